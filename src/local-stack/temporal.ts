@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { searchAttributeFlags } from '../search-attributes';
+import { type ManagedProcess, spawnService, waitUntilHealthy } from './process';
+
+export interface TemporalDevServerOptions {
+  binary: string;
+  port: number;
+  /** Web UI port; `undefined` runs headless. */
+  uiPort?: number;
+  host?: string;
+  /** SQLite file: history survives restarts of the server. */
+  dbFile: string;
+  logFile: string;
+  namespace?: string;
+  startTimeoutMs?: number;
+}
+
+export interface TemporalDevServer {
+  readonly address: string;
+  readonly namespace: string;
+  readonly uiUrl?: string;
+  readonly process: ManagedProcess;
+  stop(): Promise<void>;
+}
+
+/** `temporal server start-dev` with the project's search attributes, waited on until it answers gRPC. */
+export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
+  const host = options.host ?? '127.0.0.1';
+  const namespace = options.namespace ?? 'default';
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    host,
+    '--port',
+    String(options.port),
+    '--db-filename',
+    path.resolve(options.dbFile),
+    '--namespace',
+    namespace,
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    ...(options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
+    ...searchAttributeFlags().flatMap((flag) => ['--search-attribute', flag]),
+  ];
+  const child = spawnService({ name: 'temporal', command: options.binary, args, logFile: options.logFile });
+  const address = `${host}:${options.port}`;
+  try {
+    await waitUntilHealthy('Temporal dev server', () => temporalAnswers(address), {
+      timeoutMs: options.startTimeoutMs ?? 60_000,
+      process: child,
+    });
+  } catch (err) {
+    await child.stop(1_000);
+    throw err;
+  }
+  return {
+    address,
+    namespace,
+    uiUrl: options.uiPort === undefined ? undefined : `http://${host}:${options.uiPort}`,
+    process: child,
+    stop: () => child.stop(),
+  };
+}
+
+async function temporalAnswers(address: string): Promise<boolean> {
+  const connection = await Connection.connect({ address, connectTimeout: 1_000 });
+  try {
+    await connection.workflowService.getSystemInfo({});
+    return true;
+  } finally {
+    await connection.close();
+  }
+}

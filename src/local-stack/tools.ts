@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+/** Pinned tools built with `go install` once per user and shared by every clone and CI run. */
+export const TOOLS = {
+  temporal: { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1', binary: 'temporal' },
+  fakeGcs: { module: 'github.com/fsouza/fake-gcs-server', version: 'v1.55.1', binary: 'fake-gcs-server' },
+} as const;
+
+export type ToolName = keyof typeof TOOLS;
+
+/** `GARDEN_DEPLOY_TOOLS_DIR`, else `$XDG_CACHE_HOME/garden-deploy/tools`, else `~/.cache/garden-deploy/tools`. */
+export function toolsDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.GARDEN_DEPLOY_TOOLS_DIR) return path.resolve(env.GARDEN_DEPLOY_TOOLS_DIR);
+  const cache = env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(cache, 'garden-deploy', 'tools');
+}
+
+/** Versioned location, so a version bump never reuses a stale binary. */
+export function toolPath(tool: ToolName, env: NodeJS.ProcessEnv = process.env): string {
+  const { binary, version } = TOOLS[tool];
+  return path.join(toolsDir(env), `${binary}-${version}`, binary);
+}
+
+export function requireTool(tool: ToolName, env: NodeJS.ProcessEnv = process.env): string {
+  const file = toolPath(tool, env);
+  if (!existsSync(file)) {
+    const { module, version } = TOOLS[tool];
+    throw new Error(
+      `${module}@${version} is not installed at ${file}. Run ./scripts/install-tools.sh (needs Go) ` +
+        `or use the docker compose stack (see README).`,
+    );
+  }
+  return file;
+}

@@ -1,0 +1,3 @@
+export * from './client';
+export * from './model-store';
+export * from './uri';

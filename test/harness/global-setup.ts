@@ -1,0 +1,58 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startFakeGcs } from '../../src/local-stack/fake-gcs';
+import { findFreePort } from '../../src/local-stack/process';
+import { startTemporalDevServer } from '../../src/local-stack/temporal';
+import { requireTool } from '../../src/local-stack/tools';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    temporalNamespace: string;
+    temporalDbFile: string;
+    temporalBinary: string;
+    gcsEndpoint: string;
+    dataDir: string;
+  }
+}
+
+/**
+ * Starts the real parts once for the whole run, each on a free port: the pinned Temporal dev
+ * server (SQLite file, project search attributes) and fake-gcs-server.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-test-'));
+  const temporalBinary = requireTool('temporal');
+  const temporalDbFile = path.join(dataDir, 'temporal.db');
+  const [temporal, gcs] = await Promise.all([
+    findFreePort().then((port) =>
+      startTemporalDevServer({
+        binary: temporalBinary,
+        port,
+        dbFile: temporalDbFile,
+        logFile: path.join(dataDir, 'logs', 'temporal.log'),
+      }),
+    ),
+    findFreePort().then((port) =>
+      startFakeGcs({
+        binary: requireTool('fakeGcs'),
+        port,
+        rootDir: path.join(dataDir, 'gcs'),
+        logFile: path.join(dataDir, 'logs', 'fake-gcs.log'),
+      }),
+    ),
+  ]);
+  project.provide('temporalAddress', temporal.address);
+  project.provide('temporalNamespace', temporal.namespace);
+  project.provide('temporalDbFile', temporalDbFile);
+  project.provide('temporalBinary', temporalBinary);
+  project.provide('gcsEndpoint', gcs.endpoint);
+  project.provide('dataDir', dataDir);
+
+  return async () => {
+    await Promise.allSettled([temporal.stop(), gcs.stop()]);
+    if (!process.env.GARDEN_DEPLOY_KEEP_TEST_DATA) await rm(dataDir, { recursive: true, force: true });
+  };
+}
