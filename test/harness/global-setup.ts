@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestProject } from 'vitest/node';
+import type { TestProject } from 'vitest/node' with { 'resolution-mode': 'import' };
 import { startFakeGcs } from '../../src/local-stack/fake-gcs';
 import { findFreePort } from '../../src/local-stack/process';
 import { startTemporalDevServer } from '../../src/local-stack/temporal';
