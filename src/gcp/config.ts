@@ -1,0 +1,102 @@
+import { z } from 'zod';
+
+export const DEFAULT_VERTEX_BASE_URL = 'https://{region}-aiplatform.googleapis.com';
+export const DEFAULT_COMPUTE_BASE_URL = 'https://compute.googleapis.com';
+export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+  .refine((u) => !/[?#]/.test(u), 'must not contain a query or fragment');
+
+/**
+ * Configuration of the Google API client. Only base URLs differ between Google and the local
+ * emulator; every path, body and header is the same.
+ */
+export const GcpClientConfigSchema = z.strictObject({
+  /**
+   * Vertex AI management host. `{region}` is replaced by the resource's location; with the
+   * default, location `global` uses `https://aiplatform.googleapis.com`.
+   */
+  vertexBaseUrl: z
+    .string()
+    .default(DEFAULT_VERTEX_BASE_URL)
+    .refine((t) => httpUrl.safeParse(t.replaceAll('{region}', 'us-central1')).success, {
+      error: 'vertexBaseUrl must be an http(s) URL, optionally containing {region}',
+    }),
+  computeBaseUrl: httpUrl.default(DEFAULT_COMPUTE_BASE_URL),
+  /**
+   * Unset: inference goes to `https://{dedicatedEndpointDns}` or `https://{PSC address}`. Set: the
+   * connection goes to this URL instead, with `Host:` still naming the real host (how the local
+   * emulator routes inference).
+   */
+  predictionBaseUrl: httpUrl.optional(),
+  /** Whole-request timeout for management calls (connect → last byte). */
+  requestTimeoutMs: z.number().int().positive().max(3_600_000).default(60_000),
+  /** Timeout for unary inference, and for the first byte / each gap of a stream. */
+  predictionTimeoutMs: z.number().int().positive().max(3_600_000).default(600_000),
+  /** Largest response body read into memory; bigger responses fail with a clear error. */
+  maxResponseBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(1024 * 1024 * 1024)
+    .default(32 * 1024 * 1024),
+  /** Largest total size of one streamed response (SSE, streamRawPredict). */
+  maxStreamBytes: z
+    .number()
+    .int()
+    .positive()
+    .max(16 * 1024 * 1024 * 1024)
+    .default(256 * 1024 * 1024),
+  userAgent: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[\x20-\x7e]+$/, 'must be printable ASCII')
+    .default('garden-deploy/0.1'),
+  /** Sent as `x-goog-user-project` to pick the quota/billing project. */
+  quotaProjectId: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a project ID')
+    .optional(),
+  /**
+   * Skip TLS certificate verification for calls to a PSC address, as Google's Python SDK does
+   * (the internal IP is not in the certificate). Never applies to dedicated endpoint hosts.
+   */
+  pscSkipTlsVerify: z.boolean().default(false),
+  /** ADC file to use instead of the ADC search (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata server). */
+  credentialsFile: z.string().min(1).optional(),
+});
+
+export type GcpClientConfigInput = z.input<typeof GcpClientConfigSchema>;
+export type GcpClientConfig = z.output<typeof GcpClientConfigSchema>;
+
+export class GcpConfigError extends Error {
+  override readonly name = 'GcpConfigError';
+}
+
+export function parseGcpClientConfig(input: GcpClientConfigInput = {}): GcpClientConfig {
+  const parsed = GcpClientConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new GcpConfigError(`invalid GCP client config: ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+const LOCATION_RE = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** Vertex host for one location (the same regional host must serve a resource and its operations). */
+export function vertexBaseUrlFor(template: string, location: string): string {
+  if (!LOCATION_RE.test(location)) {
+    throw new GcpConfigError(
+      `"${location}" is not a Vertex AI location (expected e.g. us-central1 or global)`,
+    );
+  }
+  if (template === DEFAULT_VERTEX_BASE_URL) {
+    if (location === 'global') return 'https://aiplatform.googleapis.com';
+    // Multi-region locations use the regional-endpoint host style.
+    if (location === 'us' || location === 'eu') return `https://aiplatform.${location}.rep.googleapis.com`;
+  }
+  return template.replaceAll('{region}', location).replace(/\/+$/, '');
+}

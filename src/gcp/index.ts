@@ -1,0 +1,71 @@
+/**
+ * Vertex AI (v1beta1) and Compute Engine (v1) REST client over Application Default Credentials.
+ * No Temporal here: activities call it with plain arguments and get plain data or a GcpApiError.
+ */
+import { type AccessTokenSource, googleAuthTokenSource } from './auth';
+import { type GcpClientConfig, type GcpClientConfigInput, parseGcpClientConfig } from './config';
+import { ComputeClient } from './compute';
+import { HttpTransport } from './http';
+import { PredictionClient } from './prediction';
+import { SecretRegistry } from './redact';
+import { VertexClient } from './vertex';
+
+export * from './auth';
+export * from './compute';
+export * from './config';
+export * from './errors';
+export type { CallOptions } from './http';
+export * from './idempotency';
+export * from './input';
+export * from './labels';
+export * from './names';
+export * from './prediction';
+export { redactSecrets } from './redact';
+export * from './schemas';
+export * from './sse';
+export * from './vertex';
+
+export interface GcpClient {
+  /** Model Garden `:deploy`, operations, endpoints, models. */
+  vertex: VertexClient;
+  /** PSC consumer side: addresses, forwarding rules, region operations. */
+  compute: ComputeClient;
+  /** Chat completions (unary/streaming), predict, rawPredict, streamRawPredict on an endpoint's host. */
+  prediction: PredictionClient;
+  config: GcpClientConfig;
+}
+
+export interface GcpClientDeps {
+  /** Credentials; defaults to google-auth-library ADC (or `config.credentialsFile`) with the cloud-platform scope. */
+  tokenSource?: AccessTokenSource;
+}
+
+/**
+ * Builds the Google API client the deployment activities use.
+ *
+ * @param config Validated with zod; throws GcpConfigError naming each bad field. Defaults point at
+ *   Google (`https://{region}-aiplatform.googleapis.com`, `https://compute.googleapis.com`, dedicated
+ *   endpoint hosts); the local emulator only changes the base URLs.
+ * @param deps Optional injected token source (tests); otherwise Application Default Credentials.
+ *
+ * Every call takes `{ signal, timeoutMs }`, throws `GcpApiError` (classified retryable/permanent,
+ * with a hint) on failure and `InvalidRequestError` on bad input before sending anything. No token
+ * ever appears in a message, a thrown object or a return value.
+ */
+export function createGcpClient(config: GcpClientConfigInput = {}, deps: GcpClientDeps = {}): GcpClient {
+  const parsed = parseGcpClientConfig(config);
+  const transport = new HttpTransport({
+    tokenSource:
+      deps.tokenSource ??
+      googleAuthTokenSource(parsed.credentialsFile ? { keyFilename: parsed.credentialsFile } : {}),
+    userAgent: parsed.userAgent,
+    ...(parsed.quotaProjectId ? { quotaProjectId: parsed.quotaProjectId } : {}),
+    secrets: new SecretRegistry(),
+  });
+  return {
+    vertex: new VertexClient(transport, parsed),
+    compute: new ComputeClient(transport, parsed),
+    prediction: new PredictionClient(transport, parsed),
+    config: parsed,
+  };
+}

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { InvalidRequestError, parseInput } from './input';
+
+/**
+ * Google Cloud resource labels (shared rules of Vertex AI and Compute Engine): at most 64, keys
+ * start with a lowercase letter, keys and values ≤63 of `[a-z0-9_-]`. Google also allows
+ * international lowercase letters; this client sticks to ASCII so filters need no escaping.
+ */
+export const LABEL_KEY_RE = /^[a-z][a-z0-9_-]{0,62}$/;
+export const LABEL_VALUE_RE = /^[a-z0-9_-]{0,63}$/;
+
+export const LabelsSchema = z
+  .record(
+    z.string().regex(LABEL_KEY_RE, 'label keys: start with a lowercase letter, then ≤62 of [a-z0-9_-]'),
+    z.string().regex(LABEL_VALUE_RE, 'label values: ≤63 of [a-z0-9_-]'),
+  )
+  .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
+
+export type Labels = z.infer<typeof LabelsSchema>;
+
+/** AIP-160 filter matching every given label exactly, e.g. `labels.owner="garden-deploy" AND labels.deployment="x"`. */
+export function labelsFilter(labels: Labels): string {
+  const entries = Object.entries(parseInput(LabelsSchema, labels, 'labels'));
+  if (entries.length === 0) throw new InvalidRequestError('a label filter needs at least one label');
+  return entries.map(([key, value]) => `labels.${key}="${value}"`).join(' AND ');
+}
+
+/** True when `actual` carries every label of `expected` with the same value. */
+export function hasLabels(actual: Readonly<Record<string, string>> | undefined, expected: Labels): boolean {
+  return Object.entries(expected).every(([key, value]) => actual?.[key] === value);
+}

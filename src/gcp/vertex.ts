@@ -1,0 +1,382 @@
+import { z } from 'zod';
+import { parseGcsUri } from '../storage/uri';
+import { type GcpClientConfig, vertexBaseUrlFor } from './config';
+import { type GcpApiError, errorFromOperation, errorFromUnexpectedBody } from './errors';
+import { type CallOptions, type HttpMethod, type HttpTransport, jsonBody, parseJsonBody } from './http';
+import { parseInput } from './input';
+import { type Labels, LabelsSchema } from './labels';
+import {
+  ENDPOINT_USER_ID_RE,
+  LOCATION_RE,
+  type LocationRef,
+  MODEL_USER_ID_RE,
+  PROJECT_RE,
+  locationName,
+  parseVertexName,
+} from './names';
+import {
+  type DeployResponse,
+  DeployResponseSchema,
+  type Endpoint,
+  EndpointSchema,
+  ListEndpointsResponseSchema,
+  ListModelsResponseSchema,
+  type Model,
+  ModelSchema,
+  OperationSchema,
+} from './schemas';
+
+const SERVICE = 'aiplatform.googleapis.com';
+
+/** AcceleratorType enum values (accelerator_type.proto, v1beta1) other than UNSPECIFIED. */
+export const ACCELERATOR_TYPES = [
+  'NVIDIA_TESLA_K80',
+  'NVIDIA_TESLA_P100',
+  'NVIDIA_TESLA_V100',
+  'NVIDIA_TESLA_P4',
+  'NVIDIA_TESLA_T4',
+  'NVIDIA_TESLA_A100',
+  'NVIDIA_A100_80GB',
+  'NVIDIA_L4',
+  'NVIDIA_H100_80GB',
+  'NVIDIA_H100_MEGA_80GB',
+  'NVIDIA_H200_141GB',
+  'NVIDIA_B200',
+  'NVIDIA_GB200',
+  'NVIDIA_RTX_PRO_6000',
+  'TPU_V2',
+  'TPU_V3',
+  'TPU_V4_POD',
+  'TPU_V5_LITEPOD',
+] as const;
+export type AcceleratorType = (typeof ACCELERATOR_TYPES)[number];
+
+const DisplayName = z.string().min(1).max(128);
+
+/** What `:deploy` needs for custom weights; validated before anything is sent. */
+export const DeployInputSchema = z
+  .strictObject({
+    project: z.string().regex(PROJECT_RE, 'must be a project ID or number'),
+    location: z.string().regex(LOCATION_RE, 'must be a region such as us-central1'),
+    /** `gs://bucket/path` of the Hugging Face–format model folder. */
+    gcsUri: z.string().refine(
+      (uri) => {
+        try {
+          return parseGcsUri(uri).prefix !== '';
+        } catch {
+          return false;
+        }
+      },
+      { error: 'must be gs://BUCKET/PATH/TO/MODEL (a folder inside a bucket)' },
+    ),
+    /** ID of the created Model; fixing it makes a retried deploy detectable. */
+    modelUserId: z
+      .string()
+      .regex(MODEL_USER_ID_RE, '≤63 of [a-z0-9_-], not starting with a digit or hyphen')
+      .optional(),
+    modelDisplayName: DisplayName.optional(),
+    /** ID of the created Endpoint; fixing it makes a retried deploy fail fast instead of duplicating. */
+    endpointUserId: z
+      .string()
+      .regex(ENDPOINT_USER_ID_RE, 'a letter then ≤62 of [a-z0-9-] ending in a letter or digit, or ≤9 digits')
+      .optional(),
+    endpointDisplayName: DisplayName.optional(),
+    /** Machine shape; the accelerator type and count go together. */
+    machine: z
+      .strictObject({
+        machineType: z
+          .string()
+          .regex(/^[a-z0-9]+(?:-[a-z0-9]+)+$/, 'must be a machine type such as g2-standard-12'),
+        acceleratorType: z.enum(ACCELERATOR_TYPES).optional(),
+        acceleratorCount: z.number().int().min(1).max(16).optional(),
+      })
+      .refine((m) => (m.acceleratorType === undefined) === (m.acceleratorCount === undefined), {
+        error: 'acceleratorType and acceleratorCount must be given together',
+      })
+      .optional(),
+    minReplicaCount: z.number().int().min(1).max(1000).default(1),
+    /** Defaults to minReplicaCount; GPU quota is charged for this many replicas. */
+    maxReplicaCount: z.number().int().min(1).max(1000).optional(),
+    /** Private endpoint reachable only through Private Service Connect from these projects. */
+    privateServiceConnect: z
+      .strictObject({
+        projectAllowlist: z
+          .array(z.string().regex(PROJECT_RE, 'must be a project ID or number'))
+          .min(1, 'list at least one consumer project')
+          .max(100),
+      })
+      .optional(),
+  })
+  .refine((i) => i.maxReplicaCount === undefined || i.maxReplicaCount >= i.minReplicaCount, {
+    error: 'maxReplicaCount must be ≥ minReplicaCount',
+    path: ['maxReplicaCount'],
+  });
+
+export type DeployInput = z.input<typeof DeployInputSchema>;
+
+/**
+ * The v1beta1 `DeployRequest` JSON body (camelCase) for custom weights. `destination` is in the
+ * URL. The request has no user-label field in v1beta1 (only Google-managed `systemLabels`), so
+ * labels are set on the created endpoint and model afterwards (`setEndpointLabels`/`setModelLabels`).
+ */
+export function buildDeployRequest(input: DeployInput): Record<string, unknown> {
+  const i = parseInput(DeployInputSchema, input, 'deploy request');
+  const modelConfig = compact({ modelUserId: i.modelUserId, modelDisplayName: i.modelDisplayName });
+  const endpointConfig = compact({
+    endpointUserId: i.endpointUserId,
+    endpointDisplayName: i.endpointDisplayName,
+    privateServiceConnectConfig: i.privateServiceConnect && {
+      enablePrivateServiceConnect: true,
+      projectAllowlist: i.privateServiceConnect.projectAllowlist,
+    },
+  });
+  const machineSpec = i.machine && compact({ ...i.machine });
+  return compact({
+    customModel: { gcsUri: i.gcsUri },
+    modelConfig: Object.keys(modelConfig).length ? modelConfig : undefined,
+    endpointConfig: Object.keys(endpointConfig).length ? endpointConfig : undefined,
+    deployConfig: {
+      dedicatedResources: compact({
+        machineSpec,
+        minReplicaCount: i.minReplicaCount,
+        maxReplicaCount: i.maxReplicaCount ?? i.minReplicaCount,
+      }),
+    },
+  });
+}
+
+function compact<T extends Record<string, unknown>>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A google.longrunning.Operation; `error` is already mapped (and not thrown). */
+export interface Operation {
+  name: string;
+  done: boolean;
+  metadata?: Record<string, unknown>;
+  response?: Record<string, unknown>;
+  error?: GcpApiError;
+}
+
+/** The `DeployResponse` of a finished, successful deploy operation; throws its error if it failed. */
+export function readDeployResponse(op: Operation): DeployResponse {
+  if (!op.done) throw new Error(`operation ${op.name} is still running; wait until done`);
+  if (op.error) throw op.error;
+  const parsed = DeployResponseSchema.safeParse(op.response ?? {});
+  if (!parsed.success) {
+    throw errorFromUnexpectedBody(`operation ${op.name}`, 'done without DeployResponse.endpoint');
+  }
+  return parsed.data;
+}
+
+export interface ListInput extends LocationRef {
+  /** AIP-160 filter, e.g. `labels.owner="garden-deploy"` (see `labelsFilter`). */
+  filter?: string;
+  pageSize?: number;
+  pageToken?: string;
+}
+
+const ListInputSchema = z.strictObject({
+  project: z.string().regex(PROJECT_RE, 'must be a project ID or number'),
+  location: z.string().regex(LOCATION_RE, 'must be a region such as us-central1'),
+  filter: z.string().min(1).max(2000).optional(),
+  pageSize: z.number().int().min(1).max(1000).optional(),
+  pageToken: z.string().min(1).max(4096).optional(),
+});
+
+const UndeployInputSchema = z.strictObject({
+  endpoint: z.string(),
+  deployedModelId: z.string().min(1).max(128),
+  trafficSplit: z.record(z.string(), z.number().int().min(0).max(100)).optional(),
+});
+
+/** Vertex AI v1beta1 management calls, each sent to the regional host of the resource it names. */
+export class VertexClient {
+  constructor(
+    private readonly transport: HttpTransport,
+    private readonly config: GcpClientConfig,
+  ) {}
+
+  /** `POST v1beta1/projects/P/locations/L:deploy` — starts a deploy; returns its operation. */
+  async deploy(input: DeployInput, options: CallOptions = {}): Promise<Operation> {
+    const body = buildDeployRequest(input);
+    const ref = { project: input.project, location: input.location };
+    const raw = await this.call(
+      'POST',
+      ref.location,
+      `${locationName(ref)}:deploy`,
+      { body, options },
+      OperationSchema,
+    );
+    return toOperation(raw);
+  }
+
+  /** `GET v1beta1/{operation name}` — `done` false while running; `error` set when it failed. */
+  async getOperation(name: string, options: CallOptions = {}): Promise<Operation> {
+    const parsed = parseVertexName('operation', name);
+    return toOperation(await this.call('GET', parsed.location, name, { options }, OperationSchema));
+  }
+
+  /** `POST v1beta1/{operation name}:cancel` — best effort; poll the operation to see the outcome. */
+  async cancelOperation(name: string, options: CallOptions = {}): Promise<void> {
+    const parsed = parseVertexName('operation', name);
+    await this.call('POST', parsed.location, `${name}:cancel`, { options }, z.unknown());
+  }
+
+  async getEndpoint(name: string, options: CallOptions = {}): Promise<Endpoint> {
+    const parsed = parseVertexName('endpoint', name);
+    return this.call('GET', parsed.location, name, { options }, EndpointSchema);
+  }
+
+  /** One page of endpoints; pass `nextPageToken` back as `pageToken` for the next. */
+  async listEndpoints(
+    input: ListInput,
+    options: CallOptions = {},
+  ): Promise<{ endpoints: Endpoint[]; nextPageToken?: string }> {
+    const i = parseInput(ListInputSchema, input, 'list request');
+    const page = await this.call(
+      'GET',
+      i.location,
+      `${locationName(i)}/endpoints`,
+      { query: { filter: i.filter, pageSize: i.pageSize, pageToken: i.pageToken }, options },
+      ListEndpointsResponseSchema,
+    );
+    return {
+      endpoints: page.endpoints,
+      ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
+    };
+  }
+
+  /**
+   * `POST v1beta1/{endpoint}:undeployModel`. Pass the endpoint's `deployedModels[].id` (not the
+   * traffic-split keys, which may miss a model).
+   */
+  async undeployModel(
+    input: { endpoint: string; deployedModelId: string; trafficSplit?: Record<string, number> },
+    options: CallOptions = {},
+  ): Promise<Operation> {
+    const i = parseInput(UndeployInputSchema, input, 'undeploy request');
+    const parsed = parseVertexName('endpoint', i.endpoint);
+    const body = {
+      deployedModelId: i.deployedModelId,
+      ...(i.trafficSplit ? { trafficSplit: i.trafficSplit } : {}),
+    };
+    return toOperation(
+      await this.call(
+        'POST',
+        parsed.location,
+        `${i.endpoint}:undeployModel`,
+        { body, options },
+        OperationSchema,
+      ),
+    );
+  }
+
+  /** `DELETE v1beta1/{endpoint}` — fails with FAILED_PRECONDITION while models are deployed. */
+  async deleteEndpoint(name: string, options: CallOptions = {}): Promise<Operation> {
+    const parsed = parseVertexName('endpoint', name);
+    return toOperation(await this.call('DELETE', parsed.location, name, { options }, OperationSchema));
+  }
+
+  async getModel(name: string, options: CallOptions = {}): Promise<Model> {
+    const parsed = parseVertexName('model', name);
+    return this.call('GET', parsed.location, name, { options }, ModelSchema);
+  }
+
+  async listModels(
+    input: ListInput,
+    options: CallOptions = {},
+  ): Promise<{ models: Model[]; nextPageToken?: string }> {
+    const i = parseInput(ListInputSchema, input, 'list request');
+    const page = await this.call(
+      'GET',
+      i.location,
+      `${locationName(i)}/models`,
+      { query: { filter: i.filter, pageSize: i.pageSize, pageToken: i.pageToken }, options },
+      ListModelsResponseSchema,
+    );
+    return { models: page.models, ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}) };
+  }
+
+  /** `DELETE v1beta1/{model}` — fails while any endpoint still serves it. */
+  async deleteModel(name: string, options: CallOptions = {}): Promise<Operation> {
+    const parsed = parseVertexName('model', name);
+    return toOperation(await this.call('DELETE', parsed.location, name, { options }, OperationSchema));
+  }
+
+  /**
+   * `PATCH v1beta1/{endpoint}?updateMask=labels` — replaces the endpoint's labels. With `etag`, the
+   * update only applies if nobody changed the endpoint since it was read (ABORTED otherwise).
+   */
+  async setEndpointLabels(
+    name: string,
+    labels: Labels,
+    options: CallOptions & { etag?: string } = {},
+  ): Promise<Endpoint> {
+    const parsed = parseVertexName('endpoint', name);
+    const body = {
+      labels: parseInput(LabelsSchema, labels, 'labels'),
+      ...(options.etag ? { etag: options.etag } : {}),
+    };
+    return this.call(
+      'PATCH',
+      parsed.location,
+      name,
+      { query: { updateMask: 'labels' }, body, options },
+      EndpointSchema,
+    );
+  }
+
+  /** `PATCH v1beta1/{model}?updateMask=labels` — replaces the model's labels. */
+  async setModelLabels(
+    name: string,
+    labels: Labels,
+    options: CallOptions & { etag?: string } = {},
+  ): Promise<Model> {
+    const parsed = parseVertexName('model', name);
+    const body = {
+      labels: parseInput(LabelsSchema, labels, 'labels'),
+      ...(options.etag ? { etag: options.etag } : {}),
+    };
+    return this.call(
+      'PATCH',
+      parsed.location,
+      name,
+      { query: { updateMask: 'labels' }, body, options },
+      ModelSchema,
+    );
+  }
+
+  private async call<S extends z.ZodType>(
+    method: HttpMethod,
+    location: string,
+    path: string,
+    request: { query?: Record<string, string | number | undefined>; body?: unknown; options: CallOptions },
+    schema: S,
+  ): Promise<z.output<S>> {
+    const url = new URL(`${vertexBaseUrlFor(this.config.vertexBaseUrl, location)}/v1beta1/${path}`);
+    for (const [key, value] of Object.entries(request.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const call = {
+      method,
+      url,
+      ...(request.body !== undefined ? { body: jsonBody(request.body) } : {}),
+      signal: request.options.signal,
+      timeoutMs: request.options.timeoutMs ?? this.config.requestTimeoutMs,
+      maxResponseBytes: this.config.maxResponseBytes,
+      service: SERVICE,
+    };
+    const res = await this.transport.send(call);
+    return parseJsonBody(call, res.body, schema);
+  }
+}
+
+function toOperation(raw: z.output<typeof OperationSchema>): Operation {
+  const op: Operation = { name: raw.name, done: raw.done === true };
+  if (raw.metadata) op.metadata = raw.metadata;
+  // `error` and `response` are a oneof; an error wins if a server ever sends both.
+  if (raw.error) op.error = errorFromOperation(raw.name, raw.error, SERVICE);
+  else if (raw.response) op.response = raw.response;
+  return op;
+}
