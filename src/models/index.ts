@@ -1,0 +1,4 @@
+export * from './arithmetic';
+export * from './config';
+export * from './families';
+export * from './tensors';
