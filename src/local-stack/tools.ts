@@ -1,12 +1,20 @@
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
+import manifest from './tools.json';
 
-/** Pinned tools built with `go install` once per user and shared by every clone and CI run. */
-export const TOOLS = {
-  temporal: { module: 'github.com/temporalio/cli/cmd/temporal', version: 'v1.5.1', binary: 'temporal' },
-  fakeGcs: { module: 'github.com/fsouza/fake-gcs-server', version: 'v1.55.1', binary: 'fake-gcs-server' },
-} as const;
+const ToolSchema = z.object({
+  module: z.string().regex(/^[\w.-]+(\/[\w.-]+)+$/),
+  version: z.string().regex(/^v\d+\.\d+\.\d+$/),
+  binary: z.string().regex(/^[\w.-]+$/),
+});
+
+/**
+ * Pinned tools built with `go install` once per user and shared by every clone and CI run.
+ * `tools.json` is the single source: `scripts/install-tools.sh` reads it too.
+ */
+export const TOOLS = z.object({ temporal: ToolSchema, fakeGcs: ToolSchema }).parse(manifest);
 
 export type ToolName = keyof typeof TOOLS;
 
