@@ -1,10 +1,11 @@
 import { Command } from 'commander';
+import * as dev from './commands/dev';
 
 /**
  * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
  * add new ones to this list.
  */
-const commandModules: Array<{ register(program: Command): void }> = [];
+const commandModules: Array<{ register(program: Command): void }> = [dev];
 
 export function buildProgram(): Command {
   const program = new Command('garden-deploy')

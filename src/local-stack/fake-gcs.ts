@@ -8,6 +8,9 @@ export interface FakeGcsOptions {
   rootDir: string;
   logFile: string;
   startTimeoutMs?: number;
+  ownProcessGroup?: boolean;
+  /** Aborting it stops the server while it is still starting. */
+  signal?: AbortSignal;
 }
 
 export interface FakeGcsServer {
@@ -44,12 +47,13 @@ export async function startFakeGcs(options: FakeGcsOptions): Promise<FakeGcsServ
     command: options.binary,
     args,
     logFile: options.logFile,
+    ownProcessGroup: options.ownProcessGroup,
   });
   try {
     await waitUntilHealthy(
       'fake-gcs-server',
       async () => (await fetch(`${endpoint}/storage/v1/b?project=local-project`)).ok,
-      { timeoutMs: options.startTimeoutMs ?? 30_000, process: child },
+      { timeoutMs: options.startTimeoutMs ?? 30_000, process: child, signal: options.signal },
     );
   } catch (err) {
     await child.stop(1_000);

@@ -22,6 +22,11 @@ export interface SpawnServiceOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /**
+   * Own process group, so a terminal's Ctrl-C reaches only the supervisor, which then stops its
+   * children in order instead of racing them.
+   */
+  ownProcessGroup?: boolean;
 }
 
 export function spawnService(options: SpawnServiceOptions): ManagedProcess {
@@ -32,6 +37,7 @@ export function spawnService(options: SpawnServiceOptions): ManagedProcess {
     cwd: options.cwd,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.ownProcessGroup ?? false,
   });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
@@ -63,16 +69,17 @@ export function spawnService(options: SpawnServiceOptions): ManagedProcess {
   };
 }
 
-/** Polls `check` until it resolves truthy; fails early if `process` exits, with its log's tail. */
+/** Polls `check` until it resolves truthy; fails early if `process` exits or `signal` aborts. */
 export async function waitUntilHealthy(
   what: string,
   check: () => Promise<boolean>,
-  options: { timeoutMs: number; process?: ManagedProcess; intervalMs?: number },
+  options: { timeoutMs: number; process?: ManagedProcess; intervalMs?: number; signal?: AbortSignal },
 ): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
   let exitedEarly: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   void options.process?.exited.then((result) => (exitedEarly = result)).catch(() => undefined);
   while (Date.now() < deadline) {
+    options.signal?.throwIfAborted();
     if (exitedEarly) {
       throw new Error(
         `${what} exited (code ${exitedEarly.code ?? exitedEarly.signal}) before becoming healthy; ` +
@@ -102,13 +109,28 @@ export async function findFreePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-/** Throws a clear error when `port` is already taken, naming the option that changes it. */
-export async function assertPortFree(port: number, what: string, host = '127.0.0.1'): Promise<void> {
+export class PortInUseError extends Error {
+  override readonly name = 'PortInUseError';
+}
+
+/**
+ * Throws `PortInUseError` when `port` is taken on `host`; `howToChange` names the flag or
+ * variable that picks another port.
+ */
+export async function assertPortFree(
+  port: number,
+  options: { what: string; howToChange: string; host?: string },
+): Promise<void> {
+  const host = options.host ?? '127.0.0.1';
   const free = await new Promise<boolean>((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
     server.listen(port, host, () => server.close(() => resolve(true)));
   });
-  if (!free)
-    throw new Error(`port ${port} (${what}) on ${host} is already in use; choose another with its option`);
+  if (!free) {
+    throw new PortInUseError(
+      `port ${port} for ${options.what} is already in use on ${host}; ` +
+        `stop whatever listens there or choose another port with ${options.howToChange}`,
+    );
+  }
 }

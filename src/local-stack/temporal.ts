@@ -14,6 +14,9 @@ export interface TemporalDevServerOptions {
   logFile: string;
   namespace?: string;
   startTimeoutMs?: number;
+  ownProcessGroup?: boolean;
+  /** Aborting it stops the server while it is still starting. */
+  signal?: AbortSignal;
 }
 
 export interface TemporalDevServer {
@@ -24,7 +27,10 @@ export interface TemporalDevServer {
   stop(): Promise<void>;
 }
 
-/** `temporal server start-dev` with the project's search attributes, waited on until it answers gRPC. */
+/**
+ * `temporal server start-dev` with the project's search attributes, waited on until it answers gRPC
+ * (and, with a UI port, until the Web UI answers HTTP).
+ */
 export async function startTemporalDevServer(options: TemporalDevServerOptions): Promise<TemporalDevServer> {
   const host = options.host ?? '127.0.0.1';
   const namespace = options.namespace ?? 'default';
@@ -46,13 +52,21 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     ...(options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
     ...searchAttributeFlags().flatMap((flag) => ['--search-attribute', flag]),
   ];
-  const child = spawnService({ name: 'temporal', command: options.binary, args, logFile: options.logFile });
+  const child = spawnService({
+    name: 'temporal',
+    command: options.binary,
+    args,
+    logFile: options.logFile,
+    ownProcessGroup: options.ownProcessGroup,
+  });
   const address = `${host}:${options.port}`;
+  const uiUrl = options.uiPort === undefined ? undefined : `http://${host}:${options.uiPort}`;
+  const wait = { timeoutMs: options.startTimeoutMs ?? 60_000, process: child, signal: options.signal };
   try {
-    await waitUntilHealthy('Temporal dev server', () => temporalAnswers(address), {
-      timeoutMs: options.startTimeoutMs ?? 60_000,
-      process: child,
-    });
+    await waitUntilHealthy('Temporal dev server', () => temporalAnswers(address), wait);
+    if (uiUrl !== undefined) {
+      await waitUntilHealthy('Temporal Web UI', async () => (await fetch(uiUrl)).ok, wait);
+    }
   } catch (err) {
     await child.stop(1_000);
     throw err;
@@ -60,7 +74,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   return {
     address,
     namespace,
-    uiUrl: options.uiPort === undefined ? undefined : `http://${host}:${options.uiPort}`,
+    uiUrl,
     process: child,
     stop: () => child.stop(),
   };

@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { type Command, Option } from 'commander';
+import { z } from 'zod';
+import { assertPortFree } from '../../local-stack/process';
+import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
+import {
+  DEFAULT_DATA_DIR,
+  type StackInfo,
+  readStackFile,
+  removeStackFile,
+  writeStackFile,
+} from '../../local-stack/stack-file';
+
+/** Each port: its flag, the env var that sets it too, its default and what listens there. */
+const PORTS = {
+  temporalPort: {
+    flag: '--temporal-port',
+    env: 'GARDEN_DEPLOY_TEMPORAL_PORT',
+    default: '7233',
+    what: 'the Temporal gRPC frontend',
+  },
+  uiPort: { flag: '--ui-port', env: 'GARDEN_DEPLOY_UI_PORT', default: '8233', what: 'the Temporal Web UI' },
+  gcsPort: { flag: '--gcs-port', env: 'GARDEN_DEPLOY_GCS_PORT', default: '4443', what: 'fake-gcs-server' },
+} as const;
+
+type PortKey = keyof typeof PORTS;
+
+const Port = z
+  .string()
+  .regex(/^\d+$/, 'must be a port number')
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'must be at least 1').max(65535, 'must be at most 65535'));
+
+const DevOptionsSchema = z.object({
+  temporalPort: Port,
+  uiPort: Port,
+  gcsPort: Port,
+  ui: z.boolean(),
+  dataDir: z.string().min(1, 'must not be empty'),
+  json: z.boolean().default(false),
+});
+
+type DevOptions = z.infer<typeof DevOptionsSchema>;
+
+export class DevOptionsError extends Error {
+  override readonly name = 'DevOptionsError';
+}
+
+export function register(program: Command): void {
+  const command = program
+    .command('dev')
+    .description(
+      'Run the local stack until Ctrl-C: Temporal dev server (SQLite in the data dir, search attributes, Web UI) ' +
+        'and fake-gcs-server, supervised, logs in <data-dir>/logs. Writes <data-dir>/stack.json while up. ' +
+        'Exit code 0 when stopped by Ctrl-C/SIGTERM, 1 when it cannot start or a service dies.',
+    );
+  // Commander stores `--temporal-port` as `temporalPort`: the PORTS keys.
+  for (const port of Object.values(PORTS)) {
+    command.addOption(
+      new Option(`${port.flag} <port>`, `port of ${port.what}`).env(port.env).default(port.default),
+    );
+  }
+  command
+    .addOption(new Option('--no-ui', 'run Temporal without the Web UI'))
+    .addOption(
+      new Option('--data-dir <dir>', 'state and logs (git-ignored .data by default)')
+        .env('GARDEN_DEPLOY_DATA_DIR')
+        .default(DEFAULT_DATA_DIR),
+    )
+    .option('--json', 'print the running stack as one JSON line (stack.json content) instead of text')
+    .action(async (raw: unknown) => {
+      process.exitCode = await runDev(parseDevOptions(raw));
+    });
+}
+
+export function parseDevOptions(raw: unknown): DevOptions {
+  const parsed = DevOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0]);
+      const value = (raw as Record<string, unknown>)[key];
+      const port = PORTS[key as PortKey] as (typeof PORTS)[PortKey] | undefined;
+      const name = port
+        ? `${port.flag} (or ${port.env})`
+        : `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      return `${name} ${issue.message}, got ${JSON.stringify(value)}`;
+    });
+    throw new DevOptionsError(`invalid options for garden-deploy dev: ${problems.join('; ')}`);
+  }
+  const options = parsed.data;
+  const used = new Map<number, PortKey>();
+  for (const key of activePorts(options)) {
+    const other = used.get(options[key]);
+    if (other) {
+      throw new DevOptionsError(
+        `${PORTS[key].flag} ${options[key]} is the same port as ${PORTS[other].flag}; give each service its own port`,
+      );
+    }
+    used.set(options[key], key);
+  }
+  return options;
+}
+
+function activePorts(options: DevOptions): PortKey[] {
+  return (Object.keys(PORTS) as PortKey[]).filter((key) => key !== 'uiPort' || options.ui);
+}
+
+async function runDev(options: DevOptions): Promise<number> {
+  const dataDir = path.resolve(options.dataDir);
+  const progress = (message: string) => process.stderr.write(`garden-deploy dev: ${message}\n`);
+
+  // Checked before anything is created or started: a refused start changes nothing.
+  const running = readStackFile(dataDir);
+  if (running) {
+    throw new DevOptionsError(
+      `garden-deploy dev is already running for ${dataDir} (pid ${running.pid}, Temporal at ` +
+        `${running.temporal.address}); stop it first (Ctrl-C in its terminal, or kill ${running.pid}) ` +
+        `or pass another --data-dir`,
+    );
+  }
+  for (const key of activePorts(options)) {
+    const port = PORTS[key];
+    await assertPortFree(options[key], { what: port.what, howToChange: `${port.flag} or ${port.env}` });
+  }
+
+  const startAborted = new AbortController();
+  let stack: LocalStack | undefined;
+  let stopSignal: NodeJS.Signals | undefined;
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopSignal) {
+        progress(`${signal} again: killing the services`);
+        stack?.killNow();
+        process.exit(130);
+      }
+      stopSignal = signal;
+      startAborted.abort(new Error(`${signal} received`));
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  // Children run in their own process groups, so nothing else stops them if this process dies.
+  process.on('exit', () => stack?.killNow());
+
+  try {
+    stack = await startLocalStack({
+      dataDir,
+      temporalPort: options.temporalPort,
+      uiPort: options.ui ? options.uiPort : undefined,
+      gcsPort: options.gcsPort,
+      signal: startAborted.signal,
+      onProgress: progress,
+    });
+  } catch (err) {
+    if (stopSignal) {
+      progress(`${stopSignal} while starting: stopped`);
+      return 0;
+    }
+    throw err;
+  }
+
+  const stackFile = writeStackFile(stack.info);
+  process.stdout.write(
+    options.json ? `${JSON.stringify(stack.info)}\n` : describeStack(stack.info, stackFile),
+  );
+
+  const outcome = await Promise.race([
+    stopRequested.then((signal) => ({ signal }) as const),
+    stack.serviceExited.then((exit) => ({ exit }) as const),
+  ]);
+  if ('exit' in outcome) {
+    process.stderr.write(describeExit(outcome.exit));
+    progress('stopping the other services');
+  } else {
+    progress(`${outcome.signal}: stopping`);
+  }
+  await stack.stop();
+  removeStackFile(dataDir);
+  progress('stopped');
+  return 'exit' in outcome ? 1 : 0;
+}
+
+function describeStack(info: StackInfo, stackFile: string): string {
+  const rows: Array<[string, string]> = [
+    ['Temporal gRPC', `${info.temporal.address}  (namespace ${info.temporal.namespace})`],
+    ...(info.temporal.uiUrl ? [['Temporal Web UI', info.temporal.uiUrl] as [string, string]] : []),
+    ['GCS (fake-gcs-server)', info.gcs.endpoint],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return [
+    'garden-deploy local stack is up:',
+    ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`),
+    '',
+    `Logs: ${path.join(info.dataDir, 'logs')}   Addresses: ${stackFile}`,
+    'In another shell:',
+    ...Object.entries(info.env).map(([name, value]) => `  export ${name}=${value}`),
+    '',
+    'Press Ctrl-C to stop.',
+    '',
+  ].join('\n');
+}
+
+function describeExit(exit: ServiceExit): string {
+  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  return `garden-deploy dev: ${exit.name} ${how}; its log is ${exit.logFile}\n${logTail(exit.logFile)}`;
+}
+
+function logTail(file: string, lines = 15): string {
+  try {
+    const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+    return tail.map((line) => `  | ${line}\n`).join('');
+  } catch {
+    return '';
+  }
+}

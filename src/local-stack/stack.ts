@@ -1,0 +1,140 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { type FakeGcsServer, startFakeGcs } from './fake-gcs';
+import type { ManagedProcess } from './process';
+import type { StackInfo } from './stack-file';
+import { type TemporalDevServer, startTemporalDevServer } from './temporal';
+import { requireTool } from './tools';
+
+export interface LocalStackOptions {
+  /** Holds `temporal.db`, the fake-gcs filesystem (`gcs/`) and `logs/`; created if missing. */
+  dataDir: string;
+  temporalPort: number;
+  /** Temporal Web UI port; `undefined` runs Temporal headless. */
+  uiPort?: number;
+  gcsPort: number;
+  host?: string;
+  namespace?: string;
+  /** Aborting it stops whatever has started and rejects. */
+  signal?: AbortSignal;
+  onProgress?: (message: string) => void;
+}
+
+export interface ServiceExit {
+  name: string;
+  logFile: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+export interface LocalStack {
+  /** Addresses, processes and env vars of the running stack (what `stack.json` holds). */
+  readonly info: StackInfo;
+  /** Resolves when a service exits on its own, i.e. not through `stop()`: the stack is then broken. */
+  readonly serviceExited: Promise<ServiceExit>;
+  /** Stops every service, last started first. */
+  stop(): Promise<void>;
+  /** For `process.on('exit')`: SIGKILLs whatever still runs, synchronously. */
+  killNow(): void;
+}
+
+/**
+ * Starts the local stack as supervised child processes, each in its own process group, and waits
+ * until every service is healthy: the Temporal dev server (SQLite file, so history survives
+ * restarts, project search attributes, Web UI) and fake-gcs-server (filesystem backend).
+ */
+export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  const dataDir = path.resolve(options.dataDir);
+  const logDir = path.join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const progress = options.onProgress ?? (() => undefined);
+  const temporalLog = path.join(logDir, 'temporal.log');
+  const gcsLog = path.join(logDir, 'fake-gcs.log');
+
+  progress(`starting Temporal dev server (log: ${temporalLog})`);
+  progress(`starting fake-gcs-server (log: ${gcsLog})`);
+  const [temporal, gcs] = await settleAll<[TemporalDevServer, FakeGcsServer]>([
+    startTemporalDevServer({
+      binary: requireTool('temporal'),
+      host: options.host,
+      port: options.temporalPort,
+      uiPort: options.uiPort,
+      namespace: options.namespace,
+      dbFile: path.join(dataDir, 'temporal.db'),
+      logFile: temporalLog,
+      ownProcessGroup: true,
+      signal: options.signal,
+    }),
+    startFakeGcs({
+      binary: requireTool('fakeGcs'),
+      host: options.host,
+      port: options.gcsPort,
+      rootDir: path.join(dataDir, 'gcs'),
+      logFile: gcsLog,
+      ownProcessGroup: true,
+      signal: options.signal,
+    }),
+  ]);
+  // Later services (the Vertex emulator, the worker) are added here, in start order.
+  const processes: ManagedProcess[] = [temporal.process, gcs.process];
+
+  let stopping = false;
+  const running = new Set(processes);
+  const serviceExited = new Promise<ServiceExit>((resolve) => {
+    for (const child of processes) {
+      void child.exited
+        .catch(() => ({ code: null, signal: null }))
+        .then(({ code, signal }) => {
+          running.delete(child);
+          if (!stopping) resolve({ name: child.name, logFile: child.logFile, code, signal });
+        });
+    }
+  });
+
+  const info: StackInfo = {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    dataDir,
+    temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl },
+    gcs: { endpoint: gcs.endpoint },
+    services: processes.map((child) => ({ name: child.name, pid: child.pid, logFile: child.logFile })),
+    env: {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: temporal.namespace,
+      STORAGE_EMULATOR_HOST: gcs.endpoint,
+    },
+  };
+
+  return {
+    info,
+    serviceExited,
+    async stop() {
+      stopping = true;
+      for (const child of [...processes].reverse()) await child.stop();
+    },
+    killNow() {
+      stopping = true;
+      // Only children not seen exiting: a recorded pid may already belong to another process.
+      for (const child of running) {
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    },
+  };
+}
+
+/** Like `Promise.all`, but when one start fails it stops the services that did start, then rethrows. */
+async function settleAll<T extends Array<{ stop(): Promise<void> }>>(starts: {
+  [K in keyof T]: Promise<T[K]>;
+}): Promise<T> {
+  const results = await Promise.allSettled(starts);
+  const failure = results.find((result) => result.status === 'rejected');
+  if (!failure) return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as T;
+  await Promise.all(
+    results.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)),
+  );
+  throw failure.reason;
+}

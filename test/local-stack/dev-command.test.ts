@@ -1,0 +1,191 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { assertPortFree, findFreePort } from '../../src/local-stack/process';
+import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-stack/stack-file';
+import { SEARCH_ATTRIBUTES } from '../../src/search-attributes';
+import { createStorage } from '../../src/storage';
+
+const repoRoot = path.resolve(__dirname, '../..');
+
+interface DevRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+const runs: DevRun[] = [];
+const tempDirs: string[] = [];
+
+afterEach(() => {
+  // A failed assertion must not leave a stack running; SIGTERM makes dev stop its services.
+  for (const run of runs.splice(0)) if (run.child.exitCode === null) run.child.kill('SIGTERM');
+});
+afterAll(async () => {
+  await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+function startDev(args: string[]): DevRun {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'dev', ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const run = { child, stdout: () => stdout, stderr: () => stderr, exited };
+  runs.push(run);
+  return run;
+}
+
+/** The `--json` ready line, or a failure carrying dev's stderr if it exits first. */
+async function readyInfo(run: DevRun): Promise<StackInfo> {
+  const line = await new Promise<string>((resolve, reject) => {
+    const onData = () => {
+      const newline = run.stdout().indexOf('\n');
+      if (newline >= 0) resolve(run.stdout().slice(0, newline));
+    };
+    run.child.stdout?.on('data', onData);
+    void run.exited.then((code) => reject(new Error(`dev exited (${code}) before ready:\n${run.stderr()}`)));
+  });
+  return StackInfoSchema.parse(JSON.parse(line));
+}
+
+async function distinctFreePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await findFreePort());
+  return [...ports];
+}
+
+async function tempDataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-dev-test-'));
+  tempDirs.push(dir);
+  return path.join(dir, 'data');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function portArgs([temporal, ui, gcs]: number[]): string[] {
+  return ['--temporal-port', String(temporal), '--ui-port', String(ui), '--gcs-port', String(gcs)];
+}
+
+describe('garden-deploy dev', () => {
+  it('starts healthy services, records them in stack.json, and stops them all on SIGTERM', async () => {
+    const ports = await distinctFreePorts(3);
+    const dataDir = await tempDataDir();
+    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json']);
+    const info = await readyInfo(dev);
+
+    expect(info.temporal).toEqual({
+      address: `127.0.0.1:${ports[0]}`,
+      namespace: 'default',
+      uiUrl: `http://127.0.0.1:${ports[1]}`,
+    });
+    expect(info.gcs.endpoint).toBe(`http://127.0.0.1:${ports[2]}`);
+    expect(info.env).toMatchObject({
+      TEMPORAL_ADDRESS: info.temporal.address,
+      TEMPORAL_NAMESPACE: 'default',
+      STORAGE_EMULATOR_HOST: info.gcs.endpoint,
+    });
+    expect(readStackFile(dataDir)).toEqual(info);
+    expect(existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
+
+    // Temporal answers, with the project's search attributes registered.
+    const connection = await Connection.connect({ address: info.temporal.address });
+    try {
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({
+        namespace: 'default',
+      });
+      expect(Object.keys(customAttributes ?? {})).toEqual(
+        expect.arrayContaining(SEARCH_ATTRIBUTES.map((key) => key.name)),
+      );
+    } finally {
+      await connection.close();
+    }
+    expect((await fetch(info.temporal.uiUrl!)).status).toBe(200);
+
+    // fake-gcs-server serves the storage client, on its filesystem backend under the data dir.
+    const storage = createStorage({ endpoint: info.gcs.endpoint });
+    await storage.createBucket('dev-test');
+    await storage.bucket('dev-test').file('hello.txt').save('hi');
+    expect(existsSync(path.join(dataDir, 'gcs', 'dev-test'))).toBe(true);
+
+    // A second dev on the same data dir is refused and leaves the first one alone.
+    const second = startDev([...portArgs(await distinctFreePorts(3)), '--data-dir', dataDir]);
+    expect(await second.exited).toBe(1);
+    expect(second.stderr()).toContain(`garden-deploy dev is already running for ${dataDir} (pid ${info.pid}`);
+
+    dev.child.kill('SIGTERM');
+    expect(await dev.exited).toBe(0);
+    for (const service of info.services) expect(isAlive(service.pid), service.name).toBe(false);
+    expect(readStackFile(dataDir)).toBeUndefined();
+    for (const port of ports) {
+      await assertPortFree(port, { what: 'a port dev used', howToChange: 'nothing (test)' });
+    }
+  });
+
+  it('refuses a taken port with an error naming its flag, and creates nothing', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const taken = (blocker.address() as net.AddressInfo).port;
+    try {
+      const [temporal, ui] = await distinctFreePorts(2);
+      const dataDir = await tempDataDir();
+      const dev = startDev([...portArgs([temporal!, ui!, taken]), '--data-dir', dataDir]);
+      expect(await dev.exited).toBe(1);
+      expect(dev.stderr()).toContain(
+        `port ${taken} for fake-gcs-server is already in use on 127.0.0.1; ` +
+          `stop whatever listens there or choose another port with --gcs-port or GARDEN_DEPLOY_GCS_PORT`,
+      );
+      expect(existsSync(dataDir)).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('rejects malformed and duplicate ports before doing anything', async () => {
+    const dataDir = await tempDataDir();
+    const malformed = startDev(['--temporal-port', 'seven', '--data-dir', dataDir]);
+    expect(await malformed.exited).toBe(1);
+    expect(malformed.stderr()).toContain(
+      '--temporal-port (or GARDEN_DEPLOY_TEMPORAL_PORT) must be a port number, got "seven"',
+    );
+
+    const duplicate = startDev(['--temporal-port', '7300', '--gcs-port', '7300', '--data-dir', dataDir]);
+    expect(await duplicate.exited).toBe(1);
+    expect(duplicate.stderr()).toContain('--gcs-port 7300 is the same port as --temporal-port');
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('when a service dies, names it and its log, stops the others and exits 1', async () => {
+    const ports = await distinctFreePorts(3);
+    const dataDir = await tempDataDir();
+    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--no-ui']);
+    const info = await readyInfo(dev);
+    expect(info.temporal.uiUrl).toBeUndefined();
+    const gcs = info.services.find((service) => service.name === 'fake-gcs-server')!;
+    const temporal = info.services.find((service) => service.name === 'temporal')!;
+
+    process.kill(gcs.pid, 'SIGKILL');
+    expect(await dev.exited).toBe(1);
+    expect(dev.stderr()).toContain(`fake-gcs-server was killed by SIGKILL; its log is ${gcs.logFile}`);
+    expect(gcs.logFile).toBe(path.join(dataDir, 'logs', 'fake-gcs.log'));
+    expect(isAlive(temporal.pid)).toBe(false);
+    expect(readStackFile(dataDir)).toBeUndefined();
+  });
+});
