@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { redactSecrets } from './redact';
+import { redactSecrets, redactTokenLike } from './redact';
 
 /** google.rpc.Code names, indexed by their numeric value (google/rpc/code.proto). */
 export const CANONICAL_CODES = [
@@ -650,7 +650,7 @@ export function errorFromTimeout(call: string, timeoutMs: number, phase: 'respon
 
 /** Credentials could not be obtained (no ADC configured, token exchange failed, …). */
 export function errorFromAuth(err: unknown): GcpApiError {
-  const detail = redactSecrets(err instanceof Error ? err.message : String(err));
+  const detail = redactTokenLike(err instanceof Error ? err.message : String(err));
   const status = (err as { status?: unknown; response?: { status?: unknown } } | null) ?? {};
   const httpStatus = typeof status.status === 'number' ? status.status : status.response?.status;
   const code = (err as { code?: unknown } | null)?.code;

@@ -9,12 +9,23 @@ import { InvalidRequestError, parseInput } from './input';
 export const LABEL_KEY_RE = /^[a-z][a-z0-9_-]{0,62}$/;
 export const LABEL_VALUE_RE = /^[a-z0-9_-]{0,63}$/;
 
-export const LabelsSchema = z
-  .record(
-    z.string().regex(LABEL_KEY_RE, 'label keys: start with a lowercase letter, then ≤62 of [a-z0-9_-]'),
-    z.string().regex(LABEL_VALUE_RE, 'label values: ≤63 of [a-z0-9_-]'),
-  )
-  .refine((labels) => Object.keys(labels).length <= 64, 'at most 64 labels');
+export const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  const entries = Object.entries(labels);
+  if (entries.length > 64)
+    ctx.addIssue({ code: 'custom', message: `${entries.length} labels; at most 64 are allowed` });
+  for (const [key, value] of entries) {
+    if (!LABEL_KEY_RE.test(key)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'label keys start with a lowercase letter, then ≤62 of [a-z0-9_-]',
+      });
+    }
+    if (!LABEL_VALUE_RE.test(value)) {
+      ctx.addIssue({ code: 'custom', path: [key], message: 'label values are ≤63 of [a-z0-9_-]' });
+    }
+  }
+});
 
 export type Labels = z.infer<typeof LabelsSchema>;
 

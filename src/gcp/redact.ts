@@ -52,3 +52,16 @@ export function redactSecrets(text: string): string {
   for (const [pattern, replacement] of SECRET_PATTERNS) out = out.replace(pattern, replacement);
   return out;
 }
+
+/**
+ * Stricter scrub for text from a credential exchange, where an unknown secret (a subject token, a
+ * key) may appear anywhere: also removes every long word mixing letters and digits, unless it is a
+ * file path or URL (contains `/` plus characters base64 never has).
+ */
+export function redactTokenLike(text: string): string {
+  return redactSecrets(text).replace(/[A-Za-z0-9._~+/=-]{20,}/g, (word) => {
+    const pathLike = word.includes('/') && /[._~-]/.test(word);
+    const mixed = /\d/.test(word) && /[A-Za-z]/.test(word);
+    return mixed && !pathLike ? '[REDACTED]' : word;
+  });
+}
