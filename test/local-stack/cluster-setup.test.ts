@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Connection } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
-import { msToTs } from '@temporalio/common/lib/time';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   SearchAttributeConflictError,
+  ensureNamespace,
   registerSearchAttributes,
-} from '../../src/local-stack/register-search-attributes';
+} from '../../src/local-stack/cluster-setup';
+import { waitUntilHealthy } from '../../src/local-stack/process';
 import { SEARCH_ATTRIBUTES } from '../../src/search-attributes';
 import { closeTestEnv, getTestEnv } from '../harness/env';
 
@@ -14,11 +15,16 @@ afterAll(closeTestEnv);
 
 /** A new namespace: unlike the dev server's own, it starts without our search attributes. */
 async function freshNamespace(connection: Connection): Promise<string> {
-  const namespace = `sa-${randomUUID().slice(0, 8)}`;
-  await connection.workflowService.registerNamespace({
-    namespace,
-    workflowExecutionRetentionPeriod: msToTs('1 day'),
-  });
+  const namespace = `setup-${randomUUID().slice(0, 8)}`;
+  expect(await ensureNamespace(connection, namespace)).toBe(true);
+  // The server caches "not found" for a second: wait until the new namespace is served.
+  await waitUntilHealthy(
+    `namespace ${namespace}`,
+    () => customAttributes(connection, namespace).then(() => true),
+    {
+      timeoutMs: 15_000,
+    },
+  );
   return namespace;
 }
 
@@ -27,7 +33,16 @@ async function customAttributes(connection: Connection, namespace: string) {
   return response.customAttributes ?? {};
 }
 
-describe('registerSearchAttributes (docker-compose init job)', () => {
+describe('cluster setup (docker-compose temporal-setup job)', () => {
+  it('creates a missing namespace once', async () => {
+    const { connection } = await getTestEnv();
+    const namespace = await freshNamespace(connection);
+    const { config } = await connection.workflowService.describeNamespace({ namespace });
+    expect(Number(config?.workflowExecutionRetentionTtl?.seconds)).toBe(7 * 24 * 3600);
+    expect(await ensureNamespace(connection, namespace)).toBe(false);
+    expect(await ensureNamespace(connection, 'default')).toBe(false);
+  });
+
   it('creates every project search attribute with its type, and is a no-op the second time', async () => {
     const { connection } = await getTestEnv();
     const namespace = await freshNamespace(connection);
