@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import * as dev from './commands/dev';
+import * as sampleModel from './commands/sample-model';
+import * as validate from './commands/validate';
 
 /**
  * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
  * add new ones to this list.
  */
-const commandModules: Array<{ register(program: Command): void }> = [dev];
+const commandModules: Array<{ register(program: Command): void }> = [dev, sampleModel, validate];
 
 export function buildProgram(): Command {
   const program = new Command('garden-deploy')

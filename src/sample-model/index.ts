@@ -1,0 +1,4 @@
+export * from './configs';
+export * from './generate';
+export * from './tokenizer';
+export * from './variants';
