@@ -13,6 +13,8 @@ export interface TestEnv {
   temporalAddress: string;
   namespace: string;
   gcsEndpoint: string;
+  /** Base URL of the Vertex AI + Compute emulator (admin API under /_emulator). */
+  emulatorUrl: string;
 }
 
 let env: Promise<TestEnv> | undefined;
@@ -33,6 +35,7 @@ export function getTestEnv(): Promise<TestEnv> {
       temporalAddress,
       namespace,
       gcsEndpoint,
+      emulatorUrl: inject('emulatorUrl'),
     };
   })();
   return env;

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node' with { 'resolution-mode': 'import' };
+import { startEmulator } from '../../src/emulator';
 import { startFakeGcs } from '../../src/local-stack/fake-gcs';
 import { findFreePort } from '../../src/local-stack/process';
 import { startTemporalDevServer } from '../../src/local-stack/temporal';
@@ -14,6 +15,7 @@ declare module 'vitest' {
     temporalDbFile: string;
     temporalBinary: string;
     gcsEndpoint: string;
+    emulatorUrl: string;
     dataDir: string;
   }
 }
@@ -48,10 +50,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('temporalNamespace', temporal.namespace);
   project.provide('temporalDbFile', temporalDbFile);
   project.provide('temporalBinary', temporalBinary);
+  // The Vertex/Compute emulator, in-process; its serving container reads from fake-gcs-server.
+  const emulator = await startEmulator({ port: 0, gcsEndpoint: gcs.endpoint });
   project.provide('gcsEndpoint', gcs.endpoint);
+  project.provide('emulatorUrl', emulator.url);
   project.provide('dataDir', dataDir);
 
   return async () => {
+    await emulator.close();
     await Promise.allSettled([temporal.stop(), gcs.stop()]);
     if (!process.env.GARDEN_DEPLOY_KEEP_TEST_DATA) await rm(dataDir, { recursive: true, force: true });
   };

@@ -1,0 +1,186 @@
+import { z } from 'zod';
+import { computeOperationJson, addressJson, forwardingRuleJson } from './compute';
+import type { EmulatorCore } from './core';
+import { ApiError } from './errors';
+import { FaultConfigSchema, FaultRuleSchema } from './faults';
+import {
+  MANAGEMENT_BODY_LIMIT,
+  type RequestContext,
+  type Route,
+  parseJsonBody,
+  readBody,
+  sendJson,
+} from './http';
+import { TimingSchema } from './options';
+import { projectNumberFor } from './state';
+import { endpointJson, modelJson, operationJson } from './vertex';
+
+/**
+ * The emulator's own API under `/_emulator/` (no auth, no faults, not counted): inspect every
+ * resource, exact call and creation counts, faults, issued tokens, per-project timing, reset.
+ * `?project=` (id or number) narrows reads and resets to one project, so concurrent test files
+ * sharing one emulator never see each other.
+ */
+
+async function readAdminBody<T>(ctx: RequestContext, schema: z.ZodType<T>, what: string): Promise<T> {
+  const parsed = schema.safeParse(parseJsonBody(await readBody(ctx.req, MANAGEMENT_BODY_LIMIT)));
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ApiError('INVALID_ARGUMENT', `invalid ${what}: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}
+
+/** The project number a `?project=` asks about, or undefined for all projects. */
+function projectFilter(core: EmulatorCore, ctx: RequestContext): string | undefined {
+  const project = ctx.url.searchParams.get('project');
+  return project ? core.resolveProject(project).number : undefined;
+}
+
+function resources(core: EmulatorCore, ctx: RequestContext): void {
+  const project = projectFilter(core, ctx);
+  const vertex = <T extends { project: string }>(items: T[]) =>
+    items.filter((i) => !project || i.project === project);
+  const compute = <T extends { projectId: string }>(items: T[]) =>
+    items.filter((i) => !project || projectNumberFor(i.projectId) === project || i.projectId === project);
+  const { state } = core;
+  sendJson(ctx.res, 200, {
+    endpoints: vertex(Object.values(state.endpoints)).map((e) => endpointJson(e, ctx.now)),
+    models: vertex(Object.values(state.models)).map((m) => modelJson(core, m)),
+    operations: vertex(Object.values(state.operations)).map(operationJson),
+    addresses: compute(Object.values(state.addresses)).map((a) => addressJson(core, a)),
+    forwardingRules: compute(Object.values(state.forwardingRules)).map((r) =>
+      forwardingRuleJson(core, r, ctx.now),
+    ),
+    computeOperations: compute(Object.values(state.computeOperations)).map(computeOperationJson),
+  });
+}
+
+function sum(buckets: Record<string, number>[]): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const bucket of buckets)
+    for (const [key, n] of Object.entries(bucket)) total[key] = (total[key] ?? 0) + n;
+  return total;
+}
+
+function stats(core: EmulatorCore, ctx: RequestContext): void {
+  const project = projectFilter(core, ctx);
+  const { calls, creations } = core.state;
+  sendJson(ctx.res, 200, {
+    calls: project ? { ...calls[project] } : sum(Object.values(calls)),
+    creations: project ? { ...creations[project] } : sum(Object.values(creations)),
+  });
+}
+
+function reset(core: EmulatorCore, ctx: RequestContext): void {
+  const project = projectFilter(core, ctx);
+  const { state } = core;
+  const keepVertex = <T extends { project: string }>(map: Record<string, T>) => {
+    for (const [key, item] of Object.entries(map)) if (!project || item.project === project) delete map[key];
+  };
+  const keepCompute = <T extends { projectId: string }>(map: Record<string, T>) => {
+    for (const [key, item] of Object.entries(map))
+      if (!project || projectNumberFor(item.projectId) === project || item.projectId === project)
+        delete map[key];
+  };
+  keepVertex(state.endpoints);
+  keepVertex(state.models);
+  keepVertex(state.operations);
+  keepCompute(state.addresses);
+  keepCompute(state.forwardingRules);
+  keepCompute(state.computeOperations);
+  if (project) {
+    delete state.calls[project];
+    delete state.creations[project];
+    delete state.projects[project]?.timing;
+  } else {
+    // Issued tokens stay valid: clients holding one keep working after a reset.
+    state.calls = {};
+    state.creations = {};
+    for (const record of Object.values(state.projects)) delete record.timing;
+  }
+  core.markDirty();
+  sendJson(ctx.res, 200, {});
+}
+
+const AddRulesSchema = z.object({ rules: z.array(FaultRuleSchema).min(1).max(1000) }).strict();
+
+async function addFaultRules(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const { rules } = await readAdminBody(ctx, AddRulesSchema, 'fault rules');
+  try {
+    sendJson(ctx.res, 200, { ids: core.faults.add(rules) });
+  } catch (err) {
+    throw new ApiError('ALREADY_EXISTS', (err as Error).message);
+  }
+}
+
+async function replaceFaults(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  core.faults.replace(await readAdminBody(ctx, FaultConfigSchema, 'fault config'));
+  sendJson(ctx.res, 200, core.faults.view());
+}
+
+function clearFaults(core: EmulatorCore, ctx: RequestContext): void {
+  const project = ctx.url.searchParams.get('project') ?? undefined;
+  const id = ctx.url.searchParams.get('id') ?? undefined;
+  const filter = { ...(project ? { project } : {}), ...(id ? { id } : {}) };
+  sendJson(ctx.res, 200, { removed: core.faults.clear(filter) });
+}
+
+function tokens(core: EmulatorCore, ctx: RequestContext): void {
+  sendJson(ctx.res, 200, { tokens: core.tokens.list() });
+}
+
+function issueToken(core: EmulatorCore, ctx: RequestContext): void {
+  sendJson(ctx.res, 200, core.tokens.issue(ctx.now, 'https://www.googleapis.com/auth/cloud-platform'));
+}
+
+const PartialTimingSchema = TimingSchema.partial().strict();
+
+function getTiming(core: EmulatorCore, ctx: RequestContext): void {
+  sendJson(ctx.res, 200, core.timing(core.resolveProject(ctx.params[0]!).number));
+}
+
+async function setTiming(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const overrides = await readAdminBody(ctx, PartialTimingSchema, 'timing');
+  const number = core.resolveProject(ctx.params[0]!).number;
+  const record = (core.state.projects[number] ??= {});
+  record.timing = { ...record.timing, ...overrides };
+  core.markDirty();
+  sendJson(ctx.res, 200, core.timing(number));
+}
+
+export function adminRoutes(core: EmulatorCore, allRoutes: () => Route[]): Route[] {
+  const route = (
+    id: string,
+    method: Route['method'],
+    pattern: string,
+    handler: (core: EmulatorCore, ctx: RequestContext) => Promise<void> | void,
+  ): Route => ({
+    id,
+    method,
+    pattern: new RegExp(`^/_emulator${pattern}$`),
+    api: 'admin',
+    handler: (ctx) => handler(core, ctx),
+  });
+  return [
+    route('admin.health', 'GET', '/health', (_core, ctx) => sendJson(ctx.res, 200, { ok: true })),
+    route('admin.routes', 'GET', '/routes', (_core, ctx) =>
+      sendJson(ctx.res, 200, {
+        routes: allRoutes()
+          .filter((r) => r.api !== 'admin')
+          .map((r) => ({ id: r.id, method: r.method, api: r.api, pattern: r.pattern.source })),
+      }),
+    ),
+    route('admin.resources', 'GET', '/resources', resources),
+    route('admin.stats', 'GET', '/stats', stats),
+    route('admin.reset', 'POST', '/reset', reset),
+    route('admin.faults.get', 'GET', '/faults', (c, ctx) => sendJson(ctx.res, 200, c.faults.view())),
+    route('admin.faults.replace', 'PUT', '/faults', replaceFaults),
+    route('admin.faults.clear', 'DELETE', '/faults', clearFaults),
+    route('admin.faults.add', 'POST', '/faults/rules', addFaultRules),
+    route('admin.tokens.list', 'GET', '/tokens', tokens),
+    route('admin.tokens.issue', 'POST', '/tokens', issueToken),
+    route('admin.timing.get', 'GET', '/projects/([^/]+)/timing', getTiming),
+    route('admin.timing.set', 'PUT', '/projects/([^/]+)/timing', setTiming),
+  ];
+}

@@ -1,0 +1,369 @@
+import type { Storage } from '@google-cloud/storage';
+import { openModelStore } from '../storage';
+import { TokenAuthority } from './auth';
+import { ApiError, type RpcStatus } from './errors';
+import { FaultEngine } from './faults';
+import { type EmulatorConfig, type Timing, TimingSchema } from './options';
+import { inspectModelFolder } from './serving';
+import {
+  type EmulatorState,
+  type EndpointRecord,
+  type ServingInspection,
+  type VertexOperationRecord,
+  emptyState,
+  isProjectNumber,
+  loadStateFile,
+  projectNumberFor,
+  saveStateFile,
+} from './state';
+
+export const V1BETA1_TYPE = 'type.googleapis.com/google.cloud.aiplatform.v1beta1';
+
+export type CreationKind = 'endpoint' | 'model' | 'deployedModel' | 'address' | 'forwardingRule';
+
+export interface ProjectRef {
+  number: string;
+  /** Known once a request used the id. */
+  id?: string;
+}
+
+/**
+ * State, time and the background work of the emulator; the route handlers read and change it.
+ * Time-driven transitions (operations finishing, resources appearing) are applied lazily by
+ * `advance(now)` before each request, so they survive a restart from the state file.
+ */
+export class EmulatorCore {
+  state: EmulatorState;
+  readonly faults: FaultEngine;
+  readonly tokens: TokenAuthority;
+  private dirty = false;
+  private closed = false;
+  private readonly inspections = new Map<string, Promise<void>>();
+
+  constructor(
+    readonly config: EmulatorConfig,
+    readonly storage: Storage,
+    readonly log: (line: string) => void,
+  ) {
+    this.state = config.stateFile ? loadStateFile(config.stateFile) : emptyState();
+    this.faults = new FaultEngine(config.faults);
+    this.tokens = new TokenAuthority(
+      () => this.state,
+      () => this.config.timing.tokenLifetimeSeconds,
+      () => this.markDirty(),
+    );
+    // Deploys interrupted by a restart read their model folder again.
+    for (const op of Object.values(this.state.operations)) {
+      if (op.kind === 'deploy' && !op.done && op.deploy && !op.deploy.inspection) this.startInspection(op);
+    }
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  timing(projectNumber: string): Timing {
+    const override = this.state.projects[projectNumber]?.timing;
+    return override ? TimingSchema.parse({ ...this.config.timing, ...override }) : this.config.timing;
+  }
+
+  /** Project number for an id or number; remembers the id so Compute names can use it. */
+  resolveProject(idOrNumber: string): ProjectRef {
+    if (isProjectNumber(idOrNumber)) {
+      return {
+        number: idOrNumber,
+        ...(this.state.projects[idOrNumber]?.id ? { id: this.state.projects[idOrNumber]!.id } : {}),
+      };
+    }
+    const number = projectNumberFor(idOrNumber);
+    const known = this.state.projects[number];
+    if (!known) this.state.projects[number] = { id: idOrNumber };
+    else if (known.id !== idOrNumber) known.id = idOrNumber;
+    else return { number, id: idOrNumber };
+    this.markDirty();
+    return { number, id: idOrNumber };
+  }
+
+  /** Both spellings of a project (as written, and the other form when known). */
+  projectAliases(idOrNumber: string): string[] {
+    const ref = this.resolveProject(idOrNumber);
+    return [...new Set([idOrNumber, ref.number, ...(ref.id ? [ref.id] : [])])];
+  }
+
+  isForbidden(idOrNumber: string): boolean {
+    if (this.config.forbiddenProjects.length === 0) return false;
+    const aliases = this.projectAliases(idOrNumber);
+    return this.config.forbiddenProjects.some(
+      (p) => aliases.includes(p) || aliases.includes(projectNumberFor(p)),
+    );
+  }
+
+  countCall(projectNumber: string | undefined, route: string): void {
+    const bucket = (this.state.calls[projectNumber ?? '-'] ??= {});
+    bucket[route] = (bucket[route] ?? 0) + 1;
+    this.markDirty();
+  }
+
+  countCreation(projectNumber: string, kind: CreationKind): void {
+    const bucket = (this.state.creations[projectNumber] ??= {});
+    bucket[kind] = (bucket[kind] ?? 0) + 1;
+    this.markDirty();
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** Saves the state file if anything changed since the last save. */
+  flush(): void {
+    if (!this.dirty || !this.config.stateFile) return;
+    saveStateFile(this.config.stateFile, this.state);
+    this.dirty = false;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Time-driven transitions
+
+  advance(now: number): void {
+    for (const op of Object.values(this.state.operations)) {
+      if (op.done) continue;
+      if (op.kind === 'deploy') this.advanceDeploy(op, now);
+      else if (now >= op.doneAt) this.finishSimpleOperation(op, now);
+    }
+    for (const op of Object.values(this.state.computeOperations)) {
+      if (op.done || now < op.doneAt) continue;
+      const apply = op.apply;
+      if (op.failure) {
+        // DONE with an error: nothing changes.
+      } else if (apply.kind === 'createAddress') {
+        this.state.addresses[apply.record.key] = apply.record;
+        this.countCreation(projectNumberFor(apply.record.projectId), 'address');
+      } else if (apply.kind === 'createForwardingRule') {
+        this.state.forwardingRules[apply.record.key] = apply.record;
+        this.countCreation(projectNumberFor(apply.record.projectId), 'forwardingRule');
+      } else if (apply.kind === 'deleteAddress') {
+        delete this.state.addresses[apply.key];
+      } else {
+        delete this.state.forwardingRules[apply.key];
+      }
+      op.done = true;
+      this.markDirty();
+    }
+  }
+
+  private advanceDeploy(op: VertexOperationRecord, now: number): void {
+    const work = op.deploy!;
+    const inspection = work.inspection;
+    if (!inspection) return;
+    if (!work.created) {
+      if (now < work.importAt) return;
+      if (!inspection.ok && inspection.stage === 'import')
+        return this.finish(op, now, { error: inspection.error });
+      this.createDeployResources(op, now);
+    }
+    if (now < op.doneAt) return;
+    const endpoint = this.state.endpoints[endpointName(op, work.endpointId)];
+    if (work.fault === 'quotaExhausted') return this.finish(op, now, { error: quotaError(op, work) });
+    if (!inspection.ok) return this.finish(op, now, { error: inspection.error });
+    if (!endpoint) {
+      return this.finish(op, now, {
+        error: {
+          code: 5,
+          message: `Endpoint ${endpointName(op, work.endpointId)} was deleted during deployment.`,
+        },
+      });
+    }
+    const modelName = `projects/${op.project}/locations/${op.location}/models/${work.modelId}`;
+    endpoint.deployedModels.push({
+      id: work.deployedModelId,
+      model: modelName,
+      displayName: work.modelDisplayName,
+      createTime: now,
+      dedicatedResources: work.dedicatedResources,
+      minReplicaCount: work.minReplicaCount,
+      rampStart: now,
+      rampMs: this.timing(op.project).replicaRampMs,
+      neverReady: work.fault === 'replicasNeverReady',
+      ...(work.systemLabels ? { systemLabels: work.systemLabels } : {}),
+      ...(work.fastTryoutEnabled ? { fastTryoutEnabled: true } : {}),
+      served: inspection.served,
+    });
+    endpoint.trafficSplit = { [work.deployedModelId]: 100 };
+    if (endpoint.psc) endpoint.psc.serviceAttachment = serviceAttachmentFor(endpoint);
+    touch(endpoint, now);
+    const model = this.state.models[modelName];
+    if (model) {
+      model.served = inspection.served;
+      touch(model, now);
+    }
+    this.countCreation(op.project, 'deployedModel');
+    this.finish(op, now, {
+      response: {
+        '@type': `${V1BETA1_TYPE}.DeployResponse`,
+        endpoint: endpoint.name,
+        model: modelName,
+      },
+    });
+  }
+
+  private createDeployResources(op: VertexOperationRecord, now: number): void {
+    const work = op.deploy!;
+    const modelName = `projects/${op.project}/locations/${op.location}/models/${work.modelId}`;
+    const name = endpointName(op, work.endpointId);
+    this.state.models[modelName] = {
+      name: modelName,
+      project: op.project,
+      location: op.location,
+      id: work.modelId,
+      displayName: work.modelDisplayName,
+      labels: {},
+      createTime: now,
+      updateTime: now,
+      revision: 1,
+      artifactUri: work.gcsUri,
+    };
+    this.state.endpoints[name] = {
+      name,
+      project: op.project,
+      location: op.location,
+      id: work.endpointId,
+      displayName: work.endpointDisplayName,
+      labels: {},
+      createTime: now,
+      updateTime: now,
+      revision: 1,
+      dedicatedEndpointEnabled: work.dedicatedEndpointEnabled,
+      ...(work.psc ? { psc: { ...work.psc } } : {}),
+      deployedModels: [],
+      trafficSplit: {},
+    };
+    this.countCreation(op.project, 'model');
+    this.countCreation(op.project, 'endpoint');
+    work.created = true;
+    op.updateTime = now;
+    this.markDirty();
+  }
+
+  private finishSimpleOperation(op: VertexOperationRecord, now: number): void {
+    if (op.kind === 'undeploy') {
+      const endpoint = op.target ? this.state.endpoints[op.target] : undefined;
+      const undeploy = op.undeploy!;
+      if (endpoint) {
+        endpoint.deployedModels = endpoint.deployedModels.filter((m) => m.id !== undeploy.deployedModelId);
+        if (undeploy.trafficSplit) endpoint.trafficSplit = undeploy.trafficSplit;
+        else delete endpoint.trafficSplit[undeploy.deployedModelId];
+        if (endpoint.deployedModels.length === 0) endpoint.trafficSplit = {};
+        touch(endpoint, now);
+      }
+      return this.finish(op, now, { response: { '@type': `${V1BETA1_TYPE}.UndeployModelResponse` } });
+    }
+    this.finish(op, now, { response: { '@type': 'type.googleapis.com/google.protobuf.Empty' } });
+  }
+
+  finish(
+    op: VertexOperationRecord,
+    now: number,
+    outcome: { error: RpcStatus } | { response: Record<string, unknown> },
+  ): void {
+    op.done = true;
+    op.updateTime = now;
+    if ('error' in outcome) op.error = outcome.error;
+    else op.response = outcome.response;
+    this.markDirty();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The serving stack reading a model folder
+
+  startInspection(op: VertexOperationRecord): void {
+    const work = op.deploy!;
+    const task = inspectModelFolder(openModelStore(work.gcsUri, { storage: this.storage }), {
+      gcsUri: work.gcsUri,
+      projectNumber: op.project,
+      endpointId: work.endpointId,
+      location: op.location,
+    })
+      .catch((err: unknown): ServingInspection => {
+        this.log(
+          `model inspection of ${work.gcsUri} failed unexpectedly: ${(err as Error).stack ?? String(err)}`,
+        );
+        return { ok: false, stage: 'serving', error: { code: 13, message: 'Internal error encountered.' } };
+      })
+      .then((inspection) => {
+        this.inspections.delete(op.name);
+        const current = this.state.operations[op.name];
+        if (this.closed || !current || current.done || !current.deploy) return;
+        current.deploy.inspection = inspection;
+        this.markDirty();
+        this.flush();
+      });
+    this.inspections.set(op.name, task);
+  }
+
+  /** Waits for in-flight model inspections (used on close). */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.inspections.values()]);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.flush();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Lookups shared by handlers
+
+  endpoint(name: string): EndpointRecord {
+    const endpoint = this.state.endpoints[name];
+    if (!endpoint) throw new ApiError('NOT_FOUND', `Endpoint \`${name}\` not found.`);
+    return endpoint;
+  }
+
+  /** Available replicas of a deployed model at `now` (they come up one by one over the ramp). */
+  static availableReplicas(
+    model: { minReplicaCount: number; rampStart: number; rampMs: number; neverReady: boolean },
+    now: number,
+  ): number {
+    if (model.neverReady || now < model.rampStart) return 0;
+    if (model.rampMs === 0) return model.minReplicaCount;
+    const ready = Math.floor(((now - model.rampStart) / model.rampMs) * model.minReplicaCount);
+    return Math.min(model.minReplicaCount, ready);
+  }
+}
+
+export function endpointName(op: { project: string; location: string }, endpointId: string): string {
+  return `projects/${op.project}/locations/${op.location}/endpoints/${endpointId}`;
+}
+
+/** Service attachments live in a Google-owned tenant project, one per PSC endpoint. */
+export function serviceAttachmentFor(endpoint: EndpointRecord): string {
+  const tenant = `${projectNumberFor(endpoint.name).slice(0, 10)}-tp`;
+  return `projects/a${tenant}/regions/${endpoint.location}/serviceAttachments/gkedpm-${endpoint.id.slice(0, 40)}`;
+}
+
+function touch(resource: { updateTime: number; revision: number }, now: number): void {
+  resource.updateTime = now;
+  resource.revision += 1;
+}
+
+function quotaError(op: VertexOperationRecord, work: { acceleratorType?: string }): RpcStatus {
+  const gpu = (work.acceleratorType ?? 'NVIDIA_L4')
+    .replace(/^NVIDIA_(TESLA_)?/, '')
+    .toLowerCase()
+    .replace(/^(h100(_mega)?|h200)_\d+gb$/, '$1');
+  const metric = `aiplatform.googleapis.com/custom_model_serving_nvidia_${gpu}_gpus`;
+  return {
+    code: 8,
+    message:
+      `The following quota metrics exceed quota limits: ${metric}. ` +
+      `Request a quota increase for ${metric} in region ${op.location}, or deploy with fewer or different accelerators.`,
+    details: [
+      {
+        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+        reason: 'RESOURCE_EXHAUSTED',
+        domain: 'aiplatform.googleapis.com',
+        metadata: { quota_metric: metric, consumer: `projects/${op.project}`, location: op.location },
+      },
+    ],
+  };
+}

@@ -1,0 +1,230 @@
+import { z } from 'zod';
+
+/**
+ * Fault injection. A rule matches calls by route id (`vertex.deploy`, `vertex.*`, `*`) and
+ * optionally by project, and decides what happens to each matching call: either an exact scripted
+ * `sequence` (one action per call, in order; inert once used up unless `repeat`) or an `action`
+ * applied with a `probability` drawn from a seeded generator. The first matching rule that still
+ * has something to say decides; later rules are not consulted for that call.
+ */
+
+const STATUS_SHORTHANDS = ['429', '500', '503', '504'] as const;
+
+const ErrorActionSchema = z
+  .object({
+    type: z.literal('error'),
+    status: z.union([z.literal(429), z.literal(500), z.literal(503), z.literal(504)]),
+    /** Sent as `Retry-After` (and a RetryInfo detail); 429 defaults to 1 s. */
+    retryAfterSeconds: z.number().int().min(0).max(3600).optional(),
+    message: z.string().min(1).max(1000).optional(),
+  })
+  .strict();
+
+const FaultActionObjectSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('pass') }).strict(),
+  ErrorActionSchema,
+  z.object({ type: z.literal('latency'), ms: z.number().int().min(0).max(600_000) }).strict(),
+  z.object({ type: z.literal('drop') }).strict(),
+  // Deploy only: the LRO is accepted, then fails with RESOURCE_EXHAUSTED (accelerator quota).
+  z.object({ type: z.literal('quotaExhausted') }).strict(),
+  // Deploy only: the LRO succeeds but no replica ever becomes available.
+  z.object({ type: z.literal('replicasNeverReady') }).strict(),
+  // Streaming inference only: the stream starts, then carries an in-band error.
+  z.object({ type: z.literal('streamError') }).strict(),
+]);
+
+export type FaultAction = z.infer<typeof FaultActionObjectSchema>;
+
+const SHORTHAND_HELP =
+  '"pass", "429", "500", "503", "504", "drop", "quota", "never-ready", "stream-error", "latency:<ms>" or an object with a "type"';
+
+/** An action, as an object or a shorthand string (`"503"`, `"latency:250"`, `"quota"`). */
+export const FaultActionSchema = z.union([
+  FaultActionObjectSchema,
+  z.string().transform((text, ctx): FaultAction => {
+    if ((STATUS_SHORTHANDS as readonly string[]).includes(text)) {
+      return { type: 'error', status: Number(text) as 429 | 500 | 503 | 504 };
+    }
+    const latency = /^latency:(\d{1,6})$/.exec(text);
+    if (latency) return { type: 'latency', ms: Number(latency[1]) };
+    const named: Record<string, FaultAction> = {
+      pass: { type: 'pass' },
+      drop: { type: 'drop' },
+      quota: { type: 'quotaExhausted' },
+      'never-ready': { type: 'replicasNeverReady' },
+      'stream-error': { type: 'streamError' },
+    };
+    const action = named[text];
+    if (action) return action;
+    ctx.addIssue({ code: 'custom', message: `unknown fault action "${text}"; use ${SHORTHAND_HELP}` });
+    return z.NEVER;
+  }),
+]);
+
+const DEPLOY_ONLY = new Set(['quotaExhausted', 'replicasNeverReady']);
+const STREAM_ROUTES = new Set(['inference.chatCompletions', 'inference.streamRawPredict']);
+
+export const FaultRuleSchema = z
+  .object({
+    /** Assigned by the emulator when absent; used to remove one rule. */
+    id: z.string().min(1).max(100).optional(),
+    route: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(
+        /^(\*|[a-zA-Z]+(\.[a-zA-Z]+)*(\.\*)?)$/,
+        'route must be a route id, a prefix ending in ".*", or "*"',
+      ),
+    /** Project id or number; absent = every project. */
+    project: z.string().min(1).max(100).optional(),
+    sequence: z.array(FaultActionSchema).min(1).max(1000).optional(),
+    repeat: z.boolean().optional(),
+    action: FaultActionSchema.optional(),
+    probability: z.number().min(0).max(1).optional(),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    if ((rule.sequence === undefined) === (rule.action === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of "sequence" or "action"' });
+      return;
+    }
+    if (rule.probability !== undefined && rule.action === undefined) {
+      ctx.addIssue({ code: 'custom', message: '"probability" applies to "action" only, not to "sequence"' });
+    }
+    for (const action of rule.sequence ?? [rule.action!]) {
+      if (DEPLOY_ONLY.has(action.type) && rule.route !== 'vertex.deploy') {
+        ctx.addIssue({ code: 'custom', message: `"${action.type}" only applies to route "vertex.deploy"` });
+      }
+      if (action.type === 'streamError' && !STREAM_ROUTES.has(rule.route)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"streamError" only applies to routes ${[...STREAM_ROUTES].join(', ')}`,
+        });
+      }
+    }
+  });
+
+export type FaultRuleInput = z.input<typeof FaultRuleSchema>;
+export type FaultRule = z.output<typeof FaultRuleSchema>;
+
+export const FaultConfigSchema = z
+  .object({
+    /** Seed of the generator behind probabilities; same seed + same call order = same faults. */
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional(),
+    rules: z.array(FaultRuleSchema).max(1000).default([]),
+  })
+  .strict();
+
+export type FaultConfigInput = z.input<typeof FaultConfigSchema>;
+export type FaultConfig = z.output<typeof FaultConfigSchema>;
+
+/** Deterministic 32-bit generator (mulberry32). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface ActiveRule extends FaultRule {
+  id: string;
+  /** Next index into `sequence`. */
+  position: number;
+}
+
+export interface FaultCallContext {
+  route: string;
+  /** The project as written in the request and, when known, its other form (id ↔ number). */
+  projects: string[];
+}
+
+export interface FaultRuleView extends FaultRule {
+  id: string;
+  /** Sequence elements already used. */
+  consumed?: number;
+}
+
+export class FaultEngine {
+  private rules: ActiveRule[] = [];
+  private random: () => number;
+  private seed: number;
+  private nextId = 1;
+
+  constructor(config: FaultConfig = { rules: [] }) {
+    this.seed = config.seed ?? Math.floor(Math.random() * 2 ** 32);
+    this.random = mulberry32(this.seed);
+    this.add(config.rules);
+  }
+
+  /** Replaces every rule (and reseeds when the config has a seed). */
+  replace(config: FaultConfig): void {
+    if (config.seed !== undefined) {
+      this.seed = config.seed;
+      this.random = mulberry32(config.seed);
+    }
+    this.rules = [];
+    this.add(config.rules);
+  }
+
+  add(rules: FaultRule[]): string[] {
+    return rules.map((rule) => {
+      const id = rule.id ?? `rule-${this.nextId++}`;
+      if (this.rules.some((r) => r.id === id)) throw new Error(`a fault rule with id "${id}" already exists`);
+      this.rules.push({ ...rule, id, position: 0 });
+      return id;
+    });
+  }
+
+  /** Removes every rule, or those of one project, or one rule by id; returns how many. */
+  clear(filter: { project?: string; id?: string } = {}): number {
+    const before = this.rules.length;
+    this.rules = this.rules.filter(
+      (r) =>
+        (filter.project !== undefined && r.project !== filter.project) ||
+        (filter.id !== undefined && r.id !== filter.id),
+    );
+    return before - this.rules.length;
+  }
+
+  view(): { seed: number; rules: FaultRuleView[] } {
+    return {
+      seed: this.seed,
+      rules: this.rules.map(({ position, ...rule }) =>
+        rule.sequence ? { ...rule, consumed: position } : rule,
+      ),
+    };
+  }
+
+  /** The action for one call; `pass` when no rule applies. */
+  decide(call: FaultCallContext): FaultAction {
+    for (const rule of this.rules) {
+      if (!routeMatches(rule.route, call.route)) continue;
+      if (rule.project !== undefined && !call.projects.includes(rule.project)) continue;
+      if (rule.sequence) {
+        if (rule.position >= rule.sequence.length) {
+          if (!rule.repeat) continue;
+          rule.position = 0;
+        }
+        return rule.sequence[rule.position++]!;
+      }
+      if (this.random() < (rule.probability ?? 1)) return rule.action!;
+    }
+    return { type: 'pass' };
+  }
+}
+
+function routeMatches(pattern: string, route: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern.endsWith('.*')) return route.startsWith(pattern.slice(0, -1));
+  return pattern === route;
+}

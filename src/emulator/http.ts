@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError } from './errors';
+import type { FaultAction } from './faults';
+
+/** Which API family a route belongs to: decides the error envelope, auth and host rules. */
+export type RouteApi = 'vertex' | 'compute' | 'inference' | 'sts' | 'admin';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Path parameters captured by the route pattern, already URL-decoded. */
+  params: string[];
+  now: number;
+  /** Fault decided for this call that the handler itself must act on (deploy and stream faults). */
+  fault: FaultAction;
+  /** For inference: the endpoint named by the Host header (dedicated DNS or PSC address), if any. */
+  hostEndpoint?: string;
+}
+
+export interface Route {
+  /** Stable id used in statistics and fault rules, e.g. `vertex.deploy`. */
+  id: string;
+  method: 'GET' | 'POST' | 'DELETE' | 'PUT' | 'PATCH';
+  pattern: RegExp;
+  api: RouteApi;
+  /** The project (id or number) a call is about, from the path parameters. */
+  project?: (params: string[]) => string | undefined;
+  /** IAM permission named in the 403 for a forbidden project. */
+  permission?: string;
+  handler: (ctx: RequestContext) => Promise<void> | void;
+}
+
+export const MANAGEMENT_BODY_LIMIT = 1024 * 1024;
+/** The SDK documents 10 MB for rawPredict; the same bound serves every inference route. */
+export const INFERENCE_BODY_LIMIT = 10 * 1024 * 1024;
+
+/** Reads the whole body, refusing more than `limit` bytes without buffering them. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > limit) throw payloadTooLarge(limit);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > limit) throw payloadTooLarge(limit);
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function payloadTooLarge(limit: number): ApiError {
+  return new ApiError('INVALID_ARGUMENT', `Request payload size exceeds the limit: ${limit} bytes.`, {
+    httpStatus: 413,
+  });
+}
+
+/** Parses a JSON body; an empty body is `{}` (as for bodiless POSTs such as `:cancel`). */
+export function parseJsonBody(body: Buffer): unknown {
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new ApiError('INVALID_ARGUMENT', `Invalid JSON payload received. ${(err as Error).message}`);
+  }
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body, null, 2);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=UTF-8',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Server-sent events: one `data:` line per event, blank-line separated. */
+export function startEventStream(
+  res: ServerResponse,
+  headers: Record<string, string> = {},
+): (data: string) => void {
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+    ...headers,
+  });
+  return (data: string) => {
+    res.write(`data: ${data}\n\n`);
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * Local emulator of the Vertex AI (Model Garden deploy, endpoints, models, operations, prediction)
+ * and Compute Engine (PSC consumer side) REST surface garden-deploy uses, with token exchange for
+ * ADC, fault injection and an admin API. See `startEmulator`.
+ */
+export { startEmulator, type RunningEmulator } from './server';
+export {
+  DEFAULT_EMULATOR_PORT,
+  EmulatorConfigError,
+  EmulatorConfigSchema,
+  TimingSchema,
+  parseEmulatorConfig,
+  readEmulatorConfigFile,
+  type EmulatorConfig,
+  type EmulatorConfigInput,
+  type EmulatorOptions,
+  type Timing,
+  type TimingInput,
+} from './options';
+export {
+  FaultConfigSchema,
+  FaultRuleSchema,
+  type FaultAction,
+  type FaultConfigInput,
+  type FaultRuleInput,
+} from './faults';
+export { writeEmulatorCredentials, STS_PATH } from './auth';
+export { EmulatorAdminClient } from './admin-client';
+export { projectNumberFor } from './state';
+export { dedicatedEndpointDns } from './vertex';
+export {
+  checkProtoJson,
+  parseProtoJson,
+  roundTripProtoJson,
+  lookupMessageType,
+  vertexProtoRoot,
+  ProtoJsonError,
+  V1BETA1,
+  type FieldViolation,
+  type ProtoJsonCheck,
+} from './protos';

@@ -1,0 +1,328 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { RpcStatus } from './errors';
+import type { TimingInput } from './options';
+
+/**
+ * The emulator's whole world as plain JSON: resources keyed by their full resource names, the
+ * operations that change them, issued tokens and call statistics. Times are epoch milliseconds, so
+ * a state saved to disk resumes exactly where it was (running operations keep their deadlines).
+ */
+
+/** What the serving container learned from the model folder; kept with the model for inference. */
+export interface ServedModel {
+  architecture: string;
+  /** Family id from `src/models` when the architecture is one we know. */
+  family?: string;
+  /** Chat completions need a chat template, as in vLLM. */
+  chatTemplate: boolean;
+  maxModelLen?: number;
+}
+
+/** Result of the serving stack reading the model folder (see `serving.ts`). */
+export type ServingInspection =
+  { ok: true; served: ServedModel } | { ok: false; stage: 'import' | 'serving'; error: RpcStatus };
+
+export interface DeployedModelRecord {
+  id: string;
+  model: string;
+  displayName: string;
+  createTime: number;
+  /** Canonical `DedicatedResources` JSON as requested (with server defaults filled in). */
+  dedicatedResources: Record<string, unknown>;
+  minReplicaCount: number;
+  /** Replica k of min becomes available at rampStart + rampMs·k/min. */
+  rampStart: number;
+  rampMs: number;
+  neverReady: boolean;
+  systemLabels?: Record<string, string>;
+  fastTryoutEnabled?: boolean;
+  served: ServedModel;
+}
+
+export interface EndpointRecord {
+  name: string;
+  /** Project number. */
+  project: string;
+  location: string;
+  id: string;
+  displayName: string;
+  description?: string;
+  labels: Record<string, string>;
+  createTime: number;
+  updateTime: number;
+  revision: number;
+  dedicatedEndpointEnabled: boolean;
+  psc?: {
+    projectAllowlist: string[];
+    enableSecurePrivateServiceConnect?: boolean;
+    /** Set once a model is deployed (the producer side exists from then on). */
+    serviceAttachment?: string;
+  };
+  deployedModels: DeployedModelRecord[];
+  trafficSplit: Record<string, number>;
+}
+
+export interface ModelRecord {
+  name: string;
+  project: string;
+  location: string;
+  id: string;
+  displayName: string;
+  description?: string;
+  labels: Record<string, string>;
+  createTime: number;
+  updateTime: number;
+  revision: number;
+  artifactUri: string;
+  served?: ServedModel;
+}
+
+export interface DeployWork {
+  gcsUri: string;
+  /** When the Model and Endpoint appear (or an import-stage failure ends the operation). */
+  importAt: number;
+  endpointId: string;
+  modelId: string;
+  deployedModelId: string;
+  endpointDisplayName: string;
+  modelDisplayName: string;
+  dedicatedResources: Record<string, unknown>;
+  minReplicaCount: number;
+  dedicatedEndpointEnabled: boolean;
+  psc?: { projectAllowlist: string[]; enableSecurePrivateServiceConnect?: boolean };
+  systemLabels?: Record<string, string>;
+  fastTryoutEnabled?: boolean;
+  /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
+  acceleratorType?: string;
+  fault?: 'quotaExhausted' | 'replicasNeverReady';
+  inspection?: ServingInspection;
+  /** Model and Endpoint have been created (import stage passed). */
+  created: boolean;
+}
+
+export type VertexOperationKind = 'deploy' | 'undeploy' | 'deleteEndpoint' | 'deleteModel';
+
+export interface VertexOperationRecord {
+  name: string;
+  project: string;
+  location: string;
+  kind: VertexOperationKind;
+  createTime: number;
+  updateTime: number;
+  /** When the operation may complete (deploys also wait for the weight inspection). */
+  doneAt: number;
+  done: boolean;
+  error?: RpcStatus;
+  response?: Record<string, unknown>;
+  /** Resource the operation acts on (endpoint or model name). */
+  target?: string;
+  deploy?: DeployWork;
+  undeploy?: { deployedModelId: string; trafficSplit?: Record<string, number> };
+}
+
+export interface AddressRecord {
+  /** `projects/{projectId}/regions/{region}/addresses/{name}` */
+  key: string;
+  projectId: string;
+  region: string;
+  name: string;
+  id: string;
+  address: string;
+  addressType: string;
+  purpose?: string;
+  subnetwork?: string;
+  network?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  networkTier?: string;
+  ipVersion?: string;
+  prefixLength?: number;
+  creationTimestamp: number;
+}
+
+export interface ForwardingRuleRecord {
+  key: string;
+  projectId: string;
+  region: string;
+  name: string;
+  id: string;
+  ipAddress: string;
+  /** Key of the reserved address the rule uses, when it names one. */
+  addressKey?: string;
+  target: string;
+  network?: string;
+  subnetwork?: string;
+  description?: string;
+  labels?: Record<string, string>;
+  loadBalancingScheme: string;
+  allowPscGlobalAccess?: boolean;
+  noAutomateDnsZone?: boolean;
+  serviceDirectoryRegistrations?: Record<string, unknown>[];
+  pscConnectionId: string;
+  creationTimestamp: number;
+  /** `pscConnectionStatus` leaves PENDING at this time. */
+  pscDecisionAt: number;
+}
+
+export interface ComputeOperationRecord {
+  /** `projects/{projectId}/regions/{region}/operations/{name}` */
+  key: string;
+  projectId: string;
+  region: string;
+  name: string;
+  id: string;
+  operationType: 'insert' | 'delete';
+  targetLink: string;
+  targetId: string;
+  insertTime: number;
+  doneAt: number;
+  done: boolean;
+  requestId?: string;
+  /** Set when the operation ends DONE with an error instead of applying its change. */
+  failure?: { code: string; message: string; httpStatus: number; httpMessage: string };
+  /** Applied when the operation completes. */
+  apply:
+    | { kind: 'createAddress'; record: AddressRecord }
+    | { kind: 'createForwardingRule'; record: ForwardingRuleRecord }
+    | { kind: 'deleteAddress'; key: string }
+    | { kind: 'deleteForwardingRule'; key: string };
+}
+
+export interface TokenRecord {
+  accessToken: string;
+  issuedAt: number;
+  expiresAt: number;
+  scope?: string;
+}
+
+export interface ProjectRecord {
+  id?: string;
+  /** Per-project timing overrides set through the admin API. */
+  timing?: TimingInput;
+}
+
+export interface EmulatorState {
+  version: 1;
+  projects: Record<string, ProjectRecord>;
+  endpoints: Record<string, EndpointRecord>;
+  models: Record<string, ModelRecord>;
+  operations: Record<string, VertexOperationRecord>;
+  addresses: Record<string, AddressRecord>;
+  forwardingRules: Record<string, ForwardingRuleRecord>;
+  computeOperations: Record<string, ComputeOperationRecord>;
+  tokens: Record<string, TokenRecord>;
+  /** Calls per route, by project number ('-' for calls without a project). */
+  calls: Record<string, Record<string, number>>;
+  /** Resources created per kind, by project number. */
+  creations: Record<string, Record<string, number>>;
+}
+
+export function emptyState(): EmulatorState {
+  return {
+    version: 1,
+    projects: {},
+    endpoints: {},
+    models: {},
+    operations: {},
+    addresses: {},
+    forwardingRules: {},
+    computeOperations: {},
+    tokens: {},
+    calls: {},
+    creations: {},
+  };
+}
+
+const record = z.record(z.string(), z.record(z.string(), z.unknown()));
+/** Structural check of a state file: enough to refuse a wrong or damaged file with a clear error. */
+const StateFileSchema = z
+  .object({
+    version: z.literal(1),
+    projects: record,
+    endpoints: record,
+    models: record,
+    operations: record,
+    addresses: record,
+    forwardingRules: record,
+    computeOperations: record,
+    tokens: record,
+    calls: z.record(z.string(), z.record(z.string(), z.number().int().min(0))),
+    creations: z.record(z.string(), z.record(z.string(), z.number().int().min(0))),
+  })
+  .strict();
+
+const MAX_STATE_FILE_BYTES = 256 * 1024 * 1024;
+
+export class StateFileError extends Error {
+  override readonly name = 'StateFileError';
+}
+
+/** Loads a saved state; a missing file is an empty state. */
+export function loadStateFile(file: string): EmulatorState {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyState();
+    throw new StateFileError(`cannot read emulator state file ${file}: ${(err as Error).message}`);
+  }
+  if (size > MAX_STATE_FILE_BYTES) {
+    throw new StateFileError(
+      `emulator state file ${file} is ${size} bytes (limit ${MAX_STATE_FILE_BYTES}); delete it to start empty`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new StateFileError(
+      `emulator state file ${file} is not valid JSON (${(err as Error).message}); delete it or point --state-file elsewhere`,
+    );
+  }
+  const result = StateFileSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    throw new StateFileError(
+      `${file} is not an emulator state file (${issue.path.join('.') || '(root)'}: ${issue.message}); delete it or point --state-file elsewhere`,
+    );
+  }
+  return parsed as EmulatorState;
+}
+
+/** Atomic save: write a sibling temp file, then rename over the old one. */
+export function saveStateFile(file: string, state: EmulatorState): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, JSON.stringify(state));
+  renameSync(temp, file);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identifiers
+
+/**
+ * A stable 12-digit project number for a project id (real numbers are 12 digits). Requests may use
+ * either form; returned names always use the number.
+ */
+export function projectNumberFor(projectId: string): string {
+  const digest = createHash('sha256').update(`garden-deploy-emulator:${projectId}`).digest();
+  return (100_000_000_000n + (digest.readBigUInt64BE(0) % 900_000_000_000n)).toString();
+}
+
+export function isProjectNumber(value: string): boolean {
+  return /^[1-9]\d{0,18}$/.test(value);
+}
+
+/** A random decimal id of `digits` digits without a leading zero (operation and deployed-model ids). */
+export function numericId(digits = 19): string {
+  let out = String(1 + (randomBytes(1)[0]! % 9));
+  while (out.length < digits) out += String(randomBytes(1)[0]! % 10);
+  return out;
+}
+
+export function timestamp(ms: number): string {
+  return new Date(ms).toISOString();
+}

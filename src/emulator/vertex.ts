@@ -1,0 +1,877 @@
+import { createHash } from 'node:crypto';
+import { InvalidModelUriError, parseGcsUri } from '../storage';
+import { EmulatorCore, V1BETA1_TYPE, endpointName } from './core';
+import { ApiError, badRequest } from './errors';
+import { compileFilter } from './filter';
+import {
+  MANAGEMENT_BODY_LIMIT,
+  type RequestContext,
+  type Route,
+  parseJsonBody,
+  readBody,
+  sendJson,
+} from './http';
+import { DEFAULT_MACHINE_SPEC, checkMachineSpec } from './machines';
+import { V1BETA1, checkProtoJson } from './protos';
+import {
+  type DeployWork,
+  type EndpointRecord,
+  type ModelRecord,
+  type VertexOperationRecord,
+  numericId,
+  timestamp,
+} from './state';
+
+/** Model Garden's default serving image for LLM custom weights (vertex-api.md §1.3). */
+export const VLLM_IMAGE =
+  'us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20250601_0916_RC01';
+
+/** Query parameters every Google API accepts besides the request message's own fields. */
+const SYSTEM_PARAMETERS = new Set([
+  'alt',
+  '$alt',
+  'key',
+  'fields',
+  '$fields',
+  'prettyPrint',
+  'quotaUser',
+  'callback',
+  '$callback',
+  'access_token',
+  'upload_protocol',
+  'uploadType',
+  '$.xgafv',
+]);
+
+/** Checks query parameters against a request message (those bound from the path excluded). */
+export function checkQuery(
+  url: URL,
+  typeName: string | undefined,
+  pathFields: string[] = [],
+): Record<string, unknown> {
+  const values: Record<string, unknown> = {};
+  const unknown: string[] = [];
+  for (const [key, value] of url.searchParams) {
+    if (SYSTEM_PARAMETERS.has(key)) continue;
+    if (!typeName || pathFields.includes(key)) unknown.push(key);
+    else values[key] = value;
+  }
+  const violations = unknown.map((key) => ({
+    field: '',
+    description: `Invalid JSON payload received. Unknown name "${key}": Cannot bind query parameter. Field '${key}' could not be found in request message.`,
+  }));
+  if (violations.length) throw badRequest(violations);
+  if (!typeName) return {};
+  const result = checkProtoJson(typeName, values);
+  if (!result.ok) {
+    throw badRequest(
+      result.violations.map((v) =>
+        v.description.includes('Cannot find field')
+          ? {
+              field: '',
+              description: `Invalid JSON payload received. Unknown name "${v.description.match(/"([^"]+)"/)?.[1] ?? ''}": Cannot bind query parameter. Field could not be found in request message.`,
+            }
+          : v,
+      ),
+    );
+  }
+  return result.value;
+}
+
+/** Parses and checks a JSON body against an official request message. */
+async function readMessage(ctx: RequestContext, typeName: string): Promise<Record<string, unknown>> {
+  checkQuery(ctx.url, undefined);
+  const body = parseJsonBody(await readBody(ctx.req, MANAGEMENT_BODY_LIMIT));
+  const result = checkProtoJson(typeName, body);
+  if (!result.ok) throw badRequest(result.violations);
+  return result.value;
+}
+
+function etag(resource: { name: string; revision: number; updateTime: number }): string {
+  return createHash('sha256')
+    .update(`${resource.name}#${resource.revision}#${resource.updateTime}`)
+    .digest('base64url')
+    .slice(0, 22);
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON renderings (proto3 JSON: lowerCamelCase, default values omitted)
+
+export function endpointJson(endpoint: EndpointRecord, now: number): Record<string, unknown> {
+  const deployedModels = endpoint.deployedModels.map((model) => {
+    const available = EmulatorCore.availableReplicas(model, now);
+    const lastChange =
+      available === 0
+        ? model.createTime
+        : model.rampStart + (model.rampMs * available) / model.minReplicaCount;
+    return {
+      id: model.id,
+      model: model.model,
+      modelVersionId: '1',
+      displayName: model.displayName,
+      createTime: timestamp(model.createTime),
+      dedicatedResources: model.dedicatedResources,
+      ...(endpoint.psc?.serviceAttachment
+        ? { privateEndpoints: { serviceAttachment: endpoint.psc.serviceAttachment } }
+        : {}),
+      status: {
+        lastUpdateTime: timestamp(Math.floor(lastChange)),
+        ...(available > 0 ? { availableReplicaCount: available } : {}),
+      },
+      ...(model.systemLabels ? { systemLabels: model.systemLabels } : {}),
+      ...(model.fastTryoutEnabled ? { fasterDeploymentConfig: { fastTryoutEnabled: true } } : {}),
+    };
+  });
+  return {
+    name: endpoint.name,
+    displayName: endpoint.displayName,
+    ...(endpoint.description ? { description: endpoint.description } : {}),
+    ...(deployedModels.length ? { deployedModels } : {}),
+    ...(Object.keys(endpoint.trafficSplit).length ? { trafficSplit: endpoint.trafficSplit } : {}),
+    etag: etag(endpoint),
+    ...(Object.keys(endpoint.labels).length ? { labels: endpoint.labels } : {}),
+    createTime: timestamp(endpoint.createTime),
+    updateTime: timestamp(endpoint.updateTime),
+    ...(endpoint.psc
+      ? {
+          privateServiceConnectConfig: {
+            enablePrivateServiceConnect: true,
+            ...(endpoint.psc.projectAllowlist.length
+              ? { projectAllowlist: endpoint.psc.projectAllowlist }
+              : {}),
+            ...(endpoint.psc.enableSecurePrivateServiceConnect
+              ? { enableSecurePrivateServiceConnect: true }
+              : {}),
+            ...(endpoint.psc.serviceAttachment ? { serviceAttachment: endpoint.psc.serviceAttachment } : {}),
+          },
+        }
+      : {}),
+    ...(endpoint.dedicatedEndpointEnabled
+      ? { dedicatedEndpointEnabled: true, dedicatedEndpointDns: dedicatedEndpointDns(endpoint) }
+      : {}),
+  };
+}
+
+/** `{endpointId}.{region}-{projectNumber}.prediction.vertexai.goog` (a bare host, as the API returns it). */
+export function dedicatedEndpointDns(endpoint: { id: string; location: string; project: string }): string {
+  return `${endpoint.id}.${endpoint.location}-${endpoint.project}.prediction.vertexai.goog`;
+}
+
+export function modelJson(core: EmulatorCore, model: ModelRecord): Record<string, unknown> {
+  const deployedModels = Object.values(core.state.endpoints).flatMap((endpoint) =>
+    endpoint.deployedModels
+      .filter((d) => d.model === model.name)
+      .map((d) => ({ endpoint: endpoint.name, deployedModelId: d.id })),
+  );
+  return {
+    name: model.name,
+    versionId: '1',
+    versionAliases: ['default'],
+    versionCreateTime: timestamp(model.createTime),
+    versionUpdateTime: timestamp(model.updateTime),
+    displayName: model.displayName,
+    ...(model.description ? { description: model.description } : {}),
+    containerSpec: {
+      imageUri: VLLM_IMAGE,
+      args: [
+        'python',
+        '-m',
+        'vllm.entrypoints.api_server',
+        '--host=0.0.0.0',
+        '--port=8080',
+        '--model=gs://model',
+      ],
+      ports: [{ containerPort: 8080 }],
+      predictRoute: '/generate',
+      healthRoute: '/ping',
+    },
+    artifactUri: model.artifactUri,
+    supportedDeploymentResourcesTypes: ['DEDICATED_RESOURCES'],
+    createTime: timestamp(model.createTime),
+    updateTime: timestamp(model.updateTime),
+    ...(deployedModels.length ? { deployedModels } : {}),
+    etag: etag(model),
+    ...(Object.keys(model.labels).length ? { labels: model.labels } : {}),
+    modelSourceInfo: { sourceType: 'MODEL_GARDEN' },
+  };
+}
+
+const METADATA_TYPES: Record<VertexOperationRecord['kind'], string> = {
+  deploy: 'DeployOperationMetadata',
+  undeploy: 'UndeployModelOperationMetadata',
+  deleteEndpoint: 'DeleteOperationMetadata',
+  deleteModel: 'DeleteOperationMetadata',
+};
+
+export function operationJson(op: VertexOperationRecord): Record<string, unknown> {
+  const metadata: Record<string, unknown> = {
+    '@type': `${V1BETA1_TYPE}.${METADATA_TYPES[op.kind]}`,
+    genericMetadata: { createTime: timestamp(op.createTime), updateTime: timestamp(op.updateTime) },
+  };
+  if (op.kind === 'deploy') {
+    metadata.destination = `projects/${op.project}/locations/${op.location}`;
+    metadata.projectNumber = op.project;
+    metadata.modelId = op.deploy!.modelId;
+  }
+  return {
+    name: op.name,
+    metadata,
+    ...(op.done ? { done: true } : {}),
+    ...(op.error ? { error: op.error } : {}),
+    ...(op.response ? { response: op.response } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers
+
+const ENDPOINT_ID_RE = /^(?:[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?|[1-9]\d{0,8})$/;
+const MODEL_ID_RE = /^[a-z_][a-z0-9_-]{0,62}$/;
+const LOCATION_RE = /^[a-z]+(?:-[a-z]+\d*)+$|^global$|^us$|^eu$/;
+
+function checkLocation(location: string): void {
+  if (!LOCATION_RE.test(location)) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `Location "${location}" is not a valid region (e.g. us-central1).`,
+    );
+  }
+}
+
+function newOperationName(project: string, location: string, parent?: string): string {
+  return `${parent ?? `projects/${project}/locations/${location}`}/operations/${numericId()}`;
+}
+
+type Message = Record<string, unknown>;
+const asMessage = (value: unknown): Message => (value && typeof value === 'object' ? (value as Message) : {});
+
+async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const [projectParam, location] = ctx.params as [string, string];
+  checkLocation(location);
+  const project = core.resolveProject(projectParam);
+  const request = await readMessage(ctx, `${V1BETA1}.DeployRequest`);
+  if (typeof request.destination === 'string' && request.destination !== '') {
+    const match = /^projects\/([^/]+)\/locations\/([^/]+)$/.exec(request.destination);
+    if (!match || core.resolveProject(match[1]!).number !== project.number || match[2] !== location) {
+      throw badRequest([
+        {
+          field: 'destination',
+          description: `destination "${request.destination}" does not match the request URL (projects/${projectParam}/locations/${location}).`,
+        },
+      ]);
+    }
+  }
+  if (request.publisherModelName !== undefined || request.huggingFaceModelId !== undefined) {
+    throw new ApiError(
+      'UNIMPLEMENTED',
+      'This emulator implements Model Garden deploy of custom weights only (custom_model.gcs_uri); publisher_model_name and hugging_face_model_id are not emulated.',
+    );
+  }
+  const customModel = asMessage(request.customModel);
+  const gcsUri = typeof customModel.gcsUri === 'string' ? customModel.gcsUri : '';
+  if (!gcsUri) {
+    throw badRequest([
+      {
+        field: 'custom_model.gcs_uri',
+        description:
+          'One of publisher_model_name, hugging_face_model_id or custom_model.gcs_uri must be set.',
+      },
+    ]);
+  }
+  try {
+    parseGcsUri(gcsUri);
+  } catch (err) {
+    if (err instanceof InvalidModelUriError)
+      throw badRequest([{ field: 'custom_model.gcs_uri', description: err.message }]);
+    throw err;
+  }
+  const modelConfig = asMessage(request.modelConfig);
+  const endpointConfig = asMessage(request.endpointConfig);
+  const deployConfig = asMessage(request.deployConfig);
+  if (modelConfig.containerSpec !== undefined) {
+    throw new ApiError(
+      'UNIMPLEMENTED',
+      'model_config.container_spec overrides are not emulated; omit it to use the default vLLM container.',
+    );
+  }
+
+  const endpointUserId =
+    typeof endpointConfig.endpointUserId === 'string' ? endpointConfig.endpointUserId : '';
+  const modelUserId = typeof modelConfig.modelUserId === 'string' ? modelConfig.modelUserId : '';
+  if (endpointUserId && !ENDPOINT_ID_RE.test(endpointUserId)) {
+    throw badRequest([
+      {
+        field: 'endpoint_config.endpoint_user_id',
+        description:
+          `endpoint_user_id "${endpointUserId}" is invalid: use up to 63 characters [a-z0-9-] starting with a letter and ending ` +
+          'with a letter or digit, or up to 9 digits without a leading zero.',
+      },
+    ]);
+  }
+  if (modelUserId && !MODEL_ID_RE.test(modelUserId)) {
+    throw badRequest([
+      {
+        field: 'model_config.model_user_id',
+        description: `model_user_id "${modelUserId}" is invalid: use up to 63 characters [a-z0-9_-]; the first character cannot be a digit or hyphen.`,
+      },
+    ]);
+  }
+
+  const resources = asMessage(deployConfig.dedicatedResources);
+  const machineSpec =
+    resources.machineSpec === undefined ? { ...DEFAULT_MACHINE_SPEC } : asMessage(resources.machineSpec);
+  checkMachineSpec(
+    machineSpec as { machineType?: string; acceleratorType?: string; acceleratorCount?: number },
+  );
+  const minReplicaCount = typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : 1;
+  const maxReplicaCount =
+    typeof resources.maxReplicaCount === 'number' && resources.maxReplicaCount > 0
+      ? resources.maxReplicaCount
+      : minReplicaCount;
+  if (minReplicaCount < 1) {
+    throw badRequest([
+      {
+        field: 'deploy_config.dedicated_resources.min_replica_count',
+        description: `min_replica_count must be at least 1 (got ${minReplicaCount}).`,
+      },
+    ]);
+  }
+  if (maxReplicaCount < minReplicaCount) {
+    throw badRequest([
+      {
+        field: 'deploy_config.dedicated_resources.max_replica_count',
+        description: `max_replica_count (${maxReplicaCount}) must not be less than min_replica_count (${minReplicaCount}).`,
+      },
+    ]);
+  }
+  const pscConfig = asMessage(endpointConfig.privateServiceConnectConfig);
+  const psc =
+    pscConfig.enablePrivateServiceConnect === true
+      ? {
+          projectAllowlist: (pscConfig.projectAllowlist as string[] | undefined) ?? [],
+          ...(pscConfig.enableSecurePrivateServiceConnect === true
+            ? { enableSecurePrivateServiceConnect: true }
+            : {}),
+        }
+      : undefined;
+
+  // Ids are taken from the moment the request is accepted, also while the import still runs.
+  const endpointId = endpointUserId || `mg-endpoint-${numericId(10)}`;
+  const modelId = modelUserId || numericId();
+  const running = Object.values(core.state.operations).filter(
+    (op) => op.kind === 'deploy' && !op.done && op.project === project.number && op.location === location,
+  );
+  const endpointTaken =
+    core.state.endpoints[endpointName({ project: project.number, location }, endpointId)] ||
+    running.some((op) => op.deploy!.endpointId === endpointId);
+  if (endpointTaken) {
+    throw new ApiError(
+      'ALREADY_EXISTS',
+      `Endpoint with ID "${endpointId}" already exists in projects/${project.number}/locations/${location}.`,
+      {
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ResourceInfo',
+            resourceType: 'aiplatform.googleapis.com/Endpoint',
+            resourceName: endpointName({ project: project.number, location }, endpointId),
+          },
+        ],
+      },
+    );
+  }
+  const modelName = `projects/${project.number}/locations/${location}/models/${modelId}`;
+  if (core.state.models[modelName] || running.some((op) => op.deploy!.modelId === modelId)) {
+    throw new ApiError(
+      'ALREADY_EXISTS',
+      `Model with ID "${modelId}" already exists in projects/${project.number}/locations/${location}.`,
+      {
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ResourceInfo',
+            resourceType: 'aiplatform.googleapis.com/Model',
+            resourceName: modelName,
+          },
+        ],
+      },
+    );
+  }
+
+  const timing = core.timing(project.number);
+  const folderName = gcsUri.replace(/\/+$/, '').split('/').pop() ?? 'custom-model';
+  const work: DeployWork = {
+    gcsUri,
+    importAt: ctx.now + timing.importMs,
+    endpointId,
+    modelId,
+    deployedModelId: numericId(),
+    endpointDisplayName:
+      (endpointConfig.endpointDisplayName as string | undefined) || `${folderName}-mg-custom-deploy`,
+    modelDisplayName: (modelConfig.modelDisplayName as string | undefined) || folderName,
+    dedicatedResources: { ...resources, machineSpec, minReplicaCount, maxReplicaCount },
+    minReplicaCount,
+    dedicatedEndpointEnabled: !psc && endpointConfig.dedicatedEndpointDisabled !== true,
+    ...(psc ? { psc } : {}),
+    ...(deployConfig.systemLabels
+      ? { systemLabels: deployConfig.systemLabels as Record<string, string> }
+      : {}),
+    ...(deployConfig.fastTryoutEnabled === true ? { fastTryoutEnabled: true } : {}),
+    ...(typeof machineSpec.acceleratorType === 'string'
+      ? { acceleratorType: machineSpec.acceleratorType }
+      : {}),
+    ...(ctx.fault.type === 'quotaExhausted' || ctx.fault.type === 'replicasNeverReady'
+      ? { fault: ctx.fault.type }
+      : {}),
+    created: false,
+  };
+  const op: VertexOperationRecord = {
+    name: newOperationName(project.number, location),
+    project: project.number,
+    location,
+    kind: 'deploy',
+    createTime: ctx.now,
+    updateTime: ctx.now,
+    doneAt: ctx.now + timing.deployMs,
+    done: false,
+    target: endpointName({ project: project.number, location }, endpointId),
+    deploy: work,
+  };
+  core.state.operations[op.name] = op;
+  core.markDirty();
+  core.startInspection(op);
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+/** Operation names may use the project id; stored names use the number. */
+function canonicalName(core: EmulatorCore, name: string): string {
+  const match = /^projects\/([^/]+)\/(.*)$/.exec(name);
+  return match ? `projects/${core.resolveProject(match[1]!).number}/${match[2]}` : name;
+}
+
+function getOperation(core: EmulatorCore, ctx: RequestContext): void {
+  checkQuery(ctx.url, 'google.longrunning.GetOperationRequest', ['name']);
+  const name = canonicalName(core, ctx.params[0]!);
+  const op = core.state.operations[name];
+  if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+async function cancelOperation(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  await readMessage(ctx, 'google.longrunning.CancelOperationRequest');
+  const name = canonicalName(core, ctx.params[0]!);
+  const op = core.state.operations[name];
+  if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
+  if (!op.done) {
+    if (op.kind !== 'deploy') {
+      throw new ApiError('FAILED_PRECONDITION', `Operation ${op.name} (${op.kind}) cannot be cancelled.`);
+    }
+    // Resources the deployment already created stay, as on Vertex.
+    core.finish(op, ctx.now, { error: { code: 1, message: 'Operation was cancelled.' } });
+  }
+  sendJson(ctx.res, 200, {});
+}
+
+interface PageToken {
+  offset: number;
+  filter: string;
+}
+
+function paginate<T>(items: T[], query: Record<string, unknown>): { page: T[]; nextPageToken?: string } {
+  const filter = typeof query.filter === 'string' ? query.filter : '';
+  const requested = typeof query.pageSize === 'number' && query.pageSize > 0 ? query.pageSize : 100;
+  const pageSize = Math.min(requested, 1000);
+  let offset = 0;
+  if (typeof query.pageToken === 'string' && query.pageToken !== '') {
+    let token: PageToken | undefined;
+    try {
+      token = JSON.parse(Buffer.from(query.pageToken, 'base64url').toString('utf8')) as PageToken;
+    } catch {
+      token = undefined;
+    }
+    if (!token || typeof token.offset !== 'number' || token.filter !== filter) {
+      throw badRequest([
+        {
+          field: 'page_token',
+          description: 'Invalid page_token: it does not come from a previous list call with the same filter.',
+        },
+      ]);
+    }
+    offset = token.offset;
+  }
+  const page = items.slice(offset, offset + pageSize);
+  const next = offset + pageSize;
+  return next < items.length
+    ? { page, nextPageToken: Buffer.from(JSON.stringify({ offset: next, filter })).toString('base64url') }
+    : { page };
+}
+
+function listEndpoints(core: EmulatorCore, ctx: RequestContext): void {
+  const [projectParam, location] = ctx.params as [string, string];
+  const project = core.resolveProject(projectParam);
+  const query = checkQuery(ctx.url, `${V1BETA1}.ListEndpointsRequest`, ['parent']);
+  const matches = compileFilter(typeof query.filter === 'string' ? query.filter : '', 'endpoint');
+  const items = Object.values(core.state.endpoints)
+    .filter((e) => e.project === project.number && e.location === location && matches(e))
+    .sort((a, b) => a.createTime - b.createTime || a.name.localeCompare(b.name));
+  const { page, nextPageToken } = paginate(items, query);
+  sendJson(ctx.res, 200, {
+    ...(page.length ? { endpoints: page.map((e) => endpointJson(e, ctx.now)) } : {}),
+    ...(nextPageToken ? { nextPageToken } : {}),
+  });
+}
+
+function endpointFromPath(core: EmulatorCore, ctx: RequestContext): EndpointRecord {
+  const [projectParam, location, id] = ctx.params as [string, string, string];
+  return core.endpoint(endpointName({ project: core.resolveProject(projectParam).number, location }, id));
+}
+
+function getEndpoint(core: EmulatorCore, ctx: RequestContext): void {
+  checkQuery(ctx.url, `${V1BETA1}.GetEndpointRequest`, ['name']);
+  sendJson(ctx.res, 200, endpointJson(endpointFromPath(core, ctx), ctx.now));
+}
+
+function runningOperationsOn(core: EmulatorCore, target: string): VertexOperationRecord[] {
+  return Object.values(core.state.operations).filter((op) => !op.done && op.target === target);
+}
+
+function deleteEndpoint(core: EmulatorCore, ctx: RequestContext): void {
+  checkQuery(ctx.url, `${V1BETA1}.DeleteEndpointRequest`, ['name']);
+  const endpoint = endpointFromPath(core, ctx);
+  if (endpoint.deployedModels.length > 0) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `Endpoint ${endpoint.name} has deployed models (${endpoint.deployedModels.map((m) => m.id).join(', ')}). Undeploy all models from the endpoint before deleting it.`,
+      {
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.PreconditionFailure',
+            violations: [
+              {
+                type: 'DEPLOYED_MODELS',
+                subject: endpoint.name,
+                description: 'The endpoint still has deployed models.',
+              },
+            ],
+          },
+        ],
+      },
+    );
+  }
+  const running = runningOperationsOn(core, endpoint.name);
+  if (running.length > 0) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `Endpoint ${endpoint.name} has a running operation (${running[0]!.name}); wait for it to finish or cancel it before deleting the endpoint.`,
+    );
+  }
+  delete core.state.endpoints[endpoint.name];
+  const op: VertexOperationRecord = {
+    name: newOperationName(endpoint.project, endpoint.location, endpoint.name),
+    project: endpoint.project,
+    location: endpoint.location,
+    kind: 'deleteEndpoint',
+    createTime: ctx.now,
+    updateTime: ctx.now,
+    doneAt: ctx.now + core.timing(endpoint.project).deleteMs,
+    done: false,
+    target: endpoint.name,
+  };
+  core.state.operations[op.name] = op;
+  core.markDirty();
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const endpoint = endpointFromPath(core, ctx);
+  const request = await readMessage(ctx, `${V1BETA1}.UndeployModelRequest`);
+  if (
+    typeof request.endpoint === 'string' &&
+    request.endpoint !== '' &&
+    canonicalName(core, request.endpoint) !== endpoint.name
+  ) {
+    throw badRequest([
+      { field: 'endpoint', description: `endpoint "${request.endpoint}" does not match the request URL.` },
+    ]);
+  }
+  const deployedModelId = typeof request.deployedModelId === 'string' ? request.deployedModelId : '';
+  if (!deployedModelId)
+    throw badRequest([{ field: 'deployed_model_id', description: 'deployed_model_id is required.' }]);
+  const deployed = endpoint.deployedModels.find((m) => m.id === deployedModelId);
+  if (!deployed) {
+    throw new ApiError(
+      'NOT_FOUND',
+      `Deployed model ${deployedModelId} not found on endpoint ${endpoint.name}.`,
+    );
+  }
+  if (
+    runningOperationsOn(core, endpoint.name).some((op) => op.undeploy?.deployedModelId === deployedModelId)
+  ) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `Deployed model ${deployedModelId} is already being undeployed from ${endpoint.name}.`,
+    );
+  }
+  const remaining = endpoint.deployedModels.filter((m) => m.id !== deployedModelId).map((m) => m.id);
+  const split = request.trafficSplit as Record<string, number> | undefined;
+  if (split && Object.keys(split).length > 0) {
+    const total = Object.values(split).reduce((a, b) => a + b, 0);
+    const unknown = Object.keys(split).filter((id) => !remaining.includes(id));
+    if (unknown.length || total !== 100) {
+      throw badRequest([
+        {
+          field: 'traffic_split',
+          description: `traffic_split must assign 100 percent to models that remain deployed (${remaining.join(', ') || 'none'}); got ${JSON.stringify(split)}.`,
+        },
+      ]);
+    }
+  } else if (remaining.length > 0 && (endpoint.trafficSplit[deployedModelId] ?? 0) > 0) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `Deployed model ${deployedModelId} receives ${endpoint.trafficSplit[deployedModelId]}% of the traffic of ${endpoint.name}; pass a traffic_split that moves it to the remaining models.`,
+    );
+  }
+  const op: VertexOperationRecord = {
+    name: newOperationName(endpoint.project, endpoint.location, endpoint.name),
+    project: endpoint.project,
+    location: endpoint.location,
+    kind: 'undeploy',
+    createTime: ctx.now,
+    updateTime: ctx.now,
+    doneAt: ctx.now + core.timing(endpoint.project).undeployMs,
+    done: false,
+    target: endpoint.name,
+    undeploy: { deployedModelId, ...(split && Object.keys(split).length ? { trafficSplit: split } : {}) },
+  };
+  core.state.operations[op.name] = op;
+  core.markDirty();
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+function modelFromPath(core: EmulatorCore, ctx: RequestContext): ModelRecord {
+  const [projectParam, location, id] = ctx.params as [string, string, string];
+  // `models/{id}@{version}` addresses a version; there is only version 1.
+  const [modelId, version] = id.split('@') as [string, string | undefined];
+  const name = `projects/${core.resolveProject(projectParam).number}/locations/${location}/models/${modelId}`;
+  const model = core.state.models[name];
+  if (!model || (version !== undefined && version !== '1' && version !== 'default')) {
+    throw new ApiError('NOT_FOUND', `Model \`${name}${version ? `@${version}` : ''}\` not found.`);
+  }
+  return model;
+}
+
+function getModel(core: EmulatorCore, ctx: RequestContext): void {
+  checkQuery(ctx.url, `${V1BETA1}.GetModelRequest`, ['name']);
+  sendJson(ctx.res, 200, modelJson(core, modelFromPath(core, ctx)));
+}
+
+function listModels(core: EmulatorCore, ctx: RequestContext): void {
+  const [projectParam, location] = ctx.params as [string, string];
+  const project = core.resolveProject(projectParam);
+  const query = checkQuery(ctx.url, `${V1BETA1}.ListModelsRequest`, ['parent']);
+  const matches = compileFilter(typeof query.filter === 'string' ? query.filter : '', 'model');
+  const items = Object.values(core.state.models)
+    .filter((m) => m.project === project.number && m.location === location && matches(m))
+    .sort((a, b) => a.createTime - b.createTime || a.name.localeCompare(b.name));
+  const { page, nextPageToken } = paginate(items, query);
+  sendJson(ctx.res, 200, {
+    ...(page.length ? { models: page.map((m) => modelJson(core, m)) } : {}),
+    ...(nextPageToken ? { nextPageToken } : {}),
+  });
+}
+
+function deleteModel(core: EmulatorCore, ctx: RequestContext): void {
+  checkQuery(ctx.url, `${V1BETA1}.DeleteModelRequest`, ['name']);
+  const model = modelFromPath(core, ctx);
+  const usedBy = [
+    ...Object.values(core.state.endpoints)
+      .filter((e) => e.deployedModels.some((d) => d.model === model.name))
+      .map((e) => e.name),
+    ...Object.values(core.state.operations)
+      .filter(
+        (op) =>
+          op.kind === 'deploy' &&
+          !op.done &&
+          op.deploy!.created &&
+          `projects/${op.project}/locations/${op.location}/models/${op.deploy!.modelId}` === model.name,
+      )
+      .map((op) => op.target!),
+  ];
+  if (usedBy.length > 0) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `The Model "${model.name}" is deployed or being deployed at the following Endpoint(s): ${[...new Set(usedBy)].join(', ')}. Undeploy it first.`,
+    );
+  }
+  delete core.state.models[model.name];
+  const op: VertexOperationRecord = {
+    name: newOperationName(model.project, model.location),
+    project: model.project,
+    location: model.location,
+    kind: 'deleteModel',
+    createTime: ctx.now,
+    updateTime: ctx.now,
+    doneAt: ctx.now + core.timing(model.project).deleteMs,
+    done: false,
+    target: model.name,
+  };
+  core.state.operations[op.name] = op;
+  core.markDirty();
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+/** Google's label rules: lower-case keys starting with a letter, values of the same alphabet, 64 at most. */
+const LABEL_KEY_RE = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
+const LABEL_VALUE_RE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
+const UPDATABLE = { displayName: 'display_name', description: 'description', labels: 'labels' } as const;
+
+/**
+ * `PATCH {resource}?updateMask=...` (UpdateEndpoint / UpdateModel): only display_name,
+ * description and labels are emulated; an `etag` in the body must match the current one.
+ */
+async function updateResource(
+  ctx: RequestContext,
+  typeName: string,
+  resource: (EndpointRecord | ModelRecord) & { updateTime: number; revision: number },
+): Promise<void> {
+  const query = checkQuery(
+    ctx.url,
+    `${V1BETA1}.${typeName === 'Endpoint' ? 'UpdateEndpointRequest' : 'UpdateModelRequest'}`,
+    [typeName === 'Endpoint' ? 'endpoint' : 'model'],
+  );
+  const body = parseJsonBody(await readBody(ctx.req, MANAGEMENT_BODY_LIMIT));
+  const result = checkProtoJson(`${V1BETA1}.${typeName}`, body);
+  if (!result.ok) throw badRequest(result.violations);
+  const update = result.value;
+  const mask =
+    typeof query.updateMask === 'string' ? query.updateMask.split(',').filter((p) => p !== '') : [];
+  if (mask.length === 0)
+    throw badRequest([
+      { field: 'update_mask', description: 'update_mask is required (e.g. updateMask=labels).' },
+    ]);
+  const fields = mask.map((path) => {
+    const field = Object.entries(UPDATABLE).find(([json, proto]) => path === json || path === proto)?.[0];
+    if (!field) {
+      throw badRequest([
+        {
+          field: 'update_mask',
+          description: `update_mask path "${path}" is not supported; updatable fields are ${Object.values(UPDATABLE).join(', ')}.`,
+        },
+      ]);
+    }
+    return field as keyof typeof UPDATABLE;
+  });
+  if (typeof update.name === 'string' && update.name !== '' && update.name !== resource.name) {
+    throw badRequest([
+      {
+        field: `${typeName.toLowerCase()}.name`,
+        description: `name "${update.name}" does not match the request URL (${resource.name}).`,
+      },
+    ]);
+  }
+  if (typeof update.etag === 'string' && update.etag !== '' && update.etag !== etag(resource)) {
+    throw new ApiError(
+      'ABORTED',
+      `The etag "${update.etag}" does not match the current etag of ${resource.name}; read the resource again and retry.`,
+    );
+  }
+  const labels = (update.labels as Record<string, string> | undefined) ?? {};
+  if (fields.includes('labels')) {
+    const entries = Object.entries(labels);
+    const bad = entries.find(([k, v]) => !LABEL_KEY_RE.test(k) || !LABEL_VALUE_RE.test(v));
+    if (entries.length > 64 || bad) {
+      throw badRequest([
+        {
+          field: 'labels',
+          description: bad
+            ? `Label "${bad[0]}": "${bad[1]}" is invalid: keys start with a lower-case letter and, like values, use up to 63 lower-case letters, digits, '_' or '-'.`
+            : `At most 64 labels are allowed (got ${entries.length}).`,
+        },
+      ]);
+    }
+  }
+  for (const field of fields) {
+    if (field === 'labels') resource.labels = labels;
+    else if (field === 'displayName') {
+      if (typeof update.displayName !== 'string' || update.displayName === '') {
+        throw badRequest([{ field: 'display_name', description: 'display_name cannot be empty.' }]);
+      }
+      resource.displayName = update.displayName;
+    } else if (typeof update.description === 'string' && update.description !== '')
+      resource.description = update.description;
+    else delete resource.description;
+  }
+  resource.updateTime = ctx.now;
+  resource.revision += 1;
+}
+
+async function patchEndpoint(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const endpoint = endpointFromPath(core, ctx);
+  await updateResource(ctx, 'Endpoint', endpoint);
+  core.markDirty();
+  sendJson(ctx.res, 200, endpointJson(endpoint, ctx.now));
+}
+
+async function patchModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const model = modelFromPath(core, ctx);
+  await updateResource(ctx, 'Model', model);
+  core.markDirty();
+  sendJson(ctx.res, 200, modelJson(core, model));
+}
+
+const P = '/v1beta1/projects/([^/]+)/locations/([^/:]+)';
+const OPERATION = '(projects/[^/]+/locations/[^/]+/(?:(?:endpoints|models)/[^/:]+/)?operations/[^/:]+)';
+
+export function vertexRoutes(core: EmulatorCore): Route[] {
+  const route = (
+    id: string,
+    method: Route['method'],
+    pattern: string,
+    permission: string,
+    handler: (core: EmulatorCore, ctx: RequestContext) => Promise<void> | void,
+  ): Route => ({
+    id,
+    method,
+    pattern: new RegExp(`^${pattern}$`),
+    api: 'vertex',
+    project: (params) => /^(?:projects\/)?([^/]+)/.exec(params[0] ?? '')?.[1],
+    permission,
+    handler: (ctx) => handler(core, ctx),
+  });
+  return [
+    route('vertex.deploy', 'POST', `${P}:deploy`, 'aiplatform.endpoints.deploy', deploy),
+    route('vertex.operations.get', 'GET', `/v1beta1/${OPERATION}`, 'aiplatform.operations.get', getOperation),
+    route(
+      'vertex.operations.cancel',
+      'POST',
+      `/v1beta1/${OPERATION}:cancel`,
+      'aiplatform.operations.cancel',
+      cancelOperation,
+    ),
+    route('vertex.endpoints.list', 'GET', `${P}/endpoints`, 'aiplatform.endpoints.list', listEndpoints),
+    route('vertex.endpoints.get', 'GET', `${P}/endpoints/([^/:]+)`, 'aiplatform.endpoints.get', getEndpoint),
+    route(
+      'vertex.endpoints.patch',
+      'PATCH',
+      `${P}/endpoints/([^/:]+)`,
+      'aiplatform.endpoints.update',
+      patchEndpoint,
+    ),
+    route(
+      'vertex.endpoints.delete',
+      'DELETE',
+      `${P}/endpoints/([^/:]+)`,
+      'aiplatform.endpoints.delete',
+      deleteEndpoint,
+    ),
+    route(
+      'vertex.endpoints.undeployModel',
+      'POST',
+      `${P}/endpoints/([^/:]+):undeployModel`,
+      'aiplatform.endpoints.undeploy',
+      undeployModel,
+    ),
+    route('vertex.models.list', 'GET', `${P}/models`, 'aiplatform.models.list', listModels),
+    route('vertex.models.get', 'GET', `${P}/models/([^/:]+)`, 'aiplatform.models.get', getModel),
+    route('vertex.models.patch', 'PATCH', `${P}/models/([^/:]+)`, 'aiplatform.models.update', patchModel),
+    route('vertex.models.delete', 'DELETE', `${P}/models/([^/:]+)`, 'aiplatform.models.delete', deleteModel),
+  ];
+}

@@ -1,0 +1,216 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
+import { expect } from 'vitest';
+import {
+  EmulatorAdminClient,
+  type EmulatorOptions,
+  type RunningEmulator,
+  parseProtoJson,
+  roundTripProtoJson,
+  startEmulator,
+} from '../../src/emulator';
+import { type SampleModelOptions, generateSampleModel } from '../../src/sample-model';
+import { createTestBucket, getTestEnv } from '../harness/env';
+
+/** Timings small enough for a fast suite; each test still observes every intermediate state it asserts. */
+export const FAST_TIMING = {
+  deployMs: 200,
+  importMs: 40,
+  replicaRampMs: 200,
+  undeployMs: 40,
+  deleteMs: 40,
+  computeOperationMs: 40,
+  pscAcceptMs: 60,
+};
+
+export interface ApiResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are asserted field by field
+  json: any;
+}
+
+/** HTTP over node:http so tests can set `Host:` like the real client does for prediction hosts. */
+export class Api {
+  constructor(
+    readonly baseUrl: string,
+    public token?: string,
+  ) {}
+
+  async request(
+    method: string,
+    path: string,
+    options: {
+      body?: unknown;
+      rawBody?: string;
+      host?: string;
+      headers?: Record<string, string>;
+      auth?: boolean;
+    } = {},
+  ): Promise<ApiResponse> {
+    const url = new URL(path, this.baseUrl);
+    const payload =
+      options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
+    const headers: Record<string, string> = { ...options.headers };
+    if (payload !== undefined) headers['content-type'] ??= 'application/json';
+    if (this.token && options.auth !== false) headers.authorization = `Bearer ${this.token}`;
+    if (options.host) headers.host = options.host;
+    return new Promise((resolve, reject) => {
+      const req = http.request(url, { method, headers, agent: false }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      });
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+
+  get(path: string, options?: Parameters<Api['request']>[2]): Promise<ApiResponse> {
+    return this.request('GET', path, options);
+  }
+
+  post(path: string, body?: unknown, options?: Parameters<Api['request']>[2]): Promise<ApiResponse> {
+    return this.request('POST', path, { ...options, body });
+  }
+
+  delete(path: string, options?: Parameters<Api['request']>[2]): Promise<ApiResponse> {
+    return this.request('DELETE', path, options);
+  }
+}
+
+export interface TestEmulator {
+  emulator: RunningEmulator;
+  admin: EmulatorAdminClient;
+  api: Api;
+}
+
+/** An emulator of this test file's own (free port, fast timings), reading GCS from the harness's fake-gcs-server. */
+export async function startTestEmulator(options: EmulatorOptions = {}): Promise<TestEmulator> {
+  const { gcsEndpoint } = await getTestEnv();
+  const emulator = await startEmulator({
+    port: 0,
+    gcsEndpoint,
+    ...options,
+    timing: { ...FAST_TIMING, ...options.timing },
+  });
+  const admin = new EmulatorAdminClient(emulator.url);
+  return { emulator, admin, api: new Api(emulator.url, await admin.issueToken()) };
+}
+
+/** A valid, unique project id. */
+export function uniqueProject(label = 'proj'): string {
+  return `${label}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Polls `probe` until it returns a value (not undefined); fails with `what` after the timeout. */
+export async function pollUntil<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(20);
+  }
+}
+
+/** Polls a Vertex operation until `done`. */
+export async function waitForOperation(api: Api, name: string): Promise<ApiResponse['json']> {
+  return pollUntil(`operation ${name}`, async () => {
+    const res = await api.get(`/v1beta1/${name}`);
+    expect(res.status).toBe(200);
+    return res.json.done ? res.json : undefined;
+  });
+}
+
+/** Writes a sample model (variant) into a fresh bucket and returns the model folder's gs:// URI. */
+export async function uploadSampleModel(options: Omit<SampleModelOptions, 'location'> = {}): Promise<string> {
+  const { storage } = await getTestEnv();
+  const bucket = await createTestBucket(storage, 'emu');
+  const result = await generateSampleModel({ location: `gs://${bucket}/model/`, ...options }, { storage });
+  return result.uri;
+}
+
+/** A `:deploy` body as Google's samples write it (snake_case), checked against the official types. */
+export function deployBody(
+  gcsUri: string,
+  ids: { endpoint?: string; model?: string } = {},
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const body = {
+    custom_model: { gcs_uri: gcsUri },
+    model_config: { ...(ids.model ? { model_user_id: ids.model } : {}), model_display_name: 'tiny-llama' },
+    endpoint_config: {
+      ...(ids.endpoint ? { endpoint_user_id: ids.endpoint } : {}),
+      endpoint_display_name: 'tiny-llama-endpoint',
+    },
+    deploy_config: {
+      dedicated_resources: {
+        machine_spec: { machine_type: 'g2-standard-12', accelerator_type: 'NVIDIA_L4', accelerator_count: 1 },
+        min_replica_count: 2,
+        max_replica_count: 2,
+      },
+    },
+    ...extra,
+  };
+  expectProtoRoundTrip('google.cloud.aiplatform.v1beta1.DeployRequest', body);
+  return body;
+}
+
+/**
+ * Proves a body only uses fields the official proto types carry: its canonical proto3 JSON
+ * survives encoding to the binary message and back unchanged.
+ */
+export function expectProtoRoundTrip(typeName: string, body: unknown): void {
+  expect(roundTripProtoJson(typeName, body)).toEqual(parseProtoJson(typeName, body));
+}
+
+/** Splits a server-sent-events body into its `data:` payloads, checking the framing. */
+export function parseSse(text: string): string[] {
+  const events = text.split('\n\n').filter((e) => e !== '');
+  return events.map((event) => {
+    expect(event.startsWith('data: ')).toBe(true);
+    return event.slice('data: '.length);
+  });
+}
+
+/** Deploys and waits until every requested replica is available; returns the endpoint name and DNS. */
+export async function deployReady(
+  api: Api,
+  project: string,
+  gcsUri: string,
+  ids: { endpoint: string; model: string },
+  extra: Record<string, unknown> = {},
+): Promise<{ endpoint: ApiResponse['json']; operation: ApiResponse['json'] }> {
+  const start = await api.post(
+    `/v1beta1/projects/${project}/locations/us-central1:deploy`,
+    deployBody(gcsUri, ids, extra),
+  );
+  expect(start.status, start.text).toBe(200);
+  const operation = await waitForOperation(api, start.json.name);
+  expect(operation.error, JSON.stringify(operation.error)).toBeUndefined();
+  const endpoint = await pollUntil('replicas', async () => {
+    const res = await api.get(`/v1beta1/${operation.response.endpoint}`);
+    const model = res.json.deployedModels?.[0];
+    return model?.status?.availableReplicaCount === model?.dedicatedResources?.minReplicaCount
+      ? res.json
+      : undefined;
+  });
+  return { endpoint, operation };
+}
