@@ -554,3 +554,48 @@ export function detectFamily(config: unknown): FamilyDetection {
   }
   return { ok: true, family, architecture, modelType, textConfig };
 }
+
+export interface SupportedModelMatch {
+  model: SupportedModel;
+  /** Hidden size, layers, heads, KV heads, vocabulary (and experts) all equal the named model's. */
+  exact: boolean;
+}
+
+/**
+ * The named supported model of this family a config most resembles (for "Llama-3.1-8B-like"
+ * size guesses and "wrong base size" warnings): an exact dimension match when there is one,
+ * else the nearest by hidden size and layer count, then KV heads and vocabulary.
+ */
+export function closestSupportedModel(
+  familyOrId: ModelFamily | FamilyId,
+  dims: {
+    hiddenSize: number;
+    numLayers: number;
+    numAttentionHeads: number;
+    numKeyValueHeads: number;
+    vocabSize: number;
+    moe?: { numExperts: number };
+  },
+): SupportedModelMatch | undefined {
+  const family = typeof familyOrId === 'string' ? getFamily(familyOrId) : familyOrId;
+  let best: { model: SupportedModel; distance: number } | undefined;
+  for (const model of family.supportedModels) {
+    const exact =
+      model.hiddenSize === dims.hiddenSize &&
+      model.numLayers === dims.numLayers &&
+      model.numAttentionHeads === dims.numAttentionHeads &&
+      model.numKeyValueHeads === dims.numKeyValueHeads &&
+      model.vocabSize === dims.vocabSize &&
+      (model.numExperts === undefined || model.numExperts === dims.moe?.numExperts);
+    if (exact) return { model, exact: true };
+    // Size dominates; heads and vocabulary separate same-size generations (Llama-2-7B vs Llama-3.1-8B).
+    const ratio = (a: number, b: number) => Math.abs(Math.log(a / b));
+    const distance =
+      ratio(model.hiddenSize, dims.hiddenSize) +
+      ratio(model.numLayers, dims.numLayers) +
+      0.5 * ratio(model.numKeyValueHeads, dims.numKeyValueHeads) +
+      0.25 * ratio(model.vocabSize, dims.vocabSize);
+    if (!best || distance < best.distance) best = { model, distance };
+  }
+  return best && { model: best.model, exact: false };
+}

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { MODEL_FAMILIES, detectFamily, getFamily } from '../../src/models';
+import {
+  MODEL_FAMILIES,
+  closestSupportedModel,
+  detectFamily,
+  getFamily,
+  readModelDims,
+} from '../../src/models';
 import * as real from './real-configs';
 
 describe('detectFamily on real config.json files', () => {
@@ -105,5 +111,38 @@ describe('family table', () => {
   it('each architecture belongs to one family', () => {
     const all = MODEL_FAMILIES.flatMap((f) => f.architectures);
     expect(new Set(all).size).toBe(all.length);
+  });
+});
+
+describe('closestSupportedModel', () => {
+  it('names the exact model for real configs', () => {
+    const cases: Array<[unknown, string]> = [
+      [real.LLAMA_3_1_8B, 'Llama-3.1-8B'],
+      [real.LLAMA_2_7B, 'Llama-2-7B'],
+      [real.MISTRAL_NEMO_BASE_2407, 'Mistral-Nemo-Base-2407'],
+      [real.GEMMA_3_4B_IT, 'Gemma-3-4B / MedGemma-4B'],
+      [real.LLAMA_4_MAVERICK, 'Llama-4-Maverick-17B-128E'],
+      [real.GPT_OSS_20B, 'gpt-oss-20b'],
+      [real.PHI_4_REASONING, 'Phi-4-reasoning'],
+    ];
+    for (const [config, name] of cases) {
+      const dims = readModelDims(config);
+      expect(closestSupportedModel(dims.family!, dims)).toMatchObject({ exact: true, model: { name } });
+    }
+  });
+
+  it('falls back to the nearest size for a resized fine-tune', () => {
+    const dims = readModelDims({ ...real.LLAMA_3_1_8B, vocab_size: 128320 });
+    expect(closestSupportedModel('llama', dims)).toMatchObject({
+      exact: false,
+      model: { name: 'Llama-3.1-8B' },
+    });
+    const deeper = readModelDims({
+      ...real.LLAMA_3_1_8B,
+      hidden_size: 8192,
+      num_attention_heads: 64,
+      num_hidden_layers: 78,
+    });
+    expect(closestSupportedModel('llama', deeper)?.model.name).toBe('Llama-3.1-70B');
   });
 });
