@@ -98,6 +98,8 @@ const COMPUTE_REASONS: Partial<Record<RpcStatusName, string>> = {
 
 export function statusNameForHttp(http: number): RpcStatusName {
   switch (http) {
+    case 400:
+      return 'INVALID_ARGUMENT';
     case 429:
       return 'RESOURCE_EXHAUSTED';
     case 503:

@@ -8,12 +8,12 @@ import { z } from 'zod';
  * has something to say decides; later rules are not consulted for that call.
  */
 
-const STATUS_SHORTHANDS = ['429', '500', '503', '504'] as const;
+const STATUS_SHORTHANDS = ['400', '429', '500', '503', '504'] as const;
 
 const ErrorActionSchema = z
   .object({
     type: z.literal('error'),
-    status: z.union([z.literal(429), z.literal(500), z.literal(503), z.literal(504)]),
+    status: z.union([z.literal(400), z.literal(429), z.literal(500), z.literal(503), z.literal(504)]),
     /** Sent as `Retry-After` (and a RetryInfo detail); 429 defaults to 1 s. */
     retryAfterSeconds: z.number().int().min(0).max(3600).optional(),
     message: z.string().min(1).max(1000).optional(),
@@ -25,6 +25,8 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
   ErrorActionSchema,
   z.object({ type: z.literal('latency'), ms: z.number().int().min(0).max(600_000) }).strict(),
   z.object({ type: z.literal('drop') }).strict(),
+  // The call is processed, then the connection is cut: the client cannot tell whether it happened.
+  z.object({ type: z.literal('dropResponse') }).strict(),
   // Deploy only: the LRO is accepted, then fails with RESOURCE_EXHAUSTED (accelerator quota).
   z.object({ type: z.literal('quotaExhausted') }).strict(),
   // Deploy only: the LRO succeeds but no replica ever becomes available.
@@ -36,20 +38,21 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
 export type FaultAction = z.infer<typeof FaultActionObjectSchema>;
 
 const SHORTHAND_HELP =
-  '"pass", "429", "500", "503", "504", "drop", "quota", "never-ready", "stream-error", "latency:<ms>" or an object with a "type"';
+  '"pass", "400", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "stream-error", "latency:<ms>" or an object with a "type"';
 
 /** An action, as an object or a shorthand string (`"503"`, `"latency:250"`, `"quota"`). */
 export const FaultActionSchema = z.union([
   FaultActionObjectSchema,
   z.string().transform((text, ctx): FaultAction => {
     if ((STATUS_SHORTHANDS as readonly string[]).includes(text)) {
-      return { type: 'error', status: Number(text) as 429 | 500 | 503 | 504 };
+      return { type: 'error', status: Number(text) as 400 | 429 | 500 | 503 | 504 };
     }
     const latency = /^latency:(\d{1,6})$/.exec(text);
     if (latency) return { type: 'latency', ms: Number(latency[1]) };
     const named: Record<string, FaultAction> = {
       pass: { type: 'pass' },
       drop: { type: 'drop' },
+      'drop-response': { type: 'dropResponse' },
       quota: { type: 'quotaExhausted' },
       'never-ready': { type: 'replicasNeverReady' },
       'stream-error': { type: 'streamError' },

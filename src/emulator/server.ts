@@ -28,6 +28,7 @@ const INVALID_CREDENTIALS_MESSAGE =
   'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.';
 
 const FAULT_MESSAGES: Record<number, string> = {
+  400: 'Request contains an invalid argument.',
   429: "Quota exceeded for quota metric 'Resource management (CRUD) requests' and limit 'Resource management (CRUD) requests per minute per region' of service 'aiplatform.googleapis.com'.",
   500: 'Internal error encountered.',
   503: 'The service is currently unavailable.',
@@ -132,6 +133,16 @@ function forbiddenError(route: Route, path: string): ApiError {
       );
 }
 
+/** Lets the handler run to completion, then cuts the connection instead of answering. */
+function loseResponse(req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead = (() => res) as typeof res.writeHead;
+  res.write = (() => true) as typeof res.write;
+  res.end = (() => {
+    req.socket.destroy();
+    return res;
+  }) as typeof res.end;
+}
+
 async function stsToken(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const body = await readBody(ctx.req, MANAGEMENT_BODY_LIMIT);
   try {
@@ -217,6 +228,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       if (denied) throw denied;
       if (project && core.isForbidden(project)) throw forbiddenError(route, url.pathname);
     }
+    if (fault.type === 'dropResponse') loseResponse(req, res);
     await route.handler(ctx);
   }
 
