@@ -13,10 +13,15 @@ export interface StorageConfig {
 export function createStorage(config: StorageConfig = {}): Storage {
   const endpoint = config.endpoint ?? process.env.STORAGE_EMULATOR_HOST;
   if (!endpoint) return new Storage(config.projectId ? { projectId: config.projectId } : {});
-  return new Storage({
-    apiEndpoint: endpoint.replace(/\/+$/, ''),
+  const apiEndpoint = endpoint.replace(/\/+$/, '');
+  const storage = new Storage({
+    apiEndpoint,
     projectId: config.projectId ?? 'local-project',
     // Retries hide nothing from us locally and would slow fault-path tests.
     retryOptions: { autoRetry: true, maxRetries: 2 },
   });
+  // With STORAGE_EMULATOR_HOST set the client takes that raw URL as its JSON API base (no
+  // /storage/v1), so listing and metadata calls 404 on fake-gcs-server; pin the real base.
+  storage.baseUrl = `${apiEndpoint}/storage/v1`;
+  return storage;
 }
