@@ -22,9 +22,13 @@ const SUBJECT_TOKEN_TYPES = [
   ACCESS_TOKEN_TYPE,
 ] as const;
 
-/** The audience written into emulator credentials (a workload identity pool provider name). */
-export const EMULATOR_AUDIENCE =
-  '//iam.googleapis.com/projects/000000000000/locations/global/workloadIdentityPools/garden-deploy-emulator/providers/local';
+/** Project ADC reports (`GoogleAuth#getProjectId`) for emulator credentials unless another is given. */
+export const DEFAULT_CREDENTIALS_PROJECT = 'garden-deploy-local';
+
+/** A workload identity pool provider name; google-auth-library reads the project from it. */
+function audienceFor(project: string): string {
+  return `//iam.googleapis.com/projects/${project}/locations/global/workloadIdentityPools/garden-deploy-emulator/providers/local`;
+}
 
 /** An OAuth error as STS returns it (`{error, error_description}`, HTTP 400/401). */
 export class OAuthError extends Error {
@@ -116,8 +120,14 @@ export class TokenAuthority {
  * Writes `external_account` credentials whose token exchange goes to the emulator at
  * `emulatorUrl`, plus the subject-token file they read; returns the credentials file's path.
  * Point `GOOGLE_APPLICATION_CREDENTIALS` at it and google-auth-library's ADC gets emulator tokens.
+ * ADC's project lookup (Cloud Resource Manager `projects.get`) is served by the emulator too and
+ * answers `options.project`.
  */
-export async function writeEmulatorCredentials(dir: string, emulatorUrl: string): Promise<string> {
+export async function writeEmulatorCredentials(
+  dir: string,
+  emulatorUrl: string,
+  options: { project?: string } = {},
+): Promise<string> {
   const base = new URL(emulatorUrl);
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new Error(`emulator URL must be http(s)://host:port, got ${emulatorUrl}`);
@@ -130,9 +140,11 @@ export async function writeEmulatorCredentials(dir: string, emulatorUrl: string)
   await writeFile(subjectTokenFile, `local-subject-${randomBytes(16).toString('hex')}`, { mode: 0o600 });
   const credentials = {
     type: 'external_account',
-    audience: EMULATOR_AUDIENCE,
+    audience: audienceFor(options.project ?? DEFAULT_CREDENTIALS_PROJECT),
     subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
     token_url: new URL(STS_PATH, base).toString(),
+    // google-auth-library appends the project to this URL.
+    cloud_resource_manager_url: new URL('/v1/projects/', base).toString(),
     credential_source: { file: subjectTokenFile },
   };
   await writeFile(credentialsFile, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });

@@ -133,6 +133,22 @@ function forbiddenError(route: Route, path: string): ApiError {
       );
 }
 
+/** Cloud Resource Manager v1 `projects.get`: how ADC learns the project of external-account credentials. */
+function getProject(core: EmulatorCore, ctx: RequestContext): void {
+  const ref = core.resolveProject(ctx.params[0]!);
+  if (!ref.id)
+    throw new ApiError(
+      'NOT_FOUND',
+      `Project ${ctx.params[0]} not found or you do not have permission to access it.`,
+    );
+  sendJson(ctx.res, 200, {
+    projectNumber: ref.number,
+    projectId: ref.id,
+    lifecycleState: 'ACTIVE',
+    name: ref.id,
+  });
+}
+
 /** Lets the handler run to completion, then cuts the connection instead of answering. */
 function loseResponse(req: IncomingMessage, res: ServerResponse): void {
   res.writeHead = (() => res) as typeof res.writeHead;
@@ -166,6 +182,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     ...vertexRoutes(core),
     ...inferenceRoutes(core),
     ...computeRoutes(core),
+    {
+      id: 'resourcemanager.projects.get',
+      method: 'GET',
+      pattern: /^\/v1\/projects\/([^/:]+)$/,
+      api: 'vertex',
+      project: (params) => params[0],
+      permission: 'resourcemanager.projects.get',
+      handler: (ctx) => getProject(core, ctx),
+    },
     {
       id: 'sts.token',
       method: 'POST',
