@@ -290,8 +290,6 @@ interface ClassifyInput {
   details: ErrorDetails;
   /** Which Google API was called, for "enable the API" hints. */
   service: string;
-  /** Compute `errors[].reason` / `code` strings, when present. */
-  computeReasons?: string[];
 }
 
 export function classify(input: ClassifyInput): { classification: ErrorClassification; hint: string } {
@@ -476,7 +474,6 @@ export function errorFromResponse(input: {
     message: googleMessage,
     details,
     service: input.service,
-    computeReasons,
   });
   return new GcpApiError({
     source: 'http',
@@ -599,7 +596,6 @@ export function errorFromComputeOperation(input: ComputeOperationErrorInput): Gc
     message: googleMessage,
     details: emptyDetails(),
     service: 'compute.googleapis.com',
-    computeReasons: codes,
   });
   return new GcpApiError({
     source: 'compute-operation',
@@ -710,6 +706,6 @@ export function errorFromStream(call: string, error: unknown): GcpApiError {
   return new GcpApiError({ source: 'stream', call, status, googleMessage, classification, hint });
 }
 
-export function truncate(text: string, max: number): string {
+function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -27,22 +27,6 @@ export const DeployResponseSchema = z.looseObject({
 });
 export type DeployResponse = z.infer<typeof DeployResponseSchema>;
 
-/** DeployOperationMetadata (model_garden_service.proto). */
-export const DeployOperationMetadataSchema = z.looseObject({
-  genericMetadata: z
-    .looseObject({
-      createTime: z.string().optional(),
-      updateTime: z.string().optional(),
-      partialFailures: z.array(RpcStatusSchema).optional(),
-    })
-    .optional(),
-  publisherModel: z.string().optional(),
-  destination: z.string().optional(),
-  projectNumber: z.union([z.string(), z.number()]).optional(),
-  modelId: z.string().optional(),
-});
-export type DeployOperationMetadata = z.infer<typeof DeployOperationMetadataSchema>;
-
 // --- Endpoint / Model --------------------------------------------------------------------------
 
 export const MachineSpecSchema = z.looseObject({
