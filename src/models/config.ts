@@ -74,7 +74,8 @@ const textFieldsSchema = z.looseObject({
   linear_conv_kernel_dim: positive(64).nullish(),
   full_attention_interval: positive(MAX_LAYERS).nullish(),
   // Attention windows
-  sliding_window: positive(MAX_POSITIONS).nullish(),
+  // Some exports write 0 for "no window".
+  sliding_window: nonNegative(MAX_POSITIONS).nullish(),
   use_sliding_window: z.boolean().nullish(),
   max_window_layers: nonNegative(MAX_LAYERS).nullish(),
   sliding_window_pattern: positive(MAX_LAYERS).nullish(),
@@ -404,7 +405,7 @@ function readLayerTypes(
   prefix: string,
 ): { layerTypes: LayerType[]; slidingWindow?: number } {
   const sliding = (isSliding: (i: number) => boolean, window: number | undefined) => {
-    if (window === undefined) return { layerTypes: Array<LayerType>(numLayers).fill('full_attention') };
+    if (!window) return { layerTypes: Array<LayerType>(numLayers).fill('full_attention') };
     return {
       layerTypes: Array.from({ length: numLayers }, (_, i): LayerType =>
         isSliding(i) ? 'sliding_attention' : 'full_attention',

@@ -6,7 +6,13 @@
  */
 import type { Storage } from '@google-cloud/storage';
 import { z } from 'zod';
-import { type ExpectedTensor, expectedTensors, getFamily, readModelDims } from '../models';
+import {
+  type ExpectedTensor,
+  expectedTensors,
+  familyForArchitecture,
+  getFamily,
+  readModelDims,
+} from '../models';
 import { type Dtype } from '../safetensors/dtypes';
 import {
   type TensorFill,
@@ -37,7 +43,9 @@ export const sampleModelOptionsSchema = z
   .object({
     /** Local directory or gs://bucket/prefix. */
     location: z.string().trim().min(1, 'give a local directory or a gs://bucket/prefix'),
-    family: z.enum(SAMPLE_FAMILIES).default('llama'),
+    family: z.enum(SAMPLE_FAMILIES).optional(),
+    /** Alternative to `family`: the `architectures[0]` to imitate, e.g. Qwen3ForCausalLM. */
+    architecture: z.string().max(100).optional(),
     variant: z.enum(SAMPLE_VARIANT_NAMES as [SampleVariant, ...SampleVariant[]]).default('valid'),
     /** Safetensors files; 1 writes model.safetensors without an index. */
     shards: z.number().int().min(1).max(999).default(2),
@@ -69,6 +77,30 @@ export const sampleModelOptionsSchema = z
   .refine((o) => o.layers === undefined || o.targetBytes === undefined, {
     message: 'give either layers or targetBytes, not both',
     path: ['layers'],
+  })
+  .transform((o, ctx) => {
+    const { architecture, family, ...rest } = o;
+    if (architecture === undefined) return { ...rest, family: family ?? ('llama' as SampleFamily) };
+    const fromArchitecture = familyForArchitecture(architecture)?.id;
+    const sample = SAMPLE_FAMILIES.find((f) => f === fromArchitecture);
+    if (!sample) {
+      const offered = SAMPLE_FAMILIES.map((f) => getFamily(f).architectures[0]).join(', ');
+      ctx.addIssue({
+        code: 'custom',
+        path: ['architecture'],
+        message: `"${architecture}" is not one of ${offered}`,
+      });
+      return z.NEVER;
+    }
+    if (family !== undefined && family !== sample) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['architecture'],
+        message: `${architecture} is not the ${family} family`,
+      });
+      return z.NEVER;
+    }
+    return { ...rest, family: sample };
   });
 
 export type SampleModelOptions = z.input<typeof sampleModelOptionsSchema>;

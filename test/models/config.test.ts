@@ -35,6 +35,12 @@ describe('readModelDims', () => {
     expect(readModelDims(real.MISTRAL_7B_V0_1)).toMatchObject({ slidingWindow: 4096 });
   });
 
+  it('treats sliding_window 0 as no window', () => {
+    const dims = readModelDims({ ...real.MISTRAL_7B_V0_1, sliding_window: 0 });
+    expect(dims.slidingWindow).toBeUndefined();
+    expect(dims.layerTypes.every((t) => t === 'full_attention')).toBe(true);
+  });
+
   it('falls back to num_attention_heads when num_key_value_heads is absent (Llama-2)', () => {
     expect(readModelDims(real.LLAMA_2_7B)).toMatchObject({
       numKeyValueHeads: 32,

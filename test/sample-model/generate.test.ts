@@ -40,6 +40,13 @@ describe('valid sample model of every family is internally consistent', () => {
     expect(inspection.names.has('tokenizer.model')).toBe(sentencePiece);
   });
 
+  it('takes an architecture instead of a family', async () => {
+    const location = path.join(tmp, 'by-architecture');
+    const result = await generateSampleModel({ location, architecture: 'Phi3ForCausalLM' });
+    expect(result).toMatchObject({ family: 'phi3', architecture: 'Phi3ForCausalLM' });
+    await expectConsistentModel(await inspect(openModelStore(location)));
+  });
+
   it('one shard is model.safetensors without an index', async () => {
     const location = path.join(tmp, 'single');
     await generateSampleModel({ location, shards: 1 });
@@ -249,6 +256,16 @@ describe('bad options are refused before anything is written', () => {
       /larger hiddenSize/,
     ],
     ['unknown option', { colour: 'red' }, /colour/],
+    [
+      'an architecture the generator does not offer',
+      { architecture: 'FalconForCausalLM' },
+      /Qwen3ForCausalLM/,
+    ],
+    [
+      'an architecture of another family',
+      { family: 'llama', architecture: 'Qwen3ForCausalLM' },
+      /not the llama/,
+    ],
   ];
   it.each(cases)('%s', async (_name, extra, message) => {
     const location = path.join(tmp, `refused-${Object.keys(extra).join('-')}`);

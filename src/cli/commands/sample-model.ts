@@ -44,7 +44,8 @@ function toInteger(flag: string, text: string): number {
 }
 
 interface RawFlags {
-  family: string;
+  family?: string;
+  architecture?: string;
   variant: string;
   shards?: string;
   layers?: string;
@@ -68,7 +69,7 @@ export function register(program: Command): void {
     )
     .argument('[location]', 'local directory or gs://bucket/prefix')
     // Choices are checked by the options schema, so a bad value exits with code 2 like every bad option.
-    .option('--family <family>', `model family: ${SAMPLE_FAMILIES.join(', ')}`, 'llama')
+    .option('--family <family>', `model family: ${SAMPLE_FAMILIES.join(', ')} (default llama)`)
     .option(
       '--variant <variant>',
       `what to break: ${SAMPLE_VARIANT_NAMES.join(', ')} (see --list-variants)`,
@@ -112,7 +113,8 @@ export async function runSampleModel(location: string, flags: RawFlags): Promise
   try {
     const options = {
       location,
-      family: flags.family,
+      ...(flags.family === undefined ? {} : { family: flags.family }),
+      ...(flags.architecture === undefined ? {} : { architecture: flags.architecture }),
       variant: flags.variant,
       dtype: flags.dtype,
       fill: flags.fill,
