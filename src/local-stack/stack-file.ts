@@ -19,7 +19,8 @@ export const StackInfoSchema = z.object({
     uiUrl: z.url().optional(),
   }),
   gcs: z.object({ endpoint: z.url() }),
-  emulator: z.object({ url: z.url() }).optional(),
+  /** Runs inside the `garden-deploy dev` process. */
+  emulator: z.object({ url: z.url(), logFile: z.string() }),
   services: z.array(ServiceSchema),
   /** Variables that point a second shell (CLI, worker, scripts) at this stack. */
   env: z.record(z.string(), z.string()),

@@ -1,5 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { type RunningEmulator, startEmulator, writeEmulatorCredentials } from '../emulator';
 import { type FakeGcsServer, startFakeGcs } from './fake-gcs';
 import type { ManagedProcess } from './process';
 import type { StackInfo } from './stack-file';
@@ -13,6 +14,7 @@ export interface LocalStackOptions {
   /** Temporal Web UI port; `undefined` runs Temporal headless. */
   uiPort?: number;
   gcsPort: number;
+  emulatorPort: number;
   host?: string;
   namespace?: string;
   /** Aborting it stops whatever has started and rejects. */
@@ -39,9 +41,10 @@ export interface LocalStack {
 }
 
 /**
- * Starts the local stack as supervised child processes, each in its own process group, and waits
- * until every service is healthy: the Temporal dev server (SQLite file, so history survives
- * restarts, project search attributes, Web UI) and fake-gcs-server (filesystem backend).
+ * Starts the local stack and waits until every service is healthy: as supervised child processes,
+ * each in its own process group, the Temporal dev server (SQLite file, so history survives
+ * restarts, project search attributes, Web UI) and fake-gcs-server (filesystem backend); in this
+ * process, the Vertex/Compute emulator (state file in the data dir, weights read from fake-gcs).
  */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
   const dataDir = path.resolve(options.dataDir);
@@ -75,7 +78,26 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       signal: options.signal,
     }),
   ]);
-  // Later services (the Vertex emulator, the worker) are added here, in start order.
+  const emulatorLog = path.join(logDir, 'emulator.log');
+  progress(`starting the Vertex/Compute emulator (log: ${emulatorLog})`);
+  const emulatorLogStream = createWriteStream(emulatorLog, { flags: 'a' });
+  let emulator: RunningEmulator;
+  let credentialsFile: string;
+  try {
+    emulator = await startEmulator({
+      host: options.host,
+      port: options.emulatorPort,
+      gcsEndpoint: gcs.endpoint,
+      stateFile: path.join(dataDir, 'emulator-state.json'),
+      log: (line) => emulatorLogStream.write(`${line}\n`),
+    });
+    credentialsFile = await writeEmulatorCredentials(path.join(dataDir, 'emulator'), emulator.url);
+  } catch (err) {
+    emulatorLogStream.end();
+    await Promise.all([gcs.stop(), temporal.stop()]);
+    throw err;
+  }
+  // The worker, once it exists, starts here as another supervised child.
   const processes: ManagedProcess[] = [temporal.process, gcs.process];
 
   let stopping = false;
@@ -97,11 +119,14 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     dataDir,
     temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl },
     gcs: { endpoint: gcs.endpoint },
+    emulator: { url: emulator.url, logFile: emulatorLog },
     services: processes.map((child) => ({ name: child.name, pid: child.pid, logFile: child.logFile })),
     env: {
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: temporal.namespace,
       STORAGE_EMULATOR_HOST: gcs.endpoint,
+      // google-auth-library ADC then gets its tokens from the emulator.
+      GOOGLE_APPLICATION_CREDENTIALS: credentialsFile,
     },
   };
 
@@ -110,6 +135,9 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     serviceExited,
     async stop() {
       stopping = true;
+      // The emulator first: it finishes its reads from fake-gcs-server and saves its state.
+      await emulator.close();
+      emulatorLogStream.end();
       for (const child of [...processes].reverse()) await child.stop();
     },
     killNow() {

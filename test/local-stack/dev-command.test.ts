@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
+import { GoogleAuth } from 'google-auth-library';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { assertPortFree, findFreePort } from '../../src/local-stack/process';
 import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-stack/stack-file';
@@ -80,13 +81,16 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function portArgs([temporal, ui, gcs]: number[]): string[] {
-  return ['--temporal-port', String(temporal), '--ui-port', String(ui), '--gcs-port', String(gcs)];
+function portArgs([temporal, ui, gcs, emulator]: number[]): string[] {
+  return [
+    ...['--temporal-port', String(temporal), '--ui-port', String(ui)],
+    ...['--gcs-port', String(gcs), '--emulator-port', String(emulator)],
+  ];
 }
 
 describe('garden-deploy dev', () => {
   it('starts healthy services, records them in stack.json, and stops them all on SIGTERM', async () => {
-    const ports = await distinctFreePorts(3);
+    const ports = await distinctFreePorts(4);
     const dataDir = await tempDataDir();
     const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json']);
     const info = await readyInfo(dev);
@@ -97,10 +101,12 @@ describe('garden-deploy dev', () => {
       uiUrl: `http://127.0.0.1:${ports[1]}`,
     });
     expect(info.gcs.endpoint).toBe(`http://127.0.0.1:${ports[2]}`);
-    expect(info.env).toMatchObject({
+    expect(info.emulator.url).toBe(`http://127.0.0.1:${ports[3]}`);
+    expect(info.env).toEqual({
       TEMPORAL_ADDRESS: info.temporal.address,
       TEMPORAL_NAMESPACE: 'default',
       STORAGE_EMULATOR_HOST: info.gcs.endpoint,
+      GOOGLE_APPLICATION_CREDENTIALS: path.join(dataDir, 'emulator', 'emulator-credentials.json'),
     });
     expect(readStackFile(dataDir)).toEqual(info);
     expect(existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
@@ -125,8 +131,15 @@ describe('garden-deploy dev', () => {
     await storage.bucket('dev-test').file('hello.txt').save('hi');
     expect(existsSync(path.join(dataDir, 'gcs', 'dev-test'))).toBe(true);
 
+    // The printed credentials get Google client libraries their tokens from the emulator.
+    const auth = new GoogleAuth({
+      keyFilename: info.env.GOOGLE_APPLICATION_CREDENTIALS,
+      scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+    });
+    expect(await auth.getAccessToken()).toMatch(/^ya29\.emulator-/);
+
     // A second dev on the same data dir is refused and leaves the first one alone.
-    const second = startDev([...portArgs(await distinctFreePorts(3)), '--data-dir', dataDir]);
+    const second = startDev([...portArgs(await distinctFreePorts(4)), '--data-dir', dataDir]);
     expect(await second.exited).toBe(1);
     expect(second.stderr()).toContain(`garden-deploy dev is already running for ${dataDir} (pid ${info.pid}`);
 
@@ -144,9 +157,9 @@ describe('garden-deploy dev', () => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const taken = (blocker.address() as net.AddressInfo).port;
     try {
-      const [temporal, ui] = await distinctFreePorts(2);
+      const [temporal, ui, emulator] = await distinctFreePorts(3);
       const dataDir = await tempDataDir();
-      const dev = startDev([...portArgs([temporal!, ui!, taken]), '--data-dir', dataDir]);
+      const dev = startDev([...portArgs([temporal!, ui!, taken, emulator!]), '--data-dir', dataDir]);
       expect(await dev.exited).toBe(1);
       expect(dev.stderr()).toContain(
         `port ${taken} for fake-gcs-server is already in use on 127.0.0.1; ` +
@@ -173,7 +186,7 @@ describe('garden-deploy dev', () => {
   });
 
   it('when a service dies, names it and its log, stops the others and exits 1', async () => {
-    const ports = await distinctFreePorts(3);
+    const ports = await distinctFreePorts(4);
     const dataDir = await tempDataDir();
     const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--no-ui']);
     const info = await readyInfo(dev);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_EMULATOR_PORT } from '../../emulator';
 import { assertPortFree } from '../../local-stack/process';
 import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
 import {
@@ -22,6 +23,12 @@ const PORTS = {
   },
   uiPort: { flag: '--ui-port', env: 'GARDEN_DEPLOY_UI_PORT', default: '8233', what: 'the Temporal Web UI' },
   gcsPort: { flag: '--gcs-port', env: 'GARDEN_DEPLOY_GCS_PORT', default: '4443', what: 'fake-gcs-server' },
+  emulatorPort: {
+    flag: '--emulator-port',
+    env: 'GARDEN_DEPLOY_EMULATOR_PORT',
+    default: String(DEFAULT_EMULATOR_PORT),
+    what: 'the Vertex/Compute emulator',
+  },
 } as const;
 
 type PortKey = keyof typeof PORTS;
@@ -36,6 +43,7 @@ const DevOptionsSchema = z.object({
   temporalPort: Port,
   uiPort: Port,
   gcsPort: Port,
+  emulatorPort: Port,
   ui: z.boolean(),
   dataDir: z.string().min(1, 'must not be empty'),
   json: z.boolean().default(false),
@@ -51,8 +59,9 @@ export function register(program: Command): void {
   const command = program
     .command('dev')
     .description(
-      'Run the local stack until Ctrl-C: Temporal dev server (SQLite in the data dir, search attributes, Web UI) ' +
-        'and fake-gcs-server, supervised, logs in <data-dir>/logs. Writes <data-dir>/stack.json while up. ' +
+      'Run the local stack until Ctrl-C: Temporal dev server (SQLite in the data dir, search attributes, Web UI), ' +
+        'fake-gcs-server and the Vertex/Compute emulator, logs in <data-dir>/logs. ' +
+        'Writes <data-dir>/stack.json while up. ' +
         'Exit code 0 when stopped by Ctrl-C/SIGTERM, 1 when it cannot start or a service dies.',
     );
   // Commander stores `--temporal-port` as `temporalPort`: the PORTS keys.
@@ -150,6 +159,7 @@ async function runDev(options: DevOptions): Promise<number> {
       temporalPort: options.temporalPort,
       uiPort: options.ui ? options.uiPort : undefined,
       gcsPort: options.gcsPort,
+      emulatorPort: options.emulatorPort,
       signal: startAborted.signal,
       onProgress: progress,
     });
@@ -187,6 +197,7 @@ function describeStack(info: StackInfo, stackFile: string): string {
     ['Temporal gRPC', `${info.temporal.address}  (namespace ${info.temporal.namespace})`],
     ...(info.temporal.uiUrl ? [['Temporal Web UI', info.temporal.uiUrl] as [string, string]] : []),
     ['GCS (fake-gcs-server)', info.gcs.endpoint],
+    ['Vertex/Compute emulator', info.emulator.url],
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [
