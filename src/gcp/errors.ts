@@ -706,6 +706,7 @@ export function errorFromStream(call: string, error: unknown): GcpApiError {
   return new GcpApiError({ source: 'stream', call, status, googleMessage, classification, hint });
 }
 
-function truncate(text: string, max: number): string {
+/** Shortens `text` to `max` characters, marking the cut with an ellipsis. */
+export function truncate(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
