@@ -272,7 +272,7 @@ export async function generateSampleModel(
     const bin = Buffer.concat([Buffer.from('PK\u0003\u0004', 'latin1'), Buffer.alloc(60)]);
     await put('pytorch_model.bin', bin, bin.length);
   }
-  if (variant === 'stray-consolidated') await writeConsolidated(modelDims.vocabSize, o, put, putJson);
+  if (variant === 'stray-consolidated') await writeConsolidated(dims, o, put, putJson);
   return result(tensorCount, weightBytes, shards.length);
 }
 
@@ -433,7 +433,8 @@ async function writePeftAdapter(
     }
   }
   await putJson('adapter_config.json', {
-    base_model_name_or_path: 'meta-llama/Llama-3.1-8B-Instruct',
+    // Where the adapter was trained from; a real one names the base model's hub id or path.
+    base_model_name_or_path: '../base-model',
     bias: 'none',
     inference_mode: true,
     lora_alpha: 16,
@@ -450,12 +451,12 @@ async function writePeftAdapter(
 
 /** Mistral-native files as the Mistral/Nemo hub repos ship them next to the HF shards. */
 async function writeConsolidated(
-  vocabSize: number,
+  dims: SampleDims,
   o: ParsedOptions,
   put: (name: string, data: Buffer, bytes: number) => Promise<void>,
   putJson: (name: string, value: unknown) => Promise<void>,
 ): Promise<void> {
-  const hidden = o.hiddenSize ?? 64;
+  const { hiddenSize: hidden, vocabSize } = dims;
   const { headDim, heads, kvHeads } = headLayout(hidden);
   const dtype: Dtype = o.dtype;
   const data = await serializeSafetensors(
