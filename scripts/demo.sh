@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The demo on the embedded default (`npm run demo`): installs what is missing, builds, then runs
-# `garden-deploy dev` (the local stack) in the foreground until Ctrl-C.
+# `garden-deploy dev --demo` (the local stack plus a sample model in it) in the foreground until Ctrl-C.
 # Extra arguments go to `garden-deploy dev`, e.g. `npm run demo -- --temporal-port 7300`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/install-tools.sh
 npm run --silent build
-exec node bin/garden-deploy.js dev "$@"
+exec node bin/garden-deploy.js dev --demo "$@"

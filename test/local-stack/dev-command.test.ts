@@ -7,10 +7,11 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { GoogleAuth } from 'google-auth-library';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { DEMO_MODEL_URI } from '../../src/local-stack/demo';
 import { assertPortFree, findFreePort } from '../../src/local-stack/process';
 import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-stack/stack-file';
 import { SEARCH_ATTRIBUTES } from '../../src/search-attributes';
-import { createStorage } from '../../src/storage';
+import { createStorage, openModelStore } from '../../src/storage';
 
 const repoRoot = path.resolve(__dirname, '../..');
 
@@ -47,17 +48,22 @@ function startDev(args: string[]): DevRun {
   return run;
 }
 
-/** The `--json` ready line, or a failure carrying dev's stderr if it exits first. */
-async function readyInfo(run: DevRun): Promise<StackInfo> {
+/** Line `index` of dev's `--json` output, or a failure carrying dev's stderr if it exits first. */
+async function jsonLine(run: DevRun, index: number): Promise<unknown> {
   const line = await new Promise<string>((resolve, reject) => {
     const onData = () => {
-      const newline = run.stdout().indexOf('\n');
-      if (newline >= 0) resolve(run.stdout().slice(0, newline));
+      const lines = run.stdout().split('\n');
+      if (lines.length > index + 1) resolve(lines[index]!);
     };
+    onData();
     run.child.stdout?.on('data', onData);
-    void run.exited.then((code) => reject(new Error(`dev exited (${code}) before ready:\n${run.stderr()}`)));
+    void run.exited.then((code) => reject(new Error(`dev exited (${code}) early:\n${run.stderr()}`)));
   });
-  return StackInfoSchema.parse(JSON.parse(line));
+  return JSON.parse(line);
+}
+
+async function readyInfo(run: DevRun): Promise<StackInfo> {
+  return StackInfoSchema.parse(await jsonLine(run, 0));
 }
 
 async function distinctFreePorts(count: number): Promise<number[]> {
@@ -89,10 +95,10 @@ function portArgs([temporal, ui, gcs, emulator]: number[]): string[] {
 }
 
 describe('garden-deploy dev', () => {
-  it('starts healthy services, records them in stack.json, and stops them all on SIGTERM', async () => {
+  it('starts healthy services, records them in stack.json, runs the demo, and stops them all on SIGTERM', async () => {
     const ports = await distinctFreePorts(4);
     const dataDir = await tempDataDir();
-    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json']);
+    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--demo']);
     const info = await readyInfo(dev);
 
     expect(info.temporal).toEqual({
@@ -137,6 +143,20 @@ describe('garden-deploy dev', () => {
       scopes: ['https://www.googleapis.com/auth/cloud-platform'],
     });
     expect(await auth.getAccessToken()).toMatch(/^ya29\.emulator-/);
+
+    // The demo's sample model is a complete Hugging Face folder in fake-gcs-server.
+    const { demo } = (await jsonLine(dev, 1)) as { demo: { modelUri: string } };
+    expect(demo.modelUri.replace(/\/$/, '')).toBe(DEMO_MODEL_URI);
+    const names = (await openModelStore(DEMO_MODEL_URI, { storage }).list()).map((object) => object.name);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'config.json',
+        'tokenizer.json',
+        'tokenizer_config.json',
+        'model.safetensors.index.json',
+      ]),
+    );
+    expect(names.filter((name) => name.endsWith('.safetensors')).length).toBeGreaterThan(0);
 
     // A second dev on the same data dir is refused and leaves the first one alone.
     const second = startDev([...portArgs(await distinctFreePorts(4)), '--data-dir', dataDir]);

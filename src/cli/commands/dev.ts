@@ -3,6 +3,7 @@ import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { DEFAULT_EMULATOR_PORT } from '../../emulator';
+import { DEMO_MODEL_URI, type DemoResult, runDemo } from '../../local-stack/demo';
 import { assertPortFree } from '../../local-stack/process';
 import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
 import {
@@ -33,6 +34,8 @@ const PORTS = {
 
 type PortKey = keyof typeof PORTS;
 
+const PRESS_CTRL_C = 'Press Ctrl-C to stop.\n';
+
 const Port = z
   .string()
   .regex(/^\d+$/, 'must be a port number')
@@ -46,6 +49,7 @@ const DevOptionsSchema = z.object({
   emulatorPort: Port,
   ui: z.boolean(),
   dataDir: z.string().min(1, 'must not be empty'),
+  demo: z.boolean().default(false),
   json: z.boolean().default(false),
 });
 
@@ -77,7 +81,11 @@ export function register(program: Command): void {
         .env('GARDEN_DEPLOY_DATA_DIR')
         .default(DEFAULT_DATA_DIR),
     )
-    .option('--json', 'print the running stack as one JSON line (stack.json content) instead of text')
+    .option('--demo', `once up, write a sample model to ${DEMO_MODEL_URI} (what npm run demo runs)`)
+    .option(
+      '--json',
+      'print the running stack as one JSON line (stack.json content), then the demo result, instead of text',
+    )
     .action(async (raw: unknown) => {
       process.exitCode = await runDev(parseDevOptions(raw));
     });
@@ -176,20 +184,42 @@ async function runDev(options: DevOptions): Promise<number> {
     options.json ? `${JSON.stringify(stack.info)}\n` : describeStack(stack.info, stackFile),
   );
 
+  const demo = options.demo ? demoOutcome(stack.info, options.json) : new Promise<never>(() => undefined);
+  if (!options.json && !options.demo) process.stdout.write(PRESS_CTRL_C);
   const outcome = await Promise.race([
     stopRequested.then((signal) => ({ signal }) as const),
     stack.serviceExited.then((exit) => ({ exit }) as const),
+    demo.then((failure) => ({ demoFailed: failure }) as const),
   ]);
   if ('exit' in outcome) {
     process.stderr.write(describeExit(outcome.exit));
     progress('stopping the other services');
+  } else if ('demoFailed' in outcome) {
+    progress(`demo failed: ${outcome.demoFailed}; stopping`);
   } else {
     progress(`${outcome.signal}: stopping`);
   }
   await stack.stop();
   removeStackFile(dataDir);
   progress('stopped');
-  return 'exit' in outcome ? 1 : 0;
+  return 'signal' in outcome ? 0 : 1;
+}
+
+/** Runs the demo and prints its result; settles only if it fails (with the reason). */
+async function demoOutcome(info: StackInfo, json: boolean): Promise<string> {
+  let result: DemoResult;
+  try {
+    result = await runDemo(info);
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+  process.stdout.write(
+    json
+      ? `${JSON.stringify({ demo: result })}\n`
+      : `Demo: wrote a sample ${result.architecture} model (${result.files} files, ${result.totalBytes} bytes) ` +
+          `to ${result.modelUri}\n${PRESS_CTRL_C}`,
+  );
+  return new Promise<never>(() => undefined);
 }
 
 function describeStack(info: StackInfo, stackFile: string): string {
@@ -207,8 +237,6 @@ function describeStack(info: StackInfo, stackFile: string): string {
     `Logs: ${path.join(info.dataDir, 'logs')}   Addresses: ${stackFile}`,
     'In another shell:',
     ...Object.entries(info.env).map(([name, value]) => `  export ${name}=${value}`),
-    '',
-    'Press Ctrl-C to stop.',
     '',
   ].join('\n');
 }
