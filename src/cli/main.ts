@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import * as dev from './commands/dev';
+import * as emulator from './commands/emulator';
 import * as sampleModel from './commands/sample-model';
 import * as validate from './commands/validate';
 
@@ -7,7 +8,7 @@ import * as validate from './commands/validate';
  * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
  * add new ones to this list.
  */
-const commandModules: Array<{ register(program: Command): void }> = [dev, sampleModel, validate];
+const commandModules: Array<{ register(program: Command): void }> = [dev, emulator, sampleModel, validate];
 
 export function buildProgram(): Command {
   const program = new Command('garden-deploy')

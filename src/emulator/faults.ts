@@ -40,29 +40,56 @@ export type FaultAction = z.infer<typeof FaultActionObjectSchema>;
 const SHORTHAND_HELP =
   '"pass", "400", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "stream-error", "latency:<ms>" or an object with a "type"';
 
-/** An action, as an object or a shorthand string (`"503"`, `"latency:250"`, `"quota"`). */
-export const FaultActionSchema = z.union([
-  FaultActionObjectSchema,
-  z.string().transform((text, ctx): FaultAction => {
-    if ((STATUS_SHORTHANDS as readonly string[]).includes(text)) {
-      return { type: 'error', status: Number(text) as 400 | 429 | 500 | 503 | 504 };
-    }
-    const latency = /^latency:(\d{1,6})$/.exec(text);
-    if (latency) return { type: 'latency', ms: Number(latency[1]) };
-    const named: Record<string, FaultAction> = {
-      pass: { type: 'pass' },
-      drop: { type: 'drop' },
-      'drop-response': { type: 'dropResponse' },
-      quota: { type: 'quotaExhausted' },
-      'never-ready': { type: 'replicasNeverReady' },
-      'stream-error': { type: 'streamError' },
-    };
-    const action = named[text];
+/** Shorthand strings accepted wherever an action is. */
+export type FaultActionShorthand =
+  | 'pass'
+  | '400'
+  | '429'
+  | '500'
+  | '503'
+  | '504'
+  | 'drop'
+  | 'drop-response'
+  | 'quota'
+  | 'never-ready'
+  | 'stream-error'
+  | `latency:${number}`;
+
+function fromShorthand(text: string): FaultAction | undefined {
+  if ((STATUS_SHORTHANDS as readonly string[]).includes(text)) {
+    return { type: 'error', status: Number(text) as 400 | 429 | 500 | 503 | 504 };
+  }
+  const latency = /^latency:(\d{1,6})$/.exec(text);
+  if (latency) return { type: 'latency', ms: Number(latency[1]) };
+  const named: Record<string, FaultAction> = {
+    pass: { type: 'pass' },
+    drop: { type: 'drop' },
+    'drop-response': { type: 'dropResponse' },
+    quota: { type: 'quotaExhausted' },
+    'never-ready': { type: 'replicasNeverReady' },
+    'stream-error': { type: 'streamError' },
+  };
+  return named[text];
+}
+
+/**
+ * An action, as an object or a shorthand string (`"503"`, `"latency:250"`, `"quota"`). Parsed by
+ * hand rather than as a union so a bad value gets its own message instead of "Invalid input".
+ */
+export const FaultActionSchema = z.unknown().transform((value, ctx): FaultAction => {
+  if (typeof value === 'string') {
+    const action = fromShorthand(value);
     if (action) return action;
-    ctx.addIssue({ code: 'custom', message: `unknown fault action "${text}"; use ${SHORTHAND_HELP}` });
+    ctx.addIssue({ code: 'custom', message: `unknown fault action "${value}"; use ${SHORTHAND_HELP}` });
     return z.NEVER;
-  }),
-]);
+  }
+  const parsed = FaultActionObjectSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  for (const issue of parsed.error.issues) {
+    ctx.addIssue({ code: 'custom', message: `${issue.message} (use ${SHORTHAND_HELP})`, path: issue.path });
+  }
+  return z.NEVER;
+}) as unknown as z.ZodType<FaultAction, FaultAction | FaultActionShorthand>;
 
 const DEPLOY_ONLY = new Set(['quotaExhausted', 'replicasNeverReady']);
 const STREAM_ROUTES = new Set(['inference.chatCompletions', 'inference.streamRawPredict']);

@@ -25,8 +25,14 @@ export {
   type FaultRuleInput,
 } from './faults';
 export { writeEmulatorCredentials, STS_PATH } from './auth';
-export { EmulatorAdminClient } from './admin-client';
-export { projectNumberFor } from './state';
+export {
+  EmulatorAdminClient,
+  EmulatorAdminError,
+  type EmulatorResources,
+  type EmulatorStats,
+  type IssuedToken,
+} from './admin-client';
+export { StateFileError, projectNumberFor } from './state';
 export { dedicatedEndpointDns } from './vertex';
 export {
   checkProtoJson,

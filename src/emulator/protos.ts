@@ -10,12 +10,12 @@ import { Enum, type Field, MapField, Root, type Type, type Message } from 'proto
  */
 
 const SERVICE_FILES = [
-  'model_garden_service',
-  'endpoint_service',
-  'model_service',
-  'prediction_service',
-  'operation',
-].map((name) => `google/cloud/aiplatform/v1beta1/${name}.proto`);
+  ...['model_garden_service', 'endpoint_service', 'model_service', 'prediction_service', 'operation'].map(
+    (name) => `google/cloud/aiplatform/v1beta1/${name}.proto`,
+  ),
+  // The google.rpc.Status detail messages (ErrorInfo, BadRequest, RetryInfo, ...).
+  'google/rpc/error_details.proto',
+];
 
 export const V1BETA1 = 'google.cloud.aiplatform.v1beta1';
 

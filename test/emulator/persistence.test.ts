@@ -1,0 +1,91 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StateFileError, startEmulator } from '../../src/emulator';
+import { closeTestEnv } from '../harness/env';
+import {
+  Api,
+  deployBody,
+  deployReady,
+  startTestEmulator,
+  uniqueProject,
+  uploadSampleModel,
+  waitForOperation,
+} from './helpers';
+
+let dir: string;
+let model: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'emulator-state-'));
+  model = await uploadSampleModel();
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+  await closeTestEnv();
+});
+
+describe('state file', () => {
+  it('survives a restart: resources, operations, counts and tokens; a deploy interrupted midway finishes', async () => {
+    const stateFile = path.join(dir, 'state.json');
+    const project = uniqueProject();
+    const first = await startTestEmulator({ stateFile });
+    const { endpoint } = await deployReady(first.api, project, model, { endpoint: 'kept', model: 'kept' });
+    const address = await first.api.post(`/compute/v1/projects/${project}/regions/us-central1/addresses`, {
+      name: 'kept-ip',
+      addressType: 'INTERNAL',
+    });
+    await first.api.post(
+      `/compute/v1/projects/${project}/regions/us-central1/operations/${address.json.name}/wait`,
+    );
+    // A second deploy is still running when the emulator stops.
+    await first.admin.setTiming(project, { importMs: 300, deployMs: 600 });
+    const running = await first.api.post(
+      `/v1beta1/projects/${project}/locations/us-central1:deploy`,
+      deployBody(model, { endpoint: 'resumed', model: 'resumed' }),
+    );
+    expect(running.status).toBe(200);
+    const statsBefore = await first.admin.stats(project);
+    const token = first.api.token!;
+    await first.emulator.close();
+    expect(JSON.parse(await readFile(stateFile, 'utf8')).version).toBe(1);
+
+    const second = await startTestEmulator({ stateFile });
+    try {
+      expect(await second.admin.stats(project)).toEqual(statsBefore);
+      const api = new Api(second.emulator.url, token); // a token issued before the restart
+      const kept = await api.get(`/v1beta1/${endpoint.name}`);
+      expect(kept.status).toBe(200);
+      expect(kept.json.etag).toBe(endpoint.etag);
+      expect(kept.json.deployedModels[0].status.availableReplicaCount).toBe(2);
+      expect(
+        (await api.get(`/compute/v1/projects/${project}/regions/us-central1/addresses/kept-ip`)).json.status,
+      ).toBe('RESERVED');
+      expect((await second.admin.timing(project)).deployMs).toBe(600);
+
+      const resumed = await waitForOperation(api, running.json.name);
+      expect(resumed.error).toBeUndefined();
+      expect(resumed.response.endpoint).toMatch(/\/endpoints\/resumed$/);
+      const chat = await api.post(
+        `/v1beta1/${endpoint.name}/chat/completions`,
+        { messages: [{ role: 'user', content: 'still here?' }] },
+        { host: endpoint.dedicatedEndpointDns },
+      );
+      expect(chat.status).toBe(200);
+    } finally {
+      await second.emulator.close();
+    }
+  });
+
+  it('refuses a file that is not an emulator state file, saying what to do', async () => {
+    const broken = path.join(dir, 'broken.json');
+    await writeFile(broken, '{"version": 2}');
+    await expect(startEmulator({ port: 0, stateFile: broken })).rejects.toThrow(StateFileError);
+    await expect(startEmulator({ port: 0, stateFile: broken })).rejects.toThrow(
+      /is not an emulator state file .*delete it or point --state-file elsewhere/,
+    );
+    await writeFile(broken, 'not json');
+    await expect(startEmulator({ port: 0, stateFile: broken })).rejects.toThrow(/is not valid JSON/);
+  });
+});
