@@ -144,9 +144,12 @@ describe('garden-deploy dev', () => {
     });
     expect(await auth.getAccessToken()).toMatch(/^ya29\.emulator-/);
 
-    // The demo's sample model is a complete Hugging Face folder in fake-gcs-server.
-    const { demo } = (await jsonLine(dev, 1)) as { demo: { modelUri: string } };
-    expect(demo.modelUri.replace(/\/$/, '')).toBe(DEMO_MODEL_URI);
+    // The demo's sample model is a complete Hugging Face folder in fake-gcs-server, and validates.
+    const { demo } = (await jsonLine(dev, 1)) as {
+      demo: { model: { uri: string }; validation: { status: string; summary: { errors: number } } };
+    };
+    expect(demo.model.uri.replace(/\/$/, '')).toBe(DEMO_MODEL_URI);
+    expect(demo.validation).toMatchObject({ status: 'ok', summary: { errors: 0 } });
     const names = (await openModelStore(DEMO_MODEL_URI, { storage }).list()).map((object) => object.name);
     expect(names).toEqual(
       expect.arrayContaining([

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { DEFAULT_EMULATOR_PORT } from '../../emulator';
 import { DEMO_MODEL_URI, type DemoResult, runDemo } from '../../local-stack/demo';
 import { assertPortFree } from '../../local-stack/process';
+import { formatReport } from './validate';
 import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
 import {
   DEFAULT_DATA_DIR,
@@ -81,7 +82,10 @@ export function register(program: Command): void {
         .env('GARDEN_DEPLOY_DATA_DIR')
         .default(DEFAULT_DATA_DIR),
     )
-    .option('--demo', `once up, write a sample model to ${DEMO_MODEL_URI} (what npm run demo runs)`)
+    .option(
+      '--demo',
+      `once up, write a sample model to ${DEMO_MODEL_URI} and validate it (what npm run demo runs)`,
+    )
     .option(
       '--json',
       'print the running stack as one JSON line (stack.json content), then the demo result, instead of text',
@@ -213,11 +217,14 @@ async function demoOutcome(info: StackInfo, json: boolean): Promise<string> {
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
+  const { model, validation } = result;
   process.stdout.write(
     json
       ? `${JSON.stringify({ demo: result })}\n`
-      : `Demo: wrote a sample ${result.architecture} model (${result.files} files, ${result.totalBytes} bytes) ` +
-          `to ${result.modelUri}\n${PRESS_CTRL_C}`,
+      : `\nDemo: wrote a sample ${model.architecture} model (${model.files} files, ${model.totalBytes} bytes) ` +
+          `to ${model.uri} and validated it:\n\n` +
+          `${formatReport(validation, { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR })}\n` +
+          PRESS_CTRL_C,
   );
   return new Promise<never>(() => undefined);
 }
