@@ -1,0 +1,181 @@
+import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import { z } from 'zod';
+import { DEFAULT_DATA_DIR, readStackFile, StackFileError } from '../local-stack/stack-file';
+import { TemporalConnectionError } from './errors';
+import { firstLine } from './text';
+
+const DEFAULT_ADDRESS = 'localhost:7233';
+const DEFAULT_NAMESPACE = 'default';
+const TEMPORAL_CLOUD_UI = 'https://cloud.temporal.io';
+/** Web UI base for links; otherwise taken from the local stack or derived for Temporal Cloud. */
+export const UI_URL_ENV = 'GARDEN_DEPLOY_TEMPORAL_UI_URL';
+
+export interface ConnectOptions {
+  /** Overrides the address from the environment or profile, e.g. `localhost:7233`. */
+  address?: string;
+  /** Overrides the namespace from the environment or profile. */
+  namespace?: string;
+  /** Temporal config profile (default: `TEMPORAL_PROFILE`, then "default"). */
+  profile?: string;
+  /** Where `garden-deploy dev` keeps `stack.json` (default: `GARDEN_DEPLOY_DATA_DIR`, then `.data`). */
+  dataDir?: string;
+  /** Variables to read instead of `process.env`. */
+  env?: Record<string, string | undefined>;
+  /** How long to try reaching the server before giving up (default 10 s). */
+  connectTimeoutMs?: number;
+}
+
+/** Where to connect and why there; `connectionOptions` may hold an API key: never print it. */
+export interface TemporalTarget {
+  address: string;
+  namespace: string;
+  /** Where the address came from, for messages: `TEMPORAL_ADDRESS`, a profile, the local stack… */
+  source: string;
+  /** Base URL of the Temporal Web UI, when known. */
+  uiBaseUrl?: string;
+  connectionOptions: ConnectionOptions;
+}
+
+export interface TemporalConnection {
+  client: Client;
+  connection: Connection;
+  address: string;
+  namespace: string;
+  source: string;
+  uiBaseUrl?: string;
+  /** Link to the workflow in the Temporal Web UI, when the UI's address is known. */
+  workflowUrl(workflowId: string): string | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects the way Temporal's own tools do (envconfig: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+ * `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_PROFILE` and the TOML profile file), falling back
+ * to a running `garden-deploy dev` stack's `stack.json`, then `localhost:7233`.
+ */
+export async function connectTemporal(options: ConnectOptions = {}): Promise<TemporalConnection> {
+  const target = resolveTemporalTarget(options);
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({
+      ...target.connectionOptions,
+      connectTimeout: options.connectTimeoutMs ?? 10_000,
+    });
+  } catch (err) {
+    throw new TemporalConnectionError(
+      `cannot reach Temporal at ${target.address} (address from ${target.source}): ${firstLine(err)}. ` +
+        'Start the local stack with `garden-deploy dev`, or point TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, ' +
+        'TEMPORAL_API_KEY or TEMPORAL_TLS_*) or a Temporal config profile at your cluster.',
+    );
+  }
+  const client = new Client({ connection, namespace: target.namespace });
+  return {
+    client,
+    connection,
+    address: target.address,
+    namespace: target.namespace,
+    source: target.source,
+    uiBaseUrl: target.uiBaseUrl,
+    workflowUrl: (workflowId) => workflowUiUrl(target.uiBaseUrl, target.namespace, workflowId),
+    close: () => connection.close(),
+  };
+}
+
+/** Works out where to connect without connecting (see {@link connectTemporal}). */
+export function resolveTemporalTarget(options: ConnectOptions = {}): TemporalTarget {
+  const env = options.env ?? process.env;
+  let config: ReturnType<typeof loadClientConnectConfig>;
+  try {
+    config = loadClientConnectConfig({
+      ...(options.profile === undefined ? {} : { profile: options.profile }),
+      overrideEnvVars: definedOnly(env),
+    });
+  } catch (err) {
+    throw new TemporalConnectionError(
+      `cannot load the Temporal client configuration (TEMPORAL_* variables, TEMPORAL_CONFIG_FILE or ` +
+        `~/.config/temporalio/temporal.toml): ${firstLine(err)}`,
+    );
+  }
+  const uiFromEnv = uiUrlFromEnv(env);
+  const configured = options.address ?? config.connectionOptions.address;
+  if (configured) {
+    const source =
+      options.address !== undefined
+        ? 'the --address option'
+        : env.TEMPORAL_ADDRESS
+          ? 'TEMPORAL_ADDRESS'
+          : `Temporal config profile "${options.profile ?? env.TEMPORAL_PROFILE ?? 'default'}"`;
+    const namespace = options.namespace ?? config.namespace ?? DEFAULT_NAMESPACE;
+    const stack = localStack(options, env);
+    const stackUi = stack && stack.temporal.address === configured ? stack.temporal.uiUrl : undefined;
+    return {
+      address: configured,
+      namespace,
+      source,
+      uiBaseUrl: uiFromEnv ?? stackUi ?? cloudUiUrl(configured),
+      connectionOptions: { ...config.connectionOptions, address: configured },
+    };
+  }
+  const stack = localStack(options, env);
+  if (stack) {
+    return {
+      address: stack.temporal.address,
+      namespace: options.namespace ?? config.namespace ?? stack.temporal.namespace,
+      source: `the local stack (${stack.dataDir}/stack.json)`,
+      uiBaseUrl: uiFromEnv ?? stack.temporal.uiUrl,
+      connectionOptions: { ...config.connectionOptions, address: stack.temporal.address },
+    };
+  }
+  return {
+    address: DEFAULT_ADDRESS,
+    namespace: options.namespace ?? config.namespace ?? DEFAULT_NAMESPACE,
+    source: 'the default (no TEMPORAL_ADDRESS, profile or running `garden-deploy dev`)',
+    uiBaseUrl: uiFromEnv,
+    connectionOptions: { ...config.connectionOptions, address: DEFAULT_ADDRESS },
+  };
+}
+
+/** `{ui}/namespaces/{ns}/workflows/{id}`, or undefined without a UI address. */
+export function workflowUiUrl(
+  uiBaseUrl: string | undefined,
+  namespace: string,
+  workflowId: string,
+): string | undefined {
+  if (!uiBaseUrl) return undefined;
+  return `${uiBaseUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+function localStack(options: ConnectOptions, env: Record<string, string | undefined>) {
+  try {
+    return readStackFile(options.dataDir ?? env.GARDEN_DEPLOY_DATA_DIR ?? DEFAULT_DATA_DIR);
+  } catch (err) {
+    if (err instanceof StackFileError) throw new TemporalConnectionError(err.message);
+    throw err;
+  }
+}
+
+const HttpUrl = z.url({ protocol: /^https?$/ });
+
+function uiUrlFromEnv(env: Record<string, string | undefined>): string | undefined {
+  const value = env[UI_URL_ENV];
+  if (!value) return undefined;
+  if (!HttpUrl.safeParse(value).success) {
+    throw new TemporalConnectionError(
+      `${UI_URL_ENV} must be the http(s) address of the Temporal Web UI, e.g. http://localhost:8233; got "${value}"`,
+    );
+  }
+  return value;
+}
+
+/** Temporal Cloud's UI serves every account's namespaces. */
+function cloudUiUrl(address: string): string | undefined {
+  const host = address.replace(/:\d+$/, '');
+  return host.endsWith('.tmprl.cloud') || host.endsWith('.api.temporal.io') ? TEMPORAL_CLOUD_UI : undefined;
+}
+
+function definedOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}

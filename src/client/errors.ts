@@ -1,0 +1,52 @@
+/**
+ * Errors of the client library. Each says what is wrong and what to do instead; none changed
+ * anything. `name` is stable so callers (and the CLI's exit codes) can tell them apart.
+ */
+
+/** Temporal cannot be reached, or its connection settings are unusable. */
+export class TemporalConnectionError extends Error {
+  override readonly name = 'TemporalConnectionError';
+}
+
+/** No deployment matches the id or name given. */
+export class DeploymentNotFoundError extends Error {
+  override readonly name = 'DeploymentNotFoundError';
+}
+
+/** A bare deployment name matches deployments in several projects or regions. */
+export class AmbiguousDeploymentError extends Error {
+  override readonly name = 'AmbiguousDeploymentError';
+  constructor(
+    readonly deployment: string,
+    readonly workflowIds: string[],
+  ) {
+    super(
+      `"${deployment}" names ${workflowIds.length} deployments: ${workflowIds.join(', ')}; ` +
+        'give the workflow id instead',
+    );
+  }
+}
+
+/** The operation needs a deployment in another state (finished vs running, or not already undoing). */
+export class DeploymentStateError extends Error {
+  override readonly name = 'DeploymentStateError';
+}
+
+/** `list` filters that cannot be turned into a visibility query. */
+export class InvalidFilterError extends Error {
+  override readonly name = 'InvalidFilterError';
+}
+
+/** A followed deployment (or teardown) ended Failed, Canceled, Terminated or Timed out. */
+export class DeploymentFailedError extends Error {
+  override readonly name = 'DeploymentFailedError';
+  constructor(
+    readonly workflowId: string,
+    /** Temporal execution status, e.g. `FAILED`. */
+    readonly status: string,
+    /** The failure as the workflow reported it. */
+    readonly failure: string,
+  ) {
+    super(`${workflowId} ended ${status}: ${failure}`);
+  }
+}

@@ -1,0 +1,8 @@
+export * from './connect';
+export * from './control';
+export * from './errors';
+export * from './list';
+export * from './progress';
+export { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE } from './resolve';
+export * from './start';
+export * from './watch';

@@ -1,0 +1,141 @@
+import type { Client, WorkflowExecutionInfo, WorkflowExecutionStatusName } from '@temporalio/client';
+import { z } from 'zod';
+import {
+  DeployStage,
+  DeploymentName,
+  EndpointId,
+  GcpProject,
+  GcpRegion,
+  ModelUri,
+} from '../search-attributes';
+import { DeploymentSpecSchema } from '../spec';
+import { DEPLOY_STAGES, type DeployStage as Stage } from '../workflows/types';
+import { InvalidFilterError } from './errors';
+import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE } from './resolve';
+
+/**
+ * Which deployments to list: `active` (the default) = running, or serving and not torn down, i.e.
+ * everything that may hold resources; `running`; `closed`; `all`.
+ */
+export const LIST_SCOPES = ['active', 'running', 'closed', 'all'] as const;
+export type ListScope = (typeof LIST_SCOPES)[number];
+
+// Values are quoted into a visibility query: only characters that cannot end the literal.
+const noQuotes = (what: string) =>
+  z.string().refine((value) => !/['"\\]/.test(value), `${what} cannot contain quotes or backslashes`);
+
+export const ListFiltersSchema = z.strictObject({
+  stage: z.enum(DEPLOY_STAGES, { message: `stage must be one of ${DEPLOY_STAGES.join(', ')}` }).optional(),
+  /** A `gs://` prefix: every deployment whose model URI starts with it. */
+  modelUri: noQuotes('the model URI')
+    .pipe(z.string().startsWith('gs://', 'the model URI filter is a gs:// prefix, e.g. gs://bucket/models/'))
+    .optional(),
+  region: DeploymentSpecSchema.shape.region.optional(),
+  project: DeploymentSpecSchema.shape.project.optional(),
+  name: DeploymentSpecSchema.shape.name.optional(),
+  scope: z.enum(LIST_SCOPES, { message: `scope must be one of ${LIST_SCOPES.join(', ')}` }).default('active'),
+  /** At most this many deployments (default 100). */
+  limit: z.number().int().min(1).max(1_000).default(100),
+});
+export type ListFilters = z.input<typeof ListFiltersSchema>;
+
+export interface DeploymentSummary {
+  workflowId: string;
+  runId: string;
+  deployment?: string;
+  project?: string;
+  region?: string;
+  modelUri?: string;
+  endpointId?: string;
+  stage?: Stage;
+  status: WorkflowExecutionStatusName;
+  startedAt: string;
+  closedAt?: string;
+  /** A teardown started after this deployment finished serving. */
+  teardown?: { workflowId: string; status: WorkflowExecutionStatusName; closedAt?: string };
+}
+
+/**
+ * Deployments matching the filters, newest first, latest run per deployment. Uses the visibility
+ * store, which is eventually consistent: a change may take a moment to show.
+ */
+export async function listDeployments(
+  client: Client,
+  filters: ListFilters = {},
+): Promise<DeploymentSummary[]> {
+  const parsed = ListFiltersSchema.safeParse(filters);
+  if (!parsed.success) {
+    throw new InvalidFilterError(
+      `invalid list filters: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(filters)'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const { scope, limit, ...by } = parsed.data;
+  const query = [
+    `WorkflowType = '${DEPLOY_WORKFLOW_TYPE}'`,
+    ...(by.stage ? [`${DeployStage.name} = '${by.stage}'`] : []),
+    ...(by.name ? [`${DeploymentName.name} = '${by.name}'`] : []),
+    ...(by.project ? [`${GcpProject.name} = '${by.project}'`] : []),
+    ...(by.region ? [`${GcpRegion.name} = '${by.region}'`] : []),
+    ...(by.modelUri ? [`${ModelUri.name} STARTS_WITH '${by.modelUri}'`] : []),
+    ...(scope === 'running' ? [`ExecutionStatus = 'Running'`] : []),
+    ...(scope === 'closed' ? [`ExecutionStatus != 'Running'`] : []),
+    ...(scope === 'active' ? [`(ExecutionStatus = 'Running' OR ${DeployStage.name} = 'SERVING')`] : []),
+  ].join(' AND ');
+
+  const latest = new Map<string, DeploymentSummary>();
+  for await (const execution of client.workflow.list({ query })) {
+    const known = latest.get(execution.workflowId);
+    if (!known && latest.size >= limit) break;
+    if (!known || known.startedAt < execution.startTime.toISOString())
+      latest.set(execution.workflowId, summaryOf(execution));
+  }
+  const summaries = [...latest.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
+  await attachTeardowns(client, summaries);
+  return scope === 'active' ? summaries.filter((s) => s.teardown?.status !== 'COMPLETED') : summaries;
+}
+
+function summaryOf(execution: WorkflowExecutionInfo): DeploymentSummary {
+  const attributes = execution.typedSearchAttributes;
+  const stage = attributes.get(DeployStage);
+  return {
+    workflowId: execution.workflowId,
+    runId: execution.runId,
+    deployment: attributes.get(DeploymentName),
+    project: attributes.get(GcpProject),
+    region: attributes.get(GcpRegion),
+    modelUri: attributes.get(ModelUri),
+    endpointId: attributes.get(EndpointId),
+    stage: (DEPLOY_STAGES as readonly string[]).includes(stage ?? '') ? (stage as Stage) : undefined,
+    status: execution.status.name,
+    startedAt: execution.startTime.toISOString(),
+    closedAt: execution.closeTime?.toISOString(),
+  };
+}
+
+const ID_BATCH = 50;
+
+/** Marks finished serving deployments that a later teardown removed (or is removing). */
+async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): Promise<void> {
+  const served = new Map<string, DeploymentSummary>();
+  for (const summary of summaries) {
+    if (summary.status !== 'COMPLETED' || summary.stage !== 'SERVING') continue;
+    if (!summary.project || !summary.region || !summary.deployment) continue;
+    served.set(`teardown/${summary.project}/${summary.region}/${summary.deployment}`, summary);
+  }
+  // Attribute values set by other tools could hold quotes; such ids are not ours to query.
+  const ids = [...served.keys()].filter((id) => !/['\\]/.test(id));
+  for (let i = 0; i < ids.length; i += ID_BATCH) {
+    const batch = ids.slice(i, i + ID_BATCH).map((id) => `'${id}'`);
+    const query = `WorkflowType = '${TEARDOWN_WORKFLOW_TYPE}' AND WorkflowId IN (${batch.join(', ')})`;
+    for await (const teardown of client.workflow.list({ query })) {
+      const deployment = served.get(teardown.workflowId);
+      if (!deployment?.closedAt || teardown.startTime.toISOString() < deployment.closedAt) continue;
+      if (deployment.teardown && deployment.teardown.status === 'COMPLETED') continue;
+      deployment.teardown = {
+        workflowId: teardown.workflowId,
+        status: teardown.status.name,
+        closedAt: teardown.closeTime?.toISOString(),
+      };
+    }
+  }
+}

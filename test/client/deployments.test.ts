@@ -1,0 +1,347 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  AmbiguousDeploymentError,
+  DeploymentFailedError,
+  DeploymentNotFoundError,
+  DeploymentStateError,
+  type DeploymentStatus,
+  InvalidFilterError,
+  cancelDeployment,
+  getProgress,
+  listDeployments,
+  rollbackDeployment,
+  startDeployment,
+  teardownDeployment,
+  watchDeployment,
+  watchTeardown,
+} from '../../src/client';
+import { InvalidSpecError } from '../../src/spec';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import {
+  Gate,
+  type ScriptedWorker,
+  eventually,
+  publicSpec,
+  startScriptedWorker,
+  uniqueName,
+  workflowIdOf,
+} from './scripted-worker';
+
+/**
+ * The library against the real Temporal dev server, with a worker running the real workflows and
+ * scripted activities.
+ */
+
+let worker: ScriptedWorker;
+const settings = { heartbeatTimeoutMs: 2_000 }; // cancellation reaches held activities quickly
+const fast = { intervalMs: 200 };
+
+beforeAll(async () => {
+  worker = await startScriptedWorker(uniqueTaskQueue('client'));
+}, 120_000);
+
+afterAll(async () => {
+  await worker?.stop();
+  await closeTestEnv();
+});
+
+const start = async (spec: ReturnType<typeof publicSpec>) => {
+  const { client } = await getTestEnv();
+  return startDeployment(client, spec, { taskQueue: worker.taskQueue, settings });
+};
+
+describe.concurrent('client library', () => {
+  it('attaches to the running deployment instead of starting it twice, and says whether the spec differs', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('attach'));
+    const gate = new Gate();
+    const script = worker.script(spec, { hold: { validateWeights: { gate, heartbeat: {} } } });
+
+    const first = await start(spec);
+    const again = await start(spec);
+    const changed = await start({ ...spec, replicas: { min: 2 } });
+    expect(first).toMatchObject({ started: true, sameSpec: true, workflowId: workflowIdOf(spec) });
+    expect(again).toMatchObject({ started: false, sameSpec: true, runId: first.runId });
+    expect(changed).toMatchObject({ started: false, sameSpec: false, runId: first.runId });
+
+    const description = await client.workflow.getHandle(first.workflowId).describe();
+    expect(await description.staticSummary()).toBe(
+      `Deploy ${spec.name} → us-central1 (gs://models-bucket/${spec.name}/)`,
+    );
+    expect(await description.staticDetails()).toMatch(
+      /\| Machine \| g2-standard-12, 1× NVIDIA_L4 \|[\s\S]*```yaml/,
+    );
+
+    gate.open();
+    const result = await watchDeployment(client, first.workflowId, undefined, fast);
+    expect(result.outcome).toBe('serving');
+    expect(script.calls.filter((call) => call === 'validateWeights')).toHaveLength(1);
+  });
+
+  it('rejects a bad spec with every field error and starts nothing', async () => {
+    const { client } = await getTestEnv();
+    const name = uniqueName('bad');
+    const error = await startDeployment(client, {
+      ...publicSpec(name),
+      region: 'Moon',
+      replicas: { min: 0 },
+      extra: true,
+    }).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(InvalidSpecError);
+    expect((error as InvalidSpecError).issues.map((issue) => issue.path)).toEqual(
+      expect.arrayContaining(['region', 'replicas.min', '']),
+    );
+    const lookup = await client.workflow
+      .getHandle(`deploy/my-project/Moon/${name}`)
+      .describe()
+      .catch((err: unknown) => err);
+    expect(lookup).toBeInstanceOf(WorkflowNotFoundError);
+  });
+
+  it("merges the running step's heartbeat, attempt and last failure into the progress", async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('progress'));
+    const deploying = new Gate();
+    const waiting = new Gate();
+    worker.script(spec, {
+      hold: {
+        deployToVertex: {
+          gate: deploying,
+          heartbeat: { operationName: 'projects/1/locations/us-central1/operations/77' },
+        },
+        waitForReplicas: { gate: waiting, heartbeat: { available: 1, target: 2, message: 'scaling up' } },
+      },
+      flaky: { waitForReplicas: { attempts: 1, message: '503 the service is unavailable' } },
+    });
+    const { workflowId } = await start({ ...spec, replicas: { min: 2 } });
+
+    const deploy = await eventually(async () => {
+      const status = await getProgress(client, workflowId);
+      return status.steps.find((step) => step.name === 'deploy' && step.activity?.operationName);
+    }, 'the deploy heartbeat');
+    expect(deploy).toMatchObject({
+      status: 'running',
+      activity: {
+        activityType: 'deployToVertex',
+        attempt: 1,
+        operationName: 'projects/1/locations/us-central1/operations/77',
+      },
+    });
+
+    deploying.open();
+    const status = await eventually(async () => {
+      const current = await getProgress(client, workflowId);
+      return current.replicas ? current : undefined;
+    }, 'the replicas heartbeat');
+    expect(status).toMatchObject({
+      status: 'RUNNING',
+      stage: 'WAITING_FOR_REPLICAS',
+      deployment: spec.name,
+      replicas: { available: 1, target: 2, message: 'scaling up' },
+      notes: [],
+    });
+    expect(status.steps.find((step) => step.name === 'waitForReplicas')?.activity).toMatchObject({
+      attempt: 2,
+      lastFailure: '503 the service is unavailable',
+    });
+
+    waiting.open();
+    const final: DeploymentStatus[] = [];
+    const result = await watchDeployment(client, workflowId, (s) => void final.push(s), fast);
+    expect(result.outcome).toBe('serving');
+    expect(final.at(-1)).toMatchObject({ status: 'COMPLETED', stage: 'SERVING', percent: 100, result });
+  });
+
+  it('falls back to the server and search attributes when no worker answers', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('noworker'));
+    const { workflowId, handle } = await startDeployment(client, spec, {
+      taskQueue: uniqueTaskQueue('idle'),
+    });
+    try {
+      const status = await getProgress(client, workflowId);
+      expect(status).toMatchObject({
+        status: 'RUNNING',
+        stage: 'VALIDATING',
+        deployment: spec.name,
+        region: 'us-central1',
+        modelUri: spec.model.uri,
+        progress: undefined,
+        steps: [],
+      });
+      expect(status.notes.join(' ')).toMatch(
+        /no worker polls task queue "idle-[^"]+".*`garden-deploy worker`/,
+      );
+    } finally {
+      await handle.terminate('test over');
+    }
+  });
+
+  it('reports a failed deployment with its failure message, also after it closed', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('fails'));
+    worker.script(spec, { fail: { validateWeights: 'tokenizer.json is missing' } });
+    const { workflowId } = await start(spec);
+    const error = await watchDeployment(client, workflowId, undefined, fast).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(DeploymentFailedError);
+    expect((error as DeploymentFailedError).message).toMatch(
+      new RegExp(`^${workflowId} ended FAILED: tokenizer.json is missing — nothing was left behind`),
+    );
+    const status = await getProgress(client, workflowId);
+    expect(status).toMatchObject({ status: 'FAILED', stage: 'FAILED' });
+    expect(status.steps[0]).toMatchObject({ name: 'validate', status: 'failed' });
+  });
+
+  it('cancels a running deployment, removing what it created, and refuses a second cancel', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('cancel'));
+    const gate = new Gate();
+    const script = worker.script(spec, {
+      hold: { waitForReplicas: { gate, heartbeat: { available: 0, target: 1 } } },
+    });
+    const { workflowId } = await start(spec);
+    await eventually(async () => script.calls.includes('waitForReplicas'), 'waitForReplicas to run');
+
+    const request = await cancelDeployment(client, workflowId, 'wrong checkpoint');
+    expect(request).toMatchObject({ workflowId, stage: 'WAITING_FOR_REPLICAS' });
+    const result = await watchDeployment(client, workflowId, undefined, fast);
+    expect(result).toMatchObject({ outcome: 'cancelled', reason: 'wrong checkpoint' });
+    expect(script.calls.slice(-3)).toEqual(['undeployModels', 'deleteEndpoint', 'deleteModel']);
+
+    const { closedAt } = await getProgress(client, workflowId);
+    const again = await cancelDeployment(client, workflowId).catch((err: unknown) => err);
+    expect(again).toBeInstanceOf(DeploymentStateError);
+    expect((again as Error).message).toBe(
+      `${workflowId} was already cancelled at ${closedAt}; nothing is left to cancel`,
+    );
+  });
+
+  it('rolls back within the rollback window, and points to teardown once it has closed', async () => {
+    const { client } = await getTestEnv();
+    const windowed = publicSpec(uniqueName('window'));
+    worker.script(windowed);
+    const { workflowId } = await start({ ...windowed, rollbackWindow: '1h' });
+    await eventually(async () => (await getProgress(client, workflowId)).stage === 'SERVING', 'SERVING');
+    await rollbackDeployment(client, workflowId, 'bad answers');
+    expect(await watchDeployment(client, workflowId, undefined, fast)).toMatchObject({
+      outcome: 'rolled-back',
+      reason: 'bad answers',
+    });
+
+    const closed = publicSpec(uniqueName('closed'));
+    worker.script(closed);
+    const started = await start(closed);
+    await watchDeployment(client, started.workflowId, undefined, fast);
+    const error = await rollbackDeployment(client, started.workflowId).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(DeploymentStateError);
+    expect((error as Error).message).toMatch(
+      /finished serving at .* and its rollback window has closed; remove it with `garden-deploy teardown deploy\//,
+    );
+  });
+
+  it('tears down a finished deployment from its recorded resources, once', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('teardown'));
+    const gate = new Gate();
+    const script = worker.script(spec, { hold: { runSmokeTests: { gate, heartbeat: {} } } });
+    const { workflowId } = await start(spec);
+    await eventually(async () => script.calls.includes('runSmokeTests'), 'smoke tests to run');
+
+    const whileRunning = await teardownDeployment(client, workflowId).catch((err: unknown) => err);
+    expect(whileRunning).toBeInstanceOf(DeploymentStateError);
+    expect((whileRunning as Error).message).toMatch(
+      /still running \(stage SMOKE_TESTING\).*garden-deploy cancel/,
+    );
+
+    gate.open();
+    await watchDeployment(client, workflowId, undefined, fast);
+    const teardown = await teardownDeployment(client, workflowId, { taskQueue: worker.taskQueue });
+    expect(teardown).toMatchObject({
+      workflowId: `teardown/my-project/us-central1/${spec.name}`,
+      started: true,
+      deploymentWorkflowId: workflowId,
+      resources: { endpoint: `projects/1/locations/us-central1/endpoints/${spec.name}` },
+    });
+    const result = await watchTeardown(client, teardown.workflowId, undefined, fast);
+    expect(result.removed.map((r) => r.resource)).toEqual(
+      expect.arrayContaining([`deleteEndpoint(projects/1/locations/us-central1/endpoints/${spec.name})`]),
+    );
+
+    await expect(teardownDeployment(client, workflowId)).rejects.toThrow(
+      /was already torn down by teardown\//,
+    );
+  });
+
+  it('refuses to tear down a deployment that removed everything itself', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('nothing'));
+    worker.script(spec, { fail: { waitForReplicas: 'replicas never became ready' } });
+    const { workflowId } = await start(spec);
+    await watchDeployment(client, workflowId, undefined, fast).catch(() => undefined);
+    await expect(teardownDeployment(client, workflowId)).rejects.toThrow(
+      `${workflowId} ended FAILED and removed what it had created; nothing to tear down`,
+    );
+  });
+
+  it('lists deployments by search attributes, and resolves bare names', async () => {
+    const { client } = await getTestEnv();
+    const bucket = uniqueName('list');
+    const inCentral = { ...publicSpec(uniqueName('central')), model: { uri: `gs://${bucket}/a/` } };
+    const inEurope = {
+      ...publicSpec(inCentral.name),
+      region: 'europe-west4',
+      model: { uri: `gs://${bucket}/b/` },
+    };
+    for (const spec of [inCentral, inEurope]) {
+      worker.script(spec);
+      await watchDeployment(client, (await start(spec)).workflowId, undefined, fast);
+    }
+
+    const both = await eventually(async () => {
+      const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
+      return found.length === 2 ? found : undefined;
+    }, 'both deployments in visibility');
+    expect(both.map((d) => d.region).sort()).toEqual(['europe-west4', 'us-central1']);
+    expect(both[0]).toMatchObject({ deployment: inCentral.name, stage: 'SERVING', status: 'COMPLETED' });
+
+    const europe = await listDeployments(client, { modelUri: `gs://${bucket}/`, region: 'europe-west4' });
+    expect(europe.map((d) => d.workflowId)).toEqual([workflowIdOf(inEurope)]);
+    expect(
+      await listDeployments(client, { modelUri: `gs://${bucket}/`, stage: 'FAILED', scope: 'all' }),
+    ).toEqual([]);
+    expect(await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'running' })).toEqual([]);
+
+    // Same name in two regions: a bare name is ambiguous until narrowed by the workflow id.
+    await expect(getProgress(client, inCentral.name)).rejects.toThrow(AmbiguousDeploymentError);
+    await expect(getProgress(client, 'no-such-deployment')).rejects.toThrow(DeploymentNotFoundError);
+
+    // Torn down deployments leave the default (active) list but stay in --all.
+    const teardown = await teardownDeployment(client, workflowIdOf(inEurope), {
+      taskQueue: worker.taskQueue,
+    });
+    await watchTeardown(client, teardown.workflowId, undefined, fast);
+    const active = await eventually(async () => {
+      const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
+      return found.length === 1 ? found : undefined;
+    }, 'the torn down deployment to leave the active list');
+    expect(active[0]?.region).toBe('us-central1');
+    const all = await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'all' });
+    expect(all.find((d) => d.region === 'europe-west4')?.teardown).toMatchObject({ status: 'COMPLETED' });
+
+    await expect(listDeployments(client, { region: "x' OR 1=1" })).rejects.toThrow(InvalidFilterError);
+  });
+
+  it('resolves a bare deployment name once visibility has it', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('named'));
+    worker.script(spec);
+    const { workflowId } = await start(spec);
+    await watchDeployment(client, workflowId, undefined, fast);
+    const status = await eventually(
+      () => getProgress(client, spec.name).catch(() => undefined),
+      'the name in visibility',
+    );
+    expect(status).toMatchObject({ workflowId, stage: 'SERVING' });
+  });
+});
