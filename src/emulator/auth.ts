@@ -30,6 +30,8 @@ function audienceFor(project: string): string {
   return `//iam.googleapis.com/projects/${project}/locations/global/workloadIdentityPools/garden-deploy-emulator/providers/local`;
 }
 
+const TOKEN_RETENTION_MS = 24 * 60 * 60 * 1000;
+
 /** An OAuth error as STS returns it (`{error, error_description}`, HTTP 400/401). */
 export class OAuthError extends Error {
   override readonly name = 'OAuthError';
@@ -67,6 +69,10 @@ export class TokenAuthority {
   ) {}
 
   issue(now: number, scope?: string): TokenResponse {
+    // Long-expired tokens are forgotten so a long-running emulator's state stays small.
+    const tokens = this.state().tokens;
+    for (const [key, old] of Object.entries(tokens))
+      if (old.expiresAt < now - TOKEN_RETENTION_MS) delete tokens[key];
     const accessToken = `ya29.emulator-${randomBytes(24).toString('base64url')}`;
     const lifetime = this.lifetimeSeconds();
     const record: TokenRecord = { accessToken, issuedAt: now, expiresAt: now + lifetime * 1000 };

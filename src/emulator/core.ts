@@ -18,6 +18,7 @@ import {
 } from './state';
 
 export const V1BETA1_TYPE = 'type.googleapis.com/google.cloud.aiplatform.v1beta1';
+const FLUSH_DELAY_MS = 100;
 
 export type CreationKind = 'endpoint' | 'model' | 'deployedModel' | 'address' | 'forwardingRule';
 
@@ -38,6 +39,7 @@ export class EmulatorCore {
   readonly tokens: TokenAuthority;
   private dirty = false;
   private closed = false;
+  private flushTimer: NodeJS.Timeout | undefined;
   private readonly inspections = new Map<string, Promise<void>>();
 
   constructor(
@@ -116,9 +118,24 @@ export class EmulatorCore {
 
   /** Saves the state file if anything changed since the last save. */
   flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
     if (!this.dirty || !this.config.stateFile) return;
     saveStateFile(this.config.stateFile, this.state);
     this.dirty = false;
+  }
+
+  /** Saves soon: a burst of calls (e.g. status polling) costs one write, not one per call. */
+  scheduleFlush(): void {
+    if (!this.dirty || !this.config.stateFile || this.flushTimer || this.closed) return;
+    this.flushTimer = setTimeout(() => {
+      try {
+        this.flush();
+      } catch (err) {
+        this.log(`could not save state file ${this.config.stateFile}: ${(err as Error).message}`);
+      }
+    }, FLUSH_DELAY_MS);
+    this.flushTimer.unref();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -295,7 +312,7 @@ export class EmulatorCore {
         if (this.closed || !current || current.done || !current.deploy) return;
         current.deploy.inspection = inspection;
         this.markDirty();
-        this.flush();
+        this.scheduleFlush();
       });
     this.inspections.set(op.name, task);
   }

@@ -270,13 +270,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         log(`internal error on ${req.method} ${req.url}: ${(err as Error).stack ?? String(err)}`);
         renderError(res, api, new ApiError('INTERNAL', 'Internal error encountered.'));
       })
-      .finally(() => {
-        try {
-          core.flush();
-        } catch (err) {
-          log(`could not save state file: ${(err as Error).message}`);
-        }
-      });
+      .finally(() => core.scheduleFlush());
   });
   server.keepAliveTimeout = 5_000;
 

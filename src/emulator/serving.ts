@@ -309,7 +309,7 @@ async function readAllHeaders(
       if (variant === undefined) continue; // stricter-than-loader findings (duplicate keys, metadata format)
       throw serverFailure(
         ctx,
-        `safetensors_rust.SafetensorError: Error while deserializing header: ${variant} (${file.name}: ${problem.message})`,
+        `safetensors_rust.SafetensorError: Error while deserializing header: ${variant} (${problem.message})`,
       );
     }
     for (const tensor of result.header?.tensors ?? [])

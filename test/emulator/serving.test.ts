@@ -47,7 +47,7 @@ const BROKEN: Case[] = [
     stage: 'serving',
     code: 9,
     message:
-      /Error while deserializing header: MetadataIncompleteBuffer \(model-\d{5}-of-\d{5}\.safetensors: .*truncated/,
+      /Error while deserializing header: MetadataIncompleteBuffer \(model-\d{5}-of-\d{5}\.safetensors is truncated: expected \d+ bytes, object has \d+/,
   },
   {
     variant: 'corrupt-header',
