@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { InvalidModelUriError, parseGcsUri } from '../storage';
 import { EmulatorCore, V1BETA1_TYPE, endpointName } from './core';
 import { ApiError, badRequest } from './errors';
@@ -470,6 +471,29 @@ async function cancelOperation(core: EmulatorCore, ctx: RequestContext): Promise
   sendJson(ctx.res, 200, {});
 }
 
+/** Longest `:wait` the emulator holds a call (Google's is bounded by the HTTP deadline). */
+const MAX_WAIT_MS = 120_000;
+
+/** `POST {operation}:wait`: returns when the operation is done or `timeout` (Duration) has passed. */
+async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const request = await readMessage(ctx, 'google.longrunning.WaitOperationRequest');
+  const name = canonicalName(core, ctx.params[0]!);
+  if (!core.state.operations[name])
+    throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
+  const timeout =
+    typeof request.timeout === 'string' ? Number(request.timeout.replace(/s$/, '')) * 1000 : MAX_WAIT_MS;
+  const deadline = ctx.now + Math.min(Math.max(timeout, 0), MAX_WAIT_MS);
+  for (;;) {
+    core.advance(core.now());
+    const op = core.state.operations[name];
+    if (!op || op.done || core.now() >= deadline) break;
+    await delay(Math.min(50, deadline - core.now()));
+  }
+  const op = core.state.operations[name];
+  if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
 interface PageToken {
   offset: number;
   filter: string;
@@ -839,6 +863,13 @@ export function vertexRoutes(core: EmulatorCore): Route[] {
   return [
     route('vertex.deploy', 'POST', `${P}:deploy`, 'aiplatform.endpoints.deploy', deploy),
     route('vertex.operations.get', 'GET', `/v1beta1/${OPERATION}`, 'aiplatform.operations.get', getOperation),
+    route(
+      'vertex.operations.wait',
+      'POST',
+      `/v1beta1/${OPERATION}:wait`,
+      'aiplatform.operations.get',
+      waitOperation,
+    ),
     route(
       'vertex.operations.cancel',
       'POST',

@@ -139,9 +139,12 @@ describe('Model Garden :deploy of custom weights', () => {
     const body = { custom_model: { gcs_uri: validModel } };
     const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, body);
     expect(start.status, start.text).toBe(200);
-    // The operation can be read back with the project id in its name.
+    // The operation can be read back with the project id in its name; :wait returns it once done.
     const byId = start.json.name.replace(projectNumberFor(project), project);
-    const op = await waitForOperation(t.api, byId);
+    const waitBody = { timeout: '60s' };
+    expectProtoRoundTrip('google.longrunning.WaitOperationRequest', waitBody);
+    const op = (await t.api.post(`/v1beta1/${byId}:wait`, waitBody)).json;
+    expect(op.done).toBe(true);
     expect(op.response.endpoint).toMatch(/\/endpoints\/mg-endpoint-\d+$/);
     expect(op.response.model).toMatch(/\/models\/\d{19}$/);
   });
