@@ -220,6 +220,8 @@ describe('garden-deploy dev', () => {
     process.kill(gcs.pid, 'SIGKILL');
     expect(await dev.exited).toBe(1);
     expect(dev.stderr()).toContain(`fake-gcs-server was killed by SIGKILL; its log is ${gcs.logFile}`);
+    // followed by the log's tail, which starts with the command line the service was run with
+    expect(dev.stderr()).toMatch(/\n {2}\| --- \S+ \S+fake-gcs-server -scheme http/);
     expect(gcs.logFile).toBe(path.join(dataDir, 'logs', 'fake-gcs.log'));
     expect(isAlive(temporal.pid)).toBe(false);
     expect(readStackFile(dataDir)).toBeUndefined();

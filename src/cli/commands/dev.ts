@@ -1,11 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { DEFAULT_EMULATOR_PORT } from '../../emulator';
 import { DEMO_MODEL_URI, type DemoResult, runDemo } from '../../local-stack/demo';
 import { assertPortFree } from '../../local-stack/process';
-import { formatReport } from './validate';
 import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
 import {
   DEFAULT_DATA_DIR,
@@ -14,6 +13,7 @@ import {
   removeStackFile,
   writeStackFile,
 } from '../../local-stack/stack-file';
+import { formatReport } from './validate';
 
 /** Each port: its flag, the env var that sets it too, its default and what listens there. */
 const PORTS = {
@@ -243,7 +243,7 @@ function describeStack(info: StackInfo, stackFile: string): string {
     '',
     `Logs: ${path.join(info.dataDir, 'logs')}   Addresses: ${stackFile}`,
     'In another shell:',
-    ...Object.entries(info.env).map(([name, value]) => `  export ${name}=${value}`),
+    ...Object.entries(info.env).map(([name, value]) => `  export ${name}=${shellQuote(value)}`),
     '',
   ].join('\n');
 }
@@ -253,11 +253,24 @@ function describeExit(exit: ServiceExit): string {
   return `garden-deploy dev: ${exit.name} ${how}; its log is ${exit.logFile}\n${logTail(exit.logFile)}`;
 }
 
+/** The last `lines` lines of a log, read from its last 16 KiB only: logs grow without bound. */
 function logTail(file: string, lines = 15): string {
+  let fd: number | undefined;
   try {
-    const tail = readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines);
+    fd = openSync(file, 'r');
+    const size = fstatSync(fd).size;
+    const buffer = Buffer.alloc(Math.min(size, 16 * 1024));
+    readSync(fd, buffer, 0, buffer.length, size - buffer.length);
+    const tail = buffer.toString('utf8').trimEnd().split('\n').slice(-lines);
     return tail.map((line) => `  | ${line}\n`).join('');
   } catch {
     return '';
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** As typed into a POSIX shell: data dirs may contain spaces. */
+function shellQuote(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
 }
