@@ -85,6 +85,11 @@ export interface HeaderReadOptions {
   /** Largest header (N) downloaded and parsed; at most {@link SAFETENSORS_MAX_HEADER_BYTES}. */
   maxHeaderBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Called with N before the header is downloaded; resolves once that much memory may be used and
+   * returns its release. Lets callers bound the header bytes held across parallel reads.
+   */
+  reserveMemory?: (bytes: number) => Promise<() => void>;
 }
 
 /** Reads and checks one safetensors file's header with ranged reads only. */
@@ -145,16 +150,21 @@ export async function readSafetensorsHeader(
     );
   }
   options.signal?.throwIfAborted();
-  const headerBytes = await store.readRange(file.name, 8, 8 + headerLength);
-  const bytesRead = 8 + headerLength;
-  if (headerBytes.length !== headerLength) {
-    return fail(
-      'truncated',
-      truncatedMessage(name, BigInt(bytesRead), BigInt(8 + headerBytes.length)),
-      bytesRead,
-    );
+  const release = options.reserveMemory ? await options.reserveMemory(headerLength) : undefined;
+  try {
+    const headerBytes = await store.readRange(file.name, 8, 8 + headerLength);
+    const bytesRead = 8 + headerLength;
+    if (headerBytes.length !== headerLength) {
+      return fail(
+        'truncated',
+        truncatedMessage(name, BigInt(bytesRead), BigInt(8 + headerBytes.length)),
+        bytesRead,
+      );
+    }
+    return { ...parseSafetensorsHeader(file.name, headerBytes, file.size), bytesRead };
+  } finally {
+    release?.();
   }
-  return { ...parseSafetensorsHeader(file.name, headerBytes, file.size), bytesRead };
 }
 
 /** Checks a header's JSON bytes (file bytes [8, 8+N)) against the object's total size. */

@@ -25,6 +25,32 @@ export class Limiter {
 }
 
 /**
+ * Bounds the bytes held at once (e.g. safetensors headers being parsed in parallel): `reserve`
+ * waits until `bytes` fit under the budget. One request larger than the whole budget still runs,
+ * alone, so nothing waits forever.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly budget: number) {}
+
+  async reserve(bytes: number): Promise<() => void> {
+    while (this.used > 0 && this.used + bytes > this.budget) {
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.used += bytes;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.used -= bytes;
+      for (const wake of this.waiting.splice(0)) wake();
+    };
+  }
+}
+
+/**
  * Runs `fn` over `items` through `limiter`; results keep the input order. After the first failure
  * or an abort no new item starts, the ones in flight are awaited, and the first error is thrown,
  * so no work outlives the call.

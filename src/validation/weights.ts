@@ -5,8 +5,9 @@ import {
   type SafetensorsHeader,
   type TensorEntry,
 } from '../safetensors/header';
+import { isDtype } from '../safetensors/dtypes';
 import { StorageAccessError, type ModelStore, type StoredObject } from '../storage';
-import { type Limiter, mapLimited } from './io';
+import { ByteBudget, type Limiter, mapLimited } from './io';
 import type { FolderLayout } from './layout';
 import type { FindingCollector } from './report';
 import { headerRule } from './rules';
@@ -39,6 +40,9 @@ export interface WeightInventory {
   /** Every loaded file's header was read and had no errors: name/shape checks can trust `tensors`. */
   complete: boolean;
 }
+
+/** Header bytes held in memory at once across parallel reads (real shards' headers are < 1 MiB). */
+export const HEADER_MEMORY_BUDGET = 64 * 1024 * 1024;
 
 export interface WeightCheckOptions {
   limiter: Limiter;
@@ -114,11 +118,12 @@ async function checkSafetensors(
   checkShardNumbering(files, layout, findings, new Set(index ? Object.values(index.weight_map) : []));
 
   let done = 0;
+  const memory = new ByteBudget(HEADER_MEMORY_BUDGET);
   const results = await mapLimited(
     files,
     options.limiter,
     async (file) => {
-      const result = await readHeaderOrFinding(store, file, findings, options);
+      const result = await readHeaderOrFinding(store, file, findings, options, memory);
       options.onHeader?.(++done, files.length);
       return result;
     },
@@ -145,7 +150,9 @@ async function checkSafetensors(
     for (const tensor of result.header.tensors) {
       const bytes = tensor.end - tensor.begin;
       inventory.weightBytes += bytes;
-      inventory.dtypeBytes[tensor.dtype] = (inventory.dtypeBytes[tensor.dtype] ?? 0) + bytes;
+      // Unknown dtype strings come from untrusted headers: one bucket, so they cannot bloat the report.
+      const dtype = isDtype(tensor.dtype) ? tensor.dtype : 'unknown';
+      inventory.dtypeBytes[dtype] = (inventory.dtypeBytes[dtype] ?? 0) + bytes;
       const existing = inventory.tensors.get(tensor.name);
       if (existing) duplicates.push([tensor.name, existing.file, file.name]);
       else inventory.tensors.set(tensor.name, { ...tensor, file: file.name });
@@ -175,9 +182,11 @@ async function readHeaderOrFinding(
   file: StoredObject,
   findings: FindingCollector,
   options: WeightCheckOptions,
+  memory: ByteBudget,
 ): Promise<HeaderOutcome> {
   try {
     const result = await readSafetensorsHeader(store, file, {
+      reserveMemory: (bytes) => memory.reserve(bytes),
       ...(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: options.maxHeaderBytes }),
       ...(options.signal ? { signal: options.signal } : {}),
     });

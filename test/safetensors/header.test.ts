@@ -62,6 +62,13 @@ describe('safetensors header: valid files', () => {
     expect(result.header?.tensors).toHaveLength(2);
   });
 
+  it('keeps tensors whose names are JavaScript object internals', async () => {
+    const text = `{"__proto__":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"constructor":{"dtype":"U8","shape":[2],"data_offsets":[2,4]},"__metadata__":{"format":"pt"}}`;
+    const { result } = await read(rawSafetensors(text, { dataBytes: 4 }));
+    expect(result.problems).toEqual([]);
+    expect(result.header?.tensors.map((t) => t.name)).toEqual(['__proto__', 'constructor']);
+  });
+
   it('warns when __metadata__ is missing or its format is not pt, and on unknown dtypes', async () => {
     const noMeta = headerText(validTensors, null);
     expect(codes((await read(rawSafetensors(noMeta.text, { dataBytes: noMeta.dataBytes }))).result)).toEqual([

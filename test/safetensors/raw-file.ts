@@ -22,7 +22,9 @@ export function headerText(
   tensors: Array<{ name: string; dtype: string; shape: number[]; bytes: number }>,
   metadata: Record<string, string> | null = { format: 'pt' },
 ): { text: string; dataBytes: number } {
-  const entries: Record<string, unknown> = metadata ? { __metadata__: metadata } : {};
+  // Null prototype: a tensor may be named "__proto__", which a plain object would swallow.
+  const entries = Object.create(null) as Record<string, unknown>;
+  if (metadata) entries.__metadata__ = metadata;
   let offset = 0;
   for (const tensor of tensors) {
     entries[tensor.name] = {
