@@ -86,8 +86,13 @@ function faultError(action: Extract<FaultAction, { type: 'error' }>): ApiError {
   });
 }
 
-function authError(core: EmulatorCore, req: IncomingMessage, now: number): ApiError | undefined {
-  const check = core.tokens.check(req.headers.authorization, now);
+function authError(core: EmulatorCore, req: IncomingMessage, url: URL, now: number): ApiError | undefined {
+  // Google APIs also take the token as the `access_token` query parameter.
+  const queryToken = url.searchParams.get('access_token');
+  const check = core.tokens.check(
+    req.headers.authorization ?? (queryToken ? `Bearer ${queryToken}` : undefined),
+    now,
+  );
   if (check === 'valid') return undefined;
   return new ApiError(
     'UNAUTHENTICATED',
@@ -214,7 +219,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         `The requested URL ${url.pathname} was not found on this server (${req.method}).`,
       );
     }
-    const params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p ?? ''));
+    let params: string[];
+    try {
+      params = (route.pattern.exec(url.pathname) ?? []).slice(1).map((p) => decodeURIComponent(p ?? ''));
+    } catch {
+      req.resume();
+      throw new ApiError('INVALID_ARGUMENT', `The request path ${url.pathname} has a malformed %-escape.`);
+    }
     const ctx: RequestContext = { req, res, url, params, now, fault: { type: 'pass' } };
     if (route.api === 'admin') return route.handler(ctx);
 
@@ -249,7 +260,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     }
     ctx.fault = fault;
     if (route.api !== 'sts') {
-      const denied = authError(core, req, now);
+      const denied = authError(core, req, url, now);
       if (denied) throw denied;
       if (project && core.isForbidden(project)) throw forbiddenError(route, url.pathname);
     }
@@ -258,10 +269,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   }
 
   const server: Server = createServer((req, res) => {
-    let api: Route['api'] | undefined;
     dispatch(req, res)
       .catch((err: unknown) => {
-        api = routes.find((r) => r.pattern.test(new URL(req.url ?? '/', 'http://x').pathname))?.api;
+        const api = routes.find((r) => r.pattern.test(new URL(req.url ?? '/', 'http://x').pathname))?.api;
         if (res.headersSent) {
           res.destroy();
           return;

@@ -277,6 +277,12 @@ describe('Model Garden :deploy of custom weights', () => {
     expect(unknownQuery.status).toBe(400);
     expect(unknownQuery.json.error.message).toContain('Unknown name "pageSise"');
 
+    const malformed = await t.api.get('/v1beta1/projects/%E0%A4%A/locations/us-central1/endpoints');
+    expect(malformed.status).toBe(400);
+    const nowhere = await t.api.get('/v1beta1/projects/p/locations/l/datasets');
+    expect(nowhere.status).toBe(404);
+    expect(nowhere.json.error.status).toBe('NOT_FOUND');
+
     await waitForOperation(t.api, matching.json.name);
     const resources = await t.admin.resources(project);
     expect(resources.endpoints).toHaveLength(1); // only the one valid deploy
