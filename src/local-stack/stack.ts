@@ -47,6 +47,8 @@ export interface LocalStack {
  * process, the Vertex/Compute emulator (state file in the data dir, weights read from fake-gcs).
  */
 export async function startLocalStack(options: LocalStackOptions): Promise<LocalStack> {
+  // Both resolved before anything is created or started: a missing tool changes nothing.
+  const binaries = { temporal: requireTool('temporal'), fakeGcs: requireTool('fakeGcs') };
   const dataDir = path.resolve(options.dataDir);
   const logDir = path.join(dataDir, 'logs');
   mkdirSync(logDir, { recursive: true });
@@ -58,7 +60,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   progress(`starting fake-gcs-server (log: ${gcsLog})`);
   const [temporal, gcs] = await settleAll<[TemporalDevServer, FakeGcsServer]>([
     startTemporalDevServer({
-      binary: requireTool('temporal'),
+      binary: binaries.temporal,
       host: options.host,
       port: options.temporalPort,
       uiPort: options.uiPort,
@@ -69,7 +71,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       signal: options.signal,
     }),
     startFakeGcs({
-      binary: requireTool('fakeGcs'),
+      binary: binaries.fakeGcs,
       host: options.host,
       port: options.gcsPort,
       rootDir: path.join(dataDir, 'gcs'),

@@ -10,6 +10,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DEMO_MODEL_URI } from '../../src/local-stack/demo';
 import { assertPortFree, findFreePort } from '../../src/local-stack/process';
 import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-stack/stack-file';
+import { TOOLS } from '../../src/local-stack/tools';
 import { SEARCH_ATTRIBUTES } from '../../src/search-attributes';
 import { createStorage, openModelStore } from '../../src/storage';
 
@@ -33,10 +34,11 @@ afterAll(async () => {
   await Promise.all(tempDirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
-function startDev(args: string[]): DevRun {
+function startDev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'dev', ...args], {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stdout = '';
   let stderr = '';
@@ -205,6 +207,20 @@ describe('garden-deploy dev', () => {
     const duplicate = startDev(['--temporal-port', '7300', '--gcs-port', '7300', '--data-dir', dataDir]);
     expect(await duplicate.exited).toBe(1);
     expect(duplicate.stderr()).toContain('--gcs-port 7300 is the same port as --temporal-port');
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  it('without the pinned tools, says how to install them and creates nothing', async () => {
+    const dataDir = await tempDataDir();
+    const emptyTools = path.join(path.dirname(dataDir), 'no-tools');
+    const dev = startDev([...portArgs(await distinctFreePorts(4)), '--data-dir', dataDir], {
+      GARDEN_DEPLOY_TOOLS_DIR: emptyTools,
+    });
+    expect(await dev.exited).toBe(1);
+    expect(dev.stderr()).toContain(
+      `${TOOLS.temporal.module}@${TOOLS.temporal.version} is not installed at ${path.join(emptyTools, 'temporal-')}`,
+    );
+    expect(dev.stderr()).toContain('Run ./scripts/install-tools.sh');
     expect(existsSync(dataDir)).toBe(false);
   });
 
