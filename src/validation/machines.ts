@@ -235,6 +235,14 @@ export function describeMachine({ machine }: { machine: MachineSpec }): string {
   return `${machine.type} (${machine.acceleratorCount}× ${machine.acceleratorType})`;
 }
 
-export function formatGiB(bytes: number): string {
-  return `${(bytes / GIB).toFixed(1)} GiB`;
+/** 1536 → "1.5 KiB", 16e9 → "14.9 GiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
 }

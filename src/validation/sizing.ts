@@ -9,7 +9,7 @@ import type { ConfigAnalysis } from './config-checks';
 import {
   checkMachine,
   describeMachine,
-  formatGiB,
+  formatBytes,
   MACHINE_TABLE,
   recommendMachine,
   type SizingRequirement,
@@ -97,8 +97,8 @@ export function computeSizing(
     );
     findings.add(
       'sizing.no-fit',
-      `No single Vertex machine holds ${formatGiB(weightBytes)} of weights plus the KV cache for ${contextTokens} tokens ` +
-        `(largest: ${describeMachine(largest)}, ${formatGiB(largest.gpuMemoryBytes * largest.machine.acceleratorCount)}); ${tpNote}. ` +
+      `No single Vertex machine holds ${formatBytes(weightBytes)} of weights plus the KV cache for ${contextTokens} tokens ` +
+        `(largest: ${describeMachine(largest)}, ${formatBytes(largest.gpuMemoryBytes * largest.machine.acceleratorCount)}); ${tpNote}. ` +
         (config.nativeQuantization === undefined && family.nativeQuantization
           ? `Upload ${family.displayName} in its native ${family.nativeQuantization.method.toUpperCase()} release format instead.`
           : 'Reduce the context length or deploy a smaller model.'),
@@ -150,9 +150,9 @@ function checkChosenMachine(
     const weightsFit = check.fit.maxContextTokens > 0;
     findings.add(
       'machine.insufficient-memory',
-      `${name} cannot hold the model: each GPU needs ${formatGiB(check.fit.perGpuRequiredBytes)} ` +
-        `(weights ${formatGiB(requirement.weightBytes)} split ${machine.acceleratorCount} ways, KV cache for ${requirement.contextTokens} tokens, runtime overhead) ` +
-        `but vLLM may use ${formatGiB(check.fit.perGpuUsableBytes)}.` +
+      `${name} cannot hold the model: each GPU needs ${formatBytes(check.fit.perGpuRequiredBytes)} ` +
+        `(weights ${formatBytes(requirement.weightBytes)} split ${machine.acceleratorCount} ways, KV cache for ${requirement.contextTokens} tokens, runtime overhead) ` +
+        `but vLLM may use ${formatBytes(check.fit.perGpuUsableBytes)}.` +
         (weightsFit ? ` It fits a context of at most ${check.fit.maxContextTokens} tokens.` : '') +
         suggestion,
     );

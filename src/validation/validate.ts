@@ -1,7 +1,7 @@
 import type { Storage } from '@google-cloud/storage';
 import { z } from 'zod';
 import { isFamilyId } from '../models';
-import { SAFETENSORS_MAX_HEADER_BYTES } from '../safetensors/header';
+import { preview, SAFETENSORS_MAX_HEADER_BYTES } from '../safetensors/header';
 import { MachineSpecSchema } from '../spec/deployment-spec';
 import {
   InvalidModelUriError,
@@ -203,13 +203,15 @@ export async function validateStore(
 }
 
 function locationMessage(err: StorageAccessError, uri: string): string {
+  // The storage client's own text can span lines (one per retry); its first line is the reason.
+  const reason = err.message.split('\n')[0]!.trim();
   switch (err.kind) {
     case 'forbidden':
-      return `${err.message}. The Vertex AI service agent (service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) needs roles/storage.objectViewer on the bucket too.`;
+      return `${reason}. The Vertex AI service agent (service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) needs roles/storage.objectViewer on the bucket too.`;
     case 'too-many-objects':
-      return err.message;
+      return reason;
     default:
-      return `${err.message}; check the bucket name and path of ${uri} (gs:// paths are case-sensitive).`;
+      return `${uri} was not found (${reason}); check the bucket name and path (gs:// paths are case-sensitive) or the directory.`;
   }
 }
 
@@ -299,7 +301,7 @@ function unreadableReport(
   const { findings: kept, omitted, summary } = findings.result();
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
-    location,
+    location: preview(location, 2000),
     status: 'unreadable',
     checkedAt: new Date(started).toISOString(),
     summary,

@@ -3,6 +3,7 @@ import {
   checkMachine,
   findMachineShape,
   fitMachine,
+  formatBytes,
   MACHINE_TABLE,
   recommendMachine,
   type SizingRequirement,
@@ -102,6 +103,12 @@ describe('recommendMachine reproduces hf-weights §6.3 at 8k context', () => {
       'NVIDIA_B200',
     );
   });
+});
+
+it('formats sizes in the unit that keeps them readable', () => {
+  expect(formatBytes(512)).toBe('512 bytes');
+  expect(formatBytes(1536)).toBe('1.5 KiB');
+  expect(formatBytes(15 * GiB)).toBe('15.0 GiB');
 });
 
 describe('fitMachine / checkMachine', () => {

@@ -9,7 +9,7 @@ import {
   DEFAULT_CONTEXT_LENGTH,
   describeMachine,
   type Finding,
-  formatGiB,
+  formatBytes,
   formatParameters,
   InvalidValidationOptionsError,
   type MachineFit,
@@ -200,14 +200,14 @@ export function formatReport(report: ValidationReport, options: { color: boolean
       m.parameterCount === undefined ? undefined : `${formatParameters(m.parameterCount)} parameters`,
       m.weightBytes === undefined
         ? undefined
-        : `${formatGiB(m.weightBytes)} of weights${m.dtype ? ` (${m.dtype})` : ''}`,
+        : `${formatBytes(m.weightBytes)} of weights${m.dtype ? ` (${m.dtype})` : ''}`,
       m.weightFiles > 0 ? `${m.weightFiles} ${m.weightFormat} file(s), ${m.tensorCount} tensors` : undefined,
     ].filter(Boolean);
     lines.push(`${c.bold('Model')}    ${what.length > 0 ? what.join(' · ') : 'not identified'}`);
     const s = report.sizing;
     if (s) {
       const fit = (f: MachineFit): string =>
-        `${describeMachine(f)} — ${formatGiB(f.perGpuRequiredBytes)} of ${formatGiB(f.perGpuUsableBytes)} per GPU, context up to ${f.maxContextTokens.toLocaleString('en-US')} tokens`;
+        `${describeMachine(f)} — ${formatBytes(f.perGpuRequiredBytes)} of ${formatBytes(f.perGpuUsableBytes)} per GPU, context up to ${f.maxContextTokens.toLocaleString('en-US')} tokens`;
       lines.push(
         `${c.bold('Machine')}  ${s.recommended ? `recommended ${fit(s.recommended)}` : c.red('no single-node Vertex machine fits')}` +
           ` (sized for ${s.requirement.contextTokens.toLocaleString('en-US')} tokens, TP ∈ {${s.requirement.tensorParallelSizes.join(', ')}})`,
