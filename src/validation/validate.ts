@@ -1,6 +1,6 @@
 import type { Storage } from '@google-cloud/storage';
 import { z } from 'zod';
-import { isFamilyId } from '../models';
+import { isFamilyId, type TokenizerKind } from '../models';
 import { preview, SAFETENSORS_MAX_HEADER_BYTES } from '../safetensors/header';
 import { MachineSpecSchema } from '../spec/deployment-spec';
 import {
@@ -154,8 +154,7 @@ export async function validateStore(
       }),
     );
     const family = config.family;
-    const tokenizerKind =
-      family && family.tokenizers.length === 1 ? family.tokenizers[0] : config.matchedModel?.tokenizer;
+    const tokenizerKind = tokenizerKindOf(config);
     [inventory, tokenizer] = await Promise.all([
       checkWeights(counted, layout, findings, {
         limiter,
@@ -200,6 +199,20 @@ export async function validateStore(
     ...objectRecords(objects),
     stats: statsOf(objects.length, inventory.headersRead, stats, started),
   };
+}
+
+/**
+ * The tokenizer a model of this family and size uses. Families that changed tokenizer (Llama-2 →
+ * Llama-3, Mistral-7B → Nemo) are told apart by the matched Vertex model, else by vocabulary size:
+ * their SentencePiece releases have ~32k tokens, their BPE (tiktoken-style) releases over 100k.
+ */
+function tokenizerKindOf(config: ConfigAnalysis): TokenizerKind | undefined {
+  const family = config.family;
+  if (!family) return undefined;
+  if (family.tokenizers.length === 1) return family.tokenizers[0];
+  if (config.matchedModel) return config.matchedModel.tokenizer;
+  if (config.dims) return config.dims.vocabSize > 100_000 ? 'bpe' : 'sentencepiece';
+  return undefined;
 }
 
 function locationMessage(err: StorageAccessError, uri: string): string {

@@ -1,4 +1,4 @@
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -192,6 +192,21 @@ describe('real configs of supported families', () => {
     expect(rules(await validateConfig('gpt-oss-20b-dequantized.json'))).toContain(
       'quantization.dequantized-native',
     );
+  });
+});
+
+describe('tokenizer expectations follow the release', () => {
+  it('Llama-3 needs tokenizer.json; Llama-2 loads its SentencePiece tokenizer.model', async () => {
+    const sentencePieceOnly = async (fixture: string) => {
+      const dir = await mkdtemp(path.join(os.tmpdir(), 'real-config-'));
+      dirs.push(dir);
+      await copyFile(path.join(FIXTURES, fixture), path.join(dir, 'config.json'));
+      await writeFile(path.join(dir, 'tokenizer.model'), Buffer.from([0x0a, 0x0b, 0x0a, 0x05]));
+      await writeFile(path.join(dir, 'tokenizer_config.json'), '{}');
+      return rules(await validateModel(dir));
+    };
+    expect(await sentencePieceOnly('Llama-3.1-8B.json')).toContain('tokenizer.json-required');
+    expect(await sentencePieceOnly('Llama-2-7b-chat-hf.json')).not.toContain('tokenizer.json-required');
   });
 });
 
