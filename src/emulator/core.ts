@@ -197,7 +197,7 @@ export class EmulatorCore {
       displayName: work.modelDisplayName,
       createTime: now,
       dedicatedResources: work.dedicatedResources,
-      minReplicaCount: work.minReplicaCount,
+      initialReplicas: work.initialReplicas,
       rampStart: now,
       rampMs: this.timing(op.project).replicaRampMs,
       neverReady: work.fault === 'replicasNeverReady',
@@ -238,6 +238,7 @@ export class EmulatorCore {
       updateTime: now,
       revision: 1,
       artifactUri: work.gcsUri,
+      ...(work.containerSpec ? { containerSpec: work.containerSpec } : {}),
     };
     this.state.endpoints[name] = {
       name,
@@ -338,13 +339,13 @@ export class EmulatorCore {
 
   /** Available replicas of a deployed model at `now` (they come up one by one over the ramp). */
   static availableReplicas(
-    model: { minReplicaCount: number; rampStart: number; rampMs: number; neverReady: boolean },
+    model: { initialReplicas: number; rampStart: number; rampMs: number; neverReady: boolean },
     now: number,
   ): number {
     if (model.neverReady || now < model.rampStart) return 0;
-    if (model.rampMs === 0) return model.minReplicaCount;
-    const ready = Math.floor(((now - model.rampStart) / model.rampMs) * model.minReplicaCount);
-    return Math.min(model.minReplicaCount, ready);
+    if (model.rampMs === 0) return model.initialReplicas;
+    const ready = Math.floor(((now - model.rampStart) / model.rampMs) * model.initialReplicas);
+    return Math.min(model.initialReplicas, ready);
   }
 }
 

@@ -168,7 +168,7 @@ function serving(core: EmulatorCore, ctx: RequestContext): Serving {
   if (available === 0) {
     throw new ApiError(
       'UNAVAILABLE',
-      `The model ${deployed.id} on endpoint ${name} is not ready to serve: 0 of ${deployed.minReplicaCount} replicas are available. Retry once deployedModels[].status.availableReplicaCount is at least 1.`,
+      `The model ${deployed.id} on endpoint ${name} is not ready to serve: 0 of ${deployed.initialReplicas} replicas are available. Retry once deployedModels[].status.availableReplicaCount is at least 1.`,
     );
   }
   return {

@@ -32,8 +32,9 @@ export interface DeployedModelRecord {
   createTime: number;
   /** Canonical `DedicatedResources` JSON as requested (with server defaults filled in). */
   dedicatedResources: Record<string, unknown>;
-  minReplicaCount: number;
-  /** Replica k of min becomes available at rampStart + rampMs·k/min. */
+  /** Replicas brought up after the deploy (min_replica_count, or the initial count with scale-to-zero). */
+  initialReplicas: number;
+  /** Replica k of n becomes available at rampStart + rampMs·k/n. */
   rampStart: number;
   rampMs: number;
   neverReady: boolean;
@@ -77,6 +78,7 @@ export interface ModelRecord {
   updateTime: number;
   revision: number;
   artifactUri: string;
+  containerSpec?: Record<string, unknown>;
   served?: ServedModel;
 }
 
@@ -90,7 +92,9 @@ export interface DeployWork {
   endpointDisplayName: string;
   modelDisplayName: string;
   dedicatedResources: Record<string, unknown>;
-  minReplicaCount: number;
+  initialReplicas: number;
+  /** `model_config.container_spec` when the request overrides the serving container. */
+  containerSpec?: Record<string, unknown>;
   dedicatedEndpointEnabled: boolean;
   psc?: { projectAllowlist: string[]; enableSecurePrivateServiceConnect?: boolean };
   systemLabels?: Record<string, string>;

@@ -104,7 +104,7 @@ export function endpointJson(endpoint: EndpointRecord, now: number): Record<stri
     const lastChange =
       available === 0
         ? model.createTime
-        : model.rampStart + (model.rampMs * available) / model.minReplicaCount;
+        : model.rampStart + (model.rampMs * available) / model.initialReplicas;
     return {
       id: model.id,
       model: model.model,
@@ -172,7 +172,7 @@ export function modelJson(core: EmulatorCore, model: ModelRecord): Record<string
     versionUpdateTime: timestamp(model.updateTime),
     displayName: model.displayName,
     ...(model.description ? { description: model.description } : {}),
-    containerSpec: {
+    containerSpec: model.containerSpec ?? {
       imageUri: VLLM_IMAGE,
       args: [
         'python',
@@ -289,11 +289,15 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const modelConfig = asMessage(request.modelConfig);
   const endpointConfig = asMessage(request.endpointConfig);
   const deployConfig = asMessage(request.deployConfig);
-  if (modelConfig.containerSpec !== undefined) {
-    throw new ApiError(
-      'UNIMPLEMENTED',
-      'model_config.container_spec overrides are not emulated; omit it to use the default vLLM container.',
-    );
+  const containerSpec =
+    modelConfig.containerSpec === undefined ? undefined : asMessage(modelConfig.containerSpec);
+  if (containerSpec && typeof containerSpec.imageUri !== 'string') {
+    throw badRequest([
+      {
+        field: 'model_config.container_spec.image_uri',
+        description: 'container_spec.image_uri is required when container_spec is set.',
+      },
+    ]);
   }
 
   const endpointUserId =
@@ -324,19 +328,28 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   checkMachineSpec(
     machineSpec as { machineType?: string; acceleratorType?: string; acceleratorCount?: number },
   );
-  const minReplicaCount = typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : 1;
+  const scaleToZero = resources.scaleToZeroSpec !== undefined;
+  const minReplicaCount =
+    typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : scaleToZero ? 0 : 1;
   const maxReplicaCount =
     typeof resources.maxReplicaCount === 'number' && resources.maxReplicaCount > 0
       ? resources.maxReplicaCount
       : minReplicaCount;
-  if (minReplicaCount < 1) {
+  if (minReplicaCount < 1 && !scaleToZero) {
     throw badRequest([
       {
         field: 'deploy_config.dedicated_resources.min_replica_count',
-        description: `min_replica_count must be at least 1 (got ${minReplicaCount}).`,
+        description: `min_replica_count must be at least 1 (got ${minReplicaCount}); 0 needs scale_to_zero_spec.`,
       },
     ]);
   }
+  // With scale-to-zero the deployment starts with initial_replica_count replicas (default 1).
+  const initialReplicas =
+    minReplicaCount > 0
+      ? minReplicaCount
+      : typeof resources.initialReplicaCount === 'number' && resources.initialReplicaCount > 0
+        ? resources.initialReplicaCount
+        : 1;
   if (maxReplicaCount < minReplicaCount) {
     throw badRequest([
       {
@@ -408,8 +421,15 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
     endpointDisplayName:
       (endpointConfig.endpointDisplayName as string | undefined) || `${folderName}-mg-custom-deploy`,
     modelDisplayName: (modelConfig.modelDisplayName as string | undefined) || folderName,
-    dedicatedResources: { ...resources, machineSpec, minReplicaCount, maxReplicaCount },
-    minReplicaCount,
+    // proto3 JSON leaves zero counts out.
+    dedicatedResources: {
+      ...resources,
+      machineSpec,
+      ...(minReplicaCount > 0 ? { minReplicaCount } : {}),
+      ...(maxReplicaCount > 0 ? { maxReplicaCount } : {}),
+    },
+    initialReplicas,
+    ...(containerSpec ? { containerSpec } : {}),
     dedicatedEndpointEnabled: !psc && endpointConfig.dedicatedEndpointDisabled !== true,
     ...(psc ? { psc } : {}),
     ...(deployConfig.systemLabels

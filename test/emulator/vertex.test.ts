@@ -149,6 +149,44 @@ describe('Model Garden :deploy of custom weights', () => {
     expect(op.response.model).toMatch(/\/models\/\d{19}$/);
   });
 
+  it('keeps a container_spec override on the Model and starts scale-to-zero deployments at their initial replicas', async () => {
+    const project = uniqueProject();
+    const containerSpec = {
+      imageUri: 'us-docker.pkg.dev/my/vllm:custom',
+      args: ['--max-model-len=4096'],
+      deploymentTimeout: '3600s',
+    };
+    const body = {
+      customModel: { gcsUri: validModel },
+      modelConfig: { modelUserId: 'own-image', containerSpec },
+      deployConfig: {
+        dedicatedResources: {
+          machineSpec: { machineType: 'g2-standard-8', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
+          // min_replica_count 0 (the proto3 default, so left out) is allowed with scale_to_zero_spec.
+          maxReplicaCount: 2,
+          initialReplicaCount: 1,
+          scaleToZeroSpec: { minScaleupPeriod: '300s', idleScaledownPeriod: '600s' },
+        },
+      },
+    };
+    expectProtoRoundTrip(`${V1BETA1}.DeployRequest`, body);
+    const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, body);
+    expect(start.status, start.text).toBe(200);
+    const op = await waitForOperation(t.api, start.json.name);
+    expect((await t.api.get(`/v1beta1/${op.response.model}`)).json.containerSpec).toEqual(containerSpec);
+    const endpoint = await pollUntil('one replica', async () => {
+      const res = await t.api.get(`/v1beta1/${op.response.endpoint}`);
+      return res.json.deployedModels[0].status.availableReplicaCount === 1 ? res.json : undefined;
+    });
+    expect(endpoint.deployedModels[0].dedicatedResources.minReplicaCount).toBeUndefined();
+    const noScaleToZero = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
+      customModel: { gcsUri: validModel },
+      deployConfig: { dedicatedResources: { minReplicaCount: 0 } },
+    });
+    expect(noScaleToZero.status).toBe(400);
+    expect(noScaleToZero.json.error.message).toContain('0 needs scale_to_zero_spec');
+  });
+
   it('refuses a reused endpoint_user_id or model_user_id with 409 ALREADY_EXISTS, also while the first deploy runs', async () => {
     const project = uniqueProject();
     const url = `/v1beta1/projects/${project}/locations/us-central1:deploy`;
