@@ -27,7 +27,7 @@ import {
  * follow compute.proto / the discovery document (note `IPAddress`).
  */
 
-export const COMPUTE_BASE = 'https://www.googleapis.com/compute/v1/';
+const COMPUTE_BASE = 'https://www.googleapis.com/compute/v1/';
 const NAME_RE = /^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$/;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

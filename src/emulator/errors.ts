@@ -1,5 +1,5 @@
 /** google.rpc canonical codes (google/rpc/code.proto) with their HTTP mapping. */
-export const RPC_CODES = {
+const RPC_CODES = {
   CANCELLED: { code: 1, http: 499 },
   UNKNOWN: { code: 2, http: 500 },
   INVALID_ARGUMENT: { code: 3, http: 400 },
