@@ -14,6 +14,8 @@ export const DEFAULT_MAX_FINDINGS_PER_RULE = 10;
 export const MAX_FINDINGS = 200;
 export const MAX_MESSAGE_CHARS = 800;
 export const MAX_REPORTED_OBJECTS = 2_000;
+/** Total characters of object names in a report. */
+export const MAX_REPORTED_NAME_CHARS = 200_000;
 
 export const SeveritySchema = z.enum(['error', 'warning', 'info']);
 

@@ -15,6 +15,7 @@ import { countingStore, Limiter, type ReadStats } from './io';
 import { checkLayout, classifyFolder } from './layout';
 import {
   FindingCollector,
+  MAX_REPORTED_NAME_CHARS,
   MAX_REPORTED_OBJECTS,
   type ModelSummary,
   REPORT_SCHEMA_VERSION,
@@ -286,14 +287,19 @@ function objectRecords(
   const sorted = [...objects].sort(
     (a, b) => Number(a.name.includes('/')) - Number(b.name.includes('/')) || a.name.localeCompare(b.name),
   );
-  return {
-    objects: sorted.slice(0, MAX_REPORTED_OBJECTS).map((o) => ({
+  const records: ValidationReport['objects'] = [];
+  let nameChars = 0;
+  for (const o of sorted) {
+    nameChars += o.name.length;
+    // GCS names reach 1,024 bytes: bound the total too, or 2,000 of them would outgrow a Temporal payload.
+    if (records.length >= MAX_REPORTED_OBJECTS || nameChars > MAX_REPORTED_NAME_CHARS) break;
+    records.push({
       name: o.name,
       size: o.size,
       ...(o.generation === undefined ? {} : { generation: o.generation }),
-    })),
-    objectsOmitted: Math.max(0, sorted.length - MAX_REPORTED_OBJECTS),
-  };
+    });
+  }
+  return { objects: records, objectsOmitted: sorted.length - records.length };
 }
 
 function statsOf(

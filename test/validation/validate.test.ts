@@ -176,6 +176,21 @@ describe('findings a user acts on', () => {
     expect(report.summary.warnings).toBeGreaterThanOrEqual(7);
   });
 
+  it('stays a bounded Temporal payload when the prefix holds thousands of long names', async () => {
+    const dir = await sampleFolder();
+    const deep = `${'a'.repeat(200)}/${'b'.repeat(200)}/${'c'.repeat(150)}`;
+    await Promise.all(
+      Array.from({ length: 1500 }, (_, i) => put(dir, `${deep}/${'x'.repeat(40)}-${i}.txt`, '')),
+    );
+    const report = await validateModel(dir);
+    expect(report.stats.objectsListed).toBeGreaterThan(1500);
+    expect(report.objectsOmitted).toBeGreaterThan(0);
+    expect(report.objects.length + report.objectsOmitted).toBe(report.stats.objectsListed);
+    expect(report.objects[0]?.name).toBe('config.json');
+    expect(JSON.stringify(report).length).toBeLessThan(512 * 1024);
+    expect(() => ValidationReportSchema.parse(report)).not.toThrow();
+  });
+
   it('a 403 names the Vertex service agent; a 503 is thrown so the caller retries', async () => {
     const dir = await sampleFolder();
     const failing = (kind: 'forbidden' | 'unavailable'): ModelStore => ({
