@@ -1,14 +1,33 @@
 import { Command } from 'commander';
+import * as cancel from './commands/cancel';
+import * as deploy from './commands/deploy';
 import * as dev from './commands/dev';
 import * as emulator from './commands/emulator';
+import * as list from './commands/list';
+import * as rollback from './commands/rollback';
 import * as sampleModel from './commands/sample-model';
+import * as status from './commands/status';
+import * as teardown from './commands/teardown';
 import * as validate from './commands/validate';
+import * as watch from './commands/watch';
 
 /**
  * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
  * add new ones to this list.
  */
-const commandModules: Array<{ register(program: Command): void }> = [dev, emulator, sampleModel, validate];
+const commandModules: Array<{ register(program: Command): void }> = [
+  cancel,
+  deploy,
+  dev,
+  emulator,
+  list,
+  rollback,
+  sampleModel,
+  status,
+  teardown,
+  validate,
+  watch,
+];
 
 export function buildProgram(): Command {
   const program = new Command('garden-deploy')

@@ -33,6 +33,11 @@ export function parseDeploymentSpec(input: unknown, source?: string): Deployment
 
 /** Reads a YAML or JSON spec file (JSON is YAML). */
 export async function loadDeploymentSpecFile(file: string): Promise<DeploymentSpec> {
+  return parseDeploymentSpec(await readDeploymentSpecDocument(file), file);
+}
+
+/** The spec file's document, not yet checked against the schema (e.g. to merge CLI flags over it first). */
+export async function readDeploymentSpecDocument(file: string): Promise<unknown> {
   const { size } = await stat(file);
   if (size > MAX_SPEC_BYTES)
     throw new InvalidSpecError(
@@ -50,7 +55,7 @@ export async function loadDeploymentSpecFile(file: string): Promise<DeploymentSp
       file,
     );
   }
-  return parseDeploymentSpec(document, file);
+  return document;
 }
 
 function toIssues(error: z.ZodError): SpecIssue[] {

@@ -22,7 +22,7 @@ const STEP_WEIGHT: Record<StepName, number> = {
   smoke: 10,
 };
 
-const STEP_TITLE: Record<StepName, string> = {
+export const STEP_TITLE: Record<StepName, string> = {
   validate: 'Validate weights',
   deploy: 'Deploy to Vertex AI',
   waitForReplicas: 'Wait for replicas',

@@ -1,0 +1,7 @@
+import type { Command } from 'commander';
+import { registerUndoCommand } from '../undo-command';
+
+/** `garden-deploy cancel <deployment> [--reason]`. */
+export function register(program: Command): void {
+  registerUndoCommand(program, 'cancel');
+}

@@ -1,0 +1,263 @@
+import pc from 'picocolors';
+import type { DeploymentStatus, RunningActivity, StepView } from '../client';
+import { formatDuration } from '../spec';
+import { STEP_TITLE } from '../workflows/progress';
+import type { DeploymentResult, StepStatus, TeardownResult } from '../workflows/types';
+
+/**
+ * How a deployment's progress looks in a terminal: a block of lines redrawn in place on a TTY,
+ * or one appended line per change when output goes to a file or CI log.
+ */
+
+type Colors = ReturnType<typeof pc.createColors>;
+
+const ICON: Record<StepStatus, string> = {
+  pending: '·',
+  running: '▶',
+  succeeded: '✔',
+  failed: '✖',
+  skipped: '↷',
+  compensating: '↺',
+  compensated: '⌫',
+};
+
+function paintStatus(c: Colors, status: StepStatus): (text: string) => string {
+  switch (status) {
+    case 'running':
+    case 'compensating':
+      return c.cyan;
+    case 'succeeded':
+      return c.green;
+    case 'failed':
+      return c.red;
+    case 'compensated':
+      return c.yellow;
+    default:
+      return c.dim;
+  }
+}
+
+/** The live facts of a running activity: attempt, heartbeat, why the last attempt failed. */
+function activityFacts(activity: RunningActivity, now: number | undefined): string[] {
+  const facts: string[] = [];
+  if (activity.attempt > 1 || activity.lastFailure) {
+    facts.push(
+      activity.maximumAttempts > 0
+        ? `attempt ${activity.attempt} of ${activity.maximumAttempts}`
+        : `attempt ${activity.attempt}`,
+    );
+  }
+  if (activity.replicas) {
+    const { available, target, message } = activity.replicas;
+    facts.push(`replicas ${available}/${target}${message ? ` (${message})` : ''}`);
+  }
+  if (activity.operationName) facts.push(`operation ${activity.operationName}`);
+  if (activity.lastFailure) facts.push(`last attempt failed: ${activity.lastFailure}`);
+  const next = activity.nextAttemptAt ? Date.parse(activity.nextAttemptAt) : undefined;
+  if (now !== undefined && next !== undefined && next > now)
+    facts.push(`retry in ${formatDuration(next - now)}`);
+  return facts;
+}
+
+/** A step's detail; durations only when `now` is given (the appended-lines log leaves them out). */
+export function stepDetail(step: StepView, now?: number): string {
+  const facts: string[] = [];
+  if (step.status === 'compensating') facts.push('undoing');
+  if (step.status === 'compensated') facts.push('undone');
+  if (step.activity) facts.push(...activityFacts(step.activity, now));
+  else if (step.attempts > 1) facts.push(`${step.attempts} attempts`);
+  if (step.detail && step.status !== 'running' && step.status !== 'compensating') facts.push(step.detail);
+  if (now !== undefined && step.startedAt) {
+    const end = step.finishedAt ? Date.parse(step.finishedAt) : step.status === 'running' ? now : undefined;
+    if (end !== undefined) facts.push(formatDuration(Math.max(0, end - Date.parse(step.startedAt))));
+  }
+  return facts.join(' · ');
+}
+
+export interface ViewOptions {
+  color: boolean;
+  /** Epoch ms for elapsed times (default: now). */
+  now?: number;
+  /** Link to the workflow in the Temporal UI. */
+  uiUrl?: string;
+}
+
+/** The whole picture: headline, steps, replicas, last error, notes. */
+export function renderStatus(status: DeploymentStatus, options: ViewOptions): string[] {
+  const c = pc.createColors(options.color);
+  const now = options.now ?? Date.now();
+  const end = status.closedAt ? Date.parse(status.closedAt) : now;
+  const headline = [
+    c.bold(status.deployment ?? status.workflowId),
+    stageText(c, status),
+    status.percent === undefined ? undefined : `${status.percent}%`,
+    formatDuration(Math.max(0, end - Date.parse(status.startedAt))),
+  ].filter(Boolean);
+  const lines = [
+    headline.join('  '),
+    c.dim(
+      `${status.workflowId} · ${status.status}${status.taskQueue ? ` · task queue ${status.taskQueue}` : ''}`,
+    ),
+  ];
+  if (options.uiUrl) lines.push(c.dim(options.uiUrl));
+  for (const step of status.steps) {
+    const paint = paintStatus(c, step.status);
+    const detail = stepDetail(step, now);
+    lines.push(`  ${paint(ICON[step.status])} ${STEP_TITLE[step.name].padEnd(24)} ${detail}`.trimEnd());
+  }
+  if (status.steps.length === 0) {
+    for (const activity of status.activities) {
+      const facts = activityFacts(activity, now);
+      lines.push(
+        `  ${c.cyan(ICON.running)} ${activity.activityType.padEnd(24)} ${facts.join(' · ')}`.trimEnd(),
+      );
+    }
+  }
+  const lastError = status.progress?.lastError;
+  if (lastError)
+    lines.push(c.red(`  Last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
+  if (status.failure && status.failure !== lastError?.message)
+    lines.push(c.red(`  Failed: ${status.failure}`));
+  const windowEnd = status.progress?.rollbackWindowEndsAt;
+  if (status.status === 'RUNNING' && status.stage === 'SERVING' && windowEnd) {
+    lines.push(`  Open to rollback until ${windowEnd}: garden-deploy rollback ${status.workflowId}`);
+  }
+  for (const note of status.notes) lines.push(c.yellow(`  Note: ${note}`));
+  return lines;
+}
+
+function stageText(c: Colors, status: DeploymentStatus): string | undefined {
+  const stage = status.stage;
+  if (!stage) return undefined;
+  if (stage === 'SERVING') return c.green(stage);
+  if (stage === 'FAILED' || stage === 'CANCELLED' || stage === 'ROLLED_BACK') return c.red(stage);
+  return c.cyan(stage);
+}
+
+/** The endpoint, how to call it and what the smoke tests answered; or what was undone. */
+export function renderDeploymentResult(result: DeploymentResult, options: { color: boolean }): string[] {
+  const c = pc.createColors(options.color);
+  const lines: string[] = [];
+  if (result.outcome === 'serving') {
+    lines.push(c.green(c.bold(`✔ ${result.deployment} is serving`)));
+    if (result.resources.endpoint) lines.push(`  Endpoint:       ${result.resources.endpoint}`);
+    if (result.inferenceUrl) lines.push(`  Inference URL:  ${result.inferenceUrl}`);
+  } else {
+    const what = result.outcome === 'cancelled' ? 'was cancelled' : 'was rolled back';
+    lines.push(
+      c.yellow(c.bold(`✖ ${result.deployment} ${what}${result.reason ? `: ${result.reason}` : ''}`)),
+    );
+  }
+  if (result.smoke.length > 0) {
+    lines.push('  Smoke tests:');
+    for (const test of result.smoke) {
+      const mark = test.passed ? c.green('✔') : c.red('✖');
+      const latency = test.latencyMs === undefined ? '' : `, ${test.latencyMs} ms`;
+      const answer = test.answerPreview === undefined ? '' : ` ${JSON.stringify(test.answerPreview)}`;
+      lines.push(
+        `    ${mark} ${test.name} (${test.mode}${latency}):${answer}${test.failure ? ` — ${test.failure}` : ''}`,
+      );
+    }
+  }
+  lines.push(...renderRemoved(result.removed, c));
+  return lines;
+}
+
+export function renderTeardownResult(result: TeardownResult, options: { color: boolean }): string[] {
+  const c = pc.createColors(options.color);
+  return [c.green(c.bold(`✔ ${result.deployment} is torn down`)), ...renderRemoved(result.removed, c)];
+}
+
+function renderRemoved(removed: DeploymentResult['removed'], c: Colors): string[] {
+  if (removed.length === 0) return [];
+  return [
+    '  Removed:',
+    ...removed.map(
+      (r) => `    ${r.outcome === 'removed' ? c.green('✔') : c.dim('·')} ${r.resource} (${r.outcome})`,
+    ),
+  ];
+}
+
+/** Follows a deployment on a terminal: redraws in place on a TTY, else appends a line per change. */
+export class ProgressDisplay {
+  private drawnRows = 0;
+  private last: DeploymentStatus | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private readonly seen = new Map<string, string>();
+  private readonly startedAt = new Map<string, number>();
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly options: { tty: boolean; color: boolean; columns?: number; uiUrl?: string },
+  ) {}
+
+  update(status: DeploymentStatus): void {
+    this.last = status;
+    if (this.options.tty) {
+      this.redraw();
+      // Elapsed times tick between polls.
+      this.ticker ??= setInterval(() => this.redraw(), 1_000).unref();
+    } else {
+      this.appendChanges(status);
+    }
+  }
+
+  /** Leaves the last frame on screen and stops ticking. */
+  stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+  }
+
+  private redraw(): void {
+    if (!this.last) return;
+    const lines = renderStatus(this.last, { color: this.options.color, uiUrl: this.options.uiUrl });
+    const erase = this.drawnRows > 0 ? `\x1b[${this.drawnRows}F\x1b[0J` : '';
+    this.write(`${erase}${lines.join('\n')}\n`);
+    const columns = this.options.columns ?? 80;
+    this.drawnRows = lines.reduce(
+      (rows, line) => rows + Math.max(1, Math.ceil(visibleLength(line) / columns)),
+      0,
+    );
+  }
+
+  /** One line per new stage, step state, note or ending; no durations, so unchanged steps stay quiet. */
+  private appendChanges(status: DeploymentStatus): void {
+    const key = status.workflowId;
+    if (!this.startedAt.has(key)) this.startedAt.set(key, Date.parse(status.startedAt));
+    const c = pc.createColors(this.options.color);
+    const at = `[+${formatDuration(Math.max(0, Date.now() - (this.startedAt.get(key) ?? Date.now())))}]`;
+    const emit = (id: string, text: string) => {
+      if (this.seen.get(id) === text) return;
+      this.seen.set(id, text);
+      this.write(`${c.dim(at)} ${text}\n`);
+    };
+    if (status.stage)
+      emit(
+        'stage',
+        `${status.deployment ?? key}: ${status.stage}${status.percent === undefined ? '' : ` (${status.percent}%)`}`,
+      );
+    for (const step of status.steps) {
+      if (step.status === 'pending') continue;
+      const detail = stepDetail(step);
+      emit(`step:${step.name}`, `${STEP_TITLE[step.name]}: ${step.status}${detail ? ` · ${detail}` : ''}`);
+    }
+    if (status.steps.length === 0) {
+      for (const activity of status.activities) {
+        emit(
+          `activity:${activity.activityType}`,
+          `${activity.activityType}: ${activityFacts(activity, undefined).join(' · ') || 'running'}`,
+        );
+      }
+    }
+    const lastError = status.progress?.lastError;
+    if (lastError)
+      emit('error', c.red(`last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
+    for (const note of status.notes) emit(`note:${note}`, c.yellow(`note: ${note}`));
+    if (status.status !== 'RUNNING') emit('closed', `workflow ${status.status}`);
+  }
+}
+
+function visibleLength(text: string): number {
+  // eslint-disable-next-line no-control-regex
+  return [...text.replace(/\x1b\[[0-9;]*m/g, '')].length;
+}

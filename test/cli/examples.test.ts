@@ -1,0 +1,17 @@
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadDeploymentSpecFile } from '../../src/spec';
+
+const examples = path.resolve(__dirname, '../../examples');
+
+describe('example spec files', () => {
+  it('are accepted by the schema: one public, one private with PSC', async () => {
+    const files = (await readdir(examples)).filter((file) => file.endsWith('.yaml')).sort();
+    expect(files).toEqual(['private-psc.yaml', 'public.yaml']);
+    const publicSpec = await loadDeploymentSpecFile(path.join(examples, 'public.yaml'));
+    expect(publicSpec.access.type).toBe('public');
+    const privateSpec = await loadDeploymentSpecFile(path.join(examples, 'private-psc.yaml'));
+    expect(privateSpec.access).toMatchObject({ type: 'private', consumerProject: 'my-network-project' });
+  });
+});
