@@ -1,6 +1,7 @@
 import {
   DeploymentFailedError,
   type DeploymentStatus,
+  isDeploymentResult,
   type TemporalConnection,
   watchDeployment,
   watchTeardown,
@@ -160,9 +161,10 @@ export function reportOutcome(
 export function printStatus(status: DeploymentStatus, io: CommandIo, uiUrl: string | undefined): void {
   const color = useColor();
   const lines = renderStatus(status, { color, uiUrl });
-  if (status.result && 'outcome' in status.result)
-    lines.push(...renderDeploymentResult(status.result, { color }));
-  else if (status.result) lines.push(...renderTeardownResult(status.result, { color }));
+  // A torn-down deployment's result names resources that no longer exist; its note says so.
+  const result = status.teardown ? undefined : status.result;
+  if (isDeploymentResult(result)) lines.push(...renderDeploymentResult(result, { color }));
+  else if (result) lines.push(...renderTeardownResult(result, { color }));
   io.stdout(`${lines.join('\n')}\n`);
 }
 

@@ -19,7 +19,13 @@ import type { teardownDeployment as teardownWorkflow } from '../workflows/teardo
 import type { AbortKind, DeploymentResult, TeardownInput, TeardownResult } from '../workflows/types';
 import { DeploymentStateError } from './errors';
 import { getProgress } from './progress';
-import { DEPLOY_WORKFLOW_TYPE, resolveWorkflow, TEARDOWN_WORKFLOW_TYPE } from './resolve';
+import {
+  DEPLOY_WORKFLOW_TYPE,
+  laterTeardown,
+  resolveWorkflow,
+  TEARDOWN_WORKFLOW_TYPE,
+  teardownWorkflowId,
+} from './resolve';
 import { MAX_SUMMARY_BYTES, startOrAttach } from './start';
 import { truncateUtf8 } from './text';
 
@@ -142,7 +148,7 @@ export async function teardownDeployment(
 ): Promise<StartedTeardown> {
   const { workflowId, handle, description } = await resolveWorkflow(client, ref, DEPLOY_WORKFLOW_TYPE);
   const target = await teardownTarget(client, workflowId, handle, description);
-  const teardownId = `teardown/${target.project}/${target.region}/${target.deployment}`;
+  const teardownId = teardownWorkflowId(target.project, target.region, target.deployment);
   await refuseIfTornDown(client, teardownId, workflowId, description);
   const attributes = description.typedSearchAttributes;
   const modelUri = attributes.get(ModelUri);
@@ -262,15 +268,8 @@ async function refuseIfTornDown(
   workflowId: string,
   deployment: WorkflowExecutionDescription,
 ): Promise<void> {
-  let previous: WorkflowExecutionDescription;
-  try {
-    previous = await client.workflow.getHandle(teardownId).describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return;
-    throw err;
-  }
-  const closedAfter = deployment.closeTime && previous.startTime > deployment.closeTime;
-  if (previous.status.name === 'COMPLETED' && closedAfter) {
+  const previous = await laterTeardown(client, teardownId, deployment.closeTime);
+  if (previous?.status.name === 'COMPLETED') {
     const result = (await client.workflow.getHandle(teardownId).result()) as TeardownResult;
     const removed = result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource);
     throw new DeploymentStateError(

@@ -11,7 +11,8 @@ import {
 import { DeploymentSpecSchema } from '../spec';
 import { DEPLOY_STAGES, type DeployStage as Stage } from '../workflows/types';
 import { InvalidFilterError } from './errors';
-import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE } from './resolve';
+import type { TeardownRecord } from './progress';
+import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE, teardownWorkflowId } from './resolve';
 
 /**
  * Which deployments to list: `active` (the default) = running, or serving and not torn down, i.e.
@@ -52,7 +53,7 @@ export interface DeploymentSummary {
   startedAt: string;
   closedAt?: string;
   /** A teardown started after this deployment finished serving. */
-  teardown?: { workflowId: string; status: WorkflowExecutionStatusName; closedAt?: string };
+  teardown?: TeardownRecord;
 }
 
 /**
@@ -120,7 +121,7 @@ async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): 
   for (const summary of summaries) {
     if (summary.status !== 'COMPLETED' || summary.stage !== 'SERVING') continue;
     if (!summary.project || !summary.region || !summary.deployment) continue;
-    served.set(`teardown/${summary.project}/${summary.region}/${summary.deployment}`, summary);
+    served.set(teardownWorkflowId(summary.project, summary.region, summary.deployment), summary);
   }
   // Attribute values set by other tools could hold quotes; such ids are not ours to query.
   const ids = [...served.keys()].filter((id) => !/['\\]/.test(id));

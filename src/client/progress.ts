@@ -31,7 +31,7 @@ import {
   type StepProgress,
   type TeardownResult,
 } from '../workflows/types';
-import { resolveWorkflow } from './resolve';
+import { laterTeardown, resolveWorkflow, teardownWorkflowId } from './resolve';
 import { firstLine } from './text';
 
 /** An activity of the deployment that is scheduled, running or waiting to retry, as the server sees it. */
@@ -62,6 +62,13 @@ export interface StepView extends StepProgress {
   activity?: RunningActivity;
 }
 
+/** A teardown that removed (or is removing) a deployment after it finished serving. */
+export interface TeardownRecord {
+  workflowId: string;
+  status: WorkflowExecutionStatusName;
+  closedAt?: string;
+}
+
 /** Everything known about a deployment (or teardown) now, from the workflow and the server. */
 export interface DeploymentStatus {
   workflowId: string;
@@ -90,6 +97,8 @@ export interface DeploymentStatus {
   result?: DeploymentResult | TeardownResult;
   /** Why a failed, cancelled, terminated or timed-out run ended. */
   failure?: string;
+  /** Set when a teardown ran after this deployment finished serving: its resources are gone. */
+  teardown?: TeardownRecord;
   /** What could not be found out, and why. */
   notes: string[];
 }
@@ -168,6 +177,16 @@ export async function getProgress(
   }
   const known = progress ?? closed?.progress;
   const attributes = description.typedSearchAttributes;
+  const teardown =
+    isDeploymentResult(closed?.result) && closed.result.outcome === 'serving'
+      ? await laterTeardown(
+          client,
+          teardownWorkflowId(closed.result.project, closed.result.region, closed.result.deployment),
+          description.closeTime,
+        )
+      : undefined;
+  if (teardown)
+    notes.push(`torn down by ${teardown.workflowId} (${teardown.status.name}); its resources are gone`);
   const steps = (known?.steps ?? []).map((step) => withActivity(step, activities));
   const waiting = activities.find((activity) => activity.replicas && !activity.compensation);
   return {
@@ -191,8 +210,20 @@ export async function getProgress(
     replicas: waiting?.replicas ?? known?.replicas,
     result: closed?.result,
     failure: closed?.failure,
+    teardown: teardown && {
+      workflowId: teardown.workflowId,
+      status: teardown.status.name,
+      closedAt: teardown.closeTime?.toISOString(),
+    },
     notes,
   };
+}
+
+/** A deployment's result, as opposed to a teardown's. */
+export function isDeploymentResult(
+  result: DeploymentResult | TeardownResult | undefined,
+): result is DeploymentResult {
+  return result !== undefined && 'outcome' in result;
 }
 
 async function queryProgress(

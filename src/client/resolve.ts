@@ -20,6 +20,30 @@ export interface ResolvedWorkflow {
 
 const NAME_LOOKUP_LIMIT = 20;
 
+/** The teardown of a deployment: one id per deployment, like the deployment's own. */
+export function teardownWorkflowId(project: string, region: string, deployment: string): string {
+  return `teardown/${project}/${region}/${deployment}`;
+}
+
+/**
+ * The teardown that ran (or runs) after a deployment closed, i.e. removed that deployment's
+ * resources; undefined when there is none.
+ */
+export async function laterTeardown(
+  client: Client,
+  teardownId: string,
+  deploymentClosedAt: Date | undefined,
+): Promise<WorkflowExecutionDescription | undefined> {
+  if (!deploymentClosedAt) return undefined;
+  try {
+    const teardown = await client.workflow.getHandle(teardownId).describe();
+    return teardown.startTime > deploymentClosedAt ? teardown : undefined;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
 /**
  * Finds a deployment (or a teardown, unless `type` says otherwise) by workflow id
  * (`deploy/{project}/{region}/{name}`), or by bare deployment name when exactly one deployment

@@ -271,6 +271,11 @@ describe.concurrent('client library', () => {
     await expect(teardownDeployment(client, workflowId)).rejects.toThrow(
       /was already torn down by teardown\//,
     );
+    const status = await getProgress(client, workflowId);
+    expect(status.teardown).toMatchObject({ workflowId: teardown.workflowId, status: 'COMPLETED' });
+    expect(status.notes, JSON.stringify(status.notes)).toContain(
+      `torn down by ${teardown.workflowId} (COMPLETED); its resources are gone`,
+    );
   });
 
   it('refuses to tear down a deployment that removed everything itself', async () => {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type DeploymentStatus, getProgress } from '../../client';
+import { type DeploymentStatus, getProgress, isDeploymentResult } from '../../client';
 import {
   addConnectionOptions,
   type CommandIo,
@@ -45,5 +45,5 @@ function statusExitCode(status: DeploymentStatus): number {
   if (status.status === 'RUNNING') return EXIT_OK;
   if (status.status !== 'COMPLETED') return EXIT_DEPLOYMENT_FAILED;
   const result = status.result;
-  return result && 'outcome' in result && result.outcome !== 'serving' ? EXIT_DEPLOYMENT_FAILED : EXIT_OK;
+  return isDeploymentResult(result) && result.outcome !== 'serving' ? EXIT_DEPLOYMENT_FAILED : EXIT_OK;
 }
