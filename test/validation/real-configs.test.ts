@@ -154,6 +154,50 @@ const SUPPORTED: Record<string, Expectation> = {
     gpus: 1,
     accelerators: CLASS_80GB,
   },
+  'Mistral-7B-v0.1.json': {
+    family: 'mistral',
+    sizeGuess: /^Mistral-7B-v0\.1-like$/,
+    billions: 7.24,
+    gpus: 1,
+    accelerators: L4,
+  },
+  // head_dim 128 is given explicitly (5120 / 32 heads would be 160): a derived head_dim would count ~15B.
+  'Mistral-Nemo-Instruct-2407.json': {
+    family: 'mistral',
+    sizeGuess: /^Mistral-Nemo-Base-2407-like$/,
+    billions: 12.2,
+    gpus: 1,
+    accelerators: ['NVIDIA_TESLA_A100'],
+  },
+  'Mixtral-8x7B-v0.1.json': {
+    family: 'mixtral',
+    sizeGuess: /^Mixtral-8x7B-v0\.1-like$/,
+    billions: 46.7,
+    gpus: 2,
+    accelerators: CLASS_80GB,
+  },
+  'gemma-2-9b-it.json': {
+    family: 'gemma2',
+    sizeGuess: /^Gemma-2-9B-like$/,
+    billions: 9.24,
+    gpus: 1,
+    accelerators: ['NVIDIA_TESLA_A100'],
+  },
+  // Text weights only (the ~0.9B vision tower is not counted from config.json).
+  'Llama-4-Scout-17B-16E-Instruct.json': {
+    family: 'llama4',
+    sizeGuess: /^Llama-4-Scout-17B-16E-like$/,
+    billions: 107.8,
+    gpus: 4,
+    accelerators: CLASS_80GB,
+  },
+  'Qwen3-Next-80B-A3B-Thinking.json': {
+    family: 'qwen3-next',
+    sizeGuess: /^Qwen3-Next-80B-A3B-like$/,
+    billions: 79.7,
+    gpus: 4,
+    accelerators: CLASS_80GB,
+  },
 };
 
 describe('real configs of supported families', () => {
@@ -193,10 +237,24 @@ describe('real configs of supported families', () => {
       'quantization.dequantized-native',
     );
   });
+
+  it('Llama 4 and Qwen3-Next are flagged as needing a recent serving image; Mixtral and Gemma 2 are not', async () => {
+    for (const fixture of ['Llama-4-Scout-17B-16E-Instruct.json', 'Qwen3-Next-80B-A3B-Thinking.json']) {
+      expect(rules(await validateConfig(fixture))).toContain('config.recent-architecture');
+    }
+    for (const fixture of ['Mixtral-8x7B-v0.1.json', 'gemma-2-9b-it.json']) {
+      expect(rules(await validateConfig(fixture))).not.toContain('config.recent-architecture');
+    }
+  });
+
+  it('the multimodal Llama 4 root needs its image processor config', async () => {
+    expect(rules(await validateConfig('Llama-4-Scout-17B-16E-Instruct.json'))).toContain('processor.missing');
+    expect(rules(await validateConfig('Mixtral-8x7B-v0.1.json'))).not.toContain('processor.missing');
+  });
 });
 
 describe('tokenizer expectations follow the release', () => {
-  it('Llama-3 needs tokenizer.json; Llama-2 loads its SentencePiece tokenizer.model', async () => {
+  it('Llama-3 and Mistral-Nemo need tokenizer.json; Llama-2 and Mistral-7B load their SentencePiece tokenizer.model', async () => {
     const sentencePieceOnly = async (fixture: string) => {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'real-config-'));
       dirs.push(dir);
@@ -207,6 +265,9 @@ describe('tokenizer expectations follow the release', () => {
     };
     expect(await sentencePieceOnly('Llama-3.1-8B.json')).toContain('tokenizer.json-required');
     expect(await sentencePieceOnly('Llama-2-7b-chat-hf.json')).not.toContain('tokenizer.json-required');
+    // Mistral-7B-v0.1 shipped SentencePiece; Mistral-Nemo ships the BPE (Tekken) tokenizer.json.
+    expect(await sentencePieceOnly('Mistral-7B-v0.1.json')).not.toContain('tokenizer.json-required');
+    expect(await sentencePieceOnly('Mistral-Nemo-Instruct-2407.json')).toContain('tokenizer.json-required');
   });
 });
 
