@@ -1,0 +1,73 @@
+import {
+  type Endpoint,
+  type Model,
+  bareHost,
+  endpointName,
+  isNotFound,
+  modelName,
+  parseVertexName,
+} from '../gcp';
+import type { DeploymentIds } from '../spec';
+import type { OwnershipProof } from './contract';
+import type { ActivityContext } from './deps';
+import { judgeOwnership } from './ownership';
+
+/** Lookups on the Vertex resources of one deployment, shared by the deploy, wait and cleanup steps. */
+
+/** The call's result, or undefined when the resource does not exist. */
+export async function getIfExists<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+export function endpointOf(project: string, region: string, ids: Pick<DeploymentIds, 'endpointId'>): string {
+  return endpointName({ project, location: region, endpointId: ids.endpointId });
+}
+
+export function modelOf(project: string, region: string, ids: Pick<DeploymentIds, 'modelId'>): string {
+  return modelName({ project, location: region, modelId: ids.modelId });
+}
+
+type DeployedModel = Endpoint['deployedModels'][number];
+
+/**
+ * The deployed model serving `model` on the endpoint. Names returned by the server use the project
+ * number, so models are matched by location and id.
+ */
+export function deployedModelOf(endpoint: Endpoint, model: string): DeployedModel | undefined {
+  const wanted = parseVertexName('model', model);
+  return endpoint.deployedModels.find((deployed) => {
+    if (!deployed.model) return false;
+    const candidate = parseVertexName('model', deployed.model.replace(/@[^/]+$/, ''));
+    return candidate.location === wanted.location && candidate.id === wanted.id;
+  });
+}
+
+/** Where Vertex reports the PSC service attachment: either field may be the one filled (vertex-api.md §3). */
+export function serviceAttachmentOf(endpoint: Endpoint, deployed?: DeployedModel): string | undefined {
+  return (
+    endpoint.privateServiceConnectConfig?.serviceAttachment ??
+    deployed?.privateEndpoints?.serviceAttachment ??
+    endpoint.deployedModels.find((m) => m.privateEndpoints?.serviceAttachment)?.privateEndpoints
+      ?.serviceAttachment
+  );
+}
+
+export function dedicatedDnsOf(endpoint: Endpoint): string | undefined {
+  return endpoint.dedicatedEndpointDns ? bareHost(endpoint.dedicatedEndpointDns) : undefined;
+}
+
+/** Ownership of a Vertex endpoint or model of this deployment. */
+export function judgeVertexOwnership(
+  ctx: ActivityContext,
+  kind: 'endpoint' | 'model',
+  resource: Endpoint | Model,
+  ownership: OwnershipProof,
+) {
+  const expected = kind === 'endpoint' ? ownership.endpointDisplayName : ownership.modelDisplayName;
+  return judgeOwnership(resource, expected, ownership, ctx.options.clockSkewMs);
+}
