@@ -10,6 +10,7 @@ import * as status from './commands/status';
 import * as teardown from './commands/teardown';
 import * as validate from './commands/validate';
 import * as watch from './commands/watch';
+import * as worker from './commands/worker';
 
 /**
  * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
@@ -27,6 +28,7 @@ const commandModules: Array<{ register(program: Command): void }> = [
   teardown,
   validate,
   watch,
+  worker,
 ];
 
 export function buildProgram(): Command {

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { main } from '../../worker/main';
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description(
+      'Run a worker: executes deployments (workflows and their Vertex AI / Compute activities) from a task queue ' +
+        'until Ctrl-C/SIGTERM, then lets running activities finish for GARDEN_DEPLOY_SHUTDOWN_GRACE. ' +
+        'Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE ' +
+        '(else the local stack, else localhost:7233). Google: Application Default Credentials; ' +
+        'GARDEN_DEPLOY_VERTEX_BASE_URL / _COMPUTE_BASE_URL / _PREDICTION_BASE_URL and STORAGE_EMULATOR_HOST for emulators. ' +
+        'Tuning: GARDEN_DEPLOY_TASK_QUEUE, GARDEN_DEPLOY_GCP_RATE_LIMIT (requests/s), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
+        'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
+        'Logs are JSON lines on stdout. Exit code 0 after a clean stop, 1 when the worker fails, 2 on invalid configuration.',
+    )
+    .option('--task-queue <name>', 'task queue to poll (overrides GARDEN_DEPLOY_TASK_QUEUE)')
+    .action(async (options: { taskQueue?: string }) => {
+      process.exitCode = await main({
+        ...process.env,
+        ...(options.taskQueue !== undefined ? { GARDEN_DEPLOY_TASK_QUEUE: options.taskQueue } : {}),
+      });
+    });
+}

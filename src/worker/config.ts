@@ -1,0 +1,213 @@
+import type { NativeConnectionOptions } from '@temporalio/worker';
+import { z } from 'zod';
+import type { ActivityOptionsInput } from '../activities';
+import { TemporalConnectionError, resolveTemporalTarget } from '../client';
+import { DEFAULT_TASK_QUEUE } from '../constants';
+import type { GcpClientConfigInput } from '../gcp';
+import { parseDuration } from '../spec';
+
+/**
+ * The worker's configuration, from environment variables only (12-factor): Temporal through
+ * Temporal's own variables and profile file (`TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+ * `TEMPORAL_API_KEY`, `TEMPORAL_TLS_*`, `TEMPORAL_PROFILE`), everything else `GARDEN_DEPLOY_*`.
+ * Google credentials are Application Default Credentials (`GOOGLE_APPLICATION_CREDENTIALS`, …),
+ * read by the Google client when it needs a token; nothing here holds a secret except the Temporal
+ * connection options (API key, client key), which are never printed.
+ */
+
+export const LOG_LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const httpUrl = (what: string) =>
+  z.string().refine(
+    (value) => {
+      try {
+        const url = new URL(value.replaceAll('{region}', 'us-central1'));
+        return (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+      } catch {
+        return false;
+      }
+    },
+    { message: `must be an http(s) URL of ${what}` },
+  );
+
+const positiveInt = (max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1, 'must be at least 1').max(max, `must be at most ${max}`));
+
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const duration = (max: number) =>
+  z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return parseDuration(/^\d+$/.test(value) ? Number(value) : value);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.number().max(max, `must be at most ${max / 1000} s`));
+
+/** Every variable the worker reads besides Temporal's own; the key is the variable's name. */
+export const WorkerEnvSchema = z.object({
+  GARDEN_DEPLOY_TASK_QUEUE: z.string().trim().min(1).max(200).default(DEFAULT_TASK_QUEUE),
+  /** Vertex AI host; `{region}` is replaced per call. The local emulator's URL in development. */
+  GARDEN_DEPLOY_VERTEX_BASE_URL: httpUrl('the Vertex AI API (may contain {region})').optional(),
+  GARDEN_DEPLOY_COMPUTE_BASE_URL: httpUrl('the Compute Engine API').optional(),
+  /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
+  GARDEN_DEPLOY_PREDICTION_BASE_URL: httpUrl('the prediction front end').optional(),
+  /** Skip TLS verification of calls to PSC addresses, as Google's Python SDK does. */
+  GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: flag.default(false),
+  /** `x-goog-user-project`: the project Google bills API quota to. */
+  GARDEN_DEPLOY_GCP_QUOTA_PROJECT: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a project ID')
+    .optional(),
+  /** fake-gcs-server for the model reads (the Google Cloud Storage client's own variable). */
+  STORAGE_EMULATOR_HOST: httpUrl('a GCS-compatible server').optional(),
+  /** Vertex/Compute management calls per second across this worker (Google's per-minute quotas). */
+  GARDEN_DEPLOY_GCP_RATE_LIMIT: z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number of requests per second')
+    .transform(Number)
+    .pipe(z.number().gt(0, 'must be more than 0').max(10_000, 'must be at most 10000'))
+    .default(10),
+  GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES: positiveInt(10_000).default(50),
+  GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(1_000).default(20),
+  /** Workflows kept in memory between tasks (each is a V8 context: bound it explicitly). */
+  GARDEN_DEPLOY_MAX_CACHED_WORKFLOWS: positiveInt(100_000).default(500),
+  /** How long in-flight activities may finish after SIGINT/SIGTERM before they are cancelled. */
+  GARDEN_DEPLOY_SHUTDOWN_GRACE: duration(3_600_000).default(30_000),
+  /**
+   * How long a workflow task waits for the worker that ran the workflow last before any worker may
+   * take it: after a worker dies, its deployments stall this long.
+   */
+  GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: duration(600_000).default(10_000),
+  GARDEN_DEPLOY_LOG_LEVEL: z
+    .string()
+    .transform((v) => v.toUpperCase())
+    .pipe(z.enum(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')}` }))
+    .default('INFO'),
+  /** A prebuilt workflow bundle (production); without it the workflows are bundled at start. */
+  GARDEN_DEPLOY_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  /** Long-operation polling: first interval and longest interval (defaults 1 s and 20 s). */
+  GARDEN_DEPLOY_POLL_INITIAL_MS: positiveInt(60_000).optional(),
+  GARDEN_DEPLOY_POLL_MAX_MS: positiveInt(300_000).optional(),
+});
+
+export interface WorkerConfig {
+  temporal: {
+    address: string;
+    namespace: string;
+    /** Where the address came from, for the start-up log line. */
+    source: string;
+    /** May hold an API key or a client key: never log it. */
+    connectionOptions: NativeConnectionOptions;
+  };
+  taskQueue: string;
+  gcp: GcpClientConfigInput;
+  storageEndpoint?: string;
+  gcpRateLimitPerSecond: number;
+  maxConcurrentActivities: number;
+  maxConcurrentWorkflowTasks: number;
+  maxCachedWorkflows: number;
+  shutdownGraceMs: number;
+  stickyQueueTimeoutMs: number;
+  logLevel: LogLevel;
+  workflowBundle?: string;
+  activityOptions: ActivityOptionsInput;
+}
+
+export class WorkerConfigError extends Error {
+  override readonly name = 'WorkerConfigError';
+}
+
+/** Reads and checks the configuration; a bad variable is named with what it accepts. */
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env): WorkerConfig {
+  const present = Object.fromEntries(
+    Object.keys(WorkerEnvSchema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = WorkerEnvSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '(environment)');
+      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    });
+    throw new WorkerConfigError(`invalid worker configuration:\n${problems.join('\n')}`);
+  }
+  const e = parsed.data;
+  if ((e.GARDEN_DEPLOY_POLL_MAX_MS ?? 20_000) < (e.GARDEN_DEPLOY_POLL_INITIAL_MS ?? 1_000)) {
+    throw new WorkerConfigError(
+      'invalid worker configuration: GARDEN_DEPLOY_POLL_MAX_MS must be at least GARDEN_DEPLOY_POLL_INITIAL_MS',
+    );
+  }
+  let temporal: ReturnType<typeof resolveTemporalTarget>;
+  try {
+    temporal = resolveTemporalTarget({ env });
+  } catch (err) {
+    if (err instanceof TemporalConnectionError) throw new WorkerConfigError(err.message);
+    throw err;
+  }
+  return {
+    temporal: {
+      address: temporal.address,
+      namespace: temporal.namespace,
+      source: temporal.source,
+      connectionOptions: temporal.connectionOptions as NativeConnectionOptions,
+    },
+    taskQueue: e.GARDEN_DEPLOY_TASK_QUEUE,
+    gcp: {
+      ...(e.GARDEN_DEPLOY_VERTEX_BASE_URL ? { vertexBaseUrl: e.GARDEN_DEPLOY_VERTEX_BASE_URL } : {}),
+      ...(e.GARDEN_DEPLOY_COMPUTE_BASE_URL ? { computeBaseUrl: e.GARDEN_DEPLOY_COMPUTE_BASE_URL } : {}),
+      ...(e.GARDEN_DEPLOY_PREDICTION_BASE_URL
+        ? { predictionBaseUrl: e.GARDEN_DEPLOY_PREDICTION_BASE_URL }
+        : {}),
+      ...(e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT ? { quotaProjectId: e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT } : {}),
+      pscSkipTlsVerify: e.GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY,
+    },
+    ...(e.STORAGE_EMULATOR_HOST ? { storageEndpoint: e.STORAGE_EMULATOR_HOST } : {}),
+    gcpRateLimitPerSecond: e.GARDEN_DEPLOY_GCP_RATE_LIMIT,
+    maxConcurrentActivities: e.GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES,
+    maxConcurrentWorkflowTasks: e.GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS,
+    maxCachedWorkflows: e.GARDEN_DEPLOY_MAX_CACHED_WORKFLOWS,
+    shutdownGraceMs: e.GARDEN_DEPLOY_SHUTDOWN_GRACE,
+    stickyQueueTimeoutMs: e.GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT,
+    logLevel: e.GARDEN_DEPLOY_LOG_LEVEL,
+    ...(e.GARDEN_DEPLOY_WORKFLOW_BUNDLE ? { workflowBundle: e.GARDEN_DEPLOY_WORKFLOW_BUNDLE } : {}),
+    activityOptions: {
+      poll: {
+        ...(e.GARDEN_DEPLOY_POLL_INITIAL_MS ? { initialMs: e.GARDEN_DEPLOY_POLL_INITIAL_MS } : {}),
+        ...(e.GARDEN_DEPLOY_POLL_MAX_MS ? { maxMs: e.GARDEN_DEPLOY_POLL_MAX_MS } : {}),
+      },
+    },
+  };
+}
+
+/** The configuration as it may be logged: where things are, never how to authenticate. */
+export function describeWorkerConfig(config: WorkerConfig): Record<string, unknown> {
+  const { connectionOptions } = config.temporal;
+  return {
+    temporalAddress: config.temporal.address,
+    temporalAddressFrom: config.temporal.source,
+    namespace: config.temporal.namespace,
+    temporalAuth: connectionOptions.apiKey ? 'api-key' : connectionOptions.tls ? 'tls' : 'none',
+    taskQueue: config.taskQueue,
+    vertexBaseUrl: config.gcp.vertexBaseUrl ?? 'Google',
+    computeBaseUrl: config.gcp.computeBaseUrl ?? 'Google',
+    predictionBaseUrl: config.gcp.predictionBaseUrl ?? 'endpoint hosts',
+    storage: config.storageEndpoint ?? 'Google Cloud Storage',
+    gcpRateLimitPerSecond: config.gcpRateLimitPerSecond,
+    maxConcurrentActivities: config.maxConcurrentActivities,
+    maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
+    workflowCode: config.workflowBundle ?? 'bundled at start',
+  };
+}
