@@ -1,0 +1,180 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  type WorkflowBundleWithSourceMap,
+  bundleWorkflowCode,
+} from '@temporalio/worker';
+import { expect } from 'vitest';
+import { createActivities } from '../../src/activities';
+import { type StartedDeployment, startDeployment } from '../../src/client';
+import type { EmulatorResources } from '../../src/emulator/admin-client';
+import type { DeploymentSpecInput } from '../../src/spec';
+import { progressQuery } from '../../src/workflows/messages';
+import type { DeployProgress, DeployStage } from '../../src/workflows/types';
+import { FAST_ACTIVITY_OPTIONS, getActivityTestEnv, quietLogger } from '../activities/env';
+import { getTestEnv, uniqueTaskQueue } from '../harness/env';
+
+/**
+ * End-to-end plumbing: the real workflows and activities on the real Temporal dev server, with
+ * fake-gcs-server holding the model and the Vertex/Compute emulator behind the Google client.
+ */
+
+// Workers log every state change at INFO; the assertions say what matters. Installed before any connection.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+/** Heartbeat timeout given to deployments in these tests: a dead worker is noticed within seconds. */
+export const HEARTBEAT_TIMEOUT_MS = 2_000;
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow code, bundled once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('../../src/workflows/index.ts'),
+    logger: quietLogger,
+  });
+  return bundle;
+}
+
+export interface TestWorker {
+  taskQueue: string;
+  stop(): Promise<void>;
+}
+
+/** A worker in this process with the real activities over the emulator, on its own task queue. */
+export async function startTestWorker(taskQueue = uniqueTaskQueue('e2e')): Promise<TestWorker> {
+  const { nativeConnection, namespace, storage } = await getTestEnv();
+  const { gcp } = await getActivityTestEnv();
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    namespace,
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities({ gcp, storage, options: FAST_ACTIVITY_OPTIONS }),
+  });
+  const running = worker.run();
+  return {
+    taskQueue,
+    async stop() {
+      worker.shutdown();
+      await running;
+    },
+  };
+}
+
+/** Every deployment a test file started, for the history checks at its end. */
+export const startedWorkflows: Array<{ workflowId: string; runId: string; name: string }> = [];
+
+export async function deploy(
+  client: Client,
+  taskQueue: string,
+  spec: DeploymentSpecInput,
+  label = spec.name,
+): Promise<StartedDeployment> {
+  const started = await startDeployment(client, spec, {
+    taskQueue,
+    settings: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS },
+  });
+  startedWorkflows.push({ workflowId: started.workflowId, runId: started.runId, name: label });
+  return started;
+}
+
+export function uniqueName(label: string): string {
+  return `${label}-${randomUUID().slice(0, 6)}`;
+}
+
+/** Polls `probe` until it returns a value; the conditions tests wait for arrive within seconds. */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await delay(100);
+  }
+}
+
+/** Waits until the deployment's progress query reports `stage` (and, optionally, more). */
+export async function untilStage(
+  started: StartedDeployment,
+  stage: DeployStage,
+  also: (progress: DeployProgress) => boolean | Promise<boolean> = () => true,
+): Promise<DeployProgress> {
+  return eventually(`stage ${stage} of ${started.workflowId}`, async () => {
+    const progress = await started.handle.query(progressQuery);
+    return progress.stage === stage && (await also(progress)) ? progress : undefined;
+  });
+}
+
+/** Asserts the emulator holds nothing billable (or linkable) for these projects. */
+export async function expectNothingLeft(...projects: string[]): Promise<void> {
+  const { admin } = await getActivityTestEnv();
+  for (const project of projects) {
+    const left: EmulatorResources = await admin.resources(project);
+    expect(
+      {
+        endpoints: left.endpoints.map((r) => r.name),
+        models: left.models.map((r) => r.name),
+        addresses: left.addresses.map((r) => r.name),
+        forwardingRules: left.forwardingRules.map((r) => r.name),
+      },
+      `resources left in ${project}`,
+    ).toEqual({ endpoints: [], models: [], addresses: [], forwardingRules: [] });
+  }
+}
+
+/** Every string in a history, with payload bytes decoded as UTF-8 (JSON payloads are UTF-8 text). */
+function* textsOf(value: unknown, depth = 0): Generator<string> {
+  if (depth > 64) return;
+  if (typeof value === 'string') yield value;
+  else if (value instanceof Uint8Array) yield Buffer.from(value).toString('utf8');
+  else if (Array.isArray(value)) for (const item of value) yield* textsOf(item, depth + 1);
+  else if (value && typeof value === 'object') {
+    for (const key of Object.keys(value)) yield* textsOf((value as Record<string, unknown>)[key], depth + 1);
+  }
+}
+
+/**
+ * No access token the emulator ever issued (nor anything shaped like a bearer credential) appears
+ * in the histories of the workflows this file started: inputs, results, failures, heartbeats.
+ */
+export async function expectNoTokensInHistories(client: Client): Promise<number> {
+  const { admin } = await getActivityTestEnv();
+  const tokens = (await admin.tokens()).map((t) => t.accessToken);
+  expect(tokens.length, 'the emulator issued tokens to the activities').toBeGreaterThan(0);
+  let events = 0;
+  for (const { workflowId, runId } of startedWorkflows) {
+    const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+    events += history.events?.length ?? 0;
+    const text = [...textsOf(history), historyToJSON(history)].join('\n');
+    for (const token of tokens)
+      expect(text.includes(token), `a token in the history of ${workflowId}`).toBe(false);
+    expect(text).not.toMatch(/\b(?:Bearer|bearer)\s+[A-Za-z0-9._~+/-]{16,}/);
+    expect(text).not.toMatch(/"(?:access_token|refresh_token|subject_token)"/);
+  }
+  return events;
+}
+
+/** With GARDEN_DEPLOY_RECORD_HISTORIES=1, saves the run's history as a replay fixture. */
+export async function recordHistory(
+  client: Client,
+  started: { workflowId: string; runId: string },
+  name: string,
+) {
+  if (!process.env.GARDEN_DEPLOY_RECORD_HISTORIES) return;
+  const history = await client.workflow.getHandle(started.workflowId, started.runId).fetchHistory();
+  const dir = path.resolve(__dirname, '../histories');
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, `${name}.json`), `${historyToJSON(history)}\n`);
+}

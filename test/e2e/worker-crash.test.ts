@@ -1,0 +1,187 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getProgress, teardownDeployment } from '../../src/client';
+import type { DeploymentResult } from '../../src/workflows/types';
+import {
+  type ActivityTestEnv,
+  freshProject,
+  getActivityTestEnv,
+  publicSpec,
+  quietLogger,
+  uploadModel,
+} from '../activities/env';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import {
+  deploy,
+  eventually,
+  expectNoTokensInHistories,
+  expectNothingLeft,
+  recordHistory,
+  uniqueName,
+  untilStage,
+} from './harness';
+
+/**
+ * The worker as users run it (`node --import tsx src/worker/main.ts`, configured by env) is
+ * SIGKILLed in the middle of the deploy operation and again while waiting for replicas. Each time
+ * a new worker process picks the deployment up: the deploy resumes the operation it had started,
+ * and the deployment completes with exactly one `:deploy` call and one endpoint.
+ */
+
+const REPO = path.resolve(__dirname, '../..');
+let t: ActivityTestEnv;
+let modelUri: string;
+let dir: string;
+let bundleFile: string;
+const logs: string[] = [];
+const children = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  t = await getActivityTestEnv();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-crash-'));
+  bundleFile = path.join(dir, 'workflow-bundle.js');
+  // Prebuilt once, so each restarted worker starts in about a second (GARDEN_DEPLOY_WORKFLOW_BUNDLE).
+  const [{ code }, uri] = await Promise.all([
+    bundleWorkflowCode({
+      workflowsPath: require.resolve('../../src/workflows/index.ts'),
+      logger: quietLogger,
+    }),
+    uploadModel(),
+  ]);
+  await writeFile(bundleFile, code);
+  modelUri = uri;
+}, 120_000);
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  if (dir) await rm(dir, { recursive: true, force: true });
+  await closeTestEnv();
+});
+
+interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+/** Starts `src/worker/main.ts` in a child process and waits until it polls. */
+async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
+  const { temporalAddress, namespace, gcsEndpoint } = await getTestEnv();
+  const env = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: temporalAddress,
+    TEMPORAL_NAMESPACE: namespace,
+    // Keep the local stack's stack.json (if a developer runs one) out of the picture.
+    GARDEN_DEPLOY_DATA_DIR: dir,
+    GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
+    GARDEN_DEPLOY_VERTEX_BASE_URL: t.emulatorUrl,
+    GARDEN_DEPLOY_COMPUTE_BASE_URL: t.emulatorUrl,
+    GARDEN_DEPLOY_PREDICTION_BASE_URL: t.emulatorUrl,
+    GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
+    STORAGE_EMULATOR_HOST: gcsEndpoint,
+    GARDEN_DEPLOY_WORKFLOW_BUNDLE: bundleFile,
+    GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
+    GARDEN_DEPLOY_POLL_MAX_MS: '300',
+    GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
+    // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
+    GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      children.delete(child);
+      resolve(code);
+    }),
+  );
+  const polling = new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString('utf8');
+      logs.push(text);
+      if (text.includes('garden-deploy worker polling')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
+    void exited.then((code) =>
+      reject(new Error(`worker exited (${code}) before polling:\n${logs.join('')}`)),
+    );
+  });
+  await polling;
+  return { child, exited };
+}
+
+async function kill(worker: WorkerProcess): Promise<void> {
+  worker.child.kill('SIGKILL');
+  await worker.exited;
+}
+
+describe('worker process killed mid-deployment', () => {
+  it('resumes after SIGKILL during the deploy operation and during waitForReplicas: one :deploy, one endpoint', async () => {
+    const project = await freshProject('e2e-crash', { deployMs: 4_000, replicaRampMs: 10_000 });
+    const taskQueue = uniqueTaskQueue('e2e-crash');
+    const { client } = await getTestEnv();
+
+    const first = await startWorkerProcess(taskQueue);
+    const started = await deploy(
+      client,
+      taskQueue,
+      publicSpec(project, modelUri, uniqueName('crash')),
+      'worker-crash',
+    );
+    // Kill once the deploy activity's heartbeat has recorded the operation it started.
+    const operation = await eventually('the deploy heartbeat naming the operation', async () => {
+      const status = await getProgress(client, started.workflowId);
+      return status.activities.find((a) => a.activityType === 'deployToVertex')?.operationName;
+    });
+    await kill(first);
+
+    const second = await startWorkerProcess(taskQueue);
+    await untilStage(started, 'WAITING_FOR_REPLICAS', async () => {
+      const status = await getProgress(client, started.workflowId);
+      return status.activities.some((a) => a.activityType === 'waitForReplicas' && a.lastHeartbeatAt);
+    });
+    await kill(second);
+
+    const third = await startWorkerProcess(taskQueue);
+    const result: DeploymentResult = await started.handle.result();
+    expect(result.outcome).toBe('serving');
+    expect(result.resources.deployOperation).toBe(operation);
+
+    const stats = await t.admin.stats(project);
+    expect(stats.calls['vertex.deploy']).toBe(1);
+    expect(stats.creations).toEqual({ endpoint: 1, model: 1, deployedModel: 1 });
+    expect((await t.admin.resources(project)).endpoints).toHaveLength(1);
+    const status = await getProgress(client, started.workflowId);
+    const attempts = Object.fromEntries(status.progress!.steps.map((s) => [s.name, s.attempts]));
+    expect(attempts.deploy).toBeGreaterThanOrEqual(2);
+    expect(attempts.waitForReplicas).toBeGreaterThanOrEqual(2);
+    await recordHistory(client, started, 'worker-crash');
+
+    // SIGTERM: the worker drains and exits 0.
+    third.child.kill('SIGTERM');
+    expect(await third.exited).toBe(0);
+
+    // Neither the histories nor the worker's logs carry a credential.
+    await expectNoTokensInHistories(client);
+    const tokens = (await t.admin.tokens()).map((token) => token.accessToken);
+    const output = logs.join('');
+    expect(output).toContain('"message":"garden-deploy worker starting"');
+    for (const token of tokens) expect(output.includes(token)).toBe(false);
+
+    // Clean up through the rollback path's activities: the test leaves nothing behind either.
+    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue });
+    const cleaner = await startWorkerProcess(taskQueue);
+    await teardown.handle.result();
+    cleaner.child.kill('SIGTERM');
+    await cleaner.exited;
+    await expectNothingLeft(project);
+  }, 180_000);
+});
