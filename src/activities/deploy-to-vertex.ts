@@ -106,7 +106,7 @@ export function deployToVertexActivity(ctx: ActivityContext) {
           progress: () => progress('waiting for the deploy operation'),
           check: async () => {
             const current = await getIfExists(() => vertex.getOperation(name, callOptions()));
-            if (!current) return null; // forgotten by the server: fall back to looking up the endpoint
+            if (!current) return null;
             return current.done ? current : undefined;
           },
           deadline: {
@@ -121,7 +121,8 @@ export function deployToVertexActivity(ctx: ActivityContext) {
             },
           },
         });
-        if (op) finished = finishedDeploy(op, model);
+        // Forgotten by the server, or a repeated :deploy whose first one won the ids: look the endpoint up.
+        if (op && op.error?.status !== 'ALREADY_EXISTS') finished = finishedDeploy(op, model);
         else adopted = true;
       }
       const deployed =

@@ -1,12 +1,4 @@
-import {
-  type Endpoint,
-  type Model,
-  bareHost,
-  endpointName,
-  isNotFound,
-  modelName,
-  parseVertexName,
-} from '../gcp';
+import { type Endpoint, type Model, bareHost, endpointName, isNotFound, modelName } from '../gcp';
 import type { DeploymentIds } from '../spec';
 import type { OwnershipProof } from './contract';
 import type { ActivityContext } from './deps';
@@ -34,17 +26,18 @@ export function modelOf(project: string, region: string, ids: Pick<DeploymentIds
 
 type DeployedModel = Endpoint['deployedModels'][number];
 
+/** The id of a model name (`…/models/ID`, optionally `@version`); undefined for anything else. */
+function modelIdOf(name: string): string | undefined {
+  return /(?:^|\/)models\/([^/@]+)(?:@[^/]*)?$/.exec(name)?.[1];
+}
+
 /**
  * The deployed model serving `model` on the endpoint. Names returned by the server use the project
- * number, so models are matched by location and id.
+ * number where ours use the id, so models are matched by id (an endpoint lives in one location).
  */
 export function deployedModelOf(endpoint: Endpoint, model: string): DeployedModel | undefined {
-  const wanted = parseVertexName('model', model);
-  return endpoint.deployedModels.find((deployed) => {
-    if (!deployed.model) return false;
-    const candidate = parseVertexName('model', deployed.model.replace(/@[^/]+$/, ''));
-    return candidate.location === wanted.location && candidate.id === wanted.id;
-  });
+  const wanted = modelIdOf(model);
+  return endpoint.deployedModels.find((deployed) => !!deployed.model && modelIdOf(deployed.model) === wanted);
 }
 
 /** Where Vertex reports the PSC service attachment: either field may be the one filled (vertex-api.md §3). */
