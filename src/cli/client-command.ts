@@ -32,6 +32,8 @@ export const EXIT_INTERRUPTED = 130;
 export const DEPLOYMENT_ARGUMENT_HELP =
   'workflow id (deploy/{project}/{region}/{name}, or teardown/… for a teardown) or the deployment name when unambiguous';
 
+export const NO_UI_LINK = 'no link (set GARDEN_DEPLOY_TEMPORAL_UI_URL to the Web UI address)';
+
 export const EXIT_CODES_HELP =
   'Exit codes: 0 ok; 1 the deployment failed, was cancelled or rolled back; 2 bad input, refused ' +
   '(e.g. not found, wrong state) or Temporal unreachable; 130 interrupted (the deployment goes on).';

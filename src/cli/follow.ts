@@ -51,7 +51,6 @@ export async function follow(
     tty,
     color: !options.json && useColor(),
     columns: process.stdout.columns,
-    uiUrl: tty ? temporal.workflowUrl(workflowId) : undefined,
   });
   const interrupt = interruptibleFollow();
   const servingInWindow = new AbortController();

@@ -2,7 +2,7 @@ import pc from 'picocolors';
 import type { DeploymentStatus, RunningActivity, StepView } from '../client';
 import { formatDuration } from '../spec';
 import { STEP_TITLE } from '../workflows/progress';
-import type { DeploymentResult, StepStatus, TeardownResult } from '../workflows/types';
+import type { DeployProgress, DeploymentResult, StepStatus, TeardownResult } from '../workflows/types';
 
 /**
  * How a deployment's progress looks in a terminal: a block of lines redrawn in place on a TTY,
@@ -51,6 +51,7 @@ function activityFacts(activity: RunningActivity, now: number | undefined): stri
     const { available, target, message } = activity.replicas;
     facts.push(`replicas ${available}/${target}${message ? ` (${message})` : ''}`);
   }
+  if (activity.phase) facts.push(activity.phase);
   if (activity.operationName) facts.push(`operation ${activity.operationName}`);
   if (activity.lastFailure) facts.push(`last attempt failed: ${activity.lastFailure}`);
   const next = activity.nextAttemptAt ? Date.parse(activity.nextAttemptAt) : undefined;
@@ -59,11 +60,14 @@ function activityFacts(activity: RunningActivity, now: number | undefined): stri
   return facts;
 }
 
-/** A step's detail; durations only when `now` is given (the appended-lines log leaves them out). */
+/**
+ * A step's detail; durations only when `now` is given (the appended-lines log leaves them out, and
+ * names the status itself, which the redrawn frame shows as an icon).
+ */
 export function stepDetail(step: StepView, now?: number): string {
   const facts: string[] = [];
-  if (step.status === 'compensating') facts.push('undoing');
-  if (step.status === 'compensated') facts.push('undone');
+  if (now !== undefined && step.status === 'compensating') facts.push('undoing');
+  if (now !== undefined && step.status === 'compensated') facts.push('undone');
   if (step.activity) facts.push(...activityFacts(step.activity, now));
   else if (step.attempts > 1) facts.push(`${step.attempts} attempts`);
   if (step.detail && step.status !== 'running' && step.status !== 'compensating') facts.push(step.detail);
@@ -113,11 +117,14 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
       );
     }
   }
-  const lastError = status.progress?.lastError;
+  const lastError = unshownLastError(status);
   if (lastError)
     lines.push(c.red(`  Last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
-  if (status.failure && status.failure !== lastError?.message)
+  if (status.failure && !status.failure.startsWith(status.progress?.lastError?.message ?? '\0'))
     lines.push(c.red(`  Failed: ${status.failure}`));
+  // A completed run's result lists what was removed; a failed run has only its progress.
+  if (status.status !== 'RUNNING' && status.status !== 'COMPLETED')
+    lines.push(...renderRemoved(status.progress?.removed ?? [], c));
   const windowEnd = status.progress?.rollbackWindowEndsAt;
   if (status.status === 'RUNNING' && status.stage === 'SERVING' && windowEnd) {
     lines.push(`  Open to rollback until ${windowEnd}: garden-deploy rollback ${status.workflowId}`);
@@ -126,11 +133,28 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   return lines;
 }
 
+/** The stage as a person reads it: a served deployment removed later by a teardown is torn down. */
+export function displayStage(
+  stage: string | undefined,
+  teardown: { status: string } | undefined,
+): string | undefined {
+  if (teardown?.status === 'COMPLETED') return 'TORN_DOWN';
+  if (teardown?.status === 'RUNNING') return 'TEARING_DOWN';
+  return stage;
+}
+
+/** The last error, unless a failed step already shows the same message. */
+function unshownLastError(status: DeploymentStatus): DeployProgress['lastError'] {
+  const lastError = status.progress?.lastError;
+  const shown = status.steps.some((step) => step.status === 'failed' && step.detail === lastError?.message);
+  return shown ? undefined : lastError;
+}
+
 function stageText(c: Colors, status: DeploymentStatus): string | undefined {
-  const stage = status.stage;
+  const stage = displayStage(status.stage, status.teardown);
   if (!stage) return undefined;
   if (stage === 'SERVING') return c.green(stage);
-  if (stage === 'FAILED' || stage === 'CANCELLED' || stage === 'ROLLED_BACK') return c.red(stage);
+  if (['FAILED', 'CANCELLED', 'ROLLED_BACK', 'TORN_DOWN'].includes(stage)) return c.red(stage);
   return c.cyan(stage);
 }
 
@@ -188,7 +212,7 @@ export class ProgressDisplay {
 
   constructor(
     private readonly write: (text: string) => void,
-    private readonly options: { tty: boolean; color: boolean; columns?: number; uiUrl?: string },
+    private readonly options: { tty: boolean; color: boolean; columns?: number },
   ) {}
 
   update(status: DeploymentStatus): void {
@@ -210,10 +234,10 @@ export class ProgressDisplay {
 
   private redraw(): void {
     if (!this.last) return;
-    const lines = renderStatus(this.last, { color: this.options.color, uiUrl: this.options.uiUrl });
+    const lines = renderStatus(this.last, { color: this.options.color });
     const erase = this.drawnRows > 0 ? `\x1b[${this.drawnRows}F\x1b[0J` : '';
     this.write(`${erase}${lines.join('\n')}\n`);
-    const columns = this.options.columns ?? 80;
+    const columns = this.options.columns || 80; // 0 or unknown when the terminal does not say
     this.drawnRows = lines.reduce(
       (rows, line) => rows + Math.max(1, Math.ceil(visibleLength(line) / columns)),
       0,
@@ -249,7 +273,7 @@ export class ProgressDisplay {
         );
       }
     }
-    const lastError = status.progress?.lastError;
+    const lastError = unshownLastError(status);
     if (lastError)
       emit('error', c.red(`last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
     for (const note of status.notes) emit(`note:${note}`, c.yellow(`note: ${note}`));

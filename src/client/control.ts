@@ -67,7 +67,7 @@ async function requestAbort(
 ): Promise<SignalledDeployment> {
   const { workflowId, handle, description } = await resolveWorkflow(client, ref, DEPLOY_WORKFLOW_TYPE);
   if (description.status.name !== 'RUNNING') {
-    throw new DeploymentStateError(await finishedMessage(kind, workflowId, handle, description));
+    throw new DeploymentStateError(await finishedMessage(client, kind, workflowId, handle, description));
   }
   const stage = description.typedSearchAttributes.get(DeployStage);
   if (stage && UNDOING_STAGES.has(stage)) {
@@ -91,6 +91,7 @@ async function requestAbort(
 
 /** Why a closed deployment cannot be cancelled or rolled back, and what to do instead. */
 async function finishedMessage(
+  client: Client,
   kind: AbortKind,
   workflowId: string,
   handle: WorkflowHandle,
@@ -100,6 +101,10 @@ async function finishedMessage(
   const when = description.closeTime ? ` at ${description.closeTime.toISOString()}` : '';
   if (status === 'COMPLETED') {
     const result = (await handle.result()) as DeploymentResult;
+    const teardownId = teardownWorkflowId(result.project, result.region, result.deployment);
+    if (result.outcome === 'serving' && (await laterTeardown(client, teardownId, description.closeTime))) {
+      return `${workflowId} was already torn down by ${teardownId}; nothing is left to ${kind}`;
+    }
     if (result.outcome === 'serving') {
       return kind === 'rollback'
         ? `${workflowId} finished serving${when} and its rollback window has closed; remove it with ` +

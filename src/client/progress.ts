@@ -53,6 +53,8 @@ export interface RunningActivity {
   nextAttemptAt?: string;
   /** From the deploy step's heartbeat: the Vertex long-running operation being awaited. */
   operationName?: string;
+  /** From the deploy step's heartbeat: what it is doing, e.g. "waiting for the deploy operation". */
+  phase?: string;
   /** From the wait-for-replicas step's heartbeat. */
   replicas?: { available: number; target: number; message?: string };
 }
@@ -137,12 +139,17 @@ const ACTIVITY_STATES: RunningActivity['state'][] = [
 const TASK_QUEUE_KIND_NORMAL = 1;
 const TASK_QUEUE_TYPE_WORKFLOW = 1;
 
-const OperationHeartbeat = z.object({ operationName: z.string().min(1) });
-const ReplicasHeartbeat = z.object({
+/** What the steps heartbeat: deploy `{ operationName, status }`, waitForReplicas `{ available, target, message }`. */
+const PhaseHeartbeat = z.looseObject({
+  operationName: z.string().min(1).optional(),
+  status: z.string().optional(),
+});
+const ReplicasHeartbeat = z.looseObject({
   available: z.number().int().nonnegative(),
   target: z.number().int().nonnegative(),
   message: z.string().optional(),
 });
+const MAX_MESSAGE_CHARS = 300;
 /** Enough of `DeployProgress` to trust a failure's details as one. */
 const ProgressShape = z.looseObject({
   stage: z.enum(DEPLOY_STAGES),
@@ -299,7 +306,7 @@ async function toRunningActivity(client: Client, pending: PendingActivity): Prom
     client.options.loadedDataConverter,
     pending.heartbeatDetails?.payloads,
   ).catch(() => [undefined]);
-  const operation = OperationHeartbeat.safeParse(details);
+  const operation = PhaseHeartbeat.safeParse(details);
   const replicas = ReplicasHeartbeat.safeParse(details);
   return {
     activityType,
@@ -313,7 +320,14 @@ async function toRunningActivity(client: Client, pending: PendingActivity): Prom
     lastHeartbeatAt: isoOf(pending.lastHeartbeatTime),
     nextAttemptAt: isoOf(pending.nextAttemptScheduleTime),
     operationName: operation.success ? operation.data.operationName : undefined,
-    replicas: replicas.success ? replicas.data : undefined,
+    phase: operation.success ? operation.data.status?.slice(0, MAX_MESSAGE_CHARS) : undefined,
+    replicas: replicas.success
+      ? {
+          available: replicas.data.available,
+          target: replicas.data.target,
+          message: replicas.data.message?.slice(0, MAX_MESSAGE_CHARS),
+        }
+      : undefined,
   };
 }
 

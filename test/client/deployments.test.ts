@@ -108,7 +108,10 @@ describe.concurrent('client library', () => {
       hold: {
         deployToVertex: {
           gate: deploying,
-          heartbeat: { operationName: 'projects/1/locations/us-central1/operations/77' },
+          heartbeat: {
+            operationName: 'projects/1/locations/us-central1/operations/77',
+            status: 'waiting for the deploy operation',
+          },
         },
         waitForReplicas: { gate: waiting, heartbeat: { available: 1, target: 2, message: 'scaling up' } },
       },
@@ -126,6 +129,7 @@ describe.concurrent('client library', () => {
         activityType: 'deployToVertex',
         attempt: 1,
         operationName: 'projects/1/locations/us-central1/operations/77',
+        phase: 'waiting for the deploy operation',
       },
     });
 

@@ -14,6 +14,7 @@ import {
   EXIT_BAD_INPUT,
   EXIT_CODES_HELP,
   EXIT_OK,
+  NO_UI_LINK,
   exitOnUsageErrorWith2,
   processIo,
   reportError,
@@ -122,7 +123,7 @@ export function register(program: Command): void {
     .option('--skip-smoke <reason>', 'run no smoke tests, for this reason')
     .option(
       '--rollback-window <duration>',
-      'how long a success stays open to `rollback`, e.g. 30m (default 0)',
+      'how long a success stays open to `rollback`, e.g. 30m or 0 (default 0)',
     )
     .option('--label <key=value>', 'label on the Vertex resources (repeat for more)', collect)
     .addOption(taskQueueOption())
@@ -192,9 +193,7 @@ function startedText(started: StartedDeployment, uiUrl: string | undefined): str
         `deployment first (garden-deploy cancel ${started.workflowId}), then deploy again.`,
     );
   }
-  lines.push(
-    `  Temporal UI: ${uiUrl ?? 'no link (set GARDEN_DEPLOY_TEMPORAL_UI_URL to the Web UI address)'}`,
-  );
+  lines.push(`  Temporal UI: ${uiUrl ?? NO_UI_LINK}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -280,7 +279,7 @@ async function specDocument(flags: DeployFlags): Promise<unknown> {
   set(['endpoint', 'id'], flags.endpointId);
   set(['replicas', 'min'], numeric(flags.minReplicas));
   set(['replicas', 'max'], numeric(flags.maxReplicas));
-  set(['rollbackWindow'], flags.rollbackWindow);
+  set(['rollbackWindow'], numeric(flags.rollbackWindow));
   if (flags.skipSmoke !== undefined) {
     set(['smoke', 'target'], 'skip');
     set(['smoke', 'skipReason'], flags.skipSmoke);

@@ -12,6 +12,7 @@ import {
   withTemporal,
 } from '../client-command';
 import { useColor } from '../follow';
+import { displayStage } from '../progress-view';
 
 /** `garden-deploy list`: deployments found by their search attributes. */
 
@@ -70,13 +71,6 @@ export async function runList(raw: unknown, io: CommandIo): Promise<number> {
   });
 }
 
-/** Stage as a person reads it: a served deployment removed later is torn down. */
-function displayStage(d: DeploymentSummary): string {
-  if (d.teardown?.status === 'COMPLETED') return 'TORN_DOWN';
-  if (d.teardown?.status === 'RUNNING') return 'TEARING_DOWN';
-  return d.stage ?? '?';
-}
-
 function formatTable(deployments: DeploymentSummary[], all: boolean): string {
   if (deployments.length === 0) {
     return all
@@ -87,7 +81,7 @@ function formatTable(deployments: DeploymentSummary[], all: boolean): string {
   const header = ['NAME', 'STAGE', 'WORKFLOW', 'PROJECT', 'REGION', 'STARTED', 'MODEL'];
   const rows = deployments.map((d) => [
     d.deployment ?? d.workflowId,
-    displayStage(d),
+    displayStage(d.stage, d.teardown) ?? '?',
     d.status,
     d.project ?? '',
     d.region ?? '',

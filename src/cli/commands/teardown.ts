@@ -6,6 +6,7 @@ import {
   type CommandIo,
   CommandFlagsSchema,
   EXIT_OK,
+  NO_UI_LINK,
   exitOnUsageErrorWith2,
   processIo,
   taskQueueOption,
@@ -14,6 +15,9 @@ import {
 import { follow, outcomeExitCode, outcomeJson, reportOutcome } from '../follow';
 
 /** `garden-deploy teardown <deployment>`: remove a finished deployment's resources. */
+
+/** The recorded resources a teardown removes, in its order (the rest are facts about them). */
+const REMOVABLE = ['pscForwardingRule', 'pscAddress', 'deployedModelId', 'endpoint', 'model'] as const;
 
 const TeardownFlagsSchema = CommandFlagsSchema.extend({
   reason: z.string().max(500, '--reason is at most 500 characters').optional(),
@@ -64,8 +68,10 @@ export async function runTeardown(ref: string, raw: unknown, io: CommandIo): Pro
       io.stdout(
         [
           `${teardown.started ? 'Started' : 'Attached to the running'} ${teardown.workflowId} to remove ${teardown.deploymentWorkflowId}:`,
-          ...Object.entries(teardown.resources).map(([kind, name]) => `  ${kind}: ${String(name)}`),
-          `  Temporal UI: ${uiUrl ?? 'no link (set GARDEN_DEPLOY_TEMPORAL_UI_URL to the Web UI address)'}`,
+          ...REMOVABLE.filter((kind) => teardown.resources[kind]).map(
+            (kind) => `  ${kind}: ${teardown.resources[kind]}`,
+          ),
+          `  Temporal UI: ${uiUrl ?? NO_UI_LINK}`,
           '',
         ].join('\n'),
       );

@@ -5,6 +5,7 @@ import {
   type CommandIo,
   CommandFlagsSchema,
   DEPLOYMENT_ARGUMENT_HELP,
+  NO_UI_LINK,
   EXIT_CODES_HELP,
   exitOnUsageErrorWith2,
   processIo,
@@ -33,11 +34,11 @@ export async function runWatch(ref: string, raw: unknown, io: CommandIo): Promis
   const flags = CommandFlagsSchema.parse(raw);
   return withTemporal('watch', flags, io, async (temporal) => {
     const { workflowId } = await resolveWorkflow(temporal.client, ref);
+    const uiUrl = temporal.workflowUrl(workflowId);
+    if (!flags.json) io.stdout(`Following ${workflowId}\n  Temporal UI: ${uiUrl ?? NO_UI_LINK}\n`);
     const outcome = await follow(temporal, workflowId, io, { json: flags.json, stopWhenServing: true });
     if (!flags.json) return reportOutcome(outcome, io);
-    io.stdout(
-      `${JSON.stringify({ workflowId, uiUrl: temporal.workflowUrl(workflowId), ...outcomeJson(outcome) }, null, 2)}\n`,
-    );
+    io.stdout(`${JSON.stringify({ workflowId, uiUrl, ...outcomeJson(outcome) }, null, 2)}\n`);
     return outcomeExitCode(outcome);
   });
 }
