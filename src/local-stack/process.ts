@@ -95,17 +95,25 @@ export async function waitUntilHealthy(
   );
 }
 
-/** A port the OS says is free right now on `host`. */
+// Below the ephemeral ranges (Linux 32768-60999, macOS/Windows 49152-65535): a port inside them can
+// go to any outbound connection or port-0 listener between our check and the server's bind.
+const FREE_PORT_RANGE = { min: 20_000, max: 32_767 };
+
+/** A port that is free right now on `host`, outside the ephemeral range. */
 export async function findFreePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port =
+      FREE_PORT_RANGE.min + Math.floor(Math.random() * (FREE_PORT_RANGE.max - FREE_PORT_RANGE.min + 1));
+    if (await isPortFree(port, host)) return port;
+  }
+  throw new Error(`no free port between ${FREE_PORT_RANGE.min} and ${FREE_PORT_RANGE.max} on ${host}`);
+}
+
+function isPortFree(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
 }
 
@@ -122,12 +130,7 @@ export async function assertPortFree(
   options: { what: string; howToChange: string; host?: string },
 ): Promise<void> {
   const host = options.host ?? '127.0.0.1';
-  const free = await new Promise<boolean>((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-  if (!free) {
+  if (!(await isPortFree(port, host))) {
     throw new PortInUseError(
       `port ${port} for ${options.what} is already in use on ${host}; ` +
         `stop whatever listens there or choose another port with ${options.howToChange}`,
