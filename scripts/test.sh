@@ -5,15 +5,31 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+# Runs a command between timing lines; returns its status (also where `set -e` is off, as in `a || b`).
 step() {
-  local started=$SECONDS
+  local started=$SECONDS status=0
   printf '\n==> %s\n' "$*"
-  "$@"
-  printf '==> %s: done in %ss\n' "$1" "$((SECONDS - started))"
+  "$@" || status=$?
+  printf '==> %s: %s in %ss\n' "$*" "$( ((status == 0)) && echo done || echo "FAILED ($status)")" "$((SECONDS - started))"
+  return "$status"
 }
 
 step ./scripts/install-tools.sh
 step npm run --silent build
-step npm run --silent typecheck
-step npm run --silent lint
-step npx vitest run "$@"
+
+# Typecheck and lint run beside the tests, which spend much of their time waiting for servers;
+# their output is shown when the tests are done.
+static_log="$(mktemp)"
+trap 'rm -f "$static_log"' EXIT
+(step npm run --silent typecheck && step npm run --silent lint) >"$static_log" 2>&1 &
+static_pid=$!
+
+tests_status=0
+step npx vitest run "$@" || tests_status=$?
+static_status=0
+wait "$static_pid" || static_status=$?
+cat "$static_log"
+
+if ((static_status != 0)); then echo "==> typecheck or lint failed (output above)" >&2; fi
+if ((tests_status != 0)); then echo "==> tests failed (vitest output above)" >&2; fi
+exit $((static_status != 0 || tests_status != 0))
