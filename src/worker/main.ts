@@ -50,14 +50,14 @@ function writeStdout(line: string): void {
 
 /** One log line: time, level, message and metadata; errors reduced to what they say, secrets scrubbed. */
 export function formatLogEntry(entry: LogEntry): string {
-  const line = JSON.stringify(
-    {
-      time: new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString(),
-      level: entry.level,
-      message: entry.message,
-      ...entry.meta,
-    },
-    (_key, value: unknown) => {
+  const head = {
+    time: new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString(),
+    level: entry.level,
+    message: entry.message,
+  };
+  let line: string;
+  try {
+    line = JSON.stringify({ ...head, ...entry.meta }, (_key, value: unknown) => {
       if (typeof value === 'bigint') return value.toString();
       if (value instanceof Error) {
         const type = (value as { type?: unknown }).type;
@@ -65,8 +65,11 @@ export function formatLogEntry(entry: LogEntry): string {
       }
       if (value instanceof Uint8Array) return `<${value.length} bytes>`;
       return value;
-    },
-  );
+    });
+  } catch {
+    // Metadata that cannot be serialised (a cycle) must not take the log line, or the worker, down.
+    line = JSON.stringify({ ...head, meta: 'unserialisable' });
+  }
   return redactSecrets(line);
 }
 

@@ -131,6 +131,10 @@ describe('logging and rate limiting', () => {
     expect(parsed).toMatchObject({ level: 'WARN', message: 'Activity failed', attempt: '2' });
     expect(parsed.time).toBe('2023-11-14T22:13:20.000Z');
     expect(line).not.toContain('ya29.a0AfH6SMBsecret');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const safe = formatLogEntry({ level: 'INFO', message: 'x', timestampNanos: 0n, meta: { cyclic } });
+    expect(JSON.parse(safe)).toMatchObject({ message: 'x', meta: 'unserialisable' });
   });
 
   it('spaces management calls evenly at the configured rate, and leaves inference alone', async () => {
