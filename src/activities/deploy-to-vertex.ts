@@ -79,8 +79,8 @@ export function deployToVertexActivity(ctx: ActivityContext) {
     try {
       let adopted = false;
       if (!operationName) {
-        // Marks that a :deploy may be under way before sending it: a lost answer is then looked up, not resent.
-        beat(progress('checking for an existing endpoint'));
+        // No heartbeat before the operation name is known: the SDK sends an attempt's first heartbeat at
+        // once but throttles later ones, and the name must reach the server before a crash can lose it.
         const existing = await retryTransient(ctx, () =>
           getIfExists(() => vertex.getEndpoint(endpoint, callOptions())),
         );
