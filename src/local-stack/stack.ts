@@ -1,11 +1,13 @@
 import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { UI_URL_ENV } from '../client';
 import { type RunningEmulator, startEmulator, writeEmulatorCredentials } from '../emulator';
 import { type FakeGcsServer, startFakeGcs } from './fake-gcs';
 import type { ManagedProcess } from './process';
 import type { StackInfo } from './stack-file';
 import { type TemporalDevServer, startTemporalDevServer } from './temporal';
 import { requireTool } from './tools';
+import { startLocalWorker } from './worker';
 
 export interface LocalStackOptions {
   /** Holds `temporal.db`, the fake-gcs filesystem (`gcs/`) and `logs/`; created if missing. */
@@ -17,6 +19,11 @@ export interface LocalStackOptions {
   emulatorPort: number;
   host?: string;
   namespace?: string;
+  /**
+   * How to run `garden-deploy worker` (executable and arguments), started last with the stack's
+   * environment; omitted, the stack runs without a worker.
+   */
+  worker?: { command: string; args: string[]; taskQueue: string };
   /** Aborting it stops whatever has started and rejects. */
   signal?: AbortSignal;
   onProgress?: (message: string) => void;
@@ -99,8 +106,51 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     await Promise.all([gcs.stop(), temporal.stop()]);
     throw err;
   }
-  // The worker, once it exists, starts here as another supervised child.
-  const processes: ManagedProcess[] = [temporal.process, gcs.process];
+  const env: Record<string, string> = {
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: temporal.namespace,
+    STORAGE_EMULATOR_HOST: gcs.endpoint,
+    // google-auth-library ADC then gets its tokens from the emulator.
+    GOOGLE_APPLICATION_CREDENTIALS: credentialsFile,
+    GARDEN_DEPLOY_VERTEX_BASE_URL: emulator.url,
+    GARDEN_DEPLOY_COMPUTE_BASE_URL: emulator.url,
+    GARDEN_DEPLOY_PREDICTION_BASE_URL: emulator.url,
+    ...(temporal.uiUrl ? { [UI_URL_ENV]: temporal.uiUrl } : {}),
+    ...(options.worker ? { GARDEN_DEPLOY_TASK_QUEUE: options.worker.taskQueue } : {}),
+  };
+  let worker: ManagedProcess | undefined;
+  // In dependency order: the worker uses everything; the emulator reads from fake-gcs-server.
+  const stopStarted = async () => {
+    await worker?.stop(15_000);
+    await emulator.close();
+    emulatorLogStream.end();
+    await gcs.stop();
+    await temporal.stop();
+  };
+
+  if (options.worker) {
+    const workerLog = path.join(logDir, 'worker.log');
+    progress(
+      `starting the garden-deploy worker on task queue ${options.worker.taskQueue} (log: ${workerLog})`,
+    );
+    try {
+      worker = await startLocalWorker({
+        command: options.worker.command,
+        args: options.worker.args,
+        // A short drain: deployments resume from their heartbeats when the stack restarts.
+        env: envForStack(env, { GARDEN_DEPLOY_SHUTDOWN_GRACE: '5s', ...process.env }),
+        temporalAddress: temporal.address,
+        namespace: temporal.namespace,
+        taskQueue: options.worker.taskQueue,
+        logFile: workerLog,
+        signal: options.signal,
+      });
+    } catch (err) {
+      await stopStarted();
+      throw err;
+    }
+  }
+  const processes = [temporal.process, gcs.process, ...(worker ? [worker] : [])];
 
   let stopping = false;
   const running = new Set(processes);
@@ -123,13 +173,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     gcs: { endpoint: gcs.endpoint },
     emulator: { url: emulator.url, logFile: emulatorLog },
     services: processes.map((child) => ({ name: child.name, pid: child.pid, logFile: child.logFile })),
-    env: {
-      TEMPORAL_ADDRESS: temporal.address,
-      TEMPORAL_NAMESPACE: temporal.namespace,
-      STORAGE_EMULATOR_HOST: gcs.endpoint,
-      // google-auth-library ADC then gets its tokens from the emulator.
-      GOOGLE_APPLICATION_CREDENTIALS: credentialsFile,
-    },
+    env,
   };
 
   return {
@@ -137,10 +181,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     serviceExited,
     async stop() {
       stopping = true;
-      // The emulator first: it finishes its reads from fake-gcs-server and saves its state.
-      await emulator.close();
-      emulatorLogStream.end();
-      for (const child of [...processes].reverse()) await child.stop();
+      await stopStarted();
     },
     killNow() {
       stopping = true;
@@ -167,4 +208,16 @@ async function settleAll<T extends Array<{ stop(): Promise<void> }>>(starts: {
     results.map((result) => (result.status === 'fulfilled' ? result.value.stop() : undefined)),
   );
   throw failure.reason;
+}
+
+/**
+ * The environment of a process that uses the stack: `base` minus Temporal's own variables (a shell
+ * set up for a remote cluster must not point it there: API key, TLS, profile), plus the stack's.
+ */
+export function envForStack(
+  stackEnv: Record<string, string>,
+  base: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
+  const kept = Object.entries(base).filter(([name]) => !name.startsWith('TEMPORAL_'));
+  return { ...Object.fromEntries(kept), ...stackEnv };
 }

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { GoogleAuth } from 'google-auth-library';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { DEMO_MODEL_URI } from '../../src/local-stack/demo';
+import { DEFAULT_TASK_QUEUE } from '../../src/constants';
+import { DEMO_DEPLOYMENT, DEMO_MODEL_URI } from '../../src/local-stack/demo';
 import { assertPortFree, findFreePort } from '../../src/local-stack/process';
 import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-stack/stack-file';
 import { TOOLS } from '../../src/local-stack/tools';
@@ -115,7 +116,18 @@ describe('garden-deploy dev', () => {
       TEMPORAL_NAMESPACE: 'default',
       STORAGE_EMULATOR_HOST: info.gcs.endpoint,
       GOOGLE_APPLICATION_CREDENTIALS: path.join(dataDir, 'emulator', 'emulator-credentials.json'),
+      GARDEN_DEPLOY_VERTEX_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_COMPUTE_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_PREDICTION_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_TEMPORAL_UI_URL: info.temporal.uiUrl,
+      GARDEN_DEPLOY_TASK_QUEUE: DEFAULT_TASK_QUEUE,
     });
+    expect(info.services.map((service) => [service.name, service.logFile])).toEqual(
+      ['temporal', 'fake-gcs-server', 'worker'].map((name) => [
+        name,
+        path.join(dataDir, 'logs', `${name === 'fake-gcs-server' ? 'fake-gcs' : name}.log`),
+      ]),
+    );
     expect(readStackFile(dataDir)).toEqual(info);
     expect(existsSync(path.join(dataDir, 'temporal.db'))).toBe(true);
 
@@ -146,12 +158,24 @@ describe('garden-deploy dev', () => {
     });
     expect(await auth.getAccessToken()).toMatch(/^ya29\.emulator-/);
 
-    // The demo's sample model is a complete Hugging Face folder in fake-gcs-server, and validates.
+    // The demo: a sample model, a complete Hugging Face folder in fake-gcs-server that validates,
+    // deployed end to end by the worker on the emulator.
     const { demo } = (await jsonLine(dev, 1)) as {
-      demo: { model: { uri: string }; validation: { status: string; summary: { errors: number } } };
+      demo: {
+        model: { uri: string };
+        validation: { status: string; summary: { errors: number } };
+        deployment: Record<string, unknown>;
+      };
     };
     expect(demo.model.uri.replace(/\/$/, '')).toBe(DEMO_MODEL_URI);
     expect(demo.validation).toMatchObject({ status: 'ok', summary: { errors: 0 } });
+    const { name, project, region } = DEMO_DEPLOYMENT;
+    expect(demo.deployment).toMatchObject({
+      workflowId: `deploy/${project}/${region}/${name}`,
+      started: true,
+    });
+    expect(demo.deployment.failure).toBeUndefined();
+    expect(demo.deployment.serving ?? demo.deployment.result).toBeDefined();
     const names = (await openModelStore(DEMO_MODEL_URI, { storage }).list()).map((object) => object.name);
     expect(names).toEqual(
       expect.arrayContaining([
@@ -207,6 +231,10 @@ describe('garden-deploy dev', () => {
     const duplicate = startDev(['--temporal-port', '7300', '--gcs-port', '7300', '--data-dir', dataDir]);
     expect(await duplicate.exited).toBe(1);
     expect(duplicate.stderr()).toContain('--gcs-port 7300 is the same port as --temporal-port');
+
+    const demoWithoutWorker = startDev(['--demo', '--no-worker', '--data-dir', dataDir]);
+    expect(await demoWithoutWorker.exited).toBe(1);
+    expect(demoWithoutWorker.stderr()).toContain('--demo deploys through the worker: drop --no-worker');
     expect(existsSync(dataDir)).toBe(false);
   });
 
@@ -230,16 +258,15 @@ describe('garden-deploy dev', () => {
     const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--no-ui']);
     const info = await readyInfo(dev);
     expect(info.temporal.uiUrl).toBeUndefined();
-    const gcs = info.services.find((service) => service.name === 'fake-gcs-server')!;
-    const temporal = info.services.find((service) => service.name === 'temporal')!;
+    const worker = info.services.find((service) => service.name === 'worker')!;
+    const others = info.services.filter((service) => service !== worker);
 
-    process.kill(gcs.pid, 'SIGKILL');
+    process.kill(worker.pid, 'SIGKILL');
     expect(await dev.exited).toBe(1);
-    expect(dev.stderr()).toContain(`fake-gcs-server was killed by SIGKILL; its log is ${gcs.logFile}`);
+    expect(dev.stderr()).toContain(`worker was killed by SIGKILL; its log is ${worker.logFile}`);
     // followed by the log's tail, which starts with the command line the service was run with
-    expect(dev.stderr()).toMatch(/\n {2}\| --- \S+ \S+fake-gcs-server -scheme http/);
-    expect(gcs.logFile).toBe(path.join(dataDir, 'logs', 'fake-gcs.log'));
-    expect(isAlive(temporal.pid)).toBe(false);
+    expect(dev.stderr()).toMatch(/\n {2}\| --- \S+ \S+ .*src\/cli\/main\.ts worker\n/);
+    for (const service of others) expect(isAlive(service.pid), service.name).toBe(false);
     expect(readStackFile(dataDir)).toBeUndefined();
   });
 });

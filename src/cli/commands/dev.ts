@@ -1,11 +1,19 @@
+import { spawn } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_TASK_QUEUE } from '../../constants';
 import { DEFAULT_EMULATOR_PORT } from '../../emulator';
-import { DEMO_MODEL_URI, type DemoResult, runDemo } from '../../local-stack/demo';
+import {
+  DEMO_DEPLOYMENT,
+  DEMO_MODEL_URI,
+  type DemoModel,
+  demoDeployArgs,
+  prepareDemoModel,
+} from '../../local-stack/demo';
 import { assertPortFree } from '../../local-stack/process';
-import { type LocalStack, type ServiceExit, startLocalStack } from '../../local-stack/stack';
+import { type LocalStack, type ServiceExit, envForStack, startLocalStack } from '../../local-stack/stack';
 import {
   DEFAULT_DATA_DIR,
   type StackInfo,
@@ -49,6 +57,7 @@ const DevOptionsSchema = z.object({
   gcsPort: Port,
   emulatorPort: Port,
   ui: z.boolean(),
+  worker: z.boolean(),
   dataDir: z.string().min(1, 'must not be empty'),
   demo: z.boolean().default(false),
   json: z.boolean().default(false),
@@ -77,6 +86,7 @@ export function register(program: Command): void {
   }
   command
     .addOption(new Option('--no-ui', 'run Temporal without the Web UI'))
+    .addOption(new Option('--no-worker', 'run without the garden-deploy worker (e.g. to run your own)'))
     .addOption(
       new Option('--data-dir <dir>', 'state and logs (git-ignored .data by default)')
         .env('GARDEN_DEPLOY_DATA_DIR')
@@ -84,7 +94,8 @@ export function register(program: Command): void {
     )
     .option(
       '--demo',
-      `once up, write a sample model to ${DEMO_MODEL_URI} and validate it (what npm run demo runs)`,
+      `once up, write a sample model to ${DEMO_MODEL_URI}, validate it and deploy it on the emulator ` +
+        '(what npm run demo runs)',
     )
     .option(
       '--json',
@@ -110,6 +121,9 @@ export function parseDevOptions(raw: unknown): DevOptions {
     throw new DevOptionsError(`invalid options for garden-deploy dev: ${problems.join('; ')}`);
   }
   const options = parsed.data;
+  if (options.demo && !options.worker) {
+    throw new DevOptionsError('--demo deploys through the worker: drop --no-worker');
+  }
   const used = new Map<number, PortKey>();
   for (const key of activePorts(options)) {
     const other = used.get(options[key]);
@@ -172,6 +186,14 @@ async function runDev(options: DevOptions): Promise<number> {
       uiPort: options.ui ? options.uiPort : undefined,
       gcsPort: options.gcsPort,
       emulatorPort: options.emulatorPort,
+      ...(options.worker
+        ? {
+            worker: {
+              ...thisCli('worker'),
+              taskQueue: process.env.GARDEN_DEPLOY_TASK_QUEUE || DEFAULT_TASK_QUEUE,
+            },
+          }
+        : {}),
       signal: startAborted.signal,
       onProgress: progress,
     });
@@ -188,45 +210,80 @@ async function runDev(options: DevOptions): Promise<number> {
     options.json ? `${JSON.stringify(stack.info)}\n` : describeStack(stack.info, stackFile),
   );
 
-  const demo = options.demo ? demoOutcome(stack.info, options.json) : new Promise<never>(() => undefined);
+  const demoAborted = new AbortController();
+  const demo = options.demo
+    ? demoOutcome(stack.info, options.json, demoAborted.signal)
+    : new Promise<never>(() => undefined);
   if (!options.json && !options.demo) process.stdout.write(PRESS_CTRL_C);
   const outcome = await Promise.race([
     stopRequested.then((signal) => ({ signal }) as const),
     stack.serviceExited.then((exit) => ({ exit }) as const),
     demo.then((failure) => ({ demoFailed: failure }) as const),
   ]);
-  if ('exit' in outcome) {
+  demoAborted.abort();
+  // A Ctrl-C also reaches the demo's deploy command, which may end first: still a requested stop.
+  if (stopSignal) {
+    progress(`${stopSignal}: stopping`);
+  } else if ('exit' in outcome) {
     process.stderr.write(describeExit(outcome.exit));
     progress('stopping the other services');
   } else if ('demoFailed' in outcome) {
     progress(`demo failed: ${outcome.demoFailed}; stopping`);
-  } else {
-    progress(`${outcome.signal}: stopping`);
   }
   await stack.stop();
   removeStackFile(dataDir);
   progress('stopped');
-  return 'signal' in outcome ? 0 : 1;
+  return stopSignal ? 0 : 1;
 }
 
-/** Runs the demo and prints its result; settles only if it fails (with the reason). */
-async function demoOutcome(info: StackInfo, json: boolean): Promise<string> {
-  let result: DemoResult;
+/**
+ * The demo: the sample model written and validated, then deployed on the emulator by
+ * `garden-deploy deploy`, as a user would. Settles only if it fails, with the reason.
+ */
+async function demoOutcome(info: StackInfo, json: boolean, signal: AbortSignal): Promise<string> {
+  let prepared: DemoModel;
   try {
-    result = await runDemo(info);
+    prepared = await prepareDemoModel(info);
   } catch (err) {
     return err instanceof Error ? err.message : String(err);
   }
-  const { model, validation } = result;
+  const { model, validation } = prepared;
+  const args = demoDeployArgs(model.uri);
+  if (!json) {
+    const color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
+    process.stdout.write(
+      `\nDemo: wrote a sample ${model.architecture} model (${model.files} files, ${model.totalBytes} bytes) ` +
+        `to ${model.uri} and validated it:\n\n${formatReport(validation, { color })}\n` +
+        `Demo: deploying it on the emulator with\n  garden-deploy ${args.join(' ')}\n\n`,
+    );
+  }
+  const cli = thisCli(...args, ...(json ? ['--json'] : []));
+  const deploy = spawn(cli.command, cli.args, {
+    env: envForStack(info.env),
+    stdio: ['ignore', json ? 'pipe' : 'inherit', 'inherit'],
+    signal,
+  });
+  let output = '';
+  deploy.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    deploy.once('error', () => resolve(null));
+    deploy.once('exit', (exitCode) => resolve(exitCode));
+  });
+  if (code !== 0) return `garden-deploy ${args.join(' ')} exited with code ${code}`;
+  const { name } = DEMO_DEPLOYMENT;
   process.stdout.write(
     json
-      ? `${JSON.stringify({ demo: result })}\n`
-      : `\nDemo: wrote a sample ${model.architecture} model (${model.files} files, ${model.totalBytes} bytes) ` +
-          `to ${model.uri} and validated it:\n\n` +
-          `${formatReport(validation, { color: Boolean(process.stdout.isTTY) && !process.env.NO_COLOR })}\n` +
+      ? `${JSON.stringify({ demo: { ...prepared, deployment: JSON.parse(output) as unknown } })}\n`
+      : `\nDemo: ${name} is serving on the emulator. In another shell, with the exports above, try\n` +
+          `  garden-deploy status ${name}    garden-deploy list    garden-deploy teardown ${name}\n` +
           PRESS_CTRL_C,
   );
   return new Promise<never>(() => undefined);
+}
+
+/** This CLI, run the way this process was (compiled `bin/`, or the sources under tsx). */
+function thisCli(...args: string[]): { command: string; args: string[] } {
+  return { command: process.execPath, args: [...process.execArgv, process.argv[1]!, ...args] };
 }
 
 function describeStack(info: StackInfo, stackFile: string): string {
@@ -235,6 +292,9 @@ function describeStack(info: StackInfo, stackFile: string): string {
     ...(info.temporal.uiUrl ? [['Temporal Web UI', info.temporal.uiUrl] as [string, string]] : []),
     ['GCS (fake-gcs-server)', info.gcs.endpoint],
     ['Vertex/Compute emulator', info.emulator.url],
+    ...(info.env.GARDEN_DEPLOY_TASK_QUEUE
+      ? [['garden-deploy worker', `task queue ${info.env.GARDEN_DEPLOY_TASK_QUEUE}`] as [string, string]]
+      : []),
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [
