@@ -10,10 +10,15 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund
+COPY scripts/build-workflow-bundle.ts ./scripts/
+# The workflow code bundled once here, so workers start without webpack (GARDEN_DEPLOY_WORKFLOW_BUNDLE).
+RUN npm run build \
+  && node --import tsx scripts/build-workflow-bundle.ts dist/workflow-bundle.js \
+  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
-ENV NODE_ENV=production
+ENV NODE_ENV=production \
+  GARDEN_DEPLOY_WORKFLOW_BUNDLE=/app/dist/workflow-bundle.js
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
