@@ -7,6 +7,7 @@ import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { GoogleAuth } from 'google-auth-library';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli/main';
 import { DEFAULT_TASK_QUEUE } from '../../src/constants';
 import { DEMO_DEPLOYMENT, DEMO_MODEL_URI } from '../../src/local-stack/demo';
 import { assertPortFree, findFreePort } from '../../src/local-stack/process';
@@ -220,7 +221,7 @@ describe('garden-deploy dev', () => {
     }
   });
 
-  it('rejects malformed and duplicate ports before doing anything', async () => {
+  it('rejects malformed, out-of-range and duplicate ports before doing anything', async () => {
     const dataDir = await tempDataDir();
     const malformed = startDev(['--temporal-port', 'seven', '--data-dir', dataDir]);
     expect(await malformed.exited).toBe(1);
@@ -228,13 +229,18 @@ describe('garden-deploy dev', () => {
       '--temporal-port (or GARDEN_DEPLOY_TEMPORAL_PORT) must be a port number, got "seven"',
     );
 
-    const duplicate = startDev(['--temporal-port', '7300', '--gcs-port', '7300', '--data-dir', dataDir]);
-    expect(await duplicate.exited).toBe(1);
-    expect(duplicate.stderr()).toContain('--gcs-port 7300 is the same port as --temporal-port');
-
-    const demoWithoutWorker = startDev(['--demo', '--no-worker', '--data-dir', dataDir]);
-    expect(await demoWithoutWorker.exited).toBe(1);
-    expect(demoWithoutWorker.stderr()).toContain('--demo deploys through the worker: drop --no-worker');
+    // The same parsing, in this process (the CLI prints the message as above).
+    const dev = (...args: string[]) =>
+      buildProgram().parseAsync(['node', 'garden-deploy', 'dev', '--data-dir', dataDir, ...args]);
+    await expect(dev('--temporal-port', '7300', '--gcs-port', '7300')).rejects.toThrow(
+      '--gcs-port 7300 is the same port as --temporal-port; give each service its own port',
+    );
+    await expect(dev('--emulator-port', '70000')).rejects.toThrow(
+      '--emulator-port (or GARDEN_DEPLOY_EMULATOR_PORT) must be at most 65535, got "70000"',
+    );
+    await expect(dev('--demo', '--no-worker')).rejects.toThrow(
+      '--demo deploys through the worker: drop --no-worker',
+    );
     expect(existsSync(dataDir)).toBe(false);
   });
 
@@ -255,18 +261,18 @@ describe('garden-deploy dev', () => {
   it('when a service dies, names it and its log, stops the others and exits 1', async () => {
     const ports = await distinctFreePorts(4);
     const dataDir = await tempDataDir();
-    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--no-ui']);
+    const dev = startDev([...portArgs(ports), '--data-dir', dataDir, '--json', '--no-ui', '--no-worker']);
     const info = await readyInfo(dev);
     expect(info.temporal.uiUrl).toBeUndefined();
-    const worker = info.services.find((service) => service.name === 'worker')!;
-    const others = info.services.filter((service) => service !== worker);
+    expect(info.services.map((service) => service.name)).toEqual(['temporal', 'fake-gcs-server']);
+    const [temporal, gcs] = info.services as [StackInfo['services'][number], StackInfo['services'][number]];
 
-    process.kill(worker.pid, 'SIGKILL');
+    process.kill(gcs.pid, 'SIGKILL');
     expect(await dev.exited).toBe(1);
-    expect(dev.stderr()).toContain(`worker was killed by SIGKILL; its log is ${worker.logFile}`);
+    expect(dev.stderr()).toContain(`fake-gcs-server was killed by SIGKILL; its log is ${gcs.logFile}`);
     // followed by the log's tail, which starts with the command line the service was run with
-    expect(dev.stderr()).toMatch(/\n {2}\| --- \S+ \S+ .*src\/cli\/main\.ts worker\n/);
-    for (const service of others) expect(isAlive(service.pid), service.name).toBe(false);
+    expect(dev.stderr()).toMatch(/\n {2}\| --- \S+ \S+fake-gcs-server -scheme http/);
+    expect(isAlive(temporal.pid)).toBe(false);
     expect(readStackFile(dataDir)).toBeUndefined();
   });
 });
