@@ -706,6 +706,10 @@ function findOperation(core: EmulatorCore, ctx: RequestContext): ComputeOperatio
   return op;
 }
 
+function isDone(core: EmulatorCore, op: ComputeOperationRecord): boolean {
+  return (core.state.computeOperations[op.key] ?? op).done;
+}
+
 function getOperation(core: EmulatorCore, ctx: RequestContext): void {
   checkRequestId(ctx.url);
   sendJson(ctx.res, 200, computeOperationJson(findOperation(core, ctx)));
@@ -715,9 +719,13 @@ function getOperation(core: EmulatorCore, ctx: RequestContext): void {
 async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   checkRequestId(ctx.url);
   const op = findOperation(core, ctx);
-  const waitMs = Math.min(Math.max(0, op.doneAt - core.now()), 120_000);
-  if (!op.done && waitMs > 0) await delay(waitMs);
+  const deadline = core.now() + 120_000;
   core.advance(core.now());
+  // A timer may fire a millisecond before the wall clock reaches doneAt: wait again until it has.
+  while (!isDone(core, op) && core.now() < deadline) {
+    await delay(Math.max(1, Math.min(op.doneAt, deadline) - core.now()));
+    core.advance(core.now());
+  }
   sendJson(ctx.res, 200, computeOperationJson(core.state.computeOperations[op.key] ?? op));
 }
 

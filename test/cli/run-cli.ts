@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import path from 'node:path';
+import { cliCommand } from '../harness/built-cli';
 
 export interface CliRun {
   code: number | null;
@@ -7,13 +7,11 @@ export interface CliRun {
   stderr: string;
 }
 
-const root = path.resolve(__dirname, '../..');
-
-/** Runs `garden-deploy …` from source as a child process, as a user would (not a TTY). */
+/** Runs `garden-deploy …` as a child process, as a user would (not a TTY). */
 export function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: root,
+    const cli = cliCommand(...args);
+    const child = spawn(cli.command, cli.args, {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

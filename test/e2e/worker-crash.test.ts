@@ -24,9 +24,10 @@ import {
   uniqueName,
   untilStage,
 } from './harness';
+import { cliCommand } from '../harness/built-cli';
 
 /**
- * The worker as users run it (`node --import tsx src/worker/main.ts`, configured by env) is
+ * The worker as users run it (`garden-deploy worker`, configured by env) is
  * SIGKILLed in the middle of the deploy operation and again while waiting for replicas. Each time
  * a new worker process picks the deployment up: the deploy resumes the operation it had started,
  * and the deployment completes with exactly one `:deploy` call and one endpoint.
@@ -90,7 +91,8 @@ async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
     // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
     GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/worker/main.ts'], {
+  const cli = cliCommand('worker');
+  const child = spawn(cli.command, cli.args, {
     cwd: REPO,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

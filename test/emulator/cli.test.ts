@@ -7,6 +7,7 @@ import { resolveEmulatorConfig } from '../../src/cli/commands/emulator';
 import { EmulatorAdminClient } from '../../src/emulator';
 import { closeTestEnv, getTestEnv } from '../harness/env';
 import { Api, deployBody, uniqueProject, uploadSampleModel, waitForOperation } from './helpers';
+import { cliCommand } from '../harness/built-cli';
 
 let dir: string;
 
@@ -26,7 +27,8 @@ function run(
   firstLine: Promise<string>;
   exit: Promise<{ code: number | null; stderr: string }>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'emulator', ...args], {
+  const cli = cliCommand('emulator', ...args);
+  const child = spawn(cli.command, cli.args, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

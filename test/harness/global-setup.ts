@@ -7,6 +7,7 @@ import { startFakeGcs } from '../../src/local-stack/fake-gcs';
 import { findFreePort } from '../../src/local-stack/process';
 import { startTemporalDevServer } from '../../src/local-stack/temporal';
 import { requireTool } from '../../src/local-stack/tools';
+import { ensureBuilt } from './built-cli';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -25,6 +26,7 @@ declare module 'vitest' {
  * server (SQLite file, project search attributes) and fake-gcs-server.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  ensureBuilt();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-test-'));
   const temporalBinary = requireTool('temporal');
   const temporalDbFile = path.join(dataDir, 'temporal.db');

@@ -15,6 +15,7 @@ import { type StackInfo, StackInfoSchema, readStackFile } from '../../src/local-
 import { TOOLS } from '../../src/local-stack/tools';
 import { SEARCH_ATTRIBUTES } from '../../src/search-attributes';
 import { createStorage, openModelStore } from '../../src/storage';
+import { cliCommand } from '../harness/built-cli';
 
 const repoRoot = path.resolve(__dirname, '../..');
 
@@ -37,7 +38,8 @@ afterAll(async () => {
 });
 
 function startDev(args: string[], env: NodeJS.ProcessEnv = {}): DevRun {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'dev', ...args], {
+  const cli = cliCommand('dev', ...args);
+  const child = spawn(cli.command, cli.args, {
     cwd: repoRoot,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
