@@ -69,8 +69,9 @@ function specFlags(name: string): string[] {
   ];
 }
 
-// One at a time: each command is a fresh Node process compiling the CLI from source.
-describe('garden-deploy deployment commands', { timeout: 240_000 }, () => {
+// Concurrent: each test has its own deployments (unique names, scripted per workflow id), and
+// the time goes to CLI processes starting and Temporal round trips.
+describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, () => {
   it('deploy (flags only) prints the workflow id and UI link, follows progress, then the endpoint and smoke answers', async () => {
     const name = uniqueName('cli-deploy');
     worker.script(publicSpec(name));

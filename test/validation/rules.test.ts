@@ -440,7 +440,7 @@ describe('rule catalogue coverage', () => {
 });
 
 for (const backend of ['local', 'gcs'] as const) {
-  describe(`every rule fires on its broken folder (${backend})`, () => {
+  describe.concurrent(`every rule fires on its broken folder (${backend})`, () => {
     let ctx: CaseContext;
     beforeAll(async () => {
       const { storage } = await getTestEnv();
