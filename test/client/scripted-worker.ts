@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import * as activity from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
-import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import type { CleanupInput, DeploymentActivities } from '../../src/activities/contract';
 import { type DeploymentSpecInput, deploymentIds, parseDeploymentSpec } from '../../src/spec';
-import { getTestEnv } from '../harness/env';
+import { getTestEnv, workflowBundle } from '../harness/env';
 
 /**
  * A worker running the real workflows with scripted activities (the pattern of
@@ -57,20 +57,14 @@ export interface ScriptedWorker {
   stop(): Promise<void>;
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-
 export async function startScriptedWorker(taskQueue: string): Promise<ScriptedWorker> {
   const { nativeConnection, namespace } = await getTestEnv();
   const scripts = new Map<string, Script>();
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../../src/workflows/index.ts'),
-    logger: quietLogger,
-  });
   const worker = await Worker.create({
     connection: nativeConnection,
     namespace,
     taskQueue,
-    workflowBundle: await bundle,
+    workflowBundle: workflowBundle(),
     activities: scriptedActivities(scripts),
   });
   const running = worker.run();
@@ -87,8 +81,6 @@ export async function startScriptedWorker(taskQueue: string): Promise<ScriptedWo
     },
   };
 }
-
-const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities {
   const scriptOf = (): Script => {

@@ -4,13 +4,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import {
-  DefaultLogger,
-  Runtime,
-  Worker,
-  type WorkflowBundleWithSourceMap,
-  bundleWorkflowCode,
-} from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { expect } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { type StartedDeployment, startDeployment } from '../../src/client';
@@ -18,8 +12,8 @@ import type { EmulatorResources } from '../../src/emulator/admin-client';
 import type { DeploymentSpecInput } from '../../src/spec';
 import { progressQuery } from '../../src/workflows/messages';
 import type { DeployProgress, DeployStage } from '../../src/workflows/types';
-import { FAST_ACTIVITY_OPTIONS, getActivityTestEnv, quietLogger } from '../activities/env';
-import { getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { FAST_ACTIVITY_OPTIONS, getActivityTestEnv } from '../activities/env';
+import { getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
 
 /**
  * End-to-end plumbing: the real workflows and activities on the real Temporal dev server, with
@@ -31,17 +25,6 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 
 /** Heartbeat timeout given to deployments in these tests: a dead worker is noticed within seconds. */
 export const HEARTBEAT_TIMEOUT_MS = 2_000;
-
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-
-/** The workflow code, bundled once per test file. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('../../src/workflows/index.ts'),
-    logger: quietLogger,
-  });
-  return bundle;
-}
 
 export interface TestWorker {
   taskQueue: string;
@@ -56,7 +39,7 @@ export async function startTestWorker(taskQueue = uniqueTaskQueue('e2e')): Promi
     connection: nativeConnection,
     namespace,
     taskQueue,
-    workflowBundle: await workflowBundle(),
+    workflowBundle: workflowBundle(),
     activities: createActivities({ gcp, storage, options: FAST_ACTIVITY_OPTIONS }),
   });
   const running = worker.run();

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Worker } from '@temporalio/worker';
 import { describe, expect, it } from 'vitest';
-import { workflowBundle } from './harness';
+import { workflowBundle } from '../harness/env';
 
 /**
  * Determinism: every recorded history (test/histories, from real end-to-end runs; re-record with
@@ -39,10 +39,7 @@ describe('replay of recorded histories', () => {
       history: JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as unknown,
     }));
     const outcomes: Array<{ workflowId: string; error?: string }> = [];
-    for await (const result of Worker.runReplayHistories(
-      { workflowBundle: await workflowBundle() },
-      histories,
-    )) {
+    for await (const result of Worker.runReplayHistories({ workflowBundle: workflowBundle() }, histories)) {
       outcomes.push({
         workflowId: result.workflowId,
         ...(result.error ? { error: `${result.error.name}: ${result.error.message}` } : {}),

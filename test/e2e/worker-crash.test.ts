@@ -1,8 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getProgress, teardownDeployment } from '../../src/client';
 import type { DeploymentResult } from '../../src/workflows/types';
@@ -11,10 +10,9 @@ import {
   freshProject,
   getActivityTestEnv,
   publicSpec,
-  quietLogger,
   uploadModel,
 } from '../activities/env';
-import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
 import {
   deploy,
   eventually,
@@ -37,24 +35,13 @@ const REPO = path.resolve(__dirname, '../..');
 let t: ActivityTestEnv;
 let modelUri: string;
 let dir: string;
-let bundleFile: string;
 const logs: string[] = [];
 const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   t = await getActivityTestEnv();
   dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-crash-'));
-  bundleFile = path.join(dir, 'workflow-bundle.js');
-  // Prebuilt once, so each restarted worker starts in about a second (GARDEN_DEPLOY_WORKFLOW_BUNDLE).
-  const [{ code }, uri] = await Promise.all([
-    bundleWorkflowCode({
-      workflowsPath: require.resolve('../../src/workflows/index.ts'),
-      logger: quietLogger,
-    }),
-    uploadModel(),
-  ]);
-  await writeFile(bundleFile, code);
-  modelUri = uri;
+  modelUri = await uploadModel();
 }, 120_000);
 
 afterAll(async () => {
@@ -68,7 +55,7 @@ interface WorkerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/worker/main.ts` in a child process and waits until it polls. */
+/** Starts `garden-deploy worker` in a child process and waits until it polls. */
 async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
   const { temporalAddress, namespace, gcsEndpoint } = await getTestEnv();
   const env = {
@@ -84,7 +71,8 @@ async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
     GARDEN_DEPLOY_PREDICTION_BASE_URL: t.emulatorUrl,
     GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
     STORAGE_EMULATOR_HOST: gcsEndpoint,
-    GARDEN_DEPLOY_WORKFLOW_BUNDLE: bundleFile,
+    // Prebuilt, so each restarted worker starts in about a second.
+    GARDEN_DEPLOY_WORKFLOW_BUNDLE: workflowBundle().codePath,
     GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
     GARDEN_DEPLOY_POLL_MAX_MS: '300',
     GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',

@@ -55,6 +55,11 @@ export async function createTestBucket(storage: Storage, label = 'test'): Promis
   return name;
 }
 
+/** The workflow code, bundled once by the global setup, for `Worker.create` and replays. */
+export function workflowBundle(): { codePath: string } {
+  return { codePath: inject('workflowBundlePath') };
+}
+
 export function uniqueTaskQueue(label = 'test'): string {
   return `${label}-${randomUUID()}`;
 }

@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestProject } from 'vitest/node' with { 'resolution-mode': 'import' };
 import { startEmulator } from '../../src/emulator';
 import { startFakeGcs } from '../../src/local-stack/fake-gcs';
@@ -18,18 +19,21 @@ declare module 'vitest' {
     gcsEndpoint: string;
     emulatorUrl: string;
     dataDir: string;
+    workflowBundlePath: string;
   }
 }
 
 /**
  * Starts the real parts once for the whole run, each on a free port: the pinned Temporal dev
- * server (SQLite file, project search attributes) and fake-gcs-server.
+ * server (SQLite file, project search attributes), fake-gcs-server and the emulator; bundles the
+ * workflow code once for every test worker (a webpack build costs seconds of CPU each time).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   ensureBuilt();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-test-'));
   const temporalBinary = requireTool('temporal');
   const temporalDbFile = path.join(dataDir, 'temporal.db');
+  const workflowBundlePath = path.join(dataDir, 'workflow-bundle.js');
   const [temporal, gcs] = await Promise.all([
     findFreePort().then((port) =>
       startTemporalDevServer({
@@ -47,6 +51,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
         logFile: path.join(dataDir, 'logs', 'fake-gcs.log'),
       }),
     ),
+    bundleWorkflowCode({
+      workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
+    }).then(({ code }) => writeFile(workflowBundlePath, code)),
   ]);
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalNamespace', temporal.namespace);
@@ -57,6 +65,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide('gcsEndpoint', gcs.endpoint);
   project.provide('emulatorUrl', emulator.url);
   project.provide('dataDir', dataDir);
+  project.provide('workflowBundlePath', workflowBundlePath);
 
   return async () => {
     await emulator.close();

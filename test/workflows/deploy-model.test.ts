@@ -1,14 +1,14 @@
 import * as activity from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CleanupInput, DeploymentActivities, SmokeInput } from '../../src/activities/contract';
 import { type DeploymentSpecInput, parseDeploymentSpec } from '../../src/spec';
 import { deploymentIds } from '../../src/spec/ids';
 import { cancelSignal, progressQuery, rollbackSignal } from '../../src/workflows/messages';
 import type { DeployModelInput, DeploymentResult } from '../../src/workflows/types';
-import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
 
 /**
  * The orchestration alone, on the real Temporal dev server, with scripted activities: ordering,
@@ -28,10 +28,7 @@ beforeAll(async () => {
     connection: nativeConnection,
     namespace,
     taskQueue,
-    workflowBundle: await bundleWorkflowCode({
-      workflowsPath: require.resolve('../../src/workflows/index.ts'),
-      logger: quietLogger,
-    }),
+    workflowBundle: workflowBundle(),
     activities: scriptedActivities(),
   });
   workerRun = worker.run();
@@ -42,8 +39,6 @@ afterAll(async () => {
   await workerRun;
   await closeTestEnv();
 });
-
-const quietLogger = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} };
 
 const publicSpec: DeploymentSpecInput = {
   name: 'llama-ft',
