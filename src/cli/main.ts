@@ -1,47 +1,43 @@
 import { Command } from 'commander';
-import * as cancel from './commands/cancel';
-import * as deploy from './commands/deploy';
-import * as dev from './commands/dev';
-import * as emulator from './commands/emulator';
-import * as list from './commands/list';
-import * as rollback from './commands/rollback';
-import * as sampleModel from './commands/sample-model';
-import * as status from './commands/status';
-import * as teardown from './commands/teardown';
-import * as validate from './commands/validate';
-import * as watch from './commands/watch';
-import * as worker from './commands/worker';
+
+type CommandModule = { register(program: Command): void };
 
 /**
- * Each command lives in `./commands/<name>.ts` and exports `register(program)`;
- * add new ones to this list.
+ * Each command lives in `./commands/<name>.ts` and exports `register(program)`; add new ones to
+ * this table. Only the command being run is loaded, so `garden-deploy status` does not pay for
+ * loading the worker, the emulator and the validator.
  */
-const commandModules: Array<{ register(program: Command): void }> = [
-  cancel,
-  deploy,
-  dev,
-  emulator,
-  list,
-  rollback,
-  sampleModel,
-  status,
-  teardown,
-  validate,
-  watch,
-  worker,
-];
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  cancel: () => import('./commands/cancel.js'),
+  deploy: () => import('./commands/deploy.js'),
+  dev: () => import('./commands/dev.js'),
+  emulator: () => import('./commands/emulator.js'),
+  list: () => import('./commands/list.js'),
+  rollback: () => import('./commands/rollback.js'),
+  'sample-model': () => import('./commands/sample-model.js'),
+  status: () => import('./commands/status.js'),
+  teardown: () => import('./commands/teardown.js'),
+  validate: () => import('./commands/validate.js'),
+  watch: () => import('./commands/watch.js'),
+  worker: () => import('./commands/worker.js'),
+};
 
-export function buildProgram(): Command {
+/** The CLI; given the arguments, only the command they name (all of them for help or a typo). */
+export async function buildProgram(argv?: readonly string[]): Promise<Command> {
   const program = new Command('garden-deploy')
     .description('Deploy fine-tuned open-weight LLMs with custom weights to Vertex AI Model Garden, durably.')
     .showHelpAfterError()
     .configureHelp({ sortSubcommands: true });
-  for (const module of commandModules) module.register(program);
+  const named = argv?.[2];
+  const load =
+    named !== undefined && Object.hasOwn(COMMANDS, named) ? [COMMANDS[named]!] : Object.values(COMMANDS);
+  for (const command of await Promise.all(load.map((loadCommand) => loadCommand())))
+    command.register(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  await buildProgram().parseAsync(argv);
+  await (await buildProgram(argv)).parseAsync(argv);
 }
 
 if (require.main === module) {

@@ -23,9 +23,10 @@ const UndoFlagsSchema = CommandFlagsSchema.extend({
 
 const WORDING: Record<
   AbortKind,
-  { description: string; requested: string; outcome: 'cancelled' | 'rolled-back' }
+  { summary: string; description: string; requested: string; outcome: 'cancelled' | 'rolled-back' }
 > = {
   cancel: {
+    summary: 'stop a running deployment and remove what it created',
     description:
       'Stop a running deployment and remove everything it created (compensations run in reverse order), then ' +
       'follow until done. Refused when it already finished (use teardown) or is already undoing itself.',
@@ -33,6 +34,7 @@ const WORDING: Record<
     outcome: 'cancelled',
   },
   rollback: {
+    summary: 'undo a deployment while it runs or within its rollback window',
     description:
       'Remove everything a deployment created, while it runs or within its rollback window after success, then ' +
       'follow until done. After the window, use teardown.',
@@ -44,6 +46,7 @@ const WORDING: Record<
 export function registerUndoCommand(program: Command, kind: AbortKind): void {
   const command = program
     .command(kind)
+    .summary(WORDING[kind].summary)
     .description(
       `${WORDING[kind].description} Exit codes: 0 ${WORDING[kind].outcome.replace('-', ' ')} (or requested, with ` +
         '--detach); 1 it ended otherwise; 2 refused, not found, bad input or Temporal unreachable; 130 interrupted.',

@@ -10,6 +10,7 @@ import { PredictionClient } from './prediction';
 import { SecretRegistry } from './redact';
 import { VertexClient } from './vertex';
 
+export * from './accelerators';
 export * from './auth';
 export * from './compute';
 export * from './config';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEPLOYABLE_ACCELERATOR_TYPES } from '../gcp/accelerators';
 import { InvalidModelUriError, parseGcsUri } from '../storage/uri';
 import { durationField } from './duration';
 
@@ -27,26 +28,8 @@ const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]
 /** Label keys garden-deploy sets itself; users cannot override them. */
 export const RESERVED_LABEL_PREFIX = 'garden-deploy';
 
-/** `accelerator_type.proto` (v1beta1), minus UNSPECIFIED. */
-export const ACCELERATOR_TYPES = [
-  'NVIDIA_TESLA_P100',
-  'NVIDIA_TESLA_V100',
-  'NVIDIA_TESLA_P4',
-  'NVIDIA_TESLA_T4',
-  'NVIDIA_TESLA_A100',
-  'NVIDIA_A100_80GB',
-  'NVIDIA_L4',
-  'NVIDIA_H100_80GB',
-  'NVIDIA_H100_MEGA_80GB',
-  'NVIDIA_H200_141GB',
-  'NVIDIA_B200',
-  'NVIDIA_GB200',
-  'NVIDIA_RTX_PRO_6000',
-  'TPU_V2',
-  'TPU_V3',
-  'TPU_V4_POD',
-  'TPU_V5_LITEPOD',
-] as const;
+/** What a deployment may ask for (the proto's enum less the end-of-life K80). */
+export const ACCELERATOR_TYPES = DEPLOYABLE_ACCELERATOR_TYPES;
 export type AcceleratorType = (typeof ACCELERATOR_TYPES)[number];
 
 const gcsUri = z.string().superRefine((value, ctx) => {

@@ -63,8 +63,11 @@ export const WorkerEnvSchema = z.object({
   GARDEN_DEPLOY_COMPUTE_BASE_URL: httpUrl('the Compute Engine API').optional(),
   /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
   GARDEN_DEPLOY_PREDICTION_BASE_URL: httpUrl('the prediction front end').optional(),
-  /** Skip TLS verification of calls to PSC addresses, as Google's Python SDK does. */
-  GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: flag.default(false),
+  /**
+   * Skip TLS verification of smoke calls to a PSC internal IP, as Google's Python SDK does: the
+   * serving certificate cannot name the IP, so verifying would fail every private smoke test.
+   */
+  GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: flag.default(true),
   /** `x-goog-user-project`: the project Google bills API quota to. */
   GARDEN_DEPLOY_GCP_QUOTA_PROJECT: z
     .string()

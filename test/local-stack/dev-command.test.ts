@@ -232,8 +232,10 @@ describe('garden-deploy dev', () => {
     );
 
     // The same parsing, in this process (the CLI prints the message as above).
-    const dev = (...args: string[]) =>
-      buildProgram().parseAsync(['node', 'garden-deploy', 'dev', '--data-dir', dataDir, ...args]);
+    const dev = async (...args: string[]) => {
+      const argv = ['node', 'garden-deploy', 'dev', '--data-dir', dataDir, ...args];
+      return (await buildProgram(argv)).parseAsync(argv);
+    };
     await expect(dev('--temporal-port', '7300', '--gcs-port', '7300')).rejects.toThrow(
       '--gcs-port 7300 is the same port as --temporal-port; give each service its own port',
     );

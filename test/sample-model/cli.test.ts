@@ -28,9 +28,7 @@ afterEach(() => {
 });
 
 async function run(...args: string[]): Promise<number> {
-  await buildProgram()
-    .exitOverride()
-    .parseAsync(['node', 'garden-deploy', 'sample-model', ...args]);
+  await (await buildProgram()).exitOverride().parseAsync(['node', 'garden-deploy', 'sample-model', ...args]);
   return Number(process.exitCode ?? 0);
 }
 

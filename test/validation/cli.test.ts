@@ -31,9 +31,7 @@ afterAll(async () => {
 });
 
 async function run(...args: string[]): Promise<number> {
-  await buildProgram()
-    .exitOverride()
-    .parseAsync(['node', 'garden-deploy', 'validate', ...args]);
+  await (await buildProgram()).exitOverride().parseAsync(['node', 'garden-deploy', 'validate', ...args]);
   return Number(process.exitCode ?? 0);
 }
 

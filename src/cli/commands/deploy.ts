@@ -85,6 +85,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function register(program: Command): void {
   const command = program
     .command('deploy')
+    .summary('start a deployment (or attach to it) and follow it until it serves')
     .description(
       'Deploy a model: validate the spec here, start the deployment workflow (or attach to the running ' +
         'one with the same project/region/name), print its workflow id and Temporal UI link, then show live ' +

@@ -72,6 +72,7 @@ export class DevOptionsError extends Error {
 export function register(program: Command): void {
   const command = program
     .command('dev')
+    .summary('run the local stack: Temporal, fake-gcs-server, the emulator and a worker')
     .description(
       'Run the local stack until Ctrl-C: Temporal dev server (SQLite in the data dir, search attributes, Web UI), ' +
         'fake-gcs-server and the Vertex/Compute emulator, logs in <data-dir>/logs. ' +

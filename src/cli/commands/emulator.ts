@@ -88,6 +88,7 @@ export async function resolveEmulatorConfig(
 export function register(program: Command): void {
   program
     .command('emulator')
+    .summary('run the local Vertex AI + Compute Engine emulator')
     .description(
       'Run the local Vertex AI + Compute Engine emulator (Model Garden deploy, endpoints, models, ' +
         'prediction, PSC forwarding rules, token exchange for ADC, fault injection, admin API under ' +

@@ -30,6 +30,7 @@ const ListFlagsSchema = CommandFlagsSchema.extend({
 export function register(program: Command): void {
   const command = program
     .command('list')
+    .summary('list deployments by stage, model, region or project')
     .description(
       'List deployments through the Temporal visibility store (search attributes DeployStage, ModelUri, ' +
         'GcpRegion, GcpProject, DeploymentName), newest first. By default only those that may hold resources: ' +

@@ -62,6 +62,7 @@ interface RawFlags {
 export function register(program: Command): void {
   program
     .command('sample-model')
+    .summary('write a tiny valid (or deliberately broken) Hugging Face model folder')
     .description(
       'Write a tiny but valid Hugging Face model folder (or one classic broken variant) to a local ' +
         'directory or gs://bucket/prefix (fake-gcs-server when STORAGE_EMULATOR_HOST is set). ' +

@@ -18,6 +18,7 @@ import { printStatus } from '../follow';
 export function register(program: Command): void {
   const command = program
     .command('status')
+    .summary("show a deployment's stage, steps, resources and result")
     .description(
       "Show a deployment's stage, steps (attempts, replicas N/M, operation, last error), resources and, once " +
         'finished, its result. Exit codes: 0 running or serving (or torn down); 1 failed, cancelled or rolled ' +

@@ -28,6 +28,7 @@ const TeardownFlagsSchema = CommandFlagsSchema.extend({
 export function register(program: Command): void {
   const command = program
     .command('teardown')
+    .summary('remove a finished deployment')
     .description(
       'Remove a finished deployment (forwarding rule, address, deployed models, endpoint, model) from the ' +
         'resources its run recorded, with a teardown workflow (teardown/{project}/{region}/{name}); waits for it ' +

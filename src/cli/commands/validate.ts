@@ -83,6 +83,7 @@ export interface ValidateIo {
 export function register(program: Command): void {
   program
     .command('validate')
+    .summary('check a model folder before deploying it (headers only, seconds)')
     .description(
       'Check a Hugging Face model folder before deploying it: files, config.json family, safetensors headers ' +
         '(ranged reads only), index, tensor shapes, quantization, tokenizer and chat template, and the Vertex machine ' +

@@ -18,6 +18,7 @@ import { follow, outcomeExitCode, outcomeJson, reportOutcome } from '../follow';
 export function register(program: Command): void {
   const command = program
     .command('watch')
+    .summary('follow a deployment with live progress')
     .description(
       'Follow a deployment (or teardown) with live progress until it finishes, or until it serves within its ' +
         'rollback window; then print the endpoint, inference URL and smoke answers (or what was removed). ' +

@@ -4,11 +4,14 @@ import { main } from '../../worker/main';
 export function register(program: Command): void {
   program
     .command('worker')
+    .summary('run a worker that executes deployments')
     .description(
       'Run a worker: executes deployments (workflows and their Vertex AI / Compute activities) from a task queue ' +
         'until Ctrl-C/SIGTERM, then lets running activities finish for GARDEN_DEPLOY_SHUTDOWN_GRACE. ' +
         'Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE ' +
         '(else the local stack, else localhost:7233). Google: Application Default Credentials; ' +
+        'GARDEN_DEPLOY_GCP_QUOTA_PROJECT (billed for API quota); GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY (default true: like ' +
+        "Google's SDK, smoke calls to a PSC internal IP skip certificate checks); " +
         'GARDEN_DEPLOY_VERTEX_BASE_URL / _COMPUTE_BASE_URL / _PREDICTION_BASE_URL and STORAGE_EMULATOR_HOST for emulators. ' +
         'Tuning: GARDEN_DEPLOY_TASK_QUEUE, GARDEN_DEPLOY_GCP_RATE_LIMIT (requests/s), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
         'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
