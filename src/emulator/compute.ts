@@ -186,18 +186,31 @@ function checkRequestId(url: URL): string | undefined {
   return requestId;
 }
 
-/** A retried insert/delete with the same requestId gets the original operation back. */
-function replayed(
+/** A regional insert or delete that goes ahead: where it acts, on what key, under which requestId. */
+interface RegionalChange {
+  projectId: string;
+  region: string;
+  requestId: string | undefined;
+  key: string;
+}
+
+/**
+ * A retried insert/delete with the same requestId gets the original operation back: answered here,
+ * and true, when this call is such a retry.
+ */
+function answeredReplay(
   core: EmulatorCore,
+  ctx: RequestContext,
   projectId: string,
   requestId: string | undefined,
-  now: number,
-): ComputeOperationRecord | undefined {
-  if (!requestId) return undefined;
-  return Object.values(core.state.computeOperations).find(
+): boolean {
+  if (!requestId) return false;
+  const previous = Object.values(core.state.computeOperations).find(
     (op) =>
-      op.projectId === projectId && op.requestId === requestId && now - op.insertTime < REQUEST_ID_TTL_MS,
+      op.projectId === projectId && op.requestId === requestId && ctx.now - op.insertTime < REQUEST_ID_TTL_MS,
   );
+  if (previous) sendJson(ctx.res, 200, computeOperationJson(previous));
+  return previous !== undefined;
 }
 
 function operationName(now: number): string {
@@ -207,12 +220,10 @@ function operationName(now: number): string {
 function newOperation(
   core: EmulatorCore,
   ctx: RequestContext,
-  projectId: string,
-  region: string,
-  fields: Pick<ComputeOperationRecord, 'operationType' | 'targetLink' | 'targetId' | 'apply'> & {
-    requestId?: string;
-  },
+  change: RegionalChange,
+  fields: Pick<ComputeOperationRecord, 'operationType' | 'targetId' | 'apply'>,
 ): ComputeOperationRecord {
+  const { projectId, region, requestId } = change;
   const name = operationName(ctx.now);
   const op: ComputeOperationRecord = {
     key: `projects/${projectId}/regions/${region}/operations/${name}`,
@@ -223,7 +234,11 @@ function newOperation(
     insertTime: ctx.now,
     doneAt: ctx.now + core.timing(projectNumberFor(projectId)).computeOperationMs,
     done: false,
-    ...fields,
+    operationType: fields.operationType,
+    targetLink: `${COMPUTE_BASE}${change.key}`,
+    targetId: fields.targetId,
+    apply: fields.apply,
+    ...(requestId ? { requestId } : {}),
   };
   core.state.computeOperations[op.key] = op;
   core.markDirty();
@@ -400,13 +415,22 @@ async function readResource<T>(ctx: RequestContext, schema: z.ZodType<T>, resour
   return parsed.data;
 }
 
-async function insertAddress(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+/**
+ * The checks every regional insert makes first, in Compute's order: query, body, a retried
+ * requestId (answered with its original operation: then undefined), the name, a name in use.
+ */
+async function beginInsert<T extends { name: string }>(
+  core: EmulatorCore,
+  ctx: RequestContext,
+  collection: 'addresses' | 'forwardingRules',
+  schema: z.ZodType<T>,
+  resourceField: string,
+): Promise<(RegionalChange & { body: T }) | undefined> {
   const projectId = computeProject(core, ctx.params[0]!);
   const region = ctx.params[1]!;
   const requestId = checkRequestId(ctx.url);
-  const body = await readResource(ctx, AddressSchema, 'address_resource');
-  const previous = replayed(core, projectId, requestId, ctx.now);
-  if (previous) return sendJson(ctx.res, 200, computeOperationJson(previous));
+  const body = await readResource(ctx, schema, resourceField);
+  if (answeredReplay(core, ctx, projectId, requestId)) return undefined;
   if (!NAME_RE.test(body.name)) {
     throw invalidField(
       'resource.name',
@@ -414,8 +438,33 @@ async function insertAddress(core: EmulatorCore, ctx: RequestContext): Promise<v
       "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
     );
   }
-  const key = `projects/${projectId}/regions/${region}/addresses/${body.name}`;
-  if (core.state.addresses[key] || pendingInsert(core, key)) throw alreadyExists(key);
+  const key = `projects/${projectId}/regions/${region}/${collection}/${body.name}`;
+  if (core.state[collection][key] || pendingInsert(core, key)) throw alreadyExists(key);
+  return { projectId, region, requestId, key, body };
+}
+
+/** The start every regional delete shares; undefined when a retried requestId was answered. */
+function beginDelete(
+  core: EmulatorCore,
+  ctx: RequestContext,
+  collection: 'addresses' | 'forwardingRules',
+): RegionalChange | undefined {
+  const projectId = computeProject(core, ctx.params[0]!);
+  const region = ctx.params[1]!;
+  const requestId = checkRequestId(ctx.url);
+  if (answeredReplay(core, ctx, projectId, requestId)) return undefined;
+  return {
+    projectId,
+    region,
+    requestId,
+    key: `projects/${projectId}/regions/${region}/${collection}/${ctx.params[2]}`,
+  };
+}
+
+async function insertAddress(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const insert = await beginInsert(core, ctx, 'addresses', AddressSchema, 'address_resource');
+  if (!insert) return;
+  const { projectId, region, key, body } = insert;
   const addressType = body.addressType ?? 'EXTERNAL';
   const subnetwork = body.subnetwork ? stripComputeUrl(body.subnetwork) : undefined;
   if (subnetwork && addressType !== 'INTERNAL') {
@@ -464,12 +513,10 @@ async function insertAddress(core: EmulatorCore, ctx: RequestContext): Promise<v
     ...(body.prefixLength !== undefined ? { prefixLength: body.prefixLength } : {}),
     creationTimestamp: ctx.now,
   };
-  const op = newOperation(core, ctx, projectId, region, {
+  const op = newOperation(core, ctx, insert, {
     operationType: 'insert',
-    targetLink: `${COMPUTE_BASE}${key}`,
     targetId: record.id,
     apply: { kind: 'createAddress', record },
-    ...(requestId ? { requestId } : {}),
   });
   sendJson(ctx.res, 200, computeOperationJson(op));
 }
@@ -483,12 +530,9 @@ function getAddress(core: EmulatorCore, ctx: RequestContext): void {
 }
 
 function deleteAddress(core: EmulatorCore, ctx: RequestContext): void {
-  const projectId = computeProject(core, ctx.params[0]!);
-  const region = ctx.params[1]!;
-  const requestId = checkRequestId(ctx.url);
-  const previous = replayed(core, projectId, requestId, ctx.now);
-  if (previous) return sendJson(ctx.res, 200, computeOperationJson(previous));
-  const key = `projects/${projectId}/regions/${region}/addresses/${ctx.params[2]}`;
+  const change = beginDelete(core, ctx, 'addresses');
+  if (!change) return;
+  const { key } = change;
   const address = core.state.addresses[key];
   if (!address) throw notFound(key);
   const users = usersOf(core, address);
@@ -501,12 +545,10 @@ function deleteAddress(core: EmulatorCore, ctx: RequestContext): void {
       },
     );
   }
-  const op = newOperation(core, ctx, projectId, region, {
+  const op = newOperation(core, ctx, change, {
     operationType: 'delete',
-    targetLink: `${COMPUTE_BASE}${key}`,
     targetId: address.id,
     apply: { kind: 'deleteAddress', key },
-    ...(requestId ? { requestId } : {}),
   });
   sendJson(ctx.res, 200, computeOperationJson(op));
 }
@@ -531,21 +573,15 @@ function resolveAddress(
 }
 
 async function insertForwardingRule(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const projectId = computeProject(core, ctx.params[0]!);
-  const region = ctx.params[1]!;
-  const requestId = checkRequestId(ctx.url);
-  const body = await readResource(ctx, ForwardingRuleSchema, 'forwarding_rule_resource');
-  const previous = replayed(core, projectId, requestId, ctx.now);
-  if (previous) return sendJson(ctx.res, 200, computeOperationJson(previous));
-  if (!NAME_RE.test(body.name)) {
-    throw invalidField(
-      'resource.name',
-      body.name,
-      "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
-    );
-  }
-  const key = `projects/${projectId}/regions/${region}/forwardingRules/${body.name}`;
-  if (core.state.forwardingRules[key] || pendingInsert(core, key)) throw alreadyExists(key);
+  const insert = await beginInsert(
+    core,
+    ctx,
+    'forwardingRules',
+    ForwardingRuleSchema,
+    'forwarding_rule_resource',
+  );
+  if (!insert) return;
+  const { projectId, region, key, body } = insert;
   if (!body.target) {
     throw invalidField(
       'resource.target',
@@ -654,12 +690,10 @@ async function insertForwardingRule(core: EmulatorCore, ctx: RequestContext): Pr
   const attachmentExists = Object.values(core.state.endpoints).some(
     (e) => e.psc?.serviceAttachment === target,
   );
-  const op = newOperation(core, ctx, projectId, region, {
+  const op = newOperation(core, ctx, insert, {
     operationType: 'insert',
-    targetLink: `${COMPUTE_BASE}${key}`,
     targetId: record.id,
     apply: { kind: 'createForwardingRule', record },
-    ...(requestId ? { requestId } : {}),
   });
   if (!attachmentExists) {
     op.failure = {
@@ -681,20 +715,15 @@ function getForwardingRule(core: EmulatorCore, ctx: RequestContext): void {
 }
 
 function deleteForwardingRule(core: EmulatorCore, ctx: RequestContext): void {
-  const projectId = computeProject(core, ctx.params[0]!);
-  const region = ctx.params[1]!;
-  const requestId = checkRequestId(ctx.url);
-  const previous = replayed(core, projectId, requestId, ctx.now);
-  if (previous) return sendJson(ctx.res, 200, computeOperationJson(previous));
-  const key = `projects/${projectId}/regions/${region}/forwardingRules/${ctx.params[2]}`;
+  const change = beginDelete(core, ctx, 'forwardingRules');
+  if (!change) return;
+  const { key } = change;
   const rule = core.state.forwardingRules[key];
   if (!rule) throw notFound(key);
-  const op = newOperation(core, ctx, projectId, region, {
+  const op = newOperation(core, ctx, change, {
     operationType: 'delete',
-    targetLink: `${COMPUTE_BASE}${key}`,
     targetId: rule.id,
     apply: { kind: 'deleteForwardingRule', key },
-    ...(requestId ? { requestId } : {}),
   });
   sendJson(ctx.res, 200, computeOperationJson(op));
 }
