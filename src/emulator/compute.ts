@@ -7,6 +7,7 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
+  managementRoute,
   parseJsonBody,
   readBody,
   sendJson,
@@ -761,21 +762,7 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
 const R = '/compute/v1/projects/([^/]+)/regions/([^/]+)';
 
 export function computeRoutes(core: EmulatorCore): Route[] {
-  const route = (
-    id: string,
-    method: Route['method'],
-    pattern: string,
-    permission: string,
-    handler: (core: EmulatorCore, ctx: RequestContext) => Promise<void> | void,
-  ): Route => ({
-    id,
-    method,
-    pattern: new RegExp(`^${pattern}$`),
-    api: 'compute',
-    project: (params) => params[0],
-    permission,
-    handler: (ctx) => handler(core, ctx),
-  });
+  const route = managementRoute(core, 'compute', (params) => params[0]);
   return [
     route('compute.addresses.insert', 'POST', `${R}/addresses`, 'compute.addresses.create', insertAddress),
     route('compute.addresses.get', 'GET', `${R}/addresses/([^/]+)`, 'compute.addresses.get', getAddress),

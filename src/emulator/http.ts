@@ -31,6 +31,32 @@ export interface Route {
   handler: (ctx: RequestContext) => Promise<void> | void;
 }
 
+/**
+ * The route builder of the management APIs (Vertex, Compute): anchored patterns, the project taken
+ * from the path, handlers that are given the emulator core.
+ */
+export function managementRoute<Core>(
+  core: Core,
+  api: RouteApi,
+  project: (params: string[]) => string | undefined,
+) {
+  return (
+    id: string,
+    method: Route['method'],
+    pattern: string,
+    permission: string,
+    handler: (core: Core, ctx: RequestContext) => Promise<void> | void,
+  ): Route => ({
+    id,
+    method,
+    pattern: new RegExp(`^${pattern}$`),
+    api,
+    project,
+    permission,
+    handler: (ctx) => handler(core, ctx),
+  });
+}
+
 export const MANAGEMENT_BODY_LIMIT = 1024 * 1024;
 /** The SDK documents 10 MB for rawPredict; the same bound serves every inference route. */
 export const INFERENCE_BODY_LIMIT = 10 * 1024 * 1024;

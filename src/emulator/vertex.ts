@@ -8,6 +8,7 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
+  managementRoute,
   parseJsonBody,
   readBody,
   sendJson,
@@ -865,21 +866,11 @@ const P = '/v1beta1/projects/([^/]+)/locations/([^/:]+)';
 const OPERATION = '(projects/[^/]+/locations/[^/]+/(?:(?:endpoints|models)/[^/:]+/)?operations/[^/:]+)';
 
 export function vertexRoutes(core: EmulatorCore): Route[] {
-  const route = (
-    id: string,
-    method: Route['method'],
-    pattern: string,
-    permission: string,
-    handler: (core: EmulatorCore, ctx: RequestContext) => Promise<void> | void,
-  ): Route => ({
-    id,
-    method,
-    pattern: new RegExp(`^${pattern}$`),
-    api: 'vertex',
-    project: (params) => /^(?:projects\/)?([^/]+)/.exec(params[0] ?? '')?.[1],
-    permission,
-    handler: (ctx) => handler(core, ctx),
-  });
+  const route = managementRoute(
+    core,
+    'vertex',
+    (params) => /^(?:projects\/)?([^/]+)/.exec(params[0] ?? '')?.[1],
+  );
   return [
     route('vertex.deploy', 'POST', `${P}:deploy`, 'aiplatform.endpoints.deploy', deploy),
     route('vertex.operations.get', 'GET', `/v1beta1/${OPERATION}`, 'aiplatform.operations.get', getOperation),
