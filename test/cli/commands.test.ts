@@ -6,10 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listDeployments, startDeployment } from '../../src/client';
 import { findFreePort } from '../../src/local-stack/process';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { eventually } from '../harness/eventually';
 import {
   Gate,
   type ScriptedWorker,
-  eventually,
   publicSpec,
   startScriptedWorker,
   uniqueName,
@@ -206,12 +206,12 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     );
     try {
       const human = await eventually(
+        'status to show the replicas',
         async () => {
           const run = await runCli(['status', workflowId], env);
           return run.stdout.includes('replicas 1/3') ? run : undefined;
         },
-        'status to show the replicas',
-        20,
+        { intervalMs: 200 },
       );
       expect(human.code, human.stderr).toBe(0);
       expect(human.stdout).toMatch(new RegExp(`^${name}  WAITING_FOR_REPLICAS  \\d+%`));
@@ -250,7 +250,7 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
       taskQueue: worker.taskQueue,
       settings: { heartbeatTimeoutMs: 2_000 },
     });
-    await eventually(async () => script.calls.includes('deployToVertex'), 'deploy to start');
+    await eventually('deploy to start', async () => script.calls.includes('deployToVertex'));
 
     const run = await runCli(['cancel', workflowId, '--reason', 'wrong checkpoint'], env);
     expect(run.code, run.stderr).toBe(0);
@@ -271,9 +271,9 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     worker.script(spec, { hold: { runSmokeTests: { gate, heartbeat: {} } } });
     const { workflowId } = await startDeployment(client, spec, { taskQueue: worker.taskQueue });
     await eventually(
-      async () => (await runCli(['status', workflowId, '--json'], env)).stdout.includes('SMOKE_TESTING'),
       'smoke tests',
-      20,
+      async () => (await runCli(['status', workflowId, '--json'], env)).stdout.includes('SMOKE_TESTING'),
+      { intervalMs: 200 },
     );
 
     const refused = await runCli(['teardown', workflowId], env);
@@ -301,8 +301,8 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     worker.script(spec);
     expect((await runCli(['deploy', ...specFlags(name), '--model-uri', spec.model.uri], env)).code).toBe(0);
     await eventually(
-      async () => (await listDeployments(client, { modelUri: `gs://${bucket}/` })).length === 1,
       'visibility',
+      async () => (await listDeployments(client, { modelUri: `gs://${bucket}/` })).length === 1,
     );
 
     const json = await runCli(['list', '--model', `gs://${bucket}/`, '--json'], env);

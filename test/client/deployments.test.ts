@@ -18,10 +18,10 @@ import {
 } from '../../src/client';
 import { InvalidSpecError } from '../../src/spec';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { eventually } from '../harness/eventually';
 import {
   Gate,
   type ScriptedWorker,
-  eventually,
   publicSpec,
   startScriptedWorker,
   uniqueName,
@@ -119,10 +119,10 @@ describe.concurrent('client library', () => {
     });
     const { workflowId } = await start({ ...spec, replicas: { min: 2 } });
 
-    const deploy = await eventually(async () => {
+    const deploy = await eventually('the deploy heartbeat', async () => {
       const status = await getProgress(client, workflowId);
       return status.steps.find((step) => step.name === 'deploy' && step.activity?.operationName);
-    }, 'the deploy heartbeat');
+    });
     expect(deploy).toMatchObject({
       status: 'running',
       activity: {
@@ -134,10 +134,10 @@ describe.concurrent('client library', () => {
     });
 
     deploying.open();
-    const status = await eventually(async () => {
+    const status = await eventually('the replicas heartbeat', async () => {
       const current = await getProgress(client, workflowId);
       return current.replicas ? current : undefined;
-    }, 'the replicas heartbeat');
+    });
     expect(status).toMatchObject({
       status: 'RUNNING',
       stage: 'WAITING_FOR_REPLICAS',
@@ -205,7 +205,7 @@ describe.concurrent('client library', () => {
       hold: { waitForReplicas: { gate, heartbeat: { available: 0, target: 1 } } },
     });
     const { workflowId } = await start(spec);
-    await eventually(async () => script.calls.includes('waitForReplicas'), 'waitForReplicas to run');
+    await eventually('waitForReplicas to run', async () => script.calls.includes('waitForReplicas'));
 
     const request = await cancelDeployment(client, workflowId, 'wrong checkpoint');
     expect(request).toMatchObject({ workflowId, stage: 'WAITING_FOR_REPLICAS' });
@@ -226,7 +226,7 @@ describe.concurrent('client library', () => {
     const windowed = publicSpec(uniqueName('window'));
     worker.script(windowed);
     const { workflowId } = await start({ ...windowed, rollbackWindow: '1h' });
-    await eventually(async () => (await getProgress(client, workflowId)).stage === 'SERVING', 'SERVING');
+    await eventually('SERVING', async () => (await getProgress(client, workflowId)).stage === 'SERVING');
     await rollbackDeployment(client, workflowId, 'bad answers');
     expect(await watchDeployment(client, workflowId, undefined, fast)).toMatchObject({
       outcome: 'rolled-back',
@@ -250,7 +250,7 @@ describe.concurrent('client library', () => {
     const gate = new Gate();
     const script = worker.script(spec, { hold: { runSmokeTests: { gate, heartbeat: {} } } });
     const { workflowId } = await start(spec);
-    await eventually(async () => script.calls.includes('runSmokeTests'), 'smoke tests to run');
+    await eventually('smoke tests to run', async () => script.calls.includes('runSmokeTests'));
 
     const whileRunning = await teardownDeployment(client, workflowId).catch((err: unknown) => err);
     expect(whileRunning).toBeInstanceOf(DeploymentStateError);
@@ -307,10 +307,10 @@ describe.concurrent('client library', () => {
       await watchDeployment(client, (await start(spec)).workflowId, undefined, fast);
     }
 
-    const both = await eventually(async () => {
+    const both = await eventually('both deployments in visibility', async () => {
       const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
       return found.length === 2 ? found : undefined;
-    }, 'both deployments in visibility');
+    });
     expect(both.map((d) => d.region).sort()).toEqual(['europe-west4', 'us-central1']);
     expect(both[0]).toMatchObject({ deployment: inCentral.name, stage: 'SERVING', status: 'COMPLETED' });
 
@@ -330,10 +330,10 @@ describe.concurrent('client library', () => {
       taskQueue: worker.taskQueue,
     });
     await watchTeardown(client, teardown.workflowId, undefined, fast);
-    const active = await eventually(async () => {
+    const active = await eventually('the torn down deployment to leave the active list', async () => {
       const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
       return found.length === 1 ? found : undefined;
-    }, 'the torn down deployment to leave the active list');
+    });
     expect(active[0]?.region).toBe('us-central1');
     const all = await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'all' });
     expect(all.find((d) => d.region === 'europe-west4')?.teardown).toMatchObject({ status: 'COMPLETED' });
@@ -347,9 +347,8 @@ describe.concurrent('client library', () => {
     worker.script(spec);
     const { workflowId } = await start(spec);
     await watchDeployment(client, workflowId, undefined, fast);
-    const status = await eventually(
-      () => getProgress(client, spec.name).catch(() => undefined),
-      'the name in visibility',
+    const status = await eventually('the name in visibility', () =>
+      getProgress(client, spec.name).catch(() => undefined),
     );
     expect(status).toMatchObject({ workflowId, stage: 'SERVING' });
   });

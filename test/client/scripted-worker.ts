@@ -180,17 +180,3 @@ function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities 
     deleteModel: cleanup('deleteModel'),
   };
 }
-
-/** Polls `check` until it returns a value (bounded), for eventually consistent reads. */
-export async function eventually<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  attempts = 100,
-): Promise<T> {
-  for (let i = 0; i < attempts; i++) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}

@@ -12,10 +12,11 @@ import {
   uploadModel,
 } from '../activities/env';
 import { closeTestEnv, getTestEnv } from '../harness/env';
+import { eventually } from '../harness/eventually';
 import {
   type TestWorker,
   deploy,
-  eventually,
+  E2E_WAIT,
   expectNoTokensInHistories,
   expectNothingLeft,
   recordHistory,
@@ -115,10 +116,14 @@ describe.concurrent('deployments', () => {
     expect(status.progress!.replicas).toEqual({ available: 1, target: 1 });
     expect(status.progress!.validation).toMatchObject({ ok: true, family: 'llama' });
 
-    const found = await eventually('the deployment in visibility', async () => {
-      const list = await listDeployments(client, { name, project, stage: 'SERVING', scope: 'all' });
-      return list.length > 0 ? list : undefined;
-    });
+    const found = await eventually(
+      'the deployment in visibility',
+      async () => {
+        const list = await listDeployments(client, { name, project, stage: 'SERVING', scope: 'all' });
+        return list.length > 0 ? list : undefined;
+      },
+      E2E_WAIT,
+    );
     expect(found).toEqual([
       expect.objectContaining({ workflowId: started.workflowId, region: 'us-central1', modelUri }),
     ]);

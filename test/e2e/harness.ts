@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
@@ -14,6 +13,7 @@ import { progressQuery } from '../../src/workflows/messages';
 import type { DeployProgress, DeployStage } from '../../src/workflows/types';
 import { FAST_ACTIVITY_OPTIONS, getActivityTestEnv } from '../activities/env';
 import { getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { eventually } from '../harness/eventually';
 
 /**
  * End-to-end plumbing: the real workflows and activities on the real Temporal dev server, with
@@ -73,20 +73,8 @@ export function uniqueName(label: string): string {
   return `${label}-${randomUUID().slice(0, 6)}`;
 }
 
-/** Polls `probe` until it returns a value; the conditions tests wait for arrive within seconds. */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(100);
-  }
-}
+/** How long e2e tests wait for a condition: whole deployments on a loaded machine take tens of seconds. */
+export const E2E_WAIT = { timeoutMs: 60_000 };
 
 /** Waits until the deployment's progress query reports `stage` (and, optionally, more). */
 export async function untilStage(
@@ -94,10 +82,14 @@ export async function untilStage(
   stage: DeployStage,
   also: (progress: DeployProgress) => boolean | Promise<boolean> = () => true,
 ): Promise<DeployProgress> {
-  return eventually(`stage ${stage} of ${started.workflowId}`, async () => {
-    const progress = await started.handle.query(progressQuery);
-    return progress.stage === stage && (await also(progress)) ? progress : undefined;
-  });
+  return eventually(
+    `stage ${stage} of ${started.workflowId}`,
+    async () => {
+      const progress = await started.handle.query(progressQuery);
+      return progress.stage === stage && (await also(progress)) ? progress : undefined;
+    },
+    E2E_WAIT,
+  );
 }
 
 /** Asserts the emulator holds nothing billable (or linkable) for these projects. */

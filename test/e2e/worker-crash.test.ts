@@ -13,9 +13,10 @@ import {
   uploadModel,
 } from '../activities/env';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { eventually } from '../harness/eventually';
 import {
   deploy,
-  eventually,
+  E2E_WAIT,
   expectNoTokensInHistories,
   expectNothingLeft,
   recordHistory,
@@ -129,10 +130,14 @@ describe('worker process killed mid-deployment', () => {
       'worker-crash',
     );
     // Kill once the deploy activity's heartbeat has recorded the operation it started.
-    const operation = await eventually('the deploy heartbeat naming the operation', async () => {
-      const status = await getProgress(client, started.workflowId);
-      return status.activities.find((a) => a.activityType === 'deployToVertex')?.operationName;
-    });
+    const operation = await eventually(
+      'the deploy heartbeat naming the operation',
+      async () => {
+        const status = await getProgress(client, started.workflowId);
+        return status.activities.find((a) => a.activityType === 'deployToVertex')?.operationName;
+      },
+      E2E_WAIT,
+    );
     await kill(first);
 
     const second = await startWorkerProcess(taskQueue);

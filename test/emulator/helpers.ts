@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
 import { expect } from 'vitest';
 import {
   EmulatorAdminClient,
@@ -12,6 +11,7 @@ import {
 } from '../../src/emulator';
 import { type SampleModelOptions, generateSampleModel } from '../../src/sample-model';
 import { createTestBucket, getTestEnv } from '../harness/env';
+import { eventually } from '../harness/eventually';
 
 /** Timings small enough for a fast suite; each test still observes every intermediate state it asserts. */
 export const FAST_TIMING = {
@@ -115,19 +115,13 @@ export function uniqueProject(label = 'proj'): string {
   return `${label}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Polls `probe` until it returns a value (not undefined); fails with `what` after the timeout. */
-export async function pollUntil<T>(
+/** `eventually` at the emulator's pace: its states change within tens of milliseconds. */
+export function pollUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs = 20_000,
 ): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
+  return eventually(what, probe, { timeoutMs, intervalMs: 20 });
 }
 
 /** Polls a Vertex operation until `done`. */
