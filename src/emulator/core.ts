@@ -15,6 +15,7 @@ import {
   loadStateFile,
   projectNumberFor,
   saveStateFile,
+  touch,
 } from './state';
 
 export const V1BETA1_TYPE = 'type.googleapis.com/google.cloud.aiplatform.v1beta1';
@@ -357,11 +358,6 @@ export function endpointName(op: { project: string; location: string }, endpoint
 export function serviceAttachmentFor(endpoint: EndpointRecord): string {
   const tenant = `${projectNumberFor(endpoint.name).slice(0, 10)}-tp`;
   return `projects/a${tenant}/regions/${endpoint.location}/serviceAttachments/gkedpm-${endpoint.id.slice(0, 40)}`;
-}
-
-function touch(resource: { updateTime: number; revision: number }, now: number): void {
-  resource.updateTime = now;
-  resource.revision += 1;
 }
 
 function quotaError(op: VertexOperationRecord, work: { acceleratorType?: string }): RpcStatus {

@@ -43,7 +43,8 @@ export interface DeployedModelRecord {
   served: ServedModel;
 }
 
-export interface EndpointRecord {
+/** The fields Endpoints and Models share, all that their PATCH and etag need. */
+export interface VertexResourceRecord {
   name: string;
   /** Project number. */
   project: string;
@@ -55,6 +56,15 @@ export interface EndpointRecord {
   createTime: number;
   updateTime: number;
   revision: number;
+}
+
+/** Every change to an Endpoint or Model moves its updateTime and revision (and so its etag). */
+export function touch(resource: VertexResourceRecord, now: number): void {
+  resource.updateTime = now;
+  resource.revision += 1;
+}
+
+export interface EndpointRecord extends VertexResourceRecord {
   dedicatedEndpointEnabled: boolean;
   psc?: {
     projectAllowlist: string[];
@@ -66,17 +76,7 @@ export interface EndpointRecord {
   trafficSplit: Record<string, number>;
 }
 
-export interface ModelRecord {
-  name: string;
-  project: string;
-  location: string;
-  id: string;
-  displayName: string;
-  description?: string;
-  labels: Record<string, string>;
-  createTime: number;
-  updateTime: number;
-  revision: number;
+export interface ModelRecord extends VertexResourceRecord {
   artifactUri: string;
   containerSpec?: Record<string, unknown>;
   served?: ServedModel;

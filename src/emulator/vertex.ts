@@ -20,8 +20,10 @@ import {
   type EndpointRecord,
   type ModelRecord,
   type VertexOperationRecord,
+  type VertexResourceRecord,
   numericId,
   timestamp,
+  touch,
 } from './state';
 
 /** Model Garden's default serving image for LLM custom weights (vertex-api.md §1.3). */
@@ -89,7 +91,7 @@ async function readMessage(ctx: RequestContext, typeName: string): Promise<Recor
   return result.value;
 }
 
-function etag(resource: { name: string; revision: number; updateTime: number }): string {
+function etag(resource: VertexResourceRecord): string {
   return createHash('sha256')
     .update(`${resource.name}#${resource.revision}#${resource.updateTime}`)
     .digest('base64url')
@@ -775,7 +777,7 @@ const UPDATABLE = { displayName: 'display_name', description: 'description', lab
 async function updateResource(
   ctx: RequestContext,
   typeName: string,
-  resource: (EndpointRecord | ModelRecord) & { updateTime: number; revision: number },
+  resource: VertexResourceRecord,
 ): Promise<void> {
   const query = checkQuery(
     ctx.url,
@@ -844,8 +846,7 @@ async function updateResource(
       resource.description = update.description;
     else delete resource.description;
   }
-  resource.updateTime = ctx.now;
-  resource.revision += 1;
+  touch(resource, ctx.now);
 }
 
 async function patchEndpoint(core: EmulatorCore, ctx: RequestContext): Promise<void> {
