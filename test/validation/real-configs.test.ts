@@ -88,6 +88,14 @@ const SUPPORTED: Record<string, Expectation> = {
     gpus: 1,
     accelerators: CLASS_80GB,
   },
+  // Text-only Gemma 3 (Gemma3ForCausalLM, model_type gemma3_text), the architecture of MedGemma-27B-text.
+  'gemma-3-1b-it.json': {
+    family: 'gemma3-text',
+    sizeGuess: /^Gemma-3-1B-like$/,
+    billions: 1.0,
+    gpus: 1,
+    accelerators: L4,
+  },
   'Qwen2.5-0.5B-finetune-f32.json': {
     family: 'qwen2',
     sizeGuess: /^Qwen2\.5-0\.5B-like$/,
@@ -95,6 +103,14 @@ const SUPPORTED: Record<string, Expectation> = {
     gpus: 1,
     accelerators: L4,
     maxTensorParallel: 2,
+  },
+  'Qwen2-1.5B-Instruct.json': {
+    family: 'qwen2',
+    sizeGuess: /^Qwen2-1\.5B \/ Qwen2\.5-1\.5B-like$/,
+    billions: 1.54,
+    gpus: 1,
+    accelerators: L4,
+    maxTensorParallel: 4,
   },
   'Qwen2.5-7B-Instruct.json': {
     family: 'qwen2',
@@ -183,6 +199,14 @@ const SUPPORTED: Record<string, Expectation> = {
     gpus: 1,
     accelerators: ['NVIDIA_TESLA_A100'],
   },
+  // head_dim 128 is given explicitly (4608 / 32 heads would be 144, the query_pre_attn_scalar).
+  'gemma-2-27b-it.json': {
+    family: 'gemma2',
+    sizeGuess: /^Gemma-2-27B-like$/,
+    billions: 27.2,
+    gpus: 1,
+    accelerators: CLASS_80GB,
+  },
   // Text weights only (the ~0.9B vision tower is not counted from config.json).
   'Llama-4-Scout-17B-16E-Instruct.json': {
     family: 'llama4',
@@ -242,9 +266,18 @@ describe('real configs of supported families', () => {
     for (const fixture of ['Llama-4-Scout-17B-16E-Instruct.json', 'Qwen3-Next-80B-A3B-Thinking.json']) {
       expect(rules(await validateConfig(fixture))).toContain('config.recent-architecture');
     }
-    for (const fixture of ['Mixtral-8x7B-v0.1.json', 'gemma-2-9b-it.json']) {
+    for (const fixture of ['Mixtral-8x7B-v0.1.json', 'gemma-2-9b-it.json', 'gemma-2-27b-it.json']) {
       expect(rules(await validateConfig(fixture))).not.toContain('config.recent-architecture');
     }
+  });
+
+  it('an explicit head_dim is used for the count: Gemma-2-27B is 27.23B, Gemma-3-1B its published 999,885,952', async () => {
+    // 4608 hidden / 32 heads would derive head_dim 144 (its query_pre_attn_scalar) and count ~27.55B.
+    const gemma2 = (await validateConfig('gemma-2-27b-it.json')).model.parameterCount!;
+    expect(gemma2 / 1e9).toBeGreaterThan(27.2);
+    expect(gemma2 / 1e9).toBeLessThan(27.3);
+    // head_dim 256 with 4 heads on a 1152-wide model (keras-hub's gemma3_instruct_1b preset: 999885952).
+    expect((await validateConfig('gemma-3-1b-it.json')).model.parameterCount).toBe(999_885_952);
   });
 
   it('the multimodal Llama 4 root needs its image processor config', async () => {
@@ -254,7 +287,7 @@ describe('real configs of supported families', () => {
 });
 
 describe('tokenizer expectations follow the release', () => {
-  it('Llama-3 and Mistral-Nemo need tokenizer.json; Llama-2 and Mistral-7B load their SentencePiece tokenizer.model', async () => {
+  it('Llama-3, Mistral-Nemo and Qwen2 need tokenizer.json; Llama-2 and Mistral-7B load their SentencePiece tokenizer.model', async () => {
     const sentencePieceOnly = async (fixture: string) => {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'real-config-'));
       dirs.push(dir);
@@ -268,6 +301,8 @@ describe('tokenizer expectations follow the release', () => {
     // Mistral-7B-v0.1 shipped SentencePiece; Mistral-Nemo ships the BPE (Tekken) tokenizer.json.
     expect(await sentencePieceOnly('Mistral-7B-v0.1.json')).not.toContain('tokenizer.json-required');
     expect(await sentencePieceOnly('Mistral-Nemo-Instruct-2407.json')).toContain('tokenizer.json-required');
+    // Qwen2 ships a byte-level BPE tokenizer (vocab.json/merges.txt/tokenizer.json), never tokenizer.model.
+    expect(await sentencePieceOnly('Qwen2-1.5B-Instruct.json')).toContain('tokenizer.json-required');
   });
 });
 
