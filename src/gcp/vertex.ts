@@ -211,14 +211,7 @@ export class VertexClient {
     input: ListInput,
     options: CallOptions = {},
   ): Promise<{ endpoints: Endpoint[]; nextPageToken?: string }> {
-    const i = parseInput(ListInputSchema, input, 'list request');
-    const page = await this.call(
-      'GET',
-      i.location,
-      `${locationName(i)}/endpoints`,
-      { query: { filter: i.filter, pageSize: i.pageSize, pageToken: i.pageToken }, options },
-      ListEndpointsResponseSchema,
-    );
+    const page = await this.listPage(input, 'endpoints', ListEndpointsResponseSchema, options);
     return {
       endpoints: page.endpoints,
       ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}),
@@ -265,14 +258,7 @@ export class VertexClient {
     input: ListInput,
     options: CallOptions = {},
   ): Promise<{ models: Model[]; nextPageToken?: string }> {
-    const i = parseInput(ListInputSchema, input, 'list request');
-    const page = await this.call(
-      'GET',
-      i.location,
-      `${locationName(i)}/models`,
-      { query: { filter: i.filter, pageSize: i.pageSize, pageToken: i.pageToken }, options },
-      ListModelsResponseSchema,
-    );
+    const page = await this.listPage(input, 'models', ListModelsResponseSchema, options);
     return { models: page.models, ...(page.nextPageToken ? { nextPageToken: page.nextPageToken } : {}) };
   }
 
@@ -291,18 +277,7 @@ export class VertexClient {
     labels: Labels,
     options: CallOptions & { etag?: string } = {},
   ): Promise<Endpoint> {
-    const parsed = parseVertexName('endpoint', name);
-    const body = {
-      labels: parseInput(LabelsSchema, labels, 'labels'),
-      ...(options.etag ? { etag: options.etag } : {}),
-    };
-    return this.call(
-      'PATCH',
-      parsed.location,
-      name,
-      { query: { updateMask: 'labels' }, body, options },
-      EndpointSchema,
-    );
+    return this.patchLabels('endpoint', name, labels, options, EndpointSchema);
   }
 
   /** `PATCH v1beta1/{model}?updateMask=labels` — replaces the model's labels. */
@@ -311,7 +286,35 @@ export class VertexClient {
     labels: Labels,
     options: CallOptions & { etag?: string } = {},
   ): Promise<Model> {
-    const parsed = parseVertexName('model', name);
+    return this.patchLabels('model', name, labels, options, ModelSchema);
+  }
+
+  /** `GET {location}/{collection}`: one page of endpoints or models, as the list request asks. */
+  private listPage<S extends z.ZodType>(
+    input: ListInput,
+    collection: 'endpoints' | 'models',
+    schema: S,
+    options: CallOptions,
+  ): Promise<z.output<S>> {
+    const i = parseInput(ListInputSchema, input, 'list request');
+    return this.call(
+      'GET',
+      i.location,
+      `${locationName(i)}/${collection}`,
+      { query: { filter: i.filter, pageSize: i.pageSize, pageToken: i.pageToken }, options },
+      schema,
+    );
+  }
+
+  /** `PATCH {name}?updateMask=labels` on an endpoint or model, conditional on `etag` when given. */
+  private patchLabels<S extends z.ZodType>(
+    kind: 'endpoint' | 'model',
+    name: string,
+    labels: Labels,
+    options: CallOptions & { etag?: string },
+    schema: S,
+  ): Promise<z.output<S>> {
+    const parsed = parseVertexName(kind, name);
     const body = {
       labels: parseInput(LabelsSchema, labels, 'labels'),
       ...(options.etag ? { etag: options.etag } : {}),
@@ -321,7 +324,7 @@ export class VertexClient {
       parsed.location,
       name,
       { query: { updateMask: 'labels' }, body, options },
-      ModelSchema,
+      schema,
     );
   }
 
