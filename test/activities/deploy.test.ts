@@ -1,19 +1,18 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { ActivityCancellationDetails } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeployToVertexInput, OwnershipProof, ValidatedDeployment } from '../../src/activities/contract';
+import { describe, expect, it } from 'vitest';
+import type { ValidatedDeployment } from '../../src/activities/contract';
 import { DEPLOYMENT_LABEL } from '../../src/constants';
 import { readDeployResponse } from '../../src/gcp';
 import type { DeploymentSpecInput } from '../../src/spec';
-import { closeTestEnv } from '../harness/env';
 import {
-  type ActivityTestEnv,
+  deployInput,
   freshProject,
-  getActivityTestEnv,
   heartbeatMatching,
   inActivity,
+  ownershipOf,
   publicSpec,
-  uploadModel,
+  useSampleModel,
 } from './env';
 
 /**
@@ -21,30 +20,10 @@ import {
  * adoption only of what is ours, and Google's failures mapped to what the workflow expects.
  */
 
-let t: ActivityTestEnv;
-let modelUri: string;
-
-beforeAll(async () => {
-  t = await getActivityTestEnv();
-  modelUri = await uploadModel();
-});
-afterAll(closeTestEnv);
+const t = useSampleModel();
 
 async function validated(spec: DeploymentSpecInput): Promise<ValidatedDeployment> {
   return inActivity().exec(t.activities.validateWeights, spec);
-}
-
-function ownershipOf({ spec, ids }: ValidatedDeployment, notBefore = Date.now()): OwnershipProof {
-  return {
-    deploymentLabel: spec.name,
-    endpointDisplayName: ids.endpointDisplayName,
-    modelDisplayName: ids.modelDisplayName,
-    notBefore,
-  };
-}
-
-function deployInput(v: ValidatedDeployment, ownership = ownershipOf(v)): DeployToVertexInput {
-  return { spec: v.spec, ids: v.ids, ownership, deadline: Date.now() + 60_000 };
 }
 
 async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
@@ -63,7 +42,7 @@ async function calls(project: string, route: string): Promise<number> {
 describe('deployToVertex', () => {
   it('deploys with the deployment’s ids, labels the endpoint and model, and reports what it created', async () => {
     const project = await freshProject('deploy');
-    const v = await validated(publicSpec(project, modelUri, 'llama-ft'));
+    const v = await validated(publicSpec(project, t.modelUri, 'llama-ft'));
     const result = await inActivity().exec(t.activities.deployToVertex, deployInput(v));
 
     expect(result).toMatchObject({ adopted: false, attempt: 1 });
@@ -94,7 +73,7 @@ describe('deployToVertex', () => {
 
   it('resumes the operation in its heartbeat after a crash: no second :deploy', async () => {
     const project = await freshProject('resume', { deployMs: 1_500 });
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const input = deployInput(v);
     // Attempt 1 dies (worker shutdown) once its heartbeat names the operation.
     const first = inActivity();
@@ -120,7 +99,7 @@ describe('deployToVertex', () => {
   it('adopts exactly once when the :deploy answer is lost and the retry meets ALREADY_EXISTS', async () => {
     const project = await freshProject('lost');
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['drop-response'] }]);
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const result = await inActivity().exec(t.activities.deployToVertex, deployInput(v));
 
     expect(result.adopted).toBe(true);
@@ -139,7 +118,7 @@ describe('deployToVertex', () => {
     const op = await t.gcp.vertex.deploy({
       project,
       location: 'us-central1',
-      gcsUri: modelUri,
+      gcsUri: t.modelUri,
       endpointUserId: 'tiny-llama',
       endpointDisplayName: 'team-b-endpoint',
       modelUserId: 'team-b-model',
@@ -149,7 +128,7 @@ describe('deployToVertex', () => {
       if ((await t.gcp.vertex.getOperation(op.name)).done) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const ownership = ownershipOf(v);
     const failure = await failureOf(
       inActivity().exec(t.activities.deployToVertex, deployInput(v, ownership)),
@@ -185,7 +164,7 @@ describe('deployToVertex', () => {
   it('fails a quota-exhausted operation with QuotaExhausted and the quota to raise; the compensations remove what it left', async () => {
     const project = await freshProject('quota');
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['quota'] }]);
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const ownership = ownershipOf(v);
     const failure = await failureOf(
       inActivity().exec(t.activities.deployToVertex, deployInput(v, ownership)),
@@ -215,7 +194,7 @@ describe('deployToVertex', () => {
         action: { type: 'error', status: 400, message: 'machine_spec is not valid here' },
       },
     ]);
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const failure = await failureOf(inActivity().exec(t.activities.deployToVertex, deployInput(v)));
     expect(failure.type).toBe('GcpPermanentError');
     expect(failure.nonRetryable).toBe(true);
@@ -226,7 +205,7 @@ describe('deployToVertex', () => {
 
   it('cancels the running operation when the workflow cancels the step', async () => {
     const project = await freshProject('cancel', { deployMs: 30_000 });
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const env = inActivity();
     const started = heartbeatMatching<{ operationName?: string }>(env, (d) => !!d.operationName);
     const running = env.exec(t.activities.deployToVertex, deployInput(v));
@@ -240,7 +219,7 @@ describe('deployToVertex', () => {
 
   it('fails past the deadline with DeployOperationFailed, cancelling the operation', async () => {
     const project = await freshProject('deadline', { deployMs: 30_000 });
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const failure = await failureOf(
       inActivity().exec(t.activities.deployToVertex, { ...deployInput(v), deadline: Date.now() + 500 }),
     );
@@ -257,7 +236,7 @@ describe('waitForReplicas', () => {
   it('fails with ReplicasNotReady and the last status past the deadline', async () => {
     const project = await freshProject('never-ready');
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['never-ready'] }]);
-    const v = await validated(publicSpec(project, modelUri));
+    const v = await validated(publicSpec(project, t.modelUri));
     const { resources } = await inActivity().exec(t.activities.deployToVertex, deployInput(v));
     const beats: Array<{ available: number; target: number }> = [];
     const env = inActivity();

@@ -4,15 +4,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Info } from '@temporalio/activity';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { type ActivityOptionsInput, createActivities } from '../../src/activities';
-import type { DeploymentActivities } from '../../src/activities/contract';
+import type {
+  DeployToVertexInput,
+  DeploymentActivities,
+  OwnershipProof,
+  ValidatedDeployment,
+} from '../../src/activities/contract';
 import { EmulatorAdminClient, writeEmulatorCredentials } from '../../src/emulator';
 import type { TimingInput } from '../../src/emulator';
 import { type GcpClient, createGcpClient } from '../../src/gcp';
 import { type SampleModelOptions, generateSampleModel } from '../../src/sample-model';
 import type { DeploymentSpecInput } from '../../src/spec';
-import { createTestBucket, getTestEnv } from '../harness/env';
+import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
 
 /** Emulator timings that keep each deployment to about a second while every state stays observable. */
 export const FAST_TIMING: Partial<TimingInput> = {
@@ -96,6 +101,58 @@ export function publicSpec(project: string, modelUri: string, name = 'tiny-llama
     machine: { type: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
     labels: { team: 'ml-platform' },
   };
+}
+
+/** `publicSpec` served privately: a PSC endpoint in `consumer`'s network, for the projects allowed. */
+export function privateSpec(
+  project: string,
+  consumer: string,
+  modelUri: string,
+  name = 'tiny-llama',
+  allowlist = [consumer],
+): DeploymentSpecInput {
+  return {
+    ...publicSpec(project, modelUri, name),
+    access: {
+      type: 'private',
+      projectAllowlist: allowlist,
+      consumerProject: consumer,
+      network: `projects/${consumer}/global/networks/vpc`,
+      subnetwork: `projects/${consumer}/regions/us-central1/subnetworks/models`,
+    },
+  };
+}
+
+export interface ModelTestEnv extends ActivityTestEnv {
+  /** A sample model uploaded for the test file. */
+  modelUri: string;
+}
+
+/**
+ * For a test file of activities on one sample model: the environment and the model are ready
+ * once its `beforeAll` has run (use the result inside tests); the harness is closed after.
+ */
+export function useSampleModel(): ModelTestEnv {
+  const env = {} as ModelTestEnv;
+  beforeAll(async () => {
+    Object.assign(env, await getActivityTestEnv(), { modelUri: await uploadModel() });
+  });
+  afterAll(closeTestEnv);
+  return env;
+}
+
+/** What the workflow passes to deployToVertex to prove the resources it finds are its own. */
+export function ownershipOf({ spec, ids }: ValidatedDeployment, notBefore = Date.now()): OwnershipProof {
+  return {
+    deploymentLabel: spec.name,
+    endpointDisplayName: ids.endpointDisplayName,
+    modelDisplayName: ids.modelDisplayName,
+    notBefore,
+  };
+}
+
+export function deployInput(v: ValidatedDeployment, ownership = ownershipOf(v)): DeployToVertexInput {
+  return { spec: v.spec, ids: v.ids, ownership, deadline: Date.now() + 60_000 };
 }
 
 /** `MockActivityEnvironment` whose `exec` keeps the activity's result type. */

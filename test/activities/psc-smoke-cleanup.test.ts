@@ -1,62 +1,31 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type {
   CleanupInput,
   DeploymentResources,
-  OwnershipProof,
   PscInput,
   ValidatedDeployment,
 } from '../../src/activities/contract';
 import type { DeploymentSpecInput } from '../../src/spec';
-import { closeTestEnv } from '../harness/env';
 import {
-  type ActivityTestEnv,
+  deployInput,
   freshProject,
-  getActivityTestEnv,
   inActivity,
+  ownershipOf,
+  privateSpec,
   publicSpec,
-  uploadModel,
+  useSampleModel,
 } from './env';
 
 /** PSC, smoke tests and the compensations against the emulator. */
 
-let t: ActivityTestEnv;
-let modelUri: string;
-
-beforeAll(async () => {
-  t = await getActivityTestEnv();
-  modelUri = await uploadModel();
-});
-afterAll(closeTestEnv);
-
-function privateSpec(project: string, consumer: string, allowlist = [consumer]): DeploymentSpecInput {
-  return {
-    ...publicSpec(project, modelUri, 'private-llama'),
-    access: {
-      type: 'private',
-      projectAllowlist: allowlist,
-      consumerProject: consumer,
-      network: `projects/${consumer}/global/networks/vpc`,
-      subnetwork: `projects/${consumer}/regions/us-central1/subnetworks/models`,
-    },
-  };
-}
+const t = useSampleModel();
 
 /** Validate → deploy → replicas, as the workflow chains them; returns what a later step needs. */
 async function deployed(spec: DeploymentSpecInput) {
   const v: ValidatedDeployment = await inActivity().exec(t.activities.validateWeights, spec);
-  const ownership: OwnershipProof = {
-    deploymentLabel: v.spec.name,
-    endpointDisplayName: v.ids.endpointDisplayName,
-    modelDisplayName: v.ids.modelDisplayName,
-    notBefore: Date.now(),
-  };
-  const deploy = await inActivity().exec(t.activities.deployToVertex, {
-    spec: v.spec,
-    ids: v.ids,
-    ownership,
-    deadline: Date.now() + 60_000,
-  });
+  const ownership = ownershipOf(v);
+  const deploy = await inActivity().exec(t.activities.deployToVertex, deployInput(v, ownership));
   const replicas = await inActivity().exec(t.activities.waitForReplicas, {
     endpoint: deploy.resources.endpoint!,
     deployedModelId: deploy.resources.deployedModelId,
@@ -95,7 +64,9 @@ describe('PSC, smoke tests and compensations', () => {
   it('connects a private endpoint through PSC idempotently, smoke-tests over the PSC address and removes everything', async () => {
     const project = await freshProject('psc');
     const consumer = await freshProject('consumer');
-    const { v, ownership, resources } = await deployed(privateSpec(project, consumer));
+    const { v, ownership, resources } = await deployed(
+      privateSpec(project, consumer, t.modelUri, 'private-llama'),
+    );
     expect(resources.serviceAttachment).toMatch(
       /^projects\/[^/]+\/regions\/us-central1\/serviceAttachments\//,
     );
@@ -153,7 +124,9 @@ describe('PSC, smoke tests and compensations', () => {
   it('fails a connection from a project missing from the allowlist with the allowlist hint', async () => {
     const project = await freshProject('psc-rej');
     const consumer = await freshProject('outsider');
-    const { v, resources } = await deployed(privateSpec(project, consumer, ['some-other-project']));
+    const { v, resources } = await deployed(
+      privateSpec(project, consumer, t.modelUri, 'private-llama', ['some-other-project']),
+    );
     const psc: PscInput = { spec: v.spec, ids: v.ids, serviceAttachment: resources.serviceAttachment! };
     const address = await inActivity().exec(t.activities.reservePscAddress, psc);
     const connection = await inActivity().exec(t.activities.createPscForwardingRule, { ...psc, address });
@@ -173,7 +146,7 @@ describe('PSC, smoke tests and compensations', () => {
   it('runs every smoke mode on the dedicated host and reports unmet expectations as results', async () => {
     const project = await freshProject('smoke');
     const spec = {
-      ...publicSpec(project, modelUri, 'smoke-llama'),
+      ...publicSpec(project, t.modelUri, 'smoke-llama'),
       smoke: {
         tests: [
           { name: 'chat', prompt: 'Say hello', mode: 'chat', maxTokens: 8 },
@@ -209,7 +182,7 @@ describe('PSC, smoke tests and compensations', () => {
 
   it('reports an answer slower than maxLatency as a failed result', async () => {
     const project = await freshProject('slow');
-    const { resources } = await deployed(publicSpec(project, modelUri, 'slow-llama'));
+    const { resources } = await deployed(publicSpec(project, t.modelUri, 'slow-llama'));
     await t.admin.addFaultRules([{ route: 'inference.chatCompletions', project, action: 'latency:2000' }]);
     const { results } = await inActivity().exec(t.activities.runSmokeTests, {
       endpoint: resources.endpoint!,

@@ -1,20 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ActivityFailureDetails } from '../../src/activities/contract';
 import type { DeploymentSpecInput } from '../../src/spec';
-import { closeTestEnv } from '../harness/env';
-import { type ActivityTestEnv, getActivityTestEnv, inActivity, publicSpec, uploadModel } from './env';
+import { inActivity, publicSpec, uploadModel, useSampleModel } from './env';
 
 /** The validate step: the spec and the weights are checked before anything billable exists. */
 
-let t: ActivityTestEnv;
-let validModel: string;
-
-beforeAll(async () => {
-  t = await getActivityTestEnv();
-  validModel = await uploadModel();
-});
-afterAll(closeTestEnv);
+const t = useSampleModel();
 
 async function failureOf(spec: unknown): Promise<ApplicationFailure> {
   const err = await inActivity()
@@ -33,7 +25,7 @@ describe('validateWeights', () => {
     const env = inActivity();
     env.on('heartbeat', (d: unknown) => heartbeats.push(d));
     const result = await env.exec(t.activities.validateWeights, {
-      ...publicSpec('my-project-1', validModel, 'llama-ft'),
+      ...publicSpec('my-project-1', t.modelUri, 'llama-ft'),
       machine: 'auto',
     });
     expect(result.attempt).toBe(1);
@@ -84,7 +76,7 @@ describe('validateWeights', () => {
 
   it('checks the machine the user chose', async () => {
     const failure = await failureOf({
-      ...publicSpec('my-project-1', validModel),
+      ...publicSpec('my-project-1', t.modelUri),
       machine: { type: 'g2-standard-24', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
     });
     expect(failure.type).toBe('WeightValidationFailed');
@@ -101,7 +93,7 @@ describe('validateWeights', () => {
 
   it('rejects an invalid spec listing every bad field', async () => {
     const failure = await failureOf({
-      ...publicSpec('my-project-1', validModel),
+      ...publicSpec('my-project-1', t.modelUri),
       name: 'Bad Name',
       replicas: { min: 0 },
       surprise: true,
