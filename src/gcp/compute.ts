@@ -3,7 +3,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import type { GcpClientConfig } from './config';
 import { type GcpApiError, errorFromComputeOperation } from './errors';
-import { type CallOptions, type HttpMethod, type HttpTransport, jsonBody, parseJsonBody } from './http';
+import { type CallOptions, type HttpMethod, type HttpTransport, sendJsonCall } from './http';
 import { InvalidRequestError, parseInput } from './input';
 import { COMPUTE_NAME_RE, LOCATION_RE, PROJECT_RE } from './names';
 import {
@@ -300,19 +300,12 @@ export class ComputeClient {
     schema: S,
   ): Promise<z.output<S>> {
     const url = new URL(`${this.config.computeBaseUrl.replace(/\/+$/, '')}/compute/v1/${path}`);
-    for (const [key, value] of Object.entries(query))
-      if (value !== undefined) url.searchParams.set(key, value);
-    const call = {
-      method,
-      url,
-      ...(body !== undefined ? { body: jsonBody(body) } : {}),
-      signal: options.signal,
-      timeoutMs: options.timeoutMs ?? this.config.requestTimeoutMs,
-      maxResponseBytes: this.config.maxResponseBytes,
-      service: SERVICE,
-    };
-    const res = await this.transport.send(call);
-    return parseJsonBody(call, res.body, schema);
+    return sendJsonCall(
+      this.transport,
+      this.config,
+      { service: SERVICE, method, url, query, body, options },
+      schema,
+    );
   }
 }
 

@@ -337,6 +337,41 @@ export function jsonBody(value: unknown): { data: Buffer; contentType: string } 
   return { data: Buffer.from(JSON.stringify(value)), contentType: 'application/json; charset=utf-8' };
 }
 
+/**
+ * The buffered JSON call of the management clients (Vertex, Compute): the query parameters that are
+ * set, a JSON body when there is one, the configured timeout unless the call overrides it, and the
+ * answer checked against `schema`.
+ */
+export async function sendJsonCall<S extends z.ZodType>(
+  transport: HttpTransport,
+  config: { requestTimeoutMs: number; maxResponseBytes: number },
+  request: {
+    service: string;
+    method: HttpMethod;
+    url: URL;
+    query?: Record<string, string | number | undefined>;
+    body?: unknown;
+    options: CallOptions;
+  },
+  schema: S,
+): Promise<z.output<S>> {
+  const url = request.url;
+  for (const [key, value] of Object.entries(request.query ?? {})) {
+    if (value !== undefined) url.searchParams.set(key, String(value));
+  }
+  const call = {
+    method: request.method,
+    url,
+    ...(request.body !== undefined ? { body: jsonBody(request.body) } : {}),
+    signal: request.options.signal,
+    timeoutMs: request.options.timeoutMs ?? config.requestTimeoutMs,
+    maxResponseBytes: config.maxResponseBytes,
+    service: request.service,
+  };
+  const res = await transport.send(call);
+  return parseJsonBody(call, res.body, schema);
+}
+
 /** Parses a JSON body and checks it against the documented shape. */
 export function parseJsonBody<S extends z.ZodType>(
   call: Pick<HttpCall, 'method' | 'url'>,

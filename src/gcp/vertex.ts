@@ -3,7 +3,7 @@ import { ACCELERATOR_TYPES } from './accelerators';
 import { parseGcsUri } from '../storage/uri';
 import { type GcpClientConfig, vertexBaseUrlFor } from './config';
 import { type GcpApiError, errorFromOperation, errorFromUnexpectedBody } from './errors';
-import { type CallOptions, type HttpMethod, type HttpTransport, jsonBody, parseJsonBody } from './http';
+import { type CallOptions, type HttpMethod, type HttpTransport, sendJsonCall } from './http';
 import { parseInput } from './input';
 import { type Labels, LabelsSchema } from './labels';
 import {
@@ -336,20 +336,7 @@ export class VertexClient {
     schema: S,
   ): Promise<z.output<S>> {
     const url = new URL(`${vertexBaseUrlFor(this.config.vertexBaseUrl, location)}/v1beta1/${path}`);
-    for (const [key, value] of Object.entries(request.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
-    }
-    const call = {
-      method,
-      url,
-      ...(request.body !== undefined ? { body: jsonBody(request.body) } : {}),
-      signal: request.options.signal,
-      timeoutMs: request.options.timeoutMs ?? this.config.requestTimeoutMs,
-      maxResponseBytes: this.config.maxResponseBytes,
-      service: SERVICE,
-    };
-    const res = await this.transport.send(call);
-    return parseJsonBody(call, res.body, schema);
+    return sendJsonCall(this.transport, this.config, { service: SERVICE, method, url, ...request }, schema);
   }
 }
 
