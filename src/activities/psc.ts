@@ -70,12 +70,7 @@ export function pscActivities(ctx: ActivityContext) {
   }
 
   async function reservePscAddress(input: PscInput): Promise<Attempted<PscAddress>> {
-    const access = privateAccess(input);
-    const ref = {
-      project: access.consumerProject,
-      region: input.spec.region,
-      name: input.ids.pscAddressName,
-    };
+    const { access, ref } = consumerSide(input, input.ids.pscAddressName);
     try {
       let address = await ensure(
         input,
@@ -116,12 +111,7 @@ export function pscActivities(ctx: ActivityContext) {
   async function createPscForwardingRule(
     input: PscInput & { address: PscAddress },
   ): Promise<Attempted<PscConnection>> {
-    const access = privateAccess(input);
-    const ref = {
-      project: access.consumerProject,
-      region: input.spec.region,
-      name: input.ids.pscForwardingRuleName,
-    };
+    const { access, ref } = consumerSide(input, input.ids.pscForwardingRuleName);
     try {
       const rule = await ensure(
         input,
@@ -165,12 +155,7 @@ export function pscActivities(ctx: ActivityContext) {
   async function waitForPscConnection(
     input: PscInput & { connection: PscConnection; deadline: number },
   ): Promise<Attempted<PscConnection>> {
-    const access = privateAccess(input);
-    const ref = {
-      project: access.consumerProject,
-      region: input.spec.region,
-      name: input.ids.pscForwardingRuleName,
-    };
+    const { access, ref } = consumerSide(input, input.ids.pscForwardingRuleName);
     let status = input.connection.status;
     const allowlistHint =
       `The endpoint accepts connections only from projects in access.projectAllowlist ` +
@@ -216,6 +201,15 @@ export function pscActivities(ctx: ActivityContext) {
   }
 
   return { reservePscAddress, createPscForwardingRule, waitForPscConnection };
+}
+
+/**
+ * The private access settings, and where the consumer-side resource `name` lives: in the consumer
+ * project, in the deployment's region.
+ */
+function consumerSide(input: PscInput, name: string): { access: PrivateAccess; ref: RegionalRef } {
+  const access = privateAccess(input);
+  return { access, ref: { project: access.consumerProject, region: input.spec.region, name } };
 }
 
 function privateAccess(input: PscInput): PrivateAccess {
