@@ -1,18 +1,10 @@
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { cancelDeployment, rollbackDeployment } from '../../src/client';
-import type { DeploymentSpecInput } from '../../src/spec';
 import type { DeploymentResult } from '../../src/workflows/types';
+import { freshProject, privateSpec, publicSpec } from '../activities/env';
+import { getTestEnv, uniqueTaskQueue } from '../harness/env';
 import {
-  type ActivityTestEnv,
-  freshProject,
-  getActivityTestEnv,
-  publicSpec,
-  uploadModel,
-} from '../activities/env';
-import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
-import {
-  type TestWorker,
   deploy,
   expectNoTokensInHistories,
   expectNothingLeft,
@@ -20,6 +12,7 @@ import {
   startTestWorker,
   uniqueName,
   untilStage,
+  useWorkerAndModel,
 } from './harness';
 
 /**
@@ -27,31 +20,7 @@ import {
  * no endpoint, model, address or forwarding rule behind (the emulator's state says so).
  */
 
-let t: ActivityTestEnv;
-let worker: TestWorker;
-let modelUri: string;
-
-beforeAll(async () => {
-  t = await getActivityTestEnv();
-  [worker, modelUri] = await Promise.all([startTestWorker(), uploadModel()]);
-});
-afterAll(async () => {
-  await worker?.stop();
-  await closeTestEnv();
-});
-
-function privateSpec(project: string, consumer: string, name: string): DeploymentSpecInput {
-  return {
-    ...publicSpec(project, modelUri, name),
-    access: {
-      type: 'private',
-      projectAllowlist: [consumer],
-      consumerProject: consumer,
-      network: `projects/${consumer}/global/networks/vpc`,
-      subnetwork: `projects/${consumer}/regions/us-central1/subnetworks/models`,
-    },
-  };
-}
+const t = useWorkerAndModel();
 
 const runningDeployOperation = async (project: string) =>
   (await t.admin.resources(project)).operations.some((op) => op.done !== true);
@@ -62,7 +31,7 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     // Nobody polls this queue yet, so the cancel is in the workflow's first task.
     const taskQueue = uniqueTaskQueue('e2e-late');
-    const started = await deploy(client, taskQueue, publicSpec(project, modelUri, uniqueName('c-val')));
+    const started = await deploy(client, taskQueue, publicSpec(project, t.modelUri, uniqueName('c-val')));
     await cancelDeployment(client, started.workflowId, 'changed my mind');
     const late = await startTestWorker(taskQueue);
     try {
@@ -79,8 +48,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('c-dep')),
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, uniqueName('c-dep')),
       'cancel-deploying',
     );
     await untilStage(started, 'DEPLOYING', async () => {
@@ -108,8 +77,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('c-rep')),
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, uniqueName('c-rep')),
     );
     await untilStage(started, 'WAITING_FOR_REPLICAS');
     await cancelDeployment(client, started.workflowId);
@@ -127,8 +96,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      privateSpec(project, consumer, uniqueName('c-psc')),
+      t.worker.taskQueue,
+      privateSpec(project, consumer, t.modelUri, uniqueName('c-psc')),
     );
     await untilStage(
       started,
@@ -154,8 +123,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('c-smoke')),
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, uniqueName('c-smoke')),
     );
     await untilStage(started, 'SMOKE_TESTING');
     await cancelDeployment(client, started.workflowId);
@@ -169,8 +138,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('t-cancel')),
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, uniqueName('t-cancel')),
       'temporal-cancel',
     );
     await untilStage(started, 'WAITING_FOR_REPLICAS');
@@ -190,8 +159,8 @@ describe.concurrent('cancel and rollback', () => {
     const { client } = await getTestEnv();
     const started = await deploy(
       client,
-      worker.taskQueue,
-      { ...publicSpec(project, modelUri, uniqueName('rollback')), rollbackWindow: '1h' },
+      t.worker.taskQueue,
+      { ...publicSpec(project, t.modelUri, uniqueName('rollback')), rollbackWindow: '1h' },
       'rollback-after-success',
     );
     const serving = await untilStage(started, 'SERVING');

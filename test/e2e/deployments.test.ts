@@ -1,27 +1,20 @@
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getProgress, listDeployments, teardownDeployment } from '../../src/client';
 import type { FaultRuleInput } from '../../src/emulator';
 import type { DeploymentSpecInput } from '../../src/spec';
 import type { DeployProgress, DeploymentResult } from '../../src/workflows/types';
-import {
-  type ActivityTestEnv,
-  freshProject,
-  getActivityTestEnv,
-  publicSpec,
-  uploadModel,
-} from '../activities/env';
-import { closeTestEnv, getTestEnv } from '../harness/env';
+import { freshProject, privateSpec, publicSpec, uploadModel } from '../activities/env';
+import { getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import {
-  type TestWorker,
   deploy,
   E2E_WAIT,
   expectNoTokensInHistories,
   expectNothingLeft,
   recordHistory,
-  startTestWorker,
   uniqueName,
+  useWorkerAndModel,
 } from './harness';
 
 /**
@@ -29,31 +22,7 @@ import {
  * when the weights are bad, when Google is flaky or out of quota, and when a request is wrong.
  */
 
-let t: ActivityTestEnv;
-let worker: TestWorker;
-let modelUri: string;
-
-beforeAll(async () => {
-  t = await getActivityTestEnv();
-  [worker, modelUri] = await Promise.all([startTestWorker(), uploadModel()]);
-});
-afterAll(async () => {
-  await worker?.stop();
-  await closeTestEnv();
-});
-
-function privateSpec(project: string, consumer: string, name: string): DeploymentSpecInput {
-  return {
-    ...publicSpec(project, modelUri, name),
-    access: {
-      type: 'private',
-      projectAllowlist: [consumer],
-      consumerProject: consumer,
-      network: `projects/${consumer}/global/networks/vpc`,
-      subnetwork: `projects/${consumer}/regions/us-central1/subnetworks/models`,
-    },
-  };
-}
+const t = useWorkerAndModel();
 
 async function failureOf(result: Promise<unknown>): Promise<ApplicationFailure> {
   const err = await result.then(
@@ -64,6 +33,14 @@ async function failureOf(result: Promise<unknown>): Promise<ApplicationFailure> 
   const cause = (err as WorkflowFailedError).cause;
   expect(cause).toBeInstanceOf(ApplicationFailure);
   return cause as ApplicationFailure;
+}
+
+/** Deploys `spec` (its history recorded as `label`), which must fail: how, and the progress it reports. */
+async function failedDeployment(spec: DeploymentSpecInput, label: string) {
+  const { client } = await getTestEnv();
+  const started = await deploy(client, t.worker.taskQueue, spec, label);
+  const failure = await failureOf(started.handle.result());
+  return { client, started, failure, progress: failure.details?.[0] as DeployProgress };
 }
 
 const stepStatuses = (progress: DeployProgress) =>
@@ -84,8 +61,8 @@ describe.concurrent('deployments', () => {
     const name = uniqueName('public');
     const started = await deploy(
       client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, name),
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, name),
       'public-serving',
     );
     const result: DeploymentResult = await started.handle.result();
@@ -125,11 +102,15 @@ describe.concurrent('deployments', () => {
       E2E_WAIT,
     );
     expect(found).toEqual([
-      expect.objectContaining({ workflowId: started.workflowId, region: 'us-central1', modelUri }),
+      expect.objectContaining({
+        workflowId: started.workflowId,
+        region: 'us-central1',
+        modelUri: t.modelUri,
+      }),
     ]);
     await recordHistory(client, started, 'public-serving');
 
-    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: worker.taskQueue });
+    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: t.worker.taskQueue });
     const removed = await teardown.handle.result();
     expect(removed.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource)).toEqual([
       expect.stringMatching(/\/deployedModels\//),
@@ -149,8 +130,8 @@ describe.concurrent('deployments', () => {
     const name = uniqueName('private');
     const started = await deploy(
       client,
-      worker.taskQueue,
-      privateSpec(project, consumer, name),
+      t.worker.taskQueue,
+      privateSpec(project, consumer, t.modelUri, name),
       'private-serving',
     );
     const result: DeploymentResult = await started.handle.result();
@@ -168,7 +149,7 @@ describe.concurrent('deployments', () => {
     expect(status.progress!.steps.find((s) => s.name === 'psc')!.detail).toMatch(/^ACCEPTED at 10\./);
     await recordHistory(client, started, 'private-serving');
 
-    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: worker.taskQueue });
+    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: t.worker.taskQueue });
     await teardown.handle.result();
     await expectNothingLeft(project, consumer);
   });
@@ -176,19 +157,14 @@ describe.concurrent('deployments', () => {
   it('fails broken weights at validation, before any Google call', async () => {
     const project = await freshProject('e2e-broken');
     const broken = await uploadModel({ variant: 'missing-tokenizer' });
-    const { client } = await getTestEnv();
-    const started = await deploy(
-      client,
-      worker.taskQueue,
+    const { client, started, failure, progress } = await failedDeployment(
       publicSpec(project, broken, uniqueName('broken')),
       'broken-weights',
     );
-    const failure = await failureOf(started.handle.result());
 
     expect(failure.type).toBe('WeightValidationFailed');
     expect(failure.message).toContain('tokenizer.missing');
     expect(failure.message).toContain('nothing was left behind');
-    const progress = failure.details?.[0] as DeployProgress;
     expect(progress).toMatchObject({ stage: 'FAILED', validation: { ok: false } });
     expect(stepStatuses(progress)).toMatchObject({ validate: 'failed', deploy: 'pending' });
     expect(progress.steps[0]).toMatchObject({ attempts: 1 });
@@ -204,14 +180,14 @@ describe.concurrent('deployments', () => {
     const [pub, priv] = await Promise.all([
       deploy(
         client,
-        worker.taskQueue,
-        publicSpec(project, modelUri, uniqueName('flaky-pub')),
+        t.worker.taskQueue,
+        publicSpec(project, t.modelUri, uniqueName('flaky-pub')),
         'flaky-public',
       ),
       deploy(
         client,
-        worker.taskQueue,
-        privateSpec(project, consumer, uniqueName('flaky-priv')),
+        t.worker.taskQueue,
+        privateSpec(project, consumer, t.modelUri, uniqueName('flaky-priv')),
         'flaky-private',
       ),
     ]);
@@ -231,20 +207,15 @@ describe.concurrent('deployments', () => {
   it('fails an operation that runs out of GPU quota with the quota to raise, and removes what it created', async () => {
     const project = await freshProject('e2e-quota');
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['quota'] }]);
-    const { client } = await getTestEnv();
-    const started = await deploy(
-      client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('quota')),
+    const { client, started, failure, progress } = await failedDeployment(
+      publicSpec(project, t.modelUri, uniqueName('quota')),
       'quota-exhausted',
     );
-    const failure = await failureOf(started.handle.result());
 
     expect(failure.type).toBe('QuotaExhausted');
     expect(failure.message).toContain('aiplatform.googleapis.com/custom_model_serving_nvidia_l4_gpus');
     expect(failure.message).toMatch(/request an increase/i);
     expect(failure.message).toMatch(/rolled back: removed .*endpoints\/.*models\//);
-    const progress = failure.details?.[0] as DeployProgress;
     expect(stepStatuses(progress)).toMatchObject({ validate: 'succeeded', deploy: 'compensated' });
     expect(progress.lastError).toMatchObject({ type: 'QuotaExhausted' });
     await expectNothingLeft(project);
@@ -264,19 +235,14 @@ describe.concurrent('deployments', () => {
         },
       },
     ]);
-    const { client } = await getTestEnv();
-    const started = await deploy(
-      client,
-      worker.taskQueue,
-      publicSpec(project, modelUri, uniqueName('bad')),
+    const { failure, progress } = await failedDeployment(
+      publicSpec(project, t.modelUri, uniqueName('bad')),
       'bad-request',
     );
-    const failure = await failureOf(started.handle.result());
 
     expect(failure.type).toBe('GcpPermanentError');
     expect(failure.message).toContain('400 INVALID_ARGUMENT');
     expect(failure.message).toContain('Model Garden does not support this base model');
-    const progress = failure.details?.[0] as DeployProgress;
     expect(progress.steps.find((s) => s.name === 'deploy')).toMatchObject({
       status: 'compensated',
       attempts: 1,

@@ -4,15 +4,15 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createActivities } from '../../src/activities';
 import { type StartedDeployment, startDeployment } from '../../src/client';
 import type { EmulatorResources } from '../../src/emulator/admin-client';
 import type { DeploymentSpecInput } from '../../src/spec';
 import { progressQuery } from '../../src/workflows/messages';
 import type { DeployProgress, DeployStage } from '../../src/workflows/types';
-import { FAST_ACTIVITY_OPTIONS, getActivityTestEnv } from '../activities/env';
-import { getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { FAST_ACTIVITY_OPTIONS, type ModelTestEnv, getActivityTestEnv, uploadModel } from '../activities/env';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
 import { eventually } from '../harness/eventually';
 
 /**
@@ -50,6 +50,32 @@ export async function startTestWorker(taskQueue = uniqueTaskQueue('e2e')): Promi
       await running;
     },
   };
+}
+
+export interface E2ETestEnv extends ModelTestEnv {
+  /** The file's worker: the real activities over the emulator. */
+  worker: TestWorker;
+}
+
+/**
+ * For an end-to-end test file: the activity environment, a worker and a sample model, ready once
+ * its `beforeAll` has run (use the result inside tests); the worker stops and the harness closes after.
+ */
+export function useWorkerAndModel(): E2ETestEnv {
+  const env = {} as E2ETestEnv;
+  beforeAll(async () => {
+    const [activityEnv, worker, modelUri] = await Promise.all([
+      getActivityTestEnv(),
+      startTestWorker(),
+      uploadModel(),
+    ]);
+    Object.assign(env, activityEnv, { worker, modelUri });
+  });
+  afterAll(async () => {
+    await env.worker?.stop();
+    await closeTestEnv();
+  });
+  return env;
 }
 
 /** Every deployment a test file started, for the history checks at its end. */
