@@ -1,18 +1,12 @@
 import type { Client, WorkflowExecutionInfo, WorkflowExecutionStatusName } from '@temporalio/client';
 import { z } from 'zod';
-import {
-  DeployStage,
-  DeploymentName,
-  EndpointId,
-  GcpProject,
-  GcpRegion,
-  ModelUri,
-} from '../search-attributes';
+import { DeployStage, DeploymentName, GcpProject, GcpRegion, ModelUri } from '../search-attributes';
 import { DeploymentSpecSchema } from '../spec';
 import { DEPLOY_STAGES, type DeployStage as Stage } from '../workflows/types';
+import { deploymentAttributes } from './attributes';
 import { InvalidFilterError } from './errors';
 import type { TeardownRecord } from './progress';
-import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE, teardownWorkflowId } from './resolve';
+import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE, teardownRecord, teardownWorkflowId } from './resolve';
 
 /**
  * Which deployments to list: `active` (the default) = running, or serving and not torn down, i.e.
@@ -96,17 +90,10 @@ export async function listDeployments(
 }
 
 function summaryOf(execution: WorkflowExecutionInfo): DeploymentSummary {
-  const attributes = execution.typedSearchAttributes;
-  const stage = attributes.get(DeployStage);
   return {
     workflowId: execution.workflowId,
     runId: execution.runId,
-    deployment: attributes.get(DeploymentName),
-    project: attributes.get(GcpProject),
-    region: attributes.get(GcpRegion),
-    modelUri: attributes.get(ModelUri),
-    endpointId: attributes.get(EndpointId),
-    stage: (DEPLOY_STAGES as readonly string[]).includes(stage ?? '') ? (stage as Stage) : undefined,
+    ...deploymentAttributes(execution.typedSearchAttributes),
     status: execution.status.name,
     startedAt: execution.startTime.toISOString(),
     closedAt: execution.closeTime?.toISOString(),
@@ -132,11 +119,7 @@ async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): 
       const deployment = served.get(teardown.workflowId);
       if (!deployment?.closedAt || teardown.startTime.toISOString() < deployment.closedAt) continue;
       if (deployment.teardown && deployment.teardown.status === 'COMPLETED') continue;
-      deployment.teardown = {
-        workflowId: teardown.workflowId,
-        status: teardown.status.name,
-        closedAt: teardown.closeTime?.toISOString(),
-      };
+      deployment.teardown = teardownRecord(teardown);
     }
   }
 }

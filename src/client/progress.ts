@@ -13,14 +13,6 @@ import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-wor
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { z } from 'zod';
 import type { DeploymentActivities } from '../activities/contract';
-import {
-  DeployStage,
-  DeploymentName,
-  EndpointId,
-  GcpProject,
-  GcpRegion,
-  ModelUri,
-} from '../search-attributes';
 import { progressQuery } from '../workflows/messages';
 import {
   DEPLOY_STAGES,
@@ -31,7 +23,8 @@ import {
   type StepProgress,
   type TeardownResult,
 } from '../workflows/types';
-import { laterTeardown, resolveWorkflow, teardownWorkflowId } from './resolve';
+import { deploymentAttributes } from './attributes';
+import { laterTeardown, resolveWorkflow, teardownRecord, teardownWorkflowId } from './resolve';
 import { firstLine } from './text';
 
 /** An activity of the deployment that is scheduled, running or waiting to retry, as the server sees it. */
@@ -183,7 +176,7 @@ export async function getProgress(
     );
   }
   const known = progress ?? closed?.progress;
-  const attributes = description.typedSearchAttributes;
+  const recorded = deploymentAttributes(description.typedSearchAttributes);
   const teardown =
     isDeploymentResult(closed?.result) && closed.result.outcome === 'serving'
       ? await laterTeardown(
@@ -204,12 +197,12 @@ export async function getProgress(
     taskQueue: description.taskQueue,
     startedAt: description.startTime.toISOString(),
     closedAt: description.closeTime?.toISOString(),
-    deployment: known?.deployment ?? attributes.get(DeploymentName),
-    project: known?.project ?? attributes.get(GcpProject),
-    region: known?.region ?? attributes.get(GcpRegion),
-    modelUri: known?.modelUri ?? attributes.get(ModelUri),
-    endpointId: attributes.get(EndpointId),
-    stage: known?.stage ?? asStage(attributes.get(DeployStage)),
+    deployment: known?.deployment ?? recorded.deployment,
+    project: known?.project ?? recorded.project,
+    region: known?.region ?? recorded.region,
+    modelUri: known?.modelUri ?? recorded.modelUri,
+    endpointId: recorded.endpointId,
+    stage: known?.stage ?? recorded.stage,
     percent: known?.percent,
     progress: known,
     steps,
@@ -217,11 +210,7 @@ export async function getProgress(
     replicas: waiting?.replicas ?? known?.replicas,
     result: closed?.result,
     failure: closed?.failure,
-    teardown: teardown && {
-      workflowId: teardown.workflowId,
-      status: teardown.status.name,
-      closedAt: teardown.closeTime?.toISOString(),
-    },
+    teardown: teardown && teardownRecord(teardown),
     notes,
   };
 }
@@ -335,10 +324,6 @@ function withActivity(step: StepProgress, activities: RunningActivity[]): StepVi
   const undoing = step.status === 'compensating';
   const activity = activities.find((a) => a.step === step.name && a.compensation === undoing);
   return activity && (step.status === 'running' || undoing) ? { ...step, activity } : step;
-}
-
-function asStage(value: string | undefined): Stage | undefined {
-  return (DEPLOY_STAGES as readonly string[]).includes(value ?? '') ? (value as Stage) : undefined;
 }
 
 function isoOf(timestamp: PendingActivity['scheduledTime']): string | undefined {

@@ -1,11 +1,13 @@
 import {
   type Client,
   type WorkflowExecutionDescription,
+  type WorkflowExecutionInfo,
   type WorkflowHandle,
   WorkflowNotFoundError,
 } from '@temporalio/client';
 import { DeploymentSpecSchema } from '../spec';
 import { AmbiguousDeploymentError, DeploymentNotFoundError } from './errors';
+import type { TeardownRecord } from './progress';
 
 /** Workflow types of this project: a deployment and the teardown of a finished one. */
 export const DEPLOY_WORKFLOW_TYPE = 'deployModel';
@@ -42,6 +44,17 @@ export async function laterTeardown(
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   }
+}
+
+/** A later teardown as list and status report it. */
+export function teardownRecord(
+  teardown: Pick<WorkflowExecutionInfo, 'workflowId' | 'status' | 'closeTime'>,
+): TeardownRecord {
+  return {
+    workflowId: teardown.workflowId,
+    status: teardown.status.name,
+    closedAt: teardown.closeTime?.toISOString(),
+  };
 }
 
 /**
