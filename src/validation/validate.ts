@@ -25,7 +25,7 @@ import {
 import { computeSizing, DEFAULT_CONTEXT_LENGTH } from './sizing';
 import { checkTensors } from './tensor-checks';
 import { checkTokenizer, type TokenizerSummary } from './tokenizer';
-import { checkWeightPrecision, checkWeights, type WeightInventory } from './weights';
+import { checkWeightPrecision, checkWeights, emptyInventory, type WeightInventory } from './weights';
 
 /**
  * Pre-flight validation of a Hugging Face model folder on GCS or local disk: every check of
@@ -227,18 +227,6 @@ function locationMessage(err: StorageAccessError, uri: string): string {
     default:
       return `${uri} was not found (${reason}); check the bucket name and path (gs:// paths are case-sensitive) or the directory.`;
   }
-}
-
-function emptyInventory(): WeightInventory {
-  return {
-    format: 'none',
-    files: [],
-    tensors: new Map(),
-    weightBytes: 0,
-    dtypeBytes: {},
-    headersRead: 0,
-    complete: false,
-  };
 }
 
 function modelSummary(

@@ -41,6 +41,19 @@ export interface WeightInventory {
   complete: boolean;
 }
 
+/** The inventory of a folder with no weights read: no weight files, or a check that never ran. */
+export function emptyInventory(): WeightInventory {
+  return {
+    format: 'none',
+    files: [],
+    tensors: new Map(),
+    weightBytes: 0,
+    dtypeBytes: {},
+    headersRead: 0,
+    complete: false,
+  };
+}
+
 /** Header bytes held in memory at once across parallel reads (real shards' headers are < 1 MiB). */
 export const HEADER_MEMORY_BUDGET = 64 * 1024 * 1024;
 
@@ -69,15 +82,7 @@ export async function checkWeights(
 ): Promise<WeightInventory> {
   if (layout.safetensors.length > 0) return checkSafetensors(store, layout, findings, options);
   if (layout.bins.length > 0) return checkPickles(store, layout, findings, options);
-  return {
-    format: 'none',
-    files: [],
-    tensors: new Map(),
-    weightBytes: 0,
-    dtypeBytes: {},
-    headersRead: 0,
-    complete: false,
-  };
+  return emptyInventory();
 }
 
 async function checkSafetensors(
