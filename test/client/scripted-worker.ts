@@ -7,9 +7,9 @@ import { type DeploymentSpecInput, deploymentIds, parseDeploymentSpec } from '..
 import { getTestEnv, workflowBundle } from '../harness/env';
 
 /**
- * A worker running the real workflows with scripted activities (the pattern of
- * test/workflows/deploy-model.test.ts), for client and CLI tests: each deployment follows the
- * script registered under its workflow id; its teardown follows the same script.
+ * A worker running the real workflows with scripted activities, for workflow, client and CLI
+ * tests: each deployment follows the script registered under its workflow id; its teardown
+ * follows the same script.
  */
 
 export type ActivityName = keyof DeploymentActivities;
@@ -27,11 +27,20 @@ export interface Script {
   /** Activities in the order the workflows called them. */
   calls: string[];
   /** Hold the activity (heartbeating `heartbeat`) until the gate opens or it is cancelled. */
-  hold?: Partial<Record<ActivityName, { gate: Gate; heartbeat: unknown }>>;
+  hold?: Partial<Record<ActivityName, { gate: Gate; heartbeat?: unknown }>>;
   /** Fail the first `attempts` attempts with a retryable error carrying `message`. */
   flaky?: Partial<Record<ActivityName, { attempts: number; message: string }>>;
-  /** Fail at once, for good. */
-  fail?: Partial<Record<ActivityName, string>>;
+  /** Fail at once, for good: a non-retryable ScriptedFailure with this message, or the error made. */
+  fail?: Partial<Record<ActivityName, string | (() => Error)>>;
+  /** The smoke tests get an answer, but fail for this reason. */
+  smokeFailure?: string;
+}
+
+export interface ScriptedWorkerOptions {
+  /** Record `deployToVertex:<endpoint id>` and `runSmokeTests:<target kind>`, not the bare names. */
+  callDetails?: boolean;
+  /** The dedicated endpoint's DNS name waitForReplicas reports. */
+  dedicatedEndpointDns?: string;
 }
 
 export const publicSpec = (name: string): DeploymentSpecInput => ({
@@ -54,10 +63,15 @@ export interface ScriptedWorker {
   taskQueue: string;
   /** Registers the script the deployment with this spec follows; returns it. */
   script(spec: DeploymentSpecInput, script?: Partial<Script>): Script;
+  /** Registers the script the workflow with this id follows; returns it. */
+  scriptWorkflow(workflowId: string, script?: Partial<Script>): Script;
   stop(): Promise<void>;
 }
 
-export async function startScriptedWorker(taskQueue: string): Promise<ScriptedWorker> {
+export async function startScriptedWorker(
+  taskQueue: string,
+  options: ScriptedWorkerOptions = {},
+): Promise<ScriptedWorker> {
   const { nativeConnection, namespace } = await getTestEnv();
   const scripts = new Map<string, Script>();
   const worker = await Worker.create({
@@ -65,16 +79,18 @@ export async function startScriptedWorker(taskQueue: string): Promise<ScriptedWo
     namespace,
     taskQueue,
     workflowBundle: workflowBundle(),
-    activities: scriptedActivities(scripts),
+    activities: scriptedActivities(scripts, options),
   });
   const running = worker.run();
+  const scriptWorkflow = (workflowId: string, script: Partial<Script> = {}): Script => {
+    const full: Script = { calls: [], ...script };
+    scripts.set(workflowId, full);
+    return full;
+  };
   return {
     taskQueue,
-    script(spec, script = {}) {
-      const full: Script = { calls: [], ...script };
-      scripts.set(workflowIdOf(spec), full);
-      return full;
-    },
+    script: (spec, script) => scriptWorkflow(workflowIdOf(spec), script),
+    scriptWorkflow,
     async stop() {
       worker.shutdown();
       await running;
@@ -82,18 +98,29 @@ export async function startScriptedWorker(taskQueue: string): Promise<ScriptedWo
   };
 }
 
-function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities {
+function scriptedActivities(
+  scripts: Map<string, Script>,
+  {
+    callDetails = false,
+    dedicatedEndpointDns = 'ep.us-central1-1.prediction.vertexai.goog',
+  }: ScriptedWorkerOptions,
+): DeploymentActivities {
   const scriptOf = (): Script => {
     const id = activity.activityInfo().workflowExecution?.workflowId ?? '';
     const script = scripts.get(id) ?? scripts.get(id.replace(/^teardown\//, 'deploy/'));
     if (!script) throw ApplicationFailure.nonRetryable(`no script for ${id}`, 'NoScript');
     return script;
   };
-  const run = async <T>(name: ActivityName, value: () => T): Promise<T & { attempt: number }> => {
+  const run = async <T>(
+    name: ActivityName,
+    value: (script: Script) => T,
+    detail?: string,
+  ): Promise<T & { attempt: number }> => {
     const script = scriptOf();
     const { attempt } = activity.activityInfo();
-    script.calls.push(name);
+    script.calls.push(callDetails && detail ? `${name}:${detail}` : name);
     const failure = script.fail?.[name];
+    if (typeof failure === 'function') throw failure();
     if (failure) throw ApplicationFailure.nonRetryable(failure, 'ScriptedFailure', { attempt });
     const flaky = script.flaky?.[name];
     if (flaky && attempt <= flaky.attempts) throw ApplicationFailure.retryable(flaky.message, 'Transient');
@@ -106,7 +133,7 @@ function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities 
         await activity.sleep(100); // throws CancelledFailure once the workflow cancels us
       }
     }
-    return { ...value(), attempt };
+    return { ...value(script), attempt };
   };
   const cleanup = (name: ActivityName) => (input: CleanupInput) =>
     run(name, () => ({
@@ -134,19 +161,23 @@ function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities 
         };
       }),
     deployToVertex: (input) =>
-      run('deployToVertex', () => ({
-        adopted: false,
-        resources: {
-          endpoint: `projects/1/locations/${input.spec.region}/endpoints/${input.ids.endpointId}`,
-          model: `projects/1/locations/${input.spec.region}/models/${input.ids.modelId}`,
-          deployedModelId: '42',
-        },
-      })),
+      run(
+        'deployToVertex',
+        () => ({
+          adopted: false,
+          resources: {
+            endpoint: `projects/1/locations/${input.spec.region}/endpoints/${input.ids.endpointId}`,
+            model: `projects/1/locations/${input.spec.region}/models/${input.ids.modelId}`,
+            deployedModelId: '42',
+          },
+        }),
+        input.ids.endpointId,
+      ),
     waitForReplicas: (input) =>
       run('waitForReplicas', () => ({
         available: input.minReplicas,
         target: input.minReplicas,
-        dedicatedEndpointDns: 'ep.us-central1-1.prediction.vertexai.goog',
+        dedicatedEndpointDns,
         serviceAttachment: 'projects/tenant/regions/us-central1/serviceAttachments/sa',
         deployedModelId: '42',
       })),
@@ -164,15 +195,20 @@ function scriptedActivities(scripts: Map<string, Script>): DeploymentActivities 
     waitForPscConnection: (input) =>
       run('waitForPscConnection', () => ({ ...input.connection, status: 'ACCEPTED' })),
     runSmokeTests: (input) =>
-      run('runSmokeTests', () => ({
-        results: input.tests.map((test) => ({
-          name: test.name,
-          mode: test.mode,
-          passed: true,
-          latencyMs: 120,
-          answerPreview: 'I am a fine-tuned Llama.',
-        })),
-      })),
+      run(
+        'runSmokeTests',
+        ({ smokeFailure }) => ({
+          results: input.tests.map((test) => ({
+            name: test.name,
+            mode: test.mode,
+            passed: smokeFailure === undefined,
+            ...(smokeFailure === undefined ? {} : { failure: smokeFailure }),
+            latencyMs: 120,
+            answerPreview: 'I am a fine-tuned Llama.',
+          })),
+        }),
+        input.target.kind,
+      ),
     deletePscForwardingRule: cleanup('deletePscForwardingRule'),
     releasePscAddress: cleanup('releasePscAddress'),
     undeployModels: cleanup('undeployModels'),

@@ -1,14 +1,11 @@
-import * as activity from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CleanupInput, DeploymentActivities, SmokeInput } from '../../src/activities/contract';
-import { type DeploymentSpecInput, parseDeploymentSpec } from '../../src/spec';
-import { deploymentIds } from '../../src/spec/ids';
+import type { DeploymentSpecInput } from '../../src/spec';
 import { cancelSignal, progressQuery, rollbackSignal } from '../../src/workflows/messages';
 import type { DeployModelInput, DeploymentResult } from '../../src/workflows/types';
-import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { Gate, type ScriptedWorker, type Script, startScriptedWorker } from '../client/scripted-worker';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
 
 /**
  * The orchestration alone, on the real Temporal dev server, with scripted activities: ordering,
@@ -17,26 +14,18 @@ import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../ha
  */
 
 /** One worker for the file; each workflow's activities follow the script registered for its id. */
-const scripts = new Map<string, Script>();
 const taskQueue = uniqueTaskQueue('wf');
-let worker: Worker | undefined;
-let workerRun: Promise<void> | undefined;
+let worker: ScriptedWorker;
 
 beforeAll(async () => {
-  const { nativeConnection, namespace } = await getTestEnv();
-  worker = await Worker.create({
-    connection: nativeConnection,
-    namespace,
-    taskQueue,
-    workflowBundle: workflowBundle(),
-    activities: scriptedActivities(),
+  worker = await startScriptedWorker(taskQueue, {
+    callDetails: true,
+    dedicatedEndpointDns: 'llama.us-central1-1.prediction.vertexai.goog',
   });
-  workerRun = worker.run();
 }, 120_000);
 
 afterAll(async () => {
-  worker?.shutdown();
-  await workerRun;
+  await worker?.stop();
   await closeTestEnv();
 });
 
@@ -60,129 +49,11 @@ const privateSpec: DeploymentSpecInput = {
   },
 };
 
-interface Script {
-  calls: string[];
-  /** Per activity: throw this instead of succeeding. */
-  fail?: Partial<Record<keyof DeploymentActivities, () => Error>>;
-  /** Activities that wait (heartbeating) until cancelled. */
-  block?: Array<keyof DeploymentActivities>;
-  smokePasses?: boolean;
-}
-
-/** Activities that follow their workflow's script and record what the workflow asked for. */
-function scriptedActivities(): DeploymentActivities {
-  const attempt = () => activity.activityInfo().attempt;
-  const run = async <T>(
-    name: keyof DeploymentActivities,
-    value: () => T,
-    detail = '',
-  ): Promise<T & { attempt: number }> => {
-    const script = scriptOf();
-    script.calls.push(detail ? `${name}:${detail}` : name);
-    const failure = script.fail?.[name];
-    if (failure) throw failure();
-    if (script.block?.includes(name)) {
-      for (;;) {
-        activity.heartbeat();
-        await activity.sleep(100); // throws CancelledFailure once the workflow cancels us
-      }
-    }
-    return { ...value(), attempt: attempt() };
-  };
-  const cleanup = (name: keyof DeploymentActivities) => (input: CleanupInput) =>
-    run(name, () => ({
-      outcomes: [
-        {
-          resource: `${name}(${input.ids?.endpointId ?? input.resources.endpoint})`,
-          outcome: 'removed' as const,
-        },
-      ],
-    }));
-  return {
-    validateWeights: (raw) =>
-      run('validateWeights', () => {
-        const spec = parseDeploymentSpec(raw);
-        if (spec.machine === 'auto') throw new Error('tests give a machine');
-        return {
-          spec: { ...spec, machine: spec.machine },
-          ids: deploymentIds(spec),
-          validation: {
-            ok: true,
-            family: 'llama',
-            sizeGuess: 'Llama-tiny',
-            errors: 0,
-            warnings: 0,
-            highlights: [],
-          },
-        };
-      }),
-    deployToVertex: (input) =>
-      run(
-        'deployToVertex',
-        () => ({
-          adopted: false,
-          resources: {
-            endpoint: `projects/1/locations/${input.spec.region}/endpoints/${input.ids.endpointId}`,
-            model: `projects/1/locations/${input.spec.region}/models/${input.ids.modelId}`,
-            deployedModelId: '42',
-          },
-        }),
-        input.ids.endpointId,
-      ),
-    waitForReplicas: (input) =>
-      run('waitForReplicas', () => ({
-        available: input.minReplicas,
-        target: input.minReplicas,
-        dedicatedEndpointDns: 'llama.us-central1-1.prediction.vertexai.goog',
-        serviceAttachment: 'projects/tenant/regions/us-central1/serviceAttachments/sa',
-        deployedModelId: '42',
-      })),
-    reservePscAddress: () =>
-      run('reservePscAddress', () => ({
-        address: 'projects/consumer-project/regions/us-central1/addresses/a',
-        ipAddress: '10.0.0.7',
-      })),
-    createPscForwardingRule: (input) =>
-      run('createPscForwardingRule', () => ({
-        forwardingRule: 'fr',
-        ipAddress: input.address.ipAddress,
-        status: 'PENDING',
-      })),
-    waitForPscConnection: (input) =>
-      run('waitForPscConnection', () => ({ ...input.connection, status: 'ACCEPTED' })),
-    runSmokeTests: (input: SmokeInput) =>
-      run(
-        'runSmokeTests',
-        () => ({
-          results: input.tests.map((test) => ({
-            name: test.name,
-            mode: test.mode,
-            passed: scriptOf().smokePasses ?? true,
-            failure: scriptOf().smokePasses === false ? 'answer did not match /hello/' : undefined,
-            answerPreview: 'Hi',
-          })),
-        }),
-        input.target.kind,
-      ),
-    deletePscForwardingRule: cleanup('deletePscForwardingRule'),
-    releasePscAddress: cleanup('releasePscAddress'),
-    undeployModels: cleanup('undeployModels'),
-    deleteEndpoint: cleanup('deleteEndpoint'),
-    deleteModel: cleanup('deleteModel'),
-  };
-}
-
-function scriptOf(): Script {
-  const script = scripts.get(activity.activityInfo().workflowExecution?.workflowId ?? '');
-  if (!script) throw new Error('no script for this workflow');
-  return script;
-}
-
 let started = 0;
 async function start(script: Script, spec: DeployModelInput['spec']) {
   const { client } = await getTestEnv();
   const workflowId = `${taskQueue}-${++started}`;
-  scripts.set(workflowId, script);
+  worker.scriptWorkflow(workflowId, script);
   return client.workflow.start('deployModel', {
     taskQueue,
     workflowId,
@@ -304,7 +175,7 @@ describe.concurrent('deployModel workflow', () => {
   });
 
   it('undoes PSC before Vertex resources when a private deployment fails its smoke test', async () => {
-    const script: Script = { calls: [], smokePasses: false };
+    const script: Script = { calls: [], smokeFailure: 'answer did not match /hello/' };
     {
       const error = (await (
         await start(script, privateSpec)
@@ -321,7 +192,7 @@ describe.concurrent('deployModel workflow', () => {
   });
 
   it('keeps a deployment whose smoke test failed when the spec says keep', async () => {
-    const script: Script = { calls: [], smokePasses: false };
+    const script: Script = { calls: [], smokeFailure: 'answer did not match /hello/' };
     {
       const handle = await start(script, { ...publicSpec, smoke: { onFailure: 'keep' } });
       const result = (await handle.result()) as DeploymentResult;
@@ -332,7 +203,7 @@ describe.concurrent('deployModel workflow', () => {
   });
 
   it('stops the running step on a cancel signal and removes what was created', async () => {
-    const script: Script = { calls: [], block: ['waitForReplicas'] };
+    const script: Script = { calls: [], hold: { waitForReplicas: { gate: new Gate() } } };
     {
       const handle = await start(script, publicSpec);
       await waitForCall(script, 'waitForReplicas');
@@ -348,7 +219,7 @@ describe.concurrent('deployModel workflow', () => {
   });
 
   it('ends Canceled and cleans up when the workflow itself is cancelled', async () => {
-    const script: Script = { calls: [], block: ['deployToVertex'] };
+    const script: Script = { calls: [], hold: { deployToVertex: { gate: new Gate() } } };
     {
       const handle = await start(script, publicSpec);
       await waitForCall(script, 'deployToVertex');
