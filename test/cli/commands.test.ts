@@ -1,7 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listDeployments, startDeployment } from '../../src/client';
 import { findFreePort } from '../../src/local-stack/process';
@@ -10,6 +9,7 @@ import { eventually } from '../harness/eventually';
 import {
   Gate,
   type ScriptedWorker,
+  expectNoWorkflow,
   publicSpec,
   startScriptedWorker,
   uniqueName,
@@ -170,11 +170,7 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
         '  - (root): unknown field(s) "colour"',
       ]),
     );
-    const lookup = await client.workflow
-      .getHandle(`deploy/my-project/Moon/${name}`)
-      .describe()
-      .catch((err: unknown) => err);
-    expect(lookup).toBeInstanceOf(WorkflowNotFoundError);
+    await expectNoWorkflow(client, `deploy/my-project/Moon/${name}`);
   });
 
   it('a failed deployment exits 1 with the failure message', async () => {

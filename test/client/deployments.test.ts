@@ -1,4 +1,3 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AmbiguousDeploymentError,
@@ -22,6 +21,7 @@ import { eventually } from '../harness/eventually';
 import {
   Gate,
   type ScriptedWorker,
+  expectNoWorkflow,
   publicSpec,
   startScriptedWorker,
   uniqueName,
@@ -92,11 +92,7 @@ describe.concurrent('client library', () => {
     expect((error as InvalidSpecError).issues.map((issue) => issue.path)).toEqual(
       expect.arrayContaining(['region', 'replicas.min', '']),
     );
-    const lookup = await client.workflow
-      .getHandle(`deploy/my-project/Moon/${name}`)
-      .describe()
-      .catch((err: unknown) => err);
-    expect(lookup).toBeInstanceOf(WorkflowNotFoundError);
+    await expectNoWorkflow(client, `deploy/my-project/Moon/${name}`);
   });
 
   it("merges the running step's heartbeat, attempt and last failure into the progress", async () => {

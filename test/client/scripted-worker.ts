@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import * as activity from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/activity';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
+import { expect } from 'vitest';
 import type { CleanupInput, DeploymentActivities } from '../../src/activities/contract';
 import { type DeploymentSpecInput, deploymentIds, parseDeploymentSpec } from '../../src/spec';
 import { getTestEnv, workflowBundle } from '../harness/env';
@@ -58,6 +60,15 @@ export function uniqueName(label: string): string {
 
 export const workflowIdOf = (spec: DeploymentSpecInput) =>
   deploymentIds(parseDeploymentSpec(spec)).workflowId;
+
+/** Asserts that no workflow `workflowId` was ever started. */
+export async function expectNoWorkflow(client: Client, workflowId: string): Promise<void> {
+  const lookup = await client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch((err: unknown) => err);
+  expect(lookup).toBeInstanceOf(WorkflowNotFoundError);
+}
 
 export interface ScriptedWorker {
   taskQueue: string;
