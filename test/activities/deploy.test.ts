@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/activity';
 import { ActivityCancellationDetails } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import type { ValidatedDeployment } from '../../src/activities/contract';
@@ -7,6 +7,7 @@ import { readDeployResponse } from '../../src/gcp';
 import type { DeploymentSpecInput } from '../../src/spec';
 import {
   deployInput,
+  failureOf,
   freshProject,
   heartbeatMatching,
   inActivity,
@@ -24,15 +25,6 @@ const t = useSampleModel();
 
 async function validated(spec: DeploymentSpecInput): Promise<ValidatedDeployment> {
   return inActivity().exec(t.activities.validateWeights, spec);
-}
-
-async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await run.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 async function calls(project: string, route: string): Promise<number> {

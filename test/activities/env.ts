@@ -3,8 +3,8 @@ import { mkdtemp } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import type { Info } from '@temporalio/activity';
-import { afterAll, beforeAll, inject } from 'vitest';
+import { ApplicationFailure, type Info } from '@temporalio/activity';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { type ActivityOptionsInput, createActivities } from '../../src/activities';
 import type {
   DeployToVertexInput,
@@ -187,4 +187,14 @@ export function heartbeatMatching<T>(
     };
     env.on('heartbeat', listener);
   });
+}
+
+/** The ApplicationFailure an activity run rejected with. */
+export async function failureOf(run: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await run.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ApplicationFailure);
+  return err as ApplicationFailure;
 }

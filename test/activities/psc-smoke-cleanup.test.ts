@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/activity';
 import { describe, expect, it } from 'vitest';
 import type {
   CleanupInput,
@@ -9,6 +8,7 @@ import type {
 import type { DeploymentSpecInput } from '../../src/spec';
 import {
   deployInput,
+  failureOf,
   freshProject,
   inActivity,
   ownershipOf,
@@ -34,15 +34,6 @@ async function deployed(spec: DeploymentSpecInput) {
   });
   const resources: DeploymentResources = { ...deploy.resources, ...replicas };
   return { v, ownership, resources };
-}
-
-async function rejection(run: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await run.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 const COMPENSATIONS = [
@@ -130,7 +121,7 @@ describe('PSC, smoke tests and compensations', () => {
     const psc: PscInput = { spec: v.spec, ids: v.ids, serviceAttachment: resources.serviceAttachment! };
     const address = await inActivity().exec(t.activities.reservePscAddress, psc);
     const connection = await inActivity().exec(t.activities.createPscForwardingRule, { ...psc, address });
-    const failure = await rejection(
+    const failure = await failureOf(
       inActivity().exec(t.activities.waitForPscConnection, {
         ...psc,
         connection,
