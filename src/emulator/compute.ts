@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { z } from 'zod';
 import type { EmulatorCore } from './core';
 import { ApiError } from './errors';
@@ -7,6 +6,7 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
+  holdCall,
   managementRoute,
   parseJsonBody,
   readBody,
@@ -753,7 +753,7 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
   core.advance(core.now());
   // A timer may fire a millisecond before the wall clock reaches doneAt: wait again until it has.
   while (!isDone(core, op) && core.now() < deadline) {
-    await delay(Math.max(1, Math.min(op.doneAt, deadline) - core.now()));
+    if (!(await holdCall(ctx, Math.max(1, Math.min(op.doneAt, deadline) - core.now())))) return;
     core.advance(core.now());
   }
   sendJson(ctx.res, 200, computeOperationJson(core.state.computeOperations[op.key] ?? op));

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ApiError } from './errors';
 import type { FaultAction } from './faults';
 
@@ -82,6 +83,15 @@ function payloadTooLarge(limit: number): ApiError {
 }
 
 /** Parses a JSON body; an empty body is `{}` (as for bodiless POSTs such as `:cancel`). */
+/**
+ * Holds a long poll (`:wait`) for `ms`; false once the caller has hung up, so the poll ends like
+ * Google's does. The timer is unref'd: a held call never keeps the process alive.
+ */
+export async function holdCall(ctx: RequestContext, ms: number): Promise<boolean> {
+  if (!ctx.res.closed) await delay(ms, undefined, { ref: false });
+  return !ctx.res.closed;
+}
+
 export function parseJsonBody(body: Buffer): unknown {
   if (body.length === 0) return {};
   try {

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
 import { InvalidModelUriError, parseGcsUri } from '../storage';
 import { EmulatorCore, V1BETA1_TYPE, endpointName } from './core';
 import { ApiError, badRequest } from './errors';
@@ -8,6 +7,7 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
+  holdCall,
   managementRoute,
   parseJsonBody,
   readBody,
@@ -510,7 +510,7 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
     core.advance(core.now());
     const op = core.state.operations[name];
     if (!op || op.done || core.now() >= deadline) break;
-    await delay(Math.min(50, deadline - core.now()));
+    if (!(await holdCall(ctx, Math.min(50, deadline - core.now())))) return;
   }
   const op = core.state.operations[name];
   if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
