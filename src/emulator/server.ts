@@ -1,7 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isIPv4 } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createStorage } from '../storage';
 import { adminRoutes } from './admin';
 import { OAuthError, STS_PATH } from './auth';
@@ -9,7 +8,7 @@ import { computeRoutes, pscConnectionStatus } from './compute';
 import { EmulatorCore, endpointName } from './core';
 import { ApiError, statusNameForHttp } from './errors';
 import type { FaultAction } from './faults';
-import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, readBody, sendJson } from './http';
+import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, holdCall, readBody, sendJson } from './http';
 import { inferenceRoutes } from './inference';
 import { type EmulatorOptions, parseEmulatorConfig } from './options';
 import { vertexRoutes } from './vertex';
@@ -249,7 +248,8 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       route: route.id,
       projects: project ? core.projectAliases(project) : [],
     });
-    if (fault.type === 'latency') await delay(fault.ms);
+    // A caller that hung up during the added latency gets no answer (nor keeps the process alive).
+    if (fault.type === 'latency' && !(await holdCall(ctx, fault.ms))) return;
     if (fault.type === 'drop') {
       req.socket.destroy();
       return;
