@@ -14,14 +14,21 @@ import { judgePscOwnership } from './ownership';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { endpointOf, getIfExists, judgeVertexOwnership, modelOf } from './vertex-resources';
 
+/** How long a cancelled deploy operation may take to end before the stop counts as blocked. */
+const DEFAULT_STOP_WAIT_MS = 30 * 60_000;
+
 /**
- * The compensations, run newest first by the workflow (forwarding rule, address, deployed models,
- * endpoint, model) and retried until they succeed. Each is idempotent (gone already is success),
- * works from the recorded resource names or else from the deployment's deterministic ids, leaves
- * alone what the ownership proof says is not ours, and waits for its operation to finish.
+ * The compensations: stop the deploy operation, undeploy, delete endpoint and model (what stops GPU
+ * billing), and the PSC forwarding rule and address, each retried within a budget the workflow
+ * sets. Each is idempotent (gone already is success), works from the recorded resource names or
+ * else from the deployment's deterministic ids, leaves alone (saying why) what the ownership proof
+ * says is not ours, and waits for its operation to finish.
  */
 export function compensationActivities(ctx: ActivityContext) {
   const { vertex, compute } = ctx.gcp;
+
+  /** Deployments of the current shape retry compensations within a budget (0.1 ones forever). */
+  const budgeted = (input: CleanupInput) => Boolean(input.ownership?.identity);
 
   const done = (outcomes: CleanupOutcome[]): Attempted<CleanupResult> => ({
     outcomes,
@@ -52,10 +59,10 @@ export function compensationActivities(ctx: ActivityContext) {
       const current = await retryTransient(ctx, () => getIfExists(read));
       if (!current) return done([{ resource, outcome: 'already-gone' }]);
       if (input.ownership) {
-        const description = typeof current.description === 'string' ? current.description : undefined;
-        if (!judgePscOwnership(description, input.ownership.deploymentLabel).ours) {
-          return done([{ resource, outcome: 'not-ours' }]);
-        }
+        const { identity, fingerprints } = input.ownership;
+        const recorded = kind === 'addresses' ? fingerprints?.pscAddressId : fingerprints?.pscForwardingRuleId;
+        const verdict = judgePscOwnership(current, input.ownership.deploymentLabel, identity, recorded);
+        if (!verdict.ours) return done([{ resource, outcome: 'not-ours', reason: verdict.reason }]);
       }
       const requestId = runRequestId(`delete ${resource}`);
       const outcome = await deleteComputeResource(
@@ -71,7 +78,7 @@ export function compensationActivities(ctx: ActivityContext) {
       );
       return done([{ resource, outcome }]);
     } catch (err) {
-      throw cleanupFailure(err, what);
+      throw cleanupFailure(err, what, budgeted(input));
     }
   }
 
@@ -79,15 +86,19 @@ export function compensationActivities(ctx: ActivityContext) {
     return input.resources.endpoint ?? (input.ids && endpointOf(input.project, input.region, input.ids));
   }
 
-  /** Reads our endpoint: undefined when gone, `not-ours` when the ownership proof rules it out. */
-  async function ourEndpoint(input: CleanupInput, name: string): Promise<Endpoint | 'not-ours' | undefined> {
+  /** Reads our endpoint: undefined when gone, a `not-ours` outcome when the ownership proof rules it out. */
+  async function ourEndpoint(
+    input: CleanupInput,
+    name: string,
+  ): Promise<{ endpoint: Endpoint } | { notOurs: CleanupOutcome } | undefined> {
     const endpoint = await retryTransient(ctx, () =>
       getIfExists(() => vertex.getEndpoint(name, callOptions())),
     );
     if (!endpoint) return undefined;
-    if (input.ownership && !judgeVertexOwnership(ctx, 'endpoint', endpoint, input.ownership).ours)
-      return 'not-ours';
-    return endpoint;
+    const verdict = input.ownership && judgeVertexOwnership(ctx, 'endpoint', endpoint, input.ownership);
+    if (verdict && !verdict.ours)
+      return { notOurs: { resource: name, outcome: 'not-ours', reason: verdict.reason } };
+    return { endpoint };
   }
 
   /**
@@ -139,32 +150,58 @@ export function compensationActivities(ctx: ActivityContext) {
     return removePsc(input, 'addresses');
   }
 
+  /**
+   * A deploy still running would create or deploy after we removed: cancel it and wait (bounded by
+   * `stopWaitMs`) until Vertex reports it done. Past the bound the attempt fails, naming it.
+   */
+  async function stopOperation(input: CleanupInput): Promise<CleanupOutcome[]> {
+    const operation = input.resources.deployOperation;
+    if (!operation) return [];
+    const op = await retryTransient(ctx, () => getIfExists(() => vertex.getOperation(operation, callOptions())));
+    if (!op) return [{ resource: operation, outcome: 'already-gone' }];
+    if (op.done) return [];
+    await retryTransient(ctx, () => getIfExists(() => vertex.cancelOperation(operation, callOptions())));
+    const waitMs = input.stopWaitMs ?? DEFAULT_STOP_WAIT_MS;
+    await pollUntil(ctx, {
+      progress: () => ({ status: 'waiting for the cancelled deploy operation to end', operation }),
+      check: async () => {
+        const current = await vertex.getOperation(operation, callOptions());
+        return current.done ? current : undefined;
+      },
+      deadline: {
+        at: Date.now() + waitMs,
+        expired: async () => {
+          throw new Error(
+            `the deploy operation ${operation} was cancelled but is still running after ${Math.round(waitMs / 1000)} s`,
+          );
+        },
+      },
+    });
+    return [{ resource: operation, outcome: 'removed' }];
+  }
+
+  async function stopDeployOperation(input: CleanupInput): Promise<Attempted<CleanupResult>> {
+    try {
+      return done(await stopOperation(input));
+    } catch (err) {
+      throw cleanupFailure(err, `stop the deploy operation ${input.resources.deployOperation}`, budgeted(input));
+    }
+  }
+
   async function undeployModels(input: CleanupInput): Promise<Attempted<CleanupResult>> {
     const name = endpointName(input);
     if (!name) return done([]);
     try {
-      const operation = input.resources.deployOperation;
-      if (operation) {
-        // A deploy still running would deploy a model after we undeployed: stop it and wait it out.
-        const op = await retryTransient(ctx, () =>
-          getIfExists(() => vertex.getOperation(operation, callOptions())),
-        );
-        if (op && !op.done) {
-          await retryTransient(ctx, () =>
-            getIfExists(() => vertex.cancelOperation(operation, callOptions())),
-          );
-          await awaitVertexOperation(operation, 'waiting for the cancelled deploy operation to end');
-        }
-      }
-      const endpoint = await ourEndpoint(input, name);
-      if (!endpoint) return done([{ resource: `${name}/deployedModels`, outcome: 'already-gone' }]);
-      if (endpoint === 'not-ours') return done([{ resource: name, outcome: 'not-ours' }]);
-      const outcomes = await undeployAll(endpoint);
+      await stopOperation(input);
+      const found = await ourEndpoint(input, name);
+      if (!found) return done([{ resource: `${name}/deployedModels`, outcome: 'already-gone' }]);
+      if ('notOurs' in found) return done([found.notOurs]);
+      const outcomes = await undeployAll(found.endpoint);
       return done(
         outcomes.length ? outcomes : [{ resource: `${name}/deployedModels`, outcome: 'already-gone' }],
       );
     } catch (err) {
-      throw cleanupFailure(err, `undeploy the models of ${name}`);
+      throw cleanupFailure(err, `undeploy the models of ${name}`, budgeted(input));
     }
   }
 
@@ -172,9 +209,10 @@ export function compensationActivities(ctx: ActivityContext) {
     const name = endpointName(input);
     if (!name) return done([]);
     try {
-      const endpoint = await ourEndpoint(input, name);
-      if (!endpoint) return done([{ resource: name, outcome: 'already-gone' }]);
-      if (endpoint === 'not-ours') return done([{ resource: name, outcome: 'not-ours' }]);
+      const found = await ourEndpoint(input, name);
+      if (!found) return done([{ resource: name, outcome: 'already-gone' }]);
+      if ('notOurs' in found) return done([found.notOurs]);
+      const endpoint = found.endpoint;
       // A deploy that finished after the undeploy step left a model behind: Vertex refuses the delete until it is gone.
       const undeployed = await undeployAll(endpoint);
       beat({ removing: name });
@@ -186,7 +224,7 @@ export function compensationActivities(ctx: ActivityContext) {
       if (finished.error && !isNotFound(finished.error)) throw finished.error;
       return done([...undeployed, { resource: name, outcome: finished.error ? 'already-gone' : 'removed' }]);
     } catch (err) {
-      throw cleanupFailure(err, `delete endpoint ${name}`);
+      throw cleanupFailure(err, `delete endpoint ${name}`, budgeted(input));
     }
   }
 
@@ -196,9 +234,8 @@ export function compensationActivities(ctx: ActivityContext) {
     try {
       const model = await retryTransient(ctx, () => getIfExists(() => vertex.getModel(name, callOptions())));
       if (!model) return done([{ resource: name, outcome: 'already-gone' }]);
-      if (input.ownership && !judgeVertexOwnership(ctx, 'model', model, input.ownership).ours) {
-        return done([{ resource: name, outcome: 'not-ours' }]);
-      }
+      const verdict = input.ownership && judgeVertexOwnership(ctx, 'model', model, input.ownership);
+      if (verdict && !verdict.ours) return done([{ resource: name, outcome: 'not-ours', reason: verdict.reason }]);
       beat({ removing: name });
       const op = await retryTransient(ctx, () => getIfExists(() => vertex.deleteModel(name, callOptions())));
       if (!op) return done([{ resource: name, outcome: 'already-gone' }]);
@@ -206,9 +243,16 @@ export function compensationActivities(ctx: ActivityContext) {
       if (finished.error && !isNotFound(finished.error)) throw finished.error;
       return done([{ resource: name, outcome: finished.error ? 'already-gone' : 'removed' }]);
     } catch (err) {
-      throw cleanupFailure(err, `delete model ${name}`);
+      throw cleanupFailure(err, `delete model ${name}`, budgeted(input));
     }
   }
 
-  return { deletePscForwardingRule, releasePscAddress, undeployModels, deleteEndpoint, deleteModel };
+  return {
+    deletePscForwardingRule,
+    releasePscAddress,
+    stopDeployOperation,
+    undeployModels,
+    deleteEndpoint,
+    deleteModel,
+  };
 }

@@ -16,6 +16,9 @@ export const NON_RETRYABLE_ERRORS = {
   replicasTimeout: 'ReplicasNotReady',
   pscRejected: 'PscConnectionRejected',
   pscTimeout: 'PscConnectionPending',
+  /** A compensation that cannot remove a resource (only non-retryable for permission/request errors). */
+  cleanupBlocked: 'CleanupBlocked',
+  scaleFailed: 'ScaleFailed',
 } as const;
 
 /**
@@ -49,14 +52,56 @@ export interface ValidatedDeployment {
   validation: ValidationSummary;
 }
 
+/**
+ * Who a deployment is. Every resource it creates carries this (labels on Vertex resources, the
+ * description of Compute ones), and every adopt and delete checks it, so nothing is taken over or
+ * removed on the strength of a name.
+ */
+export interface DeploymentIdentity {
+  project: string;
+  region: string;
+  name: string;
+  /** `deploy/{project}/{region}/{name}`. */
+  workflowId: string;
+  /**
+   * The first run id of the deployment's workflow: stable across continue-as-new, different for a
+   * later deployment of the same name (which must not adopt what an earlier one left behind).
+   */
+  incarnation: string;
+  /** Revision the resources belong to (1 for the first deploy). */
+  revision: number;
+}
+
+/**
+ * What this deployment recorded about the resources it created, checked on every later adopt and
+ * delete: a resource under the same name with another creation time or Compute id was recreated by
+ * someone else.
+ */
+export interface ResourceFingerprints {
+  endpointCreateTime?: string;
+  modelCreateTime?: string;
+  pscAddressId?: string;
+  pscForwardingRuleId?: string;
+}
+
 /** Identifies resources created by this deployment, so nothing foreign is adopted or deleted. */
 export interface OwnershipProof {
   /** Value of the `garden-deploy-deployment` label garden-deploy puts on what it creates. */
   deploymentLabel: string;
   endpointDisplayName: string;
   modelDisplayName: string;
-  /** Epoch ms when the deploy step first started; an unlabelled resource created before it is not ours. */
+  /**
+   * Epoch ms when the deploy step first started. `:deploy` cannot carry labels, so until this
+   * deployment has labelled (and fingerprinted) them, an unlabelled endpoint or model with its id
+   * and display name created after this is its own.
+   */
   notBefore: number;
+  /**
+   * The deployment's identity; absent in inputs of deployments started by garden-deploy 0.1
+   * (workflow `deployModel`), which are judged by the name label alone, as they were.
+   */
+  identity?: DeploymentIdentity;
+  fingerprints?: ResourceFingerprints;
 }
 
 /** Everything a deployment may have created, as full resource names. */
@@ -84,6 +129,44 @@ export interface DeployToVertexResult {
   /** True when an existing endpoint of this deployment was adopted instead of created. */
   adopted: boolean;
   resources: DeploymentResources;
+  /** Creation times of the endpoint and model as labelled: later deletes check them. */
+  fingerprints?: ResourceFingerprints;
+}
+
+/** `startDeploy`: submit `:deploy` (or find what an earlier attempt submitted). */
+export type StartDeployInput = Omit<DeployToVertexInput, 'deadline'>;
+
+export interface StartDeployResult {
+  /**
+   * The deploy operation, recorded by the workflow before anything waits on it, so a cancel or
+   * timeout can stop it. Absent when the endpoint already existed (an earlier attempt's, adopted).
+   */
+  operation?: string;
+  adopted: boolean;
+}
+
+/** `finishDeploy`: wait for the operation (or the adopted endpoint), then label what it created. */
+export interface FinishDeployInput extends DeployToVertexInput {
+  operation?: string;
+}
+
+/** `scaleDeployment`: min/max replicas of the serving deployed model, in place. */
+export interface ScaleInput {
+  endpoint: string;
+  deployedModelId: string;
+  minReplicas: number;
+  maxReplicas: number;
+  ownership: OwnershipProof;
+  /** Epoch ms after which the step fails when `minReplicas` are not available yet. */
+  deadline: number;
+}
+
+export interface ScaleResult {
+  available: number;
+  minReplicas: number;
+  maxReplicas: number;
+  /** The mutateDeployedModel operation. */
+  operation: string;
 }
 
 export interface WaitForReplicasInput {
@@ -107,17 +190,25 @@ export interface PscInput {
   spec: ValidatedDeployment['spec'];
   ids: DeploymentIds;
   serviceAttachment: string;
+  /** Written into the Compute descriptions and checked on adoption (absent from 0.1 workflows). */
+  identity?: DeploymentIdentity;
+  /** A resource of this deployment recorded earlier must still have the same Compute id. */
+  fingerprints?: ResourceFingerprints;
 }
 
 export interface PscAddress {
   address: string;
   ipAddress: string;
+  /** Compute's numeric id of the address (its fingerprint). */
+  id?: string;
 }
 
 export interface PscConnection {
   forwardingRule: string;
   ipAddress: string;
   status: string;
+  /** Compute's numeric id of the forwarding rule (its fingerprint). */
+  id?: string;
 }
 
 export type SmokeTarget =
@@ -146,20 +237,27 @@ export interface CleanupInput {
   project: string;
   region: string;
   /**
-   * How to recognise this deployment's resources. Absent for a teardown of a finished deployment:
-   * its recorded resource names are removed as recorded.
+   * How to recognise this deployment's resources. Absent only in the `teardownDeployment` workflow
+   * of garden-deploy 0.1, which removes the recorded names as recorded.
    */
   ownership?: OwnershipProof;
   resources: DeploymentResources;
   /** Deterministic ids, for resources a step may have created before it could report them. */
   ids?: DeploymentIds;
   consumerProject?: string;
+  /** How long `stopDeployOperation` waits for a cancelled operation to end (default 30 min). */
+  stopWaitMs?: number;
 }
 
-/** What a compensation did: removed it, found it already gone, or left it because it is not ours. */
+/**
+ * What a compensation did: removed it, found it already gone, left it because it is not ours, or
+ * (an operator's `abandonCleanup`) left it for the operator to remove.
+ */
 export interface CleanupOutcome {
   resource: string;
-  outcome: 'removed' | 'already-gone' | 'not-ours';
+  outcome: 'removed' | 'already-gone' | 'not-ours' | 'abandoned';
+  /** Why it was left alone (`not-ours`, `abandoned`). */
+  reason?: string;
 }
 
 export interface CleanupResult {
@@ -174,7 +272,10 @@ export type Attempted<T> = T & { attempt: number };
 
 export interface DeploymentActivities {
   validateWeights(spec: DeploymentSpecInput): Promise<Attempted<ValidatedDeployment>>;
+  /** 0.1 workflows: `startDeploy` and `finishDeploy` in one activity, resumed from its heartbeat. */
   deployToVertex(input: DeployToVertexInput): Promise<Attempted<DeployToVertexResult>>;
+  startDeploy(input: StartDeployInput): Promise<Attempted<StartDeployResult>>;
+  finishDeploy(input: FinishDeployInput): Promise<Attempted<DeployToVertexResult>>;
   waitForReplicas(input: WaitForReplicasInput): Promise<Attempted<ReplicaStatus>>;
   reservePscAddress(input: PscInput): Promise<Attempted<PscAddress>>;
   createPscForwardingRule(input: PscInput & { address: PscAddress }): Promise<Attempted<PscConnection>>;
@@ -184,8 +285,11 @@ export interface DeploymentActivities {
   runSmokeTests(input: SmokeInput): Promise<Attempted<{ results: SmokeResult[] }>>;
   deletePscForwardingRule(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   releasePscAddress(input: CleanupInput): Promise<Attempted<CleanupResult>>;
+  /** Cancels a running deploy operation and waits until Vertex reports it done. */
+  stopDeployOperation(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   /** Cancels or waits out a running deploy operation, then undeploys every model of our endpoint. */
   undeployModels(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   deleteEndpoint(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   deleteModel(input: CleanupInput): Promise<Attempted<CleanupResult>>;
+  scaleDeployment(input: ScaleInput): Promise<Attempted<ScaleResult>>;
 }

@@ -16,10 +16,14 @@ import {
   type Attempted,
   type DeployToVertexInput,
   type DeployToVertexResult,
+  type FinishDeployInput,
   NON_RETRYABLE_ERRORS,
+  type StartDeployInput,
+  type StartDeployResult,
 } from './contract';
 import type { ActivityContext } from './deps';
 import { currentAttempt, isCancellation, permanentFailure, toActivityFailure } from './failures';
+import { identityLabels } from './ownership';
 import { beat, callOptions, cancelRequestedByWorkflow, pollUntil, retryTransient } from './runtime';
 import {
   dedicatedDnsOf,
@@ -32,7 +36,221 @@ import {
 } from './vertex-resources';
 
 /**
- * What the deploy step checkpoints in its heartbeat. A new attempt after a worker crash or a
+ * The deploy step, as two activities so the workflow holds the operation name before anything
+ * waits on it: `startDeploy` submits Model Garden `:deploy` with the deployment's own endpoint and
+ * model ids (a repeated call can never create a second endpoint: an existing one is adopted when it
+ * is ours and refused otherwise); `finishDeploy` awaits the operation, then labels the endpoint and
+ * model with the deployment's identity (`:deploy` cannot carry labels in v1beta1) and records their
+ * creation times. `deployToVertex` runs both in one activity for workflows of garden-deploy 0.1.
+ */
+export function deployActivities(ctx: ActivityContext) {
+  const vertex = ctx.gcp.vertex;
+
+  /** Refuses a resource that is not this deployment's, naming it and how to resolve it. */
+  function assertOurs(input: StartDeployInput, kind: 'endpoint' | 'model', resource: Endpoint | Model): void {
+    const verdict = judgeVertexOwnership(ctx, kind, resource, input.ownership);
+    if (verdict.ours) return;
+    const { spec, ids } = input;
+    const id = kind === 'endpoint' ? ids.endpointId : ids.modelId;
+    throw permanentFailure(
+      NON_RETRYABLE_ERRORS.resourceConflict,
+      `${kind} ${resource.name} already exists and is not this deployment's: ${verdict.reason}. ` +
+        `If it is a leftover of an earlier deployment of "${spec.name}", remove it with \`garden-deploy teardown ${ids.workflowId}\`; ` +
+        `otherwise delete it (gcloud ai ${kind}s delete ${id} --project ${spec.project} --region ${spec.region}) ` +
+        `or choose another ${kind}.id in the spec.`,
+    );
+  }
+
+  /** GET the endpoint; submit `:deploy` when it does not exist. */
+  async function submit(input: StartDeployInput): Promise<StartDeployResult> {
+    const endpoint = endpointOf(input.spec.project, input.spec.region, input.ids);
+    const existing = await retryTransient(ctx, () =>
+      getIfExists(() => vertex.getEndpoint(endpoint, callOptions())),
+    );
+    if (existing) {
+      assertOurs(input, 'endpoint', existing);
+      return { adopted: true };
+    }
+    try {
+      const op = await retryTransient(ctx, () => vertex.deploy(deployRequest(input), callOptions()));
+      return { operation: op.name, adopted: false };
+    } catch (err) {
+      // An earlier attempt's :deploy got in (its answer was lost), or someone else's: `finish` tells which.
+      if (!isAlreadyExists(err)) throw err;
+      return { adopted: true };
+    }
+  }
+
+  /** Waits for the operation (or the adopted endpoint to serve our model), then labels both. */
+  async function finish(
+    input: FinishDeployInput,
+    progress: (status: string) => unknown,
+  ): Promise<Omit<DeployToVertexResult, 'adopted'> & { adopted: boolean }> {
+    const { spec, ids, deadline, operation } = input;
+    const endpoint = endpointOf(spec.project, spec.region, ids);
+    const model = modelOf(spec.project, spec.region, ids);
+    let adopted = operation === undefined;
+    let finished: { endpoint: string; model: string } | undefined;
+    if (operation) {
+      const op = await pollUntil(ctx, {
+        progress: () => progress('waiting for the deploy operation'),
+        check: async () => {
+          const current = await getIfExists(() => vertex.getOperation(operation, callOptions()));
+          if (!current) return null;
+          return current.done ? current : undefined;
+        },
+        deadline: {
+          at: deadline,
+          expired: async () => {
+            await cancelQuietly(ctx, operation);
+            throw permanentFailure(
+              NON_RETRYABLE_ERRORS.deployFailed,
+              `the deploy operation ${operation} did not finish within timeouts.deploy (${formatDuration(spec.timeouts.deploy)}); ` +
+                'it was cancelled and the rollback removes whatever it created. Large models can take longer: raise timeouts.deploy.',
+            );
+          },
+        },
+      });
+      // Forgotten by the server, or a repeated :deploy whose first one won the ids: look the endpoint up.
+      if (op && op.error?.status !== 'ALREADY_EXISTS') finished = finishedDeploy(op, model);
+      else adopted = true;
+    }
+    const deployed =
+      finished ??
+      (await pollUntil(ctx, {
+        progress: () => progress(`adopting endpoint ${ids.endpointId} created by an earlier attempt`),
+        check: async () => {
+          const found = await getIfExists(() => vertex.getEndpoint(endpoint, callOptions()));
+          if (!found) {
+            // The conflict may be the model id; a model of ours means our deploy is still importing.
+            const existingModel = await getIfExists(() => vertex.getModel(model, callOptions()));
+            if (existingModel) assertOurs(input, 'model', existingModel);
+            return undefined;
+          }
+          assertOurs(input, 'endpoint', found);
+          const serving = deployedModelOf(found, model);
+          return serving ? { endpoint: found.name, model: serving.model ?? model } : undefined;
+        },
+        deadline: {
+          at: deadline,
+          expired: async () => {
+            throw permanentFailure(
+              NON_RETRYABLE_ERRORS.deployFailed,
+              `endpoint ${endpoint} belongs to this deployment but ${ids.modelId} was not deployed to it within ` +
+                `timeouts.deploy (${formatDuration(spec.timeouts.deploy)}); the deploy operation that created it may have failed ` +
+                '(see the operations in the Cloud console). The rollback removes the endpoint; start the deployment again.',
+            );
+          },
+        },
+      }));
+
+    beat(progress('labelling the endpoint and model'));
+    const labels = {
+      ...(input.ownership.identity
+        ? identityLabels(input.ownership.identity)
+        : { [DEPLOYMENT_LABEL]: spec.name }),
+      ...spec.labels,
+    };
+    // Merged over the labels the resource has: Google's own labels stay.
+    const labelled = await retryTransient(ctx, async () => {
+      const current = await vertex.getEndpoint(deployed.endpoint, callOptions());
+      assertOurs(input, 'endpoint', current);
+      if (hasLabels(current.labels, labels)) return current;
+      return vertex.setEndpointLabels(
+        current.name,
+        { ...current.labels, ...labels },
+        { ...callOptions(), ...(current.etag ? { etag: current.etag } : {}) },
+      );
+    });
+    const labelledModel = await retryTransient(ctx, async () => {
+      const current = await vertex.getModel(deployed.model, callOptions());
+      assertOurs(input, 'model', current);
+      if (hasLabels(current.labels, labels)) return current;
+      return vertex.setModelLabels(
+        current.name,
+        { ...current.labels, ...labels },
+        { ...callOptions(), ...(current.etag ? { etag: current.etag } : {}) },
+      );
+    });
+
+    const serving = deployedModelOf(labelled, deployed.model);
+    const attachment = serviceAttachmentOf(labelled, serving);
+    const dns = dedicatedDnsOf(labelled);
+    return {
+      adopted,
+      resources: {
+        ...(operation ? { deployOperation: operation } : {}),
+        endpoint: labelled.name,
+        model: deployed.model,
+        ...(serving ? { deployedModelId: serving.id } : {}),
+        ...(dns ? { dedicatedEndpointDns: dns } : {}),
+        ...(attachment ? { serviceAttachment: attachment } : {}),
+      },
+      fingerprints: {
+        ...(labelled.createTime ? { endpointCreateTime: labelled.createTime } : {}),
+        ...(labelledModel.createTime ? { modelCreateTime: labelledModel.createTime } : {}),
+      },
+    };
+  }
+
+  /** Stops Google's work only when the workflow cancelled us; after a crash the next attempt resumes it. */
+  async function onFailure(err: unknown, operation: string | undefined, input: StartDeployInput) {
+    if (operation && isCancellation(err) && cancelRequestedByWorkflow()) await cancelQuietly(ctx, operation);
+    return toActivityFailure(err, `deploying ${input.spec.model.uri} to endpoint ${input.ids.endpointId}`);
+  }
+
+  async function startDeploy(input: StartDeployInput): Promise<Attempted<StartDeployResult>> {
+    beat({ status: 'submitting :deploy' });
+    try {
+      return { ...(await submit(input)), attempt: currentAttempt() };
+    } catch (err) {
+      throw await onFailure(err, undefined, input);
+    }
+  }
+
+  async function finishDeploy(input: FinishDeployInput): Promise<Attempted<DeployToVertexResult>> {
+    const progress = (status: string) => ({
+      ...(input.operation ? { operationName: input.operation } : {}),
+      status,
+    });
+    try {
+      return { ...(await finish(input, progress)), attempt: currentAttempt() };
+    } catch (err) {
+      throw await onFailure(err, input.operation, input);
+    }
+  }
+
+  async function deployToVertex(input: DeployToVertexInput): Promise<Attempted<DeployToVertexResult>> {
+    const resumed = DeployHeartbeatSchema.safeParse(activityInfo().heartbeatDetails ?? {});
+    const checkpoint = resumed.success ? resumed.data : {};
+    const submittedAt = checkpoint.submittedAt ?? Date.now();
+    let operation = checkpoint.operationName;
+    const progress = (status: string): DeployHeartbeat => ({
+      submittedAt,
+      ...(operation ? { operationName: operation } : {}),
+      status,
+    });
+    try {
+      let adopted = false;
+      if (!operation) {
+        const started = await submit(input);
+        operation = started.operation;
+        adopted = started.adopted;
+        // The attempt's first heartbeat goes out at once: the name reaches the server before a crash can lose it.
+        if (operation) beat(progress('deploy operation started'));
+      }
+      const result = await finish({ ...input, ...(operation ? { operation } : {}) }, progress);
+      return { ...result, adopted: adopted || result.adopted, attempt: currentAttempt() };
+    } catch (err) {
+      throw await onFailure(err, operation, input);
+    }
+  }
+
+  return { startDeploy, finishDeploy, deployToVertex };
+}
+
+/**
+ * What `deployToVertex` checkpoints in its heartbeat. A new attempt after a worker crash or a
  * heartbeat timeout resumes the operation named here instead of issuing a second `:deploy`.
  */
 const DeployHeartbeatSchema = z.looseObject({
@@ -41,172 +259,7 @@ const DeployHeartbeatSchema = z.looseObject({
 });
 type DeployHeartbeat = z.infer<typeof DeployHeartbeatSchema> & { status: string };
 
-/**
- * Model Garden `:deploy` with the deployment's own endpoint and model ids, so a repeated call can
- * never create a second endpoint: an endpoint that already exists is adopted when it is ours and
- * refused otherwise. Awaits the operation, then labels the endpoint and model as this
- * deployment's (`:deploy` cannot carry endpoint labels in v1beta1).
- */
-export function deployToVertexActivity(ctx: ActivityContext) {
-  return async function deployToVertex(input: DeployToVertexInput): Promise<Attempted<DeployToVertexResult>> {
-    const { spec, ids, ownership, deadline } = input;
-    const vertex = ctx.gcp.vertex;
-    const endpoint = endpointOf(spec.project, spec.region, ids);
-    const model = modelOf(spec.project, spec.region, ids);
-    const resumed = DeployHeartbeatSchema.safeParse(activityInfo().heartbeatDetails ?? {});
-    const checkpoint = resumed.success ? resumed.data : {};
-    const submittedAt = checkpoint.submittedAt ?? Date.now();
-    let operationName = checkpoint.operationName;
-    const progress = (status: string): DeployHeartbeat => ({
-      submittedAt,
-      ...(operationName ? { operationName } : {}),
-      status,
-    });
-
-    /** Refuses a resource that is not this deployment's, naming it and how to resolve it. */
-    const assertOurs = (kind: 'endpoint' | 'model', resource: Endpoint | Model): void => {
-      const verdict = judgeVertexOwnership(ctx, kind, resource, ownership);
-      if (verdict.ours) return;
-      const id = kind === 'endpoint' ? ids.endpointId : ids.modelId;
-      throw permanentFailure(
-        NON_RETRYABLE_ERRORS.resourceConflict,
-        `${kind} ${resource.name} already exists and is not this deployment's: ${verdict.reason}. ` +
-          `Delete it (gcloud ai ${kind}s delete ${id} --project ${spec.project} --region ${spec.region}) ` +
-          `or choose another ${kind}.id in the spec.`,
-      );
-    };
-
-    try {
-      let adopted = false;
-      if (!operationName) {
-        // No heartbeat before the operation name is known: the SDK sends an attempt's first heartbeat at
-        // once but throttles later ones, and the name must reach the server before a crash can lose it.
-        const existing = await retryTransient(ctx, () =>
-          getIfExists(() => vertex.getEndpoint(endpoint, callOptions())),
-        );
-        if (existing) {
-          assertOurs('endpoint', existing);
-          adopted = true;
-        } else {
-          try {
-            const op = await retryTransient(ctx, () => vertex.deploy(deployRequest(input), callOptions()));
-            operationName = op.name;
-            beat(progress('deploy operation started'));
-          } catch (err) {
-            if (!isAlreadyExists(err)) throw err;
-            adopted = true;
-          }
-        }
-      }
-
-      let finished: { endpoint: string; model: string } | undefined;
-      if (operationName) {
-        const name = operationName;
-        const op = await pollUntil(ctx, {
-          progress: () => progress('waiting for the deploy operation'),
-          check: async () => {
-            const current = await getIfExists(() => vertex.getOperation(name, callOptions()));
-            if (!current) return null;
-            return current.done ? current : undefined;
-          },
-          deadline: {
-            at: deadline,
-            expired: async () => {
-              await cancelQuietly(ctx, name);
-              throw permanentFailure(
-                NON_RETRYABLE_ERRORS.deployFailed,
-                `the deploy operation ${name} did not finish within timeouts.deploy (${formatDuration(spec.timeouts.deploy)}); ` +
-                  'it was cancelled and the rollback removes whatever it created. Large models can take longer: raise timeouts.deploy.',
-              );
-            },
-          },
-        });
-        // Forgotten by the server, or a repeated :deploy whose first one won the ids: look the endpoint up.
-        if (op && op.error?.status !== 'ALREADY_EXISTS') finished = finishedDeploy(op, model);
-        else adopted = true;
-      }
-      const deployed =
-        finished ??
-        (await pollUntil(ctx, {
-          progress: () => progress(`adopting endpoint ${ids.endpointId} created by an earlier attempt`),
-          check: async () => {
-            const found = await getIfExists(() => vertex.getEndpoint(endpoint, callOptions()));
-            if (!found) {
-              // The conflict may be the model id; a model of ours means our deploy is still importing.
-              const existingModel = await getIfExists(() => vertex.getModel(model, callOptions()));
-              if (existingModel) assertOurs('model', existingModel);
-              return undefined;
-            }
-            assertOurs('endpoint', found);
-            const serving = deployedModelOf(found, model);
-            return serving ? { endpoint: found.name, model: serving.model ?? model } : undefined;
-          },
-          deadline: {
-            at: deadline,
-            expired: async () => {
-              throw permanentFailure(
-                NON_RETRYABLE_ERRORS.deployFailed,
-                `endpoint ${endpoint} belongs to this deployment but ${ids.modelId} was not deployed to it within ` +
-                  `timeouts.deploy (${formatDuration(spec.timeouts.deploy)}); the deploy operation that created it may have failed ` +
-                  '(see the operations in the Cloud console). The rollback removes the endpoint; start the deployment again.',
-              );
-            },
-          },
-        }));
-
-      beat(progress('labelling the endpoint and model'));
-      const labels = { [DEPLOYMENT_LABEL]: spec.name, ...spec.labels };
-      const labelled = await retryTransient(ctx, async () => {
-        const current = await vertex.getEndpoint(deployed.endpoint, callOptions());
-        if (hasLabels(current.labels, labels)) return current;
-        return vertex.setEndpointLabels(
-          current.name,
-          { ...current.labels, ...labels },
-          {
-            ...callOptions(),
-            ...(current.etag ? { etag: current.etag } : {}),
-          },
-        );
-      });
-      await retryTransient(ctx, async () => {
-        const current = await vertex.getModel(deployed.model, callOptions());
-        if (hasLabels(current.labels, labels)) return;
-        await vertex.setModelLabels(
-          current.name,
-          { ...current.labels, ...labels },
-          {
-            ...callOptions(),
-            ...(current.etag ? { etag: current.etag } : {}),
-          },
-        );
-      });
-
-      const serving = deployedModelOf(labelled, deployed.model);
-      const attachment = serviceAttachmentOf(labelled, serving);
-      const dns = dedicatedDnsOf(labelled);
-      return {
-        adopted,
-        resources: {
-          ...(operationName ? { deployOperation: operationName } : {}),
-          endpoint: labelled.name,
-          model: deployed.model,
-          ...(serving ? { deployedModelId: serving.id } : {}),
-          ...(dns ? { dedicatedEndpointDns: dns } : {}),
-          ...(attachment ? { serviceAttachment: attachment } : {}),
-        },
-        attempt: currentAttempt(),
-      };
-    } catch (err) {
-      // Only the workflow's cancel stops Google's work; after a crash or shutdown the next attempt resumes it.
-      if (operationName && isCancellation(err) && cancelRequestedByWorkflow()) {
-        await cancelQuietly(ctx, operationName);
-      }
-      throw toActivityFailure(err, `deploying ${spec.model.uri} to endpoint ${ids.endpointId}`);
-    }
-  };
-}
-
-function deployRequest({ spec, ids }: DeployToVertexInput): DeployInput {
+function deployRequest({ spec, ids }: StartDeployInput): DeployInput {
   return {
     project: spec.project,
     location: spec.region,
@@ -242,7 +295,7 @@ function finishedDeploy(op: Operation, model: string): { endpoint: string; model
 }
 
 /** `:cancel` of a deploy operation, best effort: a failure to cancel must not hide why we stopped. */
-async function cancelQuietly(ctx: ActivityContext, operation: string): Promise<void> {
+export async function cancelQuietly(ctx: ActivityContext, operation: string): Promise<void> {
   try {
     await ctx.gcp.vertex.cancelOperation(operation, { timeoutMs: 15_000 });
   } catch (err) {

@@ -96,15 +96,37 @@ export function toActivityFailure(err: unknown, context: string): unknown {
   return transientFailure(`${context}: ${error.message}`, { type: error.name });
 }
 
+/** Google answers no retry can change: an operator must grant a permission or fix the request. */
+const BLOCKING_STATUSES = new Set(['PERMISSION_DENIED', 'UNAUTHENTICATED', 'INVALID_ARGUMENT']);
+
 /**
- * Compensations are retried until they succeed, so they never fail permanently; the message says
- * what blocks the removal so an operator can unblock it.
+ * Why a compensation could not remove something, saying what blocks it so an operator can unblock
+ * it. The workflow retries it within its budget; a permission or request error is not retried, as
+ * only an operator can fix it (then `retryCleanup`). `budgeted` is false for 0.1 workflows.
  */
-export function cleanupFailure(err: unknown, what: string): unknown {
+export function cleanupFailure(err: unknown, what: string, budgeted: boolean): unknown {
   if (isCancellation(err)) return err;
   const reason = err instanceof GcpApiError ? err.message : err instanceof Error ? err.message : String(err);
-  return transientFailure(`cannot ${what} yet, retrying until it succeeds: ${reason}`, {
-    type: 'CleanupBlocked',
+  // 0.1 workflows retry compensations forever and rely on them never failing for good.
+  if (!budgeted) {
+    return transientFailure(`cannot ${what} yet, retrying until it succeeds: ${reason}`, {
+      type: NON_RETRYABLE_ERRORS.cleanupBlocked,
+      ...(err instanceof GcpApiError && err.retryAfterMs !== undefined
+        ? { retryAfterMs: err.retryAfterMs }
+        : {}),
+    });
+  }
+  const message = `cannot ${what}: ${reason}`;
+  if (err instanceof GcpApiError && BLOCKING_STATUSES.has(err.status)) {
+    return ApplicationFailure.create({
+      type: NON_RETRYABLE_ERRORS.cleanupBlocked,
+      message: bounded(message, MAX_MESSAGE_CHARS),
+      nonRetryable: true,
+      details: details(),
+    });
+  }
+  return transientFailure(message, {
+    type: NON_RETRYABLE_ERRORS.cleanupBlocked,
     ...(err instanceof GcpApiError && err.retryAfterMs !== undefined
       ? { retryAfterMs: err.retryAfterMs }
       : {}),

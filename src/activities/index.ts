@@ -1,8 +1,9 @@
 import { compensationActivities } from './compensations';
 import type { DeploymentActivities } from './contract';
 import { type ActivityDeps, resolveActivityDeps } from './deps';
-import { deployToVertexActivity } from './deploy-to-vertex';
+import { deployActivities } from './deploy-to-vertex';
 import { pscActivities } from './psc';
+import { scaleActivity } from './scale';
 import { runSmokeTestsActivity } from './smoke-tests';
 import { validateWeightsActivity } from './validate-weights';
 import { waitForReplicasActivity } from './wait-for-replicas';
@@ -24,10 +25,11 @@ export function createActivities(deps: ActivityDeps): DeploymentActivities {
   const ctx = resolveActivityDeps(deps);
   return {
     validateWeights: validateWeightsActivity(ctx),
-    deployToVertex: deployToVertexActivity(ctx),
+    ...deployActivities(ctx),
     waitForReplicas: waitForReplicasActivity(ctx),
     ...pscActivities(ctx),
     runSmokeTests: runSmokeTestsActivity(ctx),
     ...compensationActivities(ctx),
+    scaleDeployment: scaleActivity(ctx),
   };
 }

@@ -16,7 +16,7 @@ import {
 } from './compute-resources';
 import type { ActivityContext } from './deps';
 import { currentAttempt, permanentFailure, toActivityFailure } from './failures';
-import { judgePscOwnership, pscDescription } from './ownership';
+import { computeIdOf, judgePscOwnership, pscDescription } from './ownership';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { getIfExists } from './vertex-resources';
 
@@ -38,7 +38,7 @@ export function pscActivities(ctx: ActivityContext) {
     read: () => Promise<T>,
     insert: (description: string, requestId: string) => Promise<ComputeOperation>,
   ): Promise<T> {
-    const description = pscDescription(input.spec.name, input.ids.workflowId);
+    const description = pscDescription(input.spec.name, input.ids.workflowId, input.identity);
     beat({ status: `looking up ${kind} ${ref.name}` });
     let resource = await retryTransient(ctx, () => getIfExists(read));
     if (!resource) {
@@ -53,17 +53,17 @@ export function pscActivities(ctx: ActivityContext) {
       }
       resource = await retryTransient(ctx, read);
     }
-    const verdict = judgePscOwnership(
-      typeof resource.description === 'string' ? resource.description : undefined,
-      input.spec.name,
-    );
+    const recorded =
+      kind === 'address' ? input.fingerprints?.pscAddressId : input.fingerprints?.pscForwardingRuleId;
+    const verdict = judgePscOwnership(resource, input.spec.name, input.identity, recorded);
     if (!verdict.ours) {
       const noun = kind === 'address' ? 'addresses' : 'forwarding-rules';
       throw permanentFailure(
         NON_RETRYABLE_ERRORS.resourceConflict,
         `${kind} ${computeName(kind === 'address' ? 'addresses' : 'forwardingRules', ref)} already exists and is not ` +
-          `this deployment's: ${verdict.reason}. Delete it (gcloud compute ${noun} delete ${ref.name} ` +
-          `--project ${ref.project} --region ${ref.region}) or rename the deployment.`,
+          `this deployment's: ${verdict.reason}. If it is a leftover of an earlier deployment of "${input.spec.name}", ` +
+          `remove it with \`garden-deploy teardown ${input.ids.workflowId}\`; otherwise delete it ` +
+          `(gcloud compute ${noun} delete ${ref.name} --project ${ref.project} --region ${ref.region}) or rename the deployment.`,
       );
     }
     return resource;
@@ -101,6 +101,7 @@ export function pscActivities(ctx: ActivityContext) {
       return {
         address: computeName('addresses', ref),
         ipAddress: address.address!,
+        ...computeId(address),
         attempt: currentAttempt(),
       };
     } catch (err) {
@@ -145,6 +146,7 @@ export function pscActivities(ctx: ActivityContext) {
         forwardingRule: computeName('forwardingRules', ref),
         ipAddress: rule.IPAddress ?? input.address.ipAddress,
         status: rule.pscConnectionStatus ?? 'PENDING',
+        ...computeId(rule),
         attempt: currentAttempt(),
       };
     } catch (err) {
@@ -201,6 +203,12 @@ export function pscActivities(ctx: ActivityContext) {
   }
 
   return { reservePscAddress, createPscForwardingRule, waitForPscConnection };
+}
+
+/** The resource's Compute id, as the optional `id` of a result. */
+function computeId(resource: Readonly<Record<string, unknown>>): { id?: string } {
+  const id = computeIdOf(resource);
+  return id ? { id } : {};
 }
 
 /**

@@ -31,10 +31,22 @@ export function cancelRequestedByWorkflow(): boolean {
   return cancellationDetails()?.cancelRequested === true;
 }
 
+/**
+ * How often a waiting activity heartbeats at most a second apart: a cancellation reaches an activity
+ * only in the answer to a heartbeat, and the worker sends them at most once per throttle interval
+ * (`GARDEN_DEPLOY_HEARTBEAT_THROTTLE`), so a cancel lands within about two seconds. Heartbeats are
+ * local calls; the worker's throttle bounds what reaches the server.
+ */
+const MAX_HEARTBEAT_GAP_MS = 1_000;
+
+function heartbeatEvery(heartbeatTimeout: number): number {
+  return Math.max(50, Math.min(MAX_HEARTBEAT_GAP_MS, Math.floor(heartbeatTimeout / 3)));
+}
+
 /** Waits `ms` (cancellation-aware), heartbeating often enough that a long wait never times out. */
 export async function pause(ms: number): Promise<void> {
   const heartbeatTimeout = activityInfo().heartbeatTimeoutMs;
-  const slice = heartbeatTimeout ? Math.max(50, Math.floor(heartbeatTimeout / 3)) : ms;
+  const slice = heartbeatTimeout ? heartbeatEvery(heartbeatTimeout) : ms;
   let left = Math.max(1, ms);
   while (left > 0) {
     const step = Math.min(slice, left);
@@ -51,7 +63,7 @@ export async function pause(ms: number): Promise<void> {
 export async function keepAlive<T>(work: () => Promise<T>): Promise<T> {
   const heartbeatTimeout = activityInfo().heartbeatTimeoutMs;
   if (!heartbeatTimeout) return work();
-  const timer = setInterval(() => beat(), Math.max(50, Math.floor(heartbeatTimeout / 3)));
+  const timer = setInterval(() => beat(), heartbeatEvery(heartbeatTimeout));
   try {
     return await work();
   } finally {

@@ -62,5 +62,9 @@ export function judgeVertexOwnership(
   ownership: OwnershipProof,
 ) {
   const expected = kind === 'endpoint' ? ownership.endpointDisplayName : ownership.modelDisplayName;
-  return judgeOwnership(resource, expected, ownership, ctx.options.clockSkewMs);
+  const recorded =
+    kind === 'endpoint'
+      ? ownership.fingerprints?.endpointCreateTime
+      : ownership.fingerprints?.modelCreateTime;
+  return judgeOwnership(resource, expected, ownership, recorded, ctx.options.clockSkewMs);
 }

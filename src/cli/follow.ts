@@ -1,12 +1,15 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeploymentFailedError,
+  DeploymentStateError,
   type DeploymentStatus,
+  getProgress,
   isDeploymentResult,
   type TemporalConnection,
   watchDeployment,
   watchTeardown,
 } from '../client';
-import type { DeploymentResult, TeardownResult } from '../workflows/types';
+import type { DeploymentResult, ScaleOutcome, TeardownResult } from '../workflows/types';
 import {
   type CommandIo,
   EXIT_DEPLOYMENT_FAILED,
@@ -15,22 +18,35 @@ import {
   FollowInterrupted,
   interruptibleFollow,
 } from './client-command';
-import { ProgressDisplay, renderDeploymentResult, renderStatus, renderTeardownResult } from './progress-view';
+import {
+  ProgressDisplay,
+  renderDeploymentResult,
+  renderScaleOutcome,
+  renderStatus,
+  renderTeardownResult,
+} from './progress-view';
 
-/** How following a deployment or teardown ended. */
+/** How following a deployment (or a request to it) ended. */
 export type FollowOutcome =
-  | { kind: 'deployed'; result: DeploymentResult }
+  | { kind: 'deployment'; result: DeploymentResult }
   | { kind: 'torn-down'; result: TeardownResult }
-  /** Serving and open to rollback: following stops here, the workflow stays open until the window ends. */
-  | { kind: 'serving'; status: DeploymentStatus }
+  | { kind: 'scaled'; result: ScaleOutcome }
+  /** The deployment (workflow) failed, was terminated or timed out. */
   | { kind: 'failed'; error: DeploymentFailedError }
+  /** An accepted request could not be carried out (e.g. the scale failed). */
+  | { kind: 'request-failed'; error: DeploymentStateError }
   | { kind: 'interrupted'; workflowId: string };
 
 export interface FollowOptions {
   /** Machine output: progress goes to stderr as plain lines, the caller prints JSON. */
   json: boolean;
-  /** Stop once the deployment serves within its rollback window instead of waiting it out. */
-  stopWhenServing?: boolean;
+  /**
+   * The outcome of the request being followed (an Update's result): following ends when it
+   * settles. Without it, following ends once the deployment settles (serves, is blocked, ends).
+   */
+  until?: Promise<DeploymentResult | ScaleOutcome>;
+  /** Time between progress polls (default 1 s). */
+  intervalMs?: number;
 }
 
 /** Human output is coloured on a TTY unless NO_COLOR is set. */
@@ -38,14 +54,13 @@ export function useColor(): boolean {
   return Boolean(process.stdout.isTTY) && !process.env.NO_COLOR;
 }
 
-/** Shows live progress until the workflow closes (or serves within its window, or Ctrl-C). */
+/** Shows live progress until the request or the deployment settles (or Ctrl-C). */
 export async function follow(
   temporal: TemporalConnection,
   workflowId: string,
   io: CommandIo,
   options: FollowOptions,
 ): Promise<FollowOutcome> {
-  const teardown = workflowId.startsWith('teardown/');
   const tty = !options.json && Boolean(process.stdout.isTTY);
   const display = new ProgressDisplay(options.json ? io.stderr : io.stdout, {
     tty,
@@ -53,33 +68,21 @@ export async function follow(
     columns: process.stdout.columns,
   });
   const interrupt = interruptibleFollow();
-  const servingInWindow = new AbortController();
-  const signal = AbortSignal.any([interrupt.signal, servingInWindow.signal]);
-  let serving: DeploymentStatus | undefined;
-  const onProgress = (status: DeploymentStatus) => {
-    display.update(status);
-    if (options.stopWhenServing && isServingInWindow(status)) {
-      serving = status;
-      servingInWindow.abort();
-    }
-  };
+  const onProgress = (status: DeploymentStatus) => display.update(status);
   try {
-    if (teardown) {
-      return {
-        kind: 'torn-down',
-        result: await watchTeardown(temporal.client, workflowId, onProgress, { signal }),
-      };
+    if (options.until) return await followRequest(temporal, workflowId, options.until, onProgress, interrupt.signal, options);
+    if (workflowId.startsWith('teardown/')) {
+      const result = await watchTeardown(temporal.client, workflowId, onProgress, { signal: interrupt.signal });
+      return { kind: 'torn-down', result };
     }
-    return {
-      kind: 'deployed',
-      result: await watchDeployment(temporal.client, workflowId, onProgress, { signal }),
-    };
+    const result = await watchDeployment(temporal.client, workflowId, onProgress, { signal: interrupt.signal });
+    return isDeploymentResult(result) ? { kind: 'deployment', result } : { kind: 'torn-down', result };
   } catch (err) {
-    if (serving) return { kind: 'serving', status: serving };
     if (interrupt.signal.aborted && (err === interrupt.signal.reason || err instanceof FollowInterrupted)) {
       return { kind: 'interrupted', workflowId };
     }
     if (err instanceof DeploymentFailedError) return { kind: 'failed', error: err };
+    if (err instanceof DeploymentStateError) return { kind: 'request-failed', error: err };
     throw err;
   } finally {
     display.stop();
@@ -87,26 +90,48 @@ export async function follow(
   }
 }
 
-function isServingInWindow(status: DeploymentStatus): boolean {
-  return (
-    status.status === 'RUNNING' &&
-    status.stage === 'SERVING' &&
-    Boolean(status.progress?.rollbackWindowEndsAt)
+/** Polls progress while the request runs; one last frame once it is done. */
+async function followRequest(
+  temporal: TemporalConnection,
+  workflowId: string,
+  until: Promise<DeploymentResult | ScaleOutcome>,
+  onProgress: (status: DeploymentStatus) => void,
+  signal: AbortSignal,
+  options: FollowOptions,
+): Promise<FollowOutcome> {
+  let settled = false;
+  const outcome = until.finally(() => (settled = true));
+  const stopped = new Promise<never>((_, reject) =>
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true }),
   );
+  outcome.catch(() => undefined);
+  stopped.catch(() => undefined);
+  while (!settled) {
+    signal.throwIfAborted();
+    onProgress(await getProgress(temporal.client, workflowId));
+    await Promise.race([
+      sleep(options.intervalMs ?? 1_000, undefined, { signal }).catch(() => undefined),
+      outcome.catch(() => undefined),
+    ]);
+  }
+  const result = await Promise.race([outcome, stopped]);
+  onProgress(await getProgress(temporal.client, workflowId));
+  return 'replicas' in result ? { kind: 'scaled', result } : { kind: 'deployment', result };
 }
 
-/** The outcome a command asks for: serving for deploy/watch, undone for cancel/rollback. */
+/** Which outcome a command asks for (deploy: serving; cancel: cancelled; …). */
 export type WantedOutcome = (result: DeploymentResult) => boolean;
 export const servingWanted: WantedOutcome = (result) => result.outcome === 'serving';
 
 export function outcomeExitCode(outcome: FollowOutcome, wanted: WantedOutcome = servingWanted): number {
   switch (outcome.kind) {
-    case 'deployed':
+    case 'deployment':
       return wanted(outcome.result) ? EXIT_OK : EXIT_DEPLOYMENT_FAILED;
     case 'torn-down':
-    case 'serving':
+    case 'scaled':
       return EXIT_OK;
     case 'failed':
+    case 'request-failed':
       return EXIT_DEPLOYMENT_FAILED;
     case 'interrupted':
       return EXIT_INTERRUPTED;
@@ -122,29 +147,17 @@ export function reportOutcome(
   const color = useColor();
   const print = (lines: string[]) => io.stdout(`${lines.join('\n')}\n`);
   switch (outcome.kind) {
-    case 'deployed':
+    case 'deployment':
       print(renderDeploymentResult(outcome.result, { color }));
       break;
     case 'torn-down':
       print(renderTeardownResult(outcome.result, { color }));
       break;
-    case 'serving': {
-      const { status } = outcome;
-      const { resources, smoke } = status.progress ?? { resources: {}, smoke: [] };
-      print([
-        `✔ ${status.deployment} is serving; it can be rolled back until ${status.progress?.rollbackWindowEndsAt}`,
-        ...(resources.endpoint ? [`  Endpoint:       ${resources.endpoint}`] : []),
-        ...(resources.dedicatedEndpointDns ? [`  Dedicated DNS:  ${resources.dedicatedEndpointDns}`] : []),
-        ...(resources.pscIpAddress ? [`  PSC address:    ${resources.pscIpAddress}`] : []),
-        ...(smoke ?? []).map(
-          (test) =>
-            `  Smoke ${test.name}: ${test.passed ? 'passed' : 'FAILED'} ${JSON.stringify(test.answerPreview ?? '')}`,
-        ),
-        `  Roll back: garden-deploy rollback ${status.workflowId}`,
-      ]);
+    case 'scaled':
+      print(renderScaleOutcome(outcome.result, { color }));
       break;
-    }
     case 'failed':
+    case 'request-failed':
       io.stderr(`${outcome.error.message}\n`);
       break;
     case 'interrupted':
@@ -170,16 +183,14 @@ export function printStatus(status: DeploymentStatus, io: CommandIo, uiUrl: stri
 /** JSON form of an outcome, for `--json`. */
 export function outcomeJson(outcome: FollowOutcome): Record<string, unknown> {
   switch (outcome.kind) {
-    case 'deployed':
+    case 'deployment':
     case 'torn-down':
+    case 'scaled':
       return { result: outcome.result };
-    case 'serving':
-      return {
-        serving: { rollbackWindowEndsAt: outcome.status.progress?.rollbackWindowEndsAt },
-        progress: outcome.status.progress,
-      };
     case 'failed':
       return { failure: { status: outcome.error.status, message: outcome.error.failure } };
+    case 'request-failed':
+      return { failure: { message: outcome.error.message } };
     case 'interrupted':
       return { interrupted: true };
   }

@@ -8,13 +8,16 @@ type CommandModule = { register(program: Command): void };
  * loading the worker, the emulator and the validator.
  */
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  'abandon-cleanup': () => import('./commands/abandon-cleanup.js'),
   cancel: () => import('./commands/cancel.js'),
   deploy: () => import('./commands/deploy.js'),
   dev: () => import('./commands/dev.js'),
   emulator: () => import('./commands/emulator.js'),
   list: () => import('./commands/list.js'),
+  'retry-cleanup': () => import('./commands/retry-cleanup.js'),
   rollback: () => import('./commands/rollback.js'),
   'sample-model': () => import('./commands/sample-model.js'),
+  scale: () => import('./commands/scale.js'),
   status: () => import('./commands/status.js'),
   teardown: () => import('./commands/teardown.js'),
   validate: () => import('./commands/validate.js'),

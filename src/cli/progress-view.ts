@@ -2,7 +2,14 @@ import pc from 'picocolors';
 import type { DeploymentStatus, RunningActivity, StepView } from '../client';
 import { formatDuration } from '../spec';
 import { STEP_TITLE } from '../workflows/progress';
-import type { DeployProgress, DeploymentResult, StepStatus, TeardownResult } from '../workflows/types';
+import type {
+  CleanupTaskProgress,
+  DeployProgress,
+  DeploymentResult,
+  ScaleOutcome,
+  StepStatus,
+  TeardownResult,
+} from '../workflows/types';
 
 /**
  * How a deployment's progress looks in a terminal: a block of lines redrawn in place on a TTY,
@@ -17,6 +24,7 @@ const ICON: Record<StepStatus, string> = {
   succeeded: '✔',
   failed: '✖',
   skipped: '↷',
+  cancelled: '◼',
   compensating: '↺',
   compensated: '⌫',
 };
@@ -30,6 +38,7 @@ function paintStatus(c: Colors, status: StepStatus): (text: string) => string {
       return c.green;
     case 'failed':
       return c.red;
+    case 'cancelled':
     case 'compensated':
       return c.yellow;
     default:
@@ -104,6 +113,14 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
     ),
   ];
   if (options.uiUrl) lines.push(c.dim(options.uiUrl));
+  const revision = status.progress?.revision;
+  const scale = status.progress?.scale;
+  if (revision) {
+    lines.push(
+      `  Revision ${revision.number} (${revision.state}) ${revision.modelUri}` +
+        (scale ? ` · replicas ${scale.min}${scale.max === scale.min ? '' : `–${scale.max}`}` : ''),
+    );
+  }
   for (const step of status.steps) {
     const paint = paintStatus(c, step.status);
     const detail = stepDetail(step, now);
@@ -125,6 +142,8 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   // A completed run's result lists what was removed; a failed run has only its progress.
   if (status.status !== 'RUNNING' && status.status !== 'COMPLETED')
     lines.push(...renderRemoved(status.progress?.removed ?? [], c));
+  const cleanup = status.progress?.cleanup;
+  if (cleanup?.state === 'blocked') lines.push(...renderBlocked(cleanup.tasks, status.workflowId, c));
   const windowEnd = status.progress?.rollbackWindowEndsAt;
   if (status.status === 'RUNNING' && status.stage === 'SERVING' && windowEnd) {
     lines.push(`  Open to rollback until ${windowEnd}: garden-deploy rollback ${status.workflowId}`);
@@ -154,7 +173,7 @@ function stageText(c: Colors, status: DeploymentStatus): string | undefined {
   const stage = displayStage(status.stage, status.teardown);
   if (!stage) return undefined;
   if (stage === 'SERVING') return c.green(stage);
-  if (['FAILED', 'CANCELLED', 'ROLLED_BACK', 'TORN_DOWN'].includes(stage)) return c.red(stage);
+  if (['FAILED', 'CANCELLED', 'ROLLED_BACK', 'TORN_DOWN', 'CLEANUP_BLOCKED'].includes(stage)) return c.red(stage);
   return c.cyan(stage);
 }
 
@@ -166,10 +185,19 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
     lines.push(c.green(c.bold(`✔ ${result.deployment} is serving`)));
     if (result.resources.endpoint) lines.push(`  Endpoint:       ${result.resources.endpoint}`);
     if (result.inferenceUrl) lines.push(`  Inference URL:  ${result.inferenceUrl}`);
+  } else if (result.outcome === 'cleanup-blocked') {
+    lines.push(c.red(c.bold(`✖ ${result.deployment}: cleanup is blocked`)));
+    lines.push(...renderBlocked(result.blocked ?? [], result.workflowId, c));
   } else {
-    const what = result.outcome === 'cancelled' ? 'was cancelled' : 'was rolled back';
+    const what: Record<Exclude<DeploymentResult['outcome'], 'serving' | 'cleanup-blocked'>, string> = {
+      cancelled: 'was cancelled',
+      'rolled-back': 'was rolled back',
+      'torn-down': 'is torn down',
+      failed: 'failed',
+    };
+    const paint = result.outcome === 'torn-down' ? c.green : c.yellow;
     lines.push(
-      c.yellow(c.bold(`✖ ${result.deployment} ${what}${result.reason ? `: ${result.reason}` : ''}`)),
+      paint(c.bold(`${result.outcome === 'torn-down' ? '✔' : '✖'} ${result.deployment} ${what[result.outcome]}${result.reason ? `: ${result.reason}` : ''}`)),
     );
   }
   if (result.smoke.length > 0) {
@@ -187,6 +215,29 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
   return lines;
 }
 
+export function renderScaleOutcome(result: ScaleOutcome, options: { color: boolean }): string[] {
+  const c = pc.createColors(options.color);
+  const { min, max } = result.replicas;
+  return [
+    c.green(
+      c.bold(
+        `✔ ${result.deployment} ${result.changed ? 'scaled to' : 'already had'} ${min}${max === min ? '' : `–${max}`} replicas (${result.available} available)`,
+      ),
+    ),
+  ];
+}
+
+/** What blocks a cleanup and the two ways out. */
+function renderBlocked(tasks: CleanupTaskProgress[], workflowId: string, c: Colors): string[] {
+  return [
+    ...tasks
+      .filter((t) => t.state === 'blocked')
+      .map((t) => c.red(`  Blocked: ${t.task} after ${t.attempts} attempt(s): ${t.error ?? 'failed'}`)),
+    `  Once fixed: garden-deploy retry-cleanup ${workflowId}`,
+    `  Or, after removing them yourself: garden-deploy abandon-cleanup ${workflowId} --reason "…"`,
+  ];
+}
+
 export function renderTeardownResult(result: TeardownResult, options: { color: boolean }): string[] {
   const c = pc.createColors(options.color);
   return [c.green(c.bold(`✔ ${result.deployment} is torn down`)), ...renderRemoved(result.removed, c)];
@@ -197,7 +248,9 @@ function renderRemoved(removed: DeploymentResult['removed'], c: Colors): string[
   return [
     '  Removed:',
     ...removed.map(
-      (r) => `    ${r.outcome === 'removed' ? c.green('✔') : c.dim('·')} ${r.resource} (${r.outcome})`,
+      (r) =>
+        `    ${r.outcome === 'removed' ? c.green('✔') : r.outcome === 'already-gone' ? c.dim('·') : c.yellow('!')} ` +
+        `${r.resource} (${r.outcome}${r.reason ? `: ${r.reason}` : ''})`,
     ),
   ];
 }

@@ -1,83 +1,224 @@
+import { randomUUID } from 'node:crypto';
 import {
   type Client,
   type WorkflowExecutionDescription,
-  type WorkflowHandle,
+  WithStartWorkflowOperation,
   WorkflowNotFoundError,
 } from '@temporalio/client';
-import type { DeploymentResources } from '../activities/contract';
-import { DEFAULT_TASK_QUEUE } from '../constants';
-import {
-  DeployStage,
-  DeploymentName,
-  EndpointId,
-  GcpProject,
-  GcpRegion,
-  ModelUri,
-} from '../search-attributes';
-import { cancelSignal, rollbackSignal } from '../workflows/messages';
-import type { teardownDeployment as teardownWorkflow } from '../workflows/teardown';
-import type { AbortKind, DeploymentResult, TeardownInput, TeardownResult } from '../workflows/types';
+import { DeployStage, DeploymentName, GcpProject, GcpRegion } from '../search-attributes';
+import type { deployment } from '../workflows/deployment/workflow';
+import { cancelSignal, rollbackSignal } from '../workflows/legacy/signals';
+import { teardownUpdate } from '../workflows/messages';
+import type {
+  AbortKind,
+  DeploymentResult,
+  DeploymentSettings,
+  ScaleOutcome,
+  TeardownResult,
+} from '../workflows/types';
 import { DeploymentStateError } from './errors';
-import { getProgress } from './progress';
+import { recoveryInput } from './recovery';
 import {
-  DEPLOY_WORKFLOW_TYPE,
+  DEPLOYMENT_WORKFLOW_TYPE,
+  LEGACY_DEPLOY_WORKFLOW_TYPE,
+  type ResolvedWorkflow,
   laterTeardown,
+  leftResources,
   resolveWorkflow,
-  TEARDOWN_WORKFLOW_TYPE,
   teardownWorkflowId,
 } from './resolve';
-import { MAX_SUMMARY_BYTES, startOrAttach } from './start';
+import { MAX_SUMMARY_BYTES } from './start';
 import { truncateUtf8 } from './text';
-
-export interface SignalledDeployment {
-  workflowId: string;
-  runId: string;
-  /** The stage the deployment was in when the request arrived. */
-  stage?: string;
-}
-
-/** Stages in which the deployment is already undoing itself: a second request would change nothing. */
-const UNDOING_STAGES = new Set(['CANCELLING', 'ROLLING_BACK', 'CANCELLED', 'ROLLED_BACK', 'FAILED']);
+import { type DeploymentRequest, refusedAtOnce, sendUpdate, updateError } from './updates';
 
 /**
- * Stops a running deployment and removes everything it created (`cancel` signal). Throws
- * `DeploymentStateError` when it has already finished or is already undoing itself.
+ * The control operations of a deployment, each mapped onto the deployment's Update (validated by
+ * the deployment itself: a request that does not apply is refused with its reason). Each returns
+ * once the request is accepted; `result()` resolves when it is done. A `requestId` makes a retry
+ * of the same request idempotent. Deployments of garden-deploy 0.1 still running get the signals
+ * they understand (cancel, rollback).
  */
-export function cancelDeployment(client: Client, ref: string, reason?: string): Promise<SignalledDeployment> {
-  return requestAbort(client, ref, 'cancel', reason);
+
+export interface ControlOptions {
+  /** Why; recorded in the progress and the result. */
+  reason?: string;
+  /** Idempotency key (the Update id); default a new UUID. */
+  requestId?: string;
 }
 
-/**
- * Removes everything a running deployment created, during its steps or within its rollback window
- * after success (`rollback` signal). After the window, use {@link teardownDeployment}.
- */
+export interface TeardownOptions extends ControlOptions {
+  /** Task queue for the teardown of a run that ended without cleaning up (default: that run's). */
+  taskQueue?: string;
+  settings?: DeploymentSettings;
+}
+
+/** Stops a deployment still deploying and removes everything it created. */
+export function cancelDeployment(
+  client: Client,
+  ref: string,
+  options: ControlOptions = {},
+): Promise<DeploymentRequest> {
+  return abortRequest(client, ref, 'cancel', options);
+}
+
+/** Removes everything a deployment created: while it deploys, or within its rollback window. */
 export function rollbackDeployment(
   client: Client,
   ref: string,
-  reason?: string,
-): Promise<SignalledDeployment> {
-  return requestAbort(client, ref, 'rollback', reason);
+  options: ControlOptions = {},
+): Promise<DeploymentRequest> {
+  return abortRequest(client, ref, 'rollback', options);
 }
 
-async function requestAbort(
+/** Changes min/max replicas of a serving deployment in place. */
+export async function scaleDeployment(
+  client: Client,
+  ref: string,
+  replicas: { min: number; max?: number },
+  options: ControlOptions = {},
+): Promise<DeploymentRequest<ScaleOutcome>> {
+  const resolved = await runningDeployment(client, ref, 'scale');
+  return sendUpdate<ScaleOutcome>(client, resolved, 'scale', { ...replicas, ...reasonOf(options) }, idOf(options));
+}
+
+/** CLEANUP_BLOCKED: runs the blocked compensations again, with a fresh retry budget. */
+export async function retryCleanup(
+  client: Client,
+  ref: string,
+  options: ControlOptions = {},
+): Promise<DeploymentRequest> {
+  const resolved = await runningDeployment(client, ref, 'retryCleanup');
+  return sendUpdate(client, resolved, 'retryCleanup', reasonOf(options), idOf(options));
+}
+
+/** CLEANUP_BLOCKED: stops trying; the deployment ends, listing what it leaves for you to remove. */
+export async function abandonCleanup(
+  client: Client,
+  ref: string,
+  options: ControlOptions & { reason: string },
+): Promise<DeploymentRequest> {
+  const resolved = await runningDeployment(client, ref, 'abandonCleanup');
+  return sendUpdate(client, resolved, 'abandonCleanup', reasonOf(options), idOf(options));
+}
+
+/**
+ * Removes a deployment and everything it owns (`teardown` Update) and ends it. A run that ended
+ * without cleaning up (terminated, timed out, or a 0.1 deployment that finished serving) is
+ * recovered: a new run of the deployment finds everything that run could have created (its
+ * recorded resources, the derived ids, its identity labels) and removes what is provably its.
+ */
+export async function teardownDeployment(
+  client: Client,
+  ref: string,
+  options: TeardownOptions = {},
+): Promise<DeploymentRequest> {
+  const resolved = await resolveWorkflow(client, ref, 'deployment');
+  const { workflowId, description } = resolved;
+  if (description.status.name === 'RUNNING') {
+    if (description.type === DEPLOYMENT_WORKFLOW_TYPE)
+      return sendUpdate(client, resolved, 'teardown', reasonOf(options), idOf(options));
+    throw new DeploymentStateError(legacyRunningMessage(workflowId, description));
+  }
+  if (!(await leftResources(client, description)))
+    throw new DeploymentStateError(await closedMessage(client, resolved, 'tear down'));
+  await refuseIfLegacyTeardownRuns(client, resolved);
+  const recover = await recoveryInput(client, resolved, options.reason);
+  if (!recover) {
+    throw new DeploymentStateError(
+      `${workflowId} ended ${description.status.name} before it created anything; nothing to tear down`,
+    );
+  }
+  const requestId = idOf(options);
+  const start = new WithStartWorkflowOperation<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, {
+    taskQueue: options.taskQueue ?? description.taskQueue,
+    workflowId,
+    args: [{ recover, ...(options.settings ? { settings: options.settings } : {}) }],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    typedSearchAttributes: [
+      { key: DeployStage, value: 'TEARING_DOWN' },
+      { key: DeploymentName, value: recover.deployment },
+      { key: GcpProject, value: recover.project },
+      { key: GcpRegion, value: recover.region },
+    ],
+    staticSummary: truncateUtf8(
+      `Tear down ${recover.deployment} (left by ${description.status.name.toLowerCase()} run ${description.runId})`,
+      MAX_SUMMARY_BYTES,
+    ),
+    staticDetails:
+      `Removes what run \`${description.runId}\` of \`${workflowId}\` (${description.type}, ${description.status.name}) ` +
+      `could have created, checked against its identity:\n\n${Object.entries(recover.resources)
+        .map(([kind, name]) => `- ${kind}: \`${String(name)}\``)
+        .join('\n')}\n`,
+  });
+  let update;
+  try {
+    update = await client.workflow.startUpdateWithStart(teardownUpdate, {
+      args: [reasonOf(options)],
+      waitForStage: 'ACCEPTED',
+      startWorkflowOperation: start,
+      updateId: requestId,
+    });
+  } catch (err) {
+    throw updateError(err, workflowId, 'teardown');
+  }
+  const { outcome } = await refusedAtOnce(update.result(), workflowId, 'teardown');
+  return {
+    workflowId,
+    runId: update.workflowRunId ?? '',
+    stage: 'TEARING_DOWN',
+    requestId,
+    result: () => outcome,
+  };
+}
+
+async function abortRequest(
   client: Client,
   ref: string,
   kind: AbortKind,
-  reason: string | undefined,
-): Promise<SignalledDeployment> {
-  const { workflowId, handle, description } = await resolveWorkflow(client, ref, DEPLOY_WORKFLOW_TYPE);
-  if (description.status.name !== 'RUNNING') {
-    throw new DeploymentStateError(await finishedMessage(client, kind, workflowId, handle, description));
+  options: ControlOptions,
+): Promise<DeploymentRequest> {
+  const resolved = await resolveWorkflow(client, ref, 'deployment');
+  const { workflowId, description } = resolved;
+  if (description.status.name !== 'RUNNING')
+    throw new DeploymentStateError(await closedMessage(client, resolved, kind));
+  if (description.type === LEGACY_DEPLOY_WORKFLOW_TYPE) return legacyAbort(client, resolved, kind, options);
+  return sendUpdate(client, resolved, kind, reasonOf(options), idOf(options));
+}
+
+async function runningDeployment(client: Client, ref: string, what: string): Promise<ResolvedWorkflow> {
+  const resolved = await resolveWorkflow(client, ref, 'deployment');
+  const { workflowId, description } = resolved;
+  if (description.status.name !== 'RUNNING')
+    throw new DeploymentStateError(await closedMessage(client, resolved, what));
+  if (description.type === LEGACY_DEPLOY_WORKFLOW_TYPE) {
+    throw new DeploymentStateError(
+      `${workflowId} was started by garden-deploy 0.1, which has no ${what}; it finishes on its own ` +
+        `(cancel and rollback still reach it)`,
+    );
   }
+  return resolved;
+}
+
+/** Stages in which a 0.1 deployment is already undoing itself: a second request would change nothing. */
+const LEGACY_UNDOING_STAGES = new Set(['CANCELLING', 'ROLLING_BACK', 'CANCELLED', 'ROLLED_BACK', 'FAILED']);
+
+/** 0.1 deployments understand signals only; their outcome is the workflow's result. */
+async function legacyAbort(
+  client: Client,
+  { workflowId, description }: ResolvedWorkflow,
+  kind: AbortKind,
+  options: ControlOptions,
+): Promise<DeploymentRequest> {
   const stage = description.typedSearchAttributes.get(DeployStage);
-  if (stage && UNDOING_STAGES.has(stage)) {
+  if (stage && LEGACY_UNDOING_STAGES.has(stage)) {
     throw new DeploymentStateError(
       `${workflowId} is already undoing itself (stage ${stage}); nothing more to ${kind}. ` +
         `Follow it with \`garden-deploy watch ${workflowId}\``,
     );
   }
+  const handle = client.workflow.getHandle(workflowId, description.runId);
   try {
-    await handle.signal(kind === 'cancel' ? cancelSignal : rollbackSignal, reason);
+    await handle.signal(kind === 'cancel' ? cancelSignal : rollbackSignal, options.reason);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       throw new DeploymentStateError(
@@ -86,209 +227,79 @@ async function requestAbort(
     }
     throw err;
   }
-  return { workflowId, runId: description.runId, stage };
+  return {
+    workflowId,
+    runId: description.runId,
+    ...(stage ? { stage } : {}),
+    requestId: idOf(options),
+    result: () => handle.result() as Promise<DeploymentResult>,
+  };
 }
 
-/** Why a closed deployment cannot be cancelled or rolled back, and what to do instead. */
-async function finishedMessage(
-  client: Client,
-  kind: AbortKind,
-  workflowId: string,
-  handle: WorkflowHandle,
-  description: WorkflowExecutionDescription,
-): Promise<string> {
+function legacyRunningMessage(workflowId: string, description: WorkflowExecutionDescription): string {
+  const stage = description.typedSearchAttributes.get(DeployStage);
+  return stage === 'SERVING'
+    ? `${workflowId} (garden-deploy 0.1) is serving within its rollback window; remove it now with ` +
+        `\`garden-deploy rollback ${workflowId}\`, or tear it down once the window has closed`
+    : `${workflowId} (garden-deploy 0.1) is still running (stage ${stage ?? 'unknown'}); stop it and remove what ` +
+        `it created with \`garden-deploy cancel ${workflowId}\`, or wait for it to finish`;
+}
+
+/** A 0.1 teardown of this deployment still running removes it already. */
+async function refuseIfLegacyTeardownRuns(client: Client, { workflowId, description }: ResolvedWorkflow) {
+  if (description.type !== LEGACY_DEPLOY_WORKFLOW_TYPE) return;
+  const result = (await client.workflow.getHandle(workflowId, description.runId).result().catch(() => undefined)) as
+    DeploymentResult | undefined;
+  if (!result) return;
+  const teardownId = teardownWorkflowId(result.project, result.region, result.deployment);
+  const teardown = await laterTeardown(client, teardownId, description.closeTime);
+  if (teardown?.status.name === 'RUNNING') {
+    throw new DeploymentStateError(
+      `${teardownId} (garden-deploy 0.1) is removing ${workflowId} already; follow it with \`garden-deploy watch ${teardownId}\``,
+    );
+  }
+}
+
+/** Why a deployment that has ended cannot take the request, and what to do instead. */
+async function closedMessage(client: Client, resolved: ResolvedWorkflow, what: string): Promise<string> {
+  const { workflowId, description } = resolved;
   const status = description.status.name;
   const when = description.closeTime ? ` at ${description.closeTime.toISOString()}` : '';
-  if (status === 'COMPLETED') {
-    const result = (await handle.result()) as DeploymentResult;
-    const teardownId = teardownWorkflowId(result.project, result.region, result.deployment);
-    if (result.outcome === 'serving' && (await laterTeardown(client, teardownId, description.closeTime))) {
-      return `${workflowId} was already torn down by ${teardownId}; nothing is left to ${kind}`;
-    }
-    if (result.outcome === 'serving') {
-      return kind === 'rollback'
-        ? `${workflowId} finished serving${when} and its rollback window has closed; remove it with ` +
-            `\`garden-deploy teardown ${workflowId}\``
-        : `${workflowId} already finished serving${when}; there is nothing to cancel. Remove it with ` +
-            `\`garden-deploy teardown ${workflowId}\``;
-    }
-    return `${workflowId} was already ${result.outcome.replace('-', ' ')}${when}; nothing is left to ${kind}`;
-  }
-  if (status === 'FAILED' || status === 'CANCELLED') {
-    return `${workflowId} ended ${status}${when} and removed what it had created; nothing is left to ${kind}`;
-  }
-  return (
-    `${workflowId} ended ${status}${when} without cleaning up; remove what it created with ` +
-    `\`garden-deploy teardown ${workflowId}\``
-  );
-}
-
-export interface TeardownOptions {
-  reason?: string;
-  /** Task queue of the worker (default `garden-deploy`). */
-  taskQueue?: string;
-}
-
-export interface StartedTeardown {
-  /** `teardown/{project}/{region}/{name}`. */
-  workflowId: string;
-  runId: string;
-  /** False when a teardown of this deployment was already running and the call attached to it. */
-  started: boolean;
-  deploymentWorkflowId: string;
-  /** What the teardown removes: the deployment's recorded resources. */
-  resources: DeploymentResources;
-  handle: WorkflowHandle<typeof teardownWorkflow>;
-}
-
-/**
- * Removes a finished deployment from the resources its run recorded, with a `teardownDeployment`
- * workflow (`teardown/{project}/{region}/{name}`). Refuses while the deployment still runs
- * (cancel or roll it back instead), when it already removed everything, or was already torn down.
- */
-export async function teardownDeployment(
-  client: Client,
-  ref: string,
-  options: TeardownOptions = {},
-): Promise<StartedTeardown> {
-  const { workflowId, handle, description } = await resolveWorkflow(client, ref, DEPLOY_WORKFLOW_TYPE);
-  const target = await teardownTarget(client, workflowId, handle, description);
-  const teardownId = teardownWorkflowId(target.project, target.region, target.deployment);
-  await refuseIfTornDown(client, teardownId, workflowId, description);
-  const attributes = description.typedSearchAttributes;
-  const modelUri = attributes.get(ModelUri);
-  const endpointId = attributes.get(EndpointId);
-  const input: TeardownInput = {
-    project: target.project,
-    region: target.region,
-    deployment: target.deployment,
-    resources: target.resources,
-    consumerProject: consumerProjectOf(target.resources),
-    ...(options.reason ? { reason: options.reason } : {}),
-  };
-  const { handle: teardown, started } = await startOrAttach<typeof teardownWorkflow>(
-    client,
-    TEARDOWN_WORKFLOW_TYPE,
-    {
-      taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-      workflowId: teardownId,
-      args: [input],
-      typedSearchAttributes: [
-        { key: DeployStage, value: 'ROLLING_BACK' },
-        { key: DeploymentName, value: target.deployment },
-        { key: GcpProject, value: target.project },
-        { key: GcpRegion, value: target.region },
-        ...(modelUri ? [{ key: ModelUri, value: modelUri }] : []),
-        ...(endpointId ? [{ key: EndpointId, value: endpointId }] : []),
-      ],
-      staticSummary: truncateUtf8(
-        `Tear down ${target.deployment} in ${target.project}/${target.region}`,
-        MAX_SUMMARY_BYTES,
-      ),
-      staticDetails: `Removes what deployment \`${workflowId}\` created:\n\n${Object.entries(target.resources)
-        .map(([kind, name]) => `- ${kind}: \`${String(name)}\``)
-        .join('\n')}\n`,
-    },
-  );
-  return {
-    workflowId: teardownId,
-    runId: teardown.firstExecutionRunId,
-    started,
-    deploymentWorkflowId: workflowId,
-    resources: target.resources,
-    handle: teardown,
-  };
-}
-
-interface TeardownTarget {
-  project: string;
-  region: string;
-  deployment: string;
-  resources: DeploymentResources;
-}
-
-/** What a finished deployment left behind, or why there is nothing to tear down. */
-async function teardownTarget(
-  client: Client,
-  workflowId: string,
-  handle: WorkflowHandle,
-  description: WorkflowExecutionDescription,
-): Promise<TeardownTarget> {
-  const status = description.status.name;
-  if (status === 'RUNNING') {
-    const stage = description.typedSearchAttributes.get(DeployStage);
-    throw new DeploymentStateError(
-      stage === 'SERVING'
-        ? `${workflowId} is serving within its rollback window; remove it now with ` +
-            `\`garden-deploy rollback ${workflowId}\``
-        : `${workflowId} is still running (stage ${stage ?? 'unknown'}); stop it and remove what it created ` +
-            `with \`garden-deploy cancel ${workflowId}\`, or wait for it to finish`,
-    );
-  }
-  if (status === 'FAILED' || status === 'CANCELLED') {
-    throw new DeploymentStateError(
-      `${workflowId} ended ${status} and removed what it had created; nothing to tear down`,
+  if (status === 'TERMINATED' || status === 'TIMED_OUT') {
+    return (
+      `${workflowId} ended ${status}${when} without cleaning up; remove what it created with ` +
+      `\`garden-deploy teardown ${workflowId}\``
     );
   }
   if (status === 'COMPLETED') {
-    const result = (await handle.result()) as DeploymentResult;
-    if (result.outcome !== 'serving') {
-      throw new DeploymentStateError(
-        `${workflowId} was already ${result.outcome.replace('-', ' ')}: it removed what it had created; nothing to tear down`,
+    const result = (await client.workflow.getHandle(workflowId, description.runId).result()) as
+      DeploymentResult | TeardownResult;
+    if ('outcome' in result && result.outcome === 'serving') {
+      const torn = await laterTeardown(
+        client,
+        teardownWorkflowId(result.project, result.region, result.deployment),
+        description.closeTime,
+      );
+      if (torn) return `${workflowId} was already torn down by ${torn.workflowId}; nothing is left to ${what}`;
+      return (
+        `${workflowId} (garden-deploy 0.1) finished serving${when}; there is nothing to ${what}. Remove it with ` +
+        `\`garden-deploy teardown ${workflowId}\``
       );
     }
-    return withResources(workflowId, result);
-  }
-  // Terminated or timed out: no compensation ran; the workflow's own record says what exists.
-  const progress = (await getProgress(client, workflowId)).progress;
-  if (!progress?.project || !progress.region) {
-    throw new DeploymentStateError(
-      `${workflowId} ended ${status} before cleaning up, and no worker answered with the resources it ` +
-        'recorded; start a worker (`garden-deploy worker`) and retry',
+    const outcome = 'outcome' in result ? result.outcome.replace('-', ' ') : 'torn down';
+    const left = 'removed' in result ? result.removed.filter((r) => r.outcome === 'abandoned') : [];
+    return (
+      `${workflowId} already ended (${outcome})${when}; nothing is left to ${what}` +
+      (left.length ? ` (its cleanup was abandoned, leaving ${left.map((r) => r.resource).join(', ')})` : '')
     );
   }
-  return withResources(workflowId, {
-    project: progress.project,
-    region: progress.region,
-    deployment: progress.deployment,
-    resources: progress.resources,
-  });
+  return `${workflowId} ended ${status}${when} and removed what it had created; nothing is left to ${what}`;
 }
 
-function withResources(
-  workflowId: string,
-  recorded: { project: string; region: string; deployment: string; resources: DeploymentResources },
-): TeardownTarget {
-  const { resources } = recorded;
-  if (!resources.endpoint && !resources.model && !resources.pscAddress && !resources.pscForwardingRule) {
-    throw new DeploymentStateError(`${workflowId} recorded no resources; nothing to tear down`);
-  }
-  return recorded;
+function idOf(options: ControlOptions): string {
+  return options.requestId ?? randomUUID();
 }
 
-/** A teardown that ran after this deployment finished already removed it. */
-async function refuseIfTornDown(
-  client: Client,
-  teardownId: string,
-  workflowId: string,
-  deployment: WorkflowExecutionDescription,
-): Promise<void> {
-  const previous = await laterTeardown(client, teardownId, deployment.closeTime);
-  if (previous?.status.name === 'COMPLETED') {
-    const result = (await client.workflow.getHandle(teardownId).result()) as TeardownResult;
-    const removed = result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource);
-    throw new DeploymentStateError(
-      `${workflowId} was already torn down by ${teardownId} at ${previous.closeTime?.toISOString()}` +
-        `${removed.length ? ` (removed ${removed.join(', ')})` : ''}; nothing left to remove`,
-    );
-  }
-}
-
-/** PSC resources live in the consumer project: `projects/{project}/regions/…`. */
-function consumerProjectOf(resources: DeploymentResources): string | undefined {
-  for (const name of [resources.pscAddress, resources.pscForwardingRule]) {
-    const match = name ? /^projects\/([^/]+)\//.exec(name) : null;
-    if (match) return match[1];
-  }
-  return undefined;
+function reasonOf(options: ControlOptions): { reason?: string } {
+  return options.reason ? { reason: options.reason } : {};
 }

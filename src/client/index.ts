@@ -4,10 +4,12 @@ export * from './errors';
 export * from './list';
 export * from './progress';
 export {
-  DEPLOY_WORKFLOW_TYPE,
-  TEARDOWN_WORKFLOW_TYPE,
+  DEPLOYMENT_WORKFLOW_TYPE,
+  LEGACY_DEPLOY_WORKFLOW_TYPE,
+  LEGACY_TEARDOWN_WORKFLOW_TYPE,
   resolveWorkflow,
   type ResolvedWorkflow,
 } from './resolve';
+export type { DeploymentRequest } from './updates';
 export * from './start';
 export * from './watch';

@@ -1,15 +1,22 @@
 import type { Client, WorkflowExecutionInfo, WorkflowExecutionStatusName } from '@temporalio/client';
 import { z } from 'zod';
-import { DeployStage, DeploymentName, GcpProject, GcpRegion, ModelUri } from '../search-attributes';
+import { DeploymentName, GcpProject, GcpRegion, ModelUri } from '../search-attributes';
 import { DeploymentSpecSchema } from '../spec';
 import { DEPLOY_STAGES, type DeployStage as Stage } from '../workflows/types';
 import { deploymentAttributes } from './attributes';
 import { InvalidFilterError } from './errors';
 import type { TeardownRecord } from './progress';
-import { DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE, teardownRecord, teardownWorkflowId } from './resolve';
+import {
+  DEPLOYMENT_TYPES_QUERY,
+  LEGACY_DEPLOY_WORKFLOW_TYPE,
+  LEGACY_TEARDOWN_WORKFLOW_TYPE,
+  teardownRecord,
+  teardownWorkflowId,
+} from './resolve';
 
 /**
- * Which deployments to list: `active` (the default) = running, or serving and not torn down, i.e.
+ * Which deployments to list: `active` (the default) = running, or ended without removing what it
+ * created (terminated, or a 0.1 deployment that served and was not torn down), i.e.
  * everything that may hold resources; `running`; `closed`; `all`.
  */
 export const LIST_SCOPES = ['active', 'running', 'closed', 'all'] as const;
@@ -37,6 +44,8 @@ export type ListFilters = z.input<typeof ListFiltersSchema>;
 export interface DeploymentSummary {
   workflowId: string;
   runId: string;
+  /** `deployment`, or `deployModel` for a run of garden-deploy 0.1. */
+  workflowType: string;
   deployment?: string;
   project?: string;
   region?: string;
@@ -46,7 +55,7 @@ export interface DeploymentSummary {
   status: WorkflowExecutionStatusName;
   startedAt: string;
   closedAt?: string;
-  /** A teardown started after this deployment finished serving. */
+  /** A 0.1 teardown started after this 0.1 deployment finished serving. */
   teardown?: TeardownRecord;
 }
 
@@ -64,35 +73,65 @@ export async function listDeployments(
       `invalid list filters: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(filters)'}: ${i.message}`).join('; ')}`,
     );
   }
-  const { scope, limit, ...by } = parsed.data;
+  const { scope, limit, stage, ...by } = parsed.data;
+  // Stage and scope describe a deployment's latest run, so they are applied once that is known.
   const query = [
-    `WorkflowType = '${DEPLOY_WORKFLOW_TYPE}'`,
-    ...(by.stage ? [`${DeployStage.name} = '${by.stage}'`] : []),
+    DEPLOYMENT_TYPES_QUERY,
     ...(by.name ? [`${DeploymentName.name} = '${by.name}'`] : []),
     ...(by.project ? [`${GcpProject.name} = '${by.project}'`] : []),
     ...(by.region ? [`${GcpRegion.name} = '${by.region}'`] : []),
     ...(by.modelUri ? [`${ModelUri.name} STARTS_WITH '${by.modelUri}'`] : []),
-    ...(scope === 'running' ? [`ExecutionStatus = 'Running'`] : []),
-    ...(scope === 'closed' ? [`ExecutionStatus != 'Running'`] : []),
-    ...(scope === 'active' ? [`(ExecutionStatus = 'Running' OR ${DeployStage.name} = 'SERVING')`] : []),
   ].join(' AND ');
 
   const latest = new Map<string, DeploymentSummary>();
+  let scanned = 0;
   for await (const execution of client.workflow.list({ query })) {
+    if (++scanned > MAX_SCANNED_RUNS) break;
     const known = latest.get(execution.workflowId);
-    if (!known && latest.size >= limit) break;
     if (!known || known.startedAt < execution.startTime.toISOString())
       latest.set(execution.workflowId, summaryOf(execution));
   }
   const summaries = [...latest.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
   await attachTeardowns(client, summaries);
-  return scope === 'active' ? summaries.filter((s) => s.teardown?.status !== 'COMPLETED') : summaries;
+  return summaries
+    .filter((s) => (stage ? s.stage === stage : true) && inScope(s, scope))
+    .slice(0, limit);
+}
+
+/** Runs read from the visibility store per listing, at most. */
+const MAX_SCANNED_RUNS = 10_000;
+
+/**
+ * `active`: may hold resources: running, ended without cleaning up (terminated, timed out), or a
+ * 0.1 deployment that finished serving and was not torn down.
+ */
+function inScope(summary: DeploymentSummary, scope: ListScope): boolean {
+  const running = summary.status === 'RUNNING';
+  switch (scope) {
+    case 'all':
+      return true;
+    case 'running':
+      return running;
+    case 'closed':
+      return !running;
+    case 'active':
+      return (
+        running ||
+        summary.status === 'TERMINATED' ||
+        summary.status === 'TIMED_OUT' ||
+        (summary.workflowType === LEGACY_DEPLOY_WORKFLOW_TYPE &&
+          summary.status === 'COMPLETED' &&
+          summary.stage === 'SERVING' &&
+          summary.teardown?.status !== 'COMPLETED')
+      );
+  }
 }
 
 function summaryOf(execution: WorkflowExecutionInfo): DeploymentSummary {
   return {
     workflowId: execution.workflowId,
     runId: execution.runId,
+    workflowType: execution.type,
     ...deploymentAttributes(execution.typedSearchAttributes),
     status: execution.status.name,
     startedAt: execution.startTime.toISOString(),
@@ -106,6 +145,7 @@ const ID_BATCH = 50;
 async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): Promise<void> {
   const served = new Map<string, DeploymentSummary>();
   for (const summary of summaries) {
+    if (summary.workflowType !== LEGACY_DEPLOY_WORKFLOW_TYPE) continue;
     if (summary.status !== 'COMPLETED' || summary.stage !== 'SERVING') continue;
     if (!summary.project || !summary.region || !summary.deployment) continue;
     served.set(teardownWorkflowId(summary.project, summary.region, summary.deployment), summary);
@@ -114,7 +154,7 @@ async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): 
   const ids = [...served.keys()].filter((id) => !/['\\]/.test(id));
   for (let i = 0; i < ids.length; i += ID_BATCH) {
     const batch = ids.slice(i, i + ID_BATCH).map((id) => `'${id}'`);
-    const query = `WorkflowType = '${TEARDOWN_WORKFLOW_TYPE}' AND WorkflowId IN (${batch.join(', ')})`;
+    const query = `WorkflowType = '${LEGACY_TEARDOWN_WORKFLOW_TYPE}' AND WorkflowId IN (${batch.join(', ')})`;
     for await (const teardown of client.workflow.list({ query })) {
       const deployment = served.get(teardown.workflowId);
       if (!deployment?.closedAt || teardown.startTime.toISOString() < deployment.closedAt) continue;

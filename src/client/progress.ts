@@ -107,6 +107,8 @@ export interface GetProgressOptions {
 const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step: StepName; compensation: boolean }> = {
   validateWeights: { step: 'validate', compensation: false },
   deployToVertex: { step: 'deploy', compensation: false },
+  startDeploy: { step: 'deploy', compensation: false },
+  finishDeploy: { step: 'deploy', compensation: false },
   waitForReplicas: { step: 'waitForReplicas', compensation: false },
   reservePscAddress: { step: 'psc', compensation: false },
   createPscForwardingRule: { step: 'psc', compensation: false },
@@ -114,9 +116,12 @@ const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step: StepName; compe
   runSmokeTests: { step: 'smoke', compensation: false },
   deletePscForwardingRule: { step: 'psc', compensation: true },
   releasePscAddress: { step: 'psc', compensation: true },
+  stopDeployOperation: { step: 'deploy', compensation: true },
   undeployModels: { step: 'deploy', compensation: true },
   deleteEndpoint: { step: 'deploy', compensation: true },
   deleteModel: { step: 'deploy', compensation: true },
+  // A scale is no step of the first deploy; its activity shows among the pending ones.
+  scaleDeployment: { step: 'waitForReplicas', compensation: false },
 };
 
 /** `PendingActivityState` proto enum, by number. */
@@ -222,7 +227,7 @@ export function isDeploymentResult(
   return result !== undefined && 'outcome' in result;
 }
 
-async function queryProgress(
+export async function queryProgress(
   client: Client,
   handle: WorkflowHandle,
   description: WorkflowExecutionDescription,
@@ -254,7 +259,7 @@ async function queryProgress(
   }
 }
 
-async function hasWorkflowPollers(client: Client, taskQueue: string): Promise<boolean> {
+export async function hasWorkflowPollers(client: Client, taskQueue: string): Promise<boolean> {
   const { pollers } = await client.workflowService.describeTaskQueue({
     namespace: client.options.namespace,
     taskQueue: { name: taskQueue, kind: TASK_QUEUE_KIND_NORMAL },

@@ -6,13 +6,24 @@ import {
   WorkflowNotFoundError,
 } from '@temporalio/client';
 import { DeploymentSpecSchema } from '../spec';
+import type { DeploymentResult } from '../workflows/types';
 import { AmbiguousDeploymentError, DeploymentNotFoundError } from './errors';
 import type { TeardownRecord } from './progress';
 
-/** Workflow types of this project: a deployment and the teardown of a finished one. */
-export const DEPLOY_WORKFLOW_TYPE = 'deployModel';
-export const TEARDOWN_WORKFLOW_TYPE = 'teardownDeployment';
-const OUR_TYPES = [DEPLOY_WORKFLOW_TYPE, TEARDOWN_WORKFLOW_TYPE];
+/**
+ * Workflow types of this project: the durable deployment, and garden-deploy 0.1's deployment run
+ * and teardown (still registered, so runs started before the upgrade finish).
+ */
+export const DEPLOYMENT_WORKFLOW_TYPE = 'deployment';
+export const LEGACY_DEPLOY_WORKFLOW_TYPE = 'deployModel';
+export const LEGACY_TEARDOWN_WORKFLOW_TYPE = 'teardownDeployment';
+/** Types whose id is `deploy/{project}/{region}/{name}`: what a deployment name resolves to. */
+export const DEPLOYMENT_TYPES = [DEPLOYMENT_WORKFLOW_TYPE, LEGACY_DEPLOY_WORKFLOW_TYPE] as const;
+const OUR_TYPES: readonly string[] = [...DEPLOYMENT_TYPES, LEGACY_TEARDOWN_WORKFLOW_TYPE];
+/** `WorkflowType IN (...)` for visibility queries over deployments. */
+export const DEPLOYMENT_TYPES_QUERY = `WorkflowType IN (${DEPLOYMENT_TYPES.map((t) => `'${t}'`).join(', ')})`;
+
+export type WorkflowKind = 'deployment' | 'teardown';
 
 export interface ResolvedWorkflow {
   workflowId: string;
@@ -22,7 +33,7 @@ export interface ResolvedWorkflow {
 
 const NAME_LOOKUP_LIMIT = 20;
 
-/** The teardown of a deployment: one id per deployment, like the deployment's own. */
+/** garden-deploy 0.1's teardown of a deployment: one id per deployment, like the deployment's own. */
 export function teardownWorkflowId(project: string, region: string, deployment: string): string {
   return `teardown/${project}/${region}/${deployment}`;
 }
@@ -58,14 +69,32 @@ export function teardownRecord(
 }
 
 /**
- * Finds a deployment (or a teardown, unless `type` says otherwise) by workflow id
+ * Whether a closed run may have left resources behind: it was terminated or timed out (no
+ * compensation ran), or it is a 0.1 run that finished serving and no later 0.1 teardown removed it.
+ */
+export async function leftResources(client: Client, description: WorkflowExecutionDescription): Promise<boolean> {
+  const status = description.status.name;
+  if (status === 'TERMINATED' || status === 'TIMED_OUT') return true;
+  if (description.type !== LEGACY_DEPLOY_WORKFLOW_TYPE || status !== 'COMPLETED') return false;
+  const result = (await client.workflow.getHandle(description.workflowId, description.runId).result()) as DeploymentResult;
+  if (result.outcome !== 'serving') return false;
+  const teardown = await laterTeardown(
+    client,
+    teardownWorkflowId(result.project, result.region, result.deployment),
+    description.closeTime,
+  );
+  return teardown?.status.name !== 'COMPLETED';
+}
+
+/**
+ * Finds a deployment (or a 0.1 teardown, unless `kind` says otherwise) by workflow id
  * (`deploy/{project}/{region}/{name}`), or by bare deployment name when exactly one deployment
  * has that name. Describes its latest run.
  */
 export async function resolveWorkflow(
   client: Client,
   ref: string,
-  type?: typeof DEPLOY_WORKFLOW_TYPE | typeof TEARDOWN_WORKFLOW_TYPE,
+  kind?: WorkflowKind,
 ): Promise<ResolvedWorkflow> {
   const trimmed = ref.trim();
   const workflowId = trimmed.includes('/') ? trimmed : await workflowIdOfName(client, trimmed);
@@ -82,11 +111,11 @@ export async function resolveWorkflow(
     }
     throw err;
   }
-  const accepted = type ? [type] : OUR_TYPES;
+  const accepted: readonly string[] =
+    kind === 'deployment' ? DEPLOYMENT_TYPES : kind === 'teardown' ? [LEGACY_TEARDOWN_WORKFLOW_TYPE] : OUR_TYPES;
   if (!accepted.includes(description.type)) {
     throw new DeploymentNotFoundError(
-      `${workflowId} is a ${description.type} workflow, not a garden-deploy ` +
-        `${type === TEARDOWN_WORKFLOW_TYPE ? 'teardown' : 'deployment'}`,
+      `${workflowId} is a ${description.type} workflow, not a garden-deploy ${kind === 'teardown' ? 'teardown' : 'deployment'}`,
     );
   }
   return { workflowId, handle, description };
@@ -99,7 +128,7 @@ async function workflowIdOfName(client: Client, name: string): Promise<string> {
     );
   }
   const ids = new Set<string>();
-  const query = `WorkflowType = '${DEPLOY_WORKFLOW_TYPE}' AND DeploymentName = '${name}'`;
+  const query = `${DEPLOYMENT_TYPES_QUERY} AND DeploymentName = '${name}'`;
   for await (const execution of client.workflow.list({ query, pageSize: NAME_LOOKUP_LIMIT })) {
     ids.add(execution.workflowId);
     if (ids.size >= NAME_LOOKUP_LIMIT) break;

@@ -1,43 +1,52 @@
 import { createHash, randomUUID } from 'node:crypto';
-import type {
-  Client,
-  Workflow,
-  WorkflowHandle,
-  WorkflowHandleWithFirstExecutionRunId,
-  WorkflowStartOptions,
+import {
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowHandle,
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
 } from '@temporalio/client';
 import { stringify as toYaml } from 'yaml';
 import { DEFAULT_TASK_QUEUE } from '../constants';
 import { DeployStage, DeploymentName, GcpProject, GcpRegion, ModelUri } from '../search-attributes';
 import { type DeploymentSpec, deploymentWorkflowId, formatDuration, parseDeploymentSpec } from '../spec';
-import type { deployModel } from '../workflows/deploy-model';
-import type { DeployModelInput } from '../workflows/types';
+import type { deployment } from '../workflows/deployment/workflow';
+import { deployUpdate } from '../workflows/messages';
+import type { DeploymentResult, DeploymentSettings } from '../workflows/types';
+import { DeploymentStateError } from './errors';
+import { DEPLOYMENT_WORKFLOW_TYPE, LEGACY_DEPLOY_WORKFLOW_TYPE } from './resolve';
 import { truncateUtf8 } from './text';
+import { refusedAtOnce, updateError } from './updates';
 
 export interface StartDeploymentOptions {
   /** Task queue the garden-deploy worker polls (default `garden-deploy`). */
   taskQueue?: string;
-  /** Operator tuning passed to the workflow (e.g. heartbeat timeout). */
-  settings?: DeployModelInput['settings'];
+  /** Operator tuning passed to the workflow (e.g. heartbeat timeout, cleanup budget). */
+  settings?: DeploymentSettings;
+  /** Idempotency key: the same id again attaches to the same request (default: a new UUID). */
+  requestId?: string;
 }
 
 export interface StartedDeployment {
   workflowId: string;
   runId: string;
-  /** False when this deployment was already running and the call attached to that run. */
+  /** False when the deployment already existed with this spec and the call attached to it. */
   started: boolean;
-  /**
-   * When attached: whether the running deployment was started from the same spec (undefined when
-   * it was started by something other than this library, so it cannot be told).
-   */
-  sameSpec?: boolean;
   /** The spec as validated (defaults applied, durations in ms). */
   spec: DeploymentSpec;
-  handle: WorkflowHandle<typeof deployModel>;
+  /** The deploy request's id (the Update id). */
+  requestId: string;
+  /** A deployment of garden-deploy 0.1 still running with this spec (followed, not controlled by Updates). */
+  legacy: boolean;
+  handle: WorkflowHandle;
+  /**
+   * Resolves once the deployment serves (outcome `serving`) or the first deploy ended (`failed`,
+   * `cancelled`, `rolled-back`, or `cleanup-blocked` when its removal is blocked).
+   */
+  result(): Promise<DeploymentResult>;
 }
 
-/** Memo keys that let a start tell whether it created the run or attached to one. */
-const MEMO_START_REQUEST = 'startRequestId';
+/** Memo key with the digest of the spec a deployment was started from (0.1 runs carry it too). */
 const MEMO_SPEC_DIGEST = 'specDigest';
 
 /** Temporal UI limits on user metadata. */
@@ -45,9 +54,11 @@ export const MAX_SUMMARY_BYTES = 200;
 const MAX_DETAILS_BYTES = 20_000;
 
 /**
- * Starts the deployment described by `specInput`, or attaches to it when it is already running
- * (the workflow id is derived from project, region and name). The spec is validated here first:
- * a bad spec throws `InvalidSpecError` listing every field, and nothing is started.
+ * Deploys the spec: starts the durable deployment (`deploy/{project}/{region}/{name}`) and sends
+ * its `deploy` Update in one call (update-with-start). When the deployment exists with the same
+ * spec, the call attaches to it; with another spec it is refused (`DeploymentStateError` naming
+ * what differs and which command changes it), and nothing changes. A bad spec throws
+ * `InvalidSpecError` listing every field, before anything is sent.
  */
 export async function startDeployment(
   client: Client,
@@ -55,12 +66,19 @@ export async function startDeployment(
   options: StartDeploymentOptions = {},
 ): Promise<StartedDeployment> {
   const spec = parseDeploymentSpec(specInput);
-  const specDigest = digest(spec);
-  const { handle, started, memo } = await startOrAttach<typeof deployModel>(client, 'deployModel', {
-    taskQueue: options.taskQueue ?? DEFAULT_TASK_QUEUE,
-    workflowId: deploymentWorkflowId(spec),
+  const workflowId = deploymentWorkflowId(spec);
+  const requestId = options.requestId ?? randomUUID();
+  const previous = await describeLatest(client, workflowId);
+  const legacy = previous && (await refuseOrFollowLegacy(client, workflowId, previous, spec, requestId));
+  if (legacy) return legacy;
+
+  const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  const startOperation = new WithStartWorkflowOperation<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, {
+    taskQueue,
+    workflowId,
     args: [{ spec, ...(options.settings ? { settings: options.settings } : {}) }],
-    memo: { [MEMO_SPEC_DIGEST]: specDigest },
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    memo: { [MEMO_SPEC_DIGEST]: digest(spec) },
     typedSearchAttributes: [
       { key: DeployStage, value: 'VALIDATING' },
       { key: DeploymentName, value: spec.name },
@@ -71,40 +89,93 @@ export async function startDeployment(
     staticSummary: deploymentSummary(spec),
     staticDetails: deploymentDetails(spec),
   });
-  const runningDigest = memo?.[MEMO_SPEC_DIGEST];
+  let update;
+  try {
+    update = await client.workflow.startUpdateWithStart(deployUpdate, {
+      args: [{ spec }],
+      waitForStage: 'ACCEPTED',
+      startWorkflowOperation: startOperation,
+      updateId: requestId,
+    });
+  } catch (err) {
+    throw updateError(err, workflowId, 'deploy');
+  }
+  const { outcome } = await refusedAtOnce(update.result(), workflowId, 'deploy');
+  const handle = await startOperation.workflowHandle();
+  const runId = update.workflowRunId ?? (await handle.describe()).runId;
   return {
-    workflowId: handle.workflowId,
-    runId: handle.firstExecutionRunId,
-    started,
-    sameSpec: started ? true : typeof runningDigest === 'string' ? runningDigest === specDigest : undefined,
+    workflowId,
+    runId,
+    started: !(previous?.status.name === 'RUNNING' && previous.runId === runId),
     spec,
+    requestId,
+    legacy: false,
     handle,
+    result: () => outcome,
   };
 }
 
-/**
- * Starts a workflow with `USE_EXISTING`, so a second start of the same id attaches to the running
- * one, and tells which happened: the server does not say, but the run's memo carries the id of
- * the request that created it.
- */
-export async function startOrAttach<W extends Workflow>(
+async function describeLatest(
   client: Client,
-  workflowType: string,
-  options: Omit<WorkflowStartOptions<W>, 'workflowIdConflictPolicy'>,
-): Promise<{
-  handle: WorkflowHandleWithFirstExecutionRunId<W>;
-  started: boolean;
-  memo?: Record<string, unknown>;
-}> {
-  const startRequestId = randomUUID();
-  const handle = await client.workflow.start<W>(workflowType, {
-    ...options,
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    memo: { ...options.memo, [MEMO_START_REQUEST]: startRequestId },
-    // Omit<> flattens the SDK's conditional `args` type; the fields are the caller's, unchanged.
-  } as WorkflowStartOptions<W>);
-  const { memo } = await client.workflow.getHandle(options.workflowId, handle.firstExecutionRunId).describe();
-  return { handle, started: memo?.[MEMO_START_REQUEST] === startRequestId, memo };
+  workflowId: string,
+): Promise<WorkflowExecutionDescription | undefined> {
+  try {
+    return await client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * What an earlier run of this id means for a new deploy: a garden-deploy 0.1 run still going with
+ * this spec is followed; one with another spec, or a run that ended without removing what it made
+ * (terminated, timed out, 0.1 finished serving), is refused with what to do.
+ */
+async function refuseOrFollowLegacy(
+  client: Client,
+  workflowId: string,
+  previous: WorkflowExecutionDescription,
+  spec: DeploymentSpec,
+  requestId: string,
+): Promise<StartedDeployment | undefined> {
+  const status = previous.status.name;
+  const isLegacy = previous.type === LEGACY_DEPLOY_WORKFLOW_TYPE;
+  if (status === 'RUNNING') {
+    if (!isLegacy) return undefined; // the deploy Update decides: same spec attaches, another is refused
+    if (previous.memo?.[MEMO_SPEC_DIGEST] !== digest(spec)) {
+      throw new DeploymentStateError(
+        `${workflowId} is a deployment of garden-deploy 0.1 still running with another spec; it finishes on its ` +
+          `own. Wait for it, or stop it with \`garden-deploy cancel ${workflowId}\`, then deploy again.`,
+      );
+    }
+    const handle = client.workflow.getHandle(workflowId, previous.runId);
+    return {
+      workflowId,
+      runId: previous.runId,
+      started: false,
+      spec,
+      requestId,
+      legacy: true,
+      handle,
+      result: () => handle.result() as Promise<DeploymentResult>,
+    };
+  }
+  const leftBehind =
+    status === 'TERMINATED' ||
+    status === 'TIMED_OUT' ||
+    (isLegacy && status === 'COMPLETED' && ((await handle(client, previous).result()) as DeploymentResult).outcome === 'serving');
+  if (leftBehind) {
+    throw new DeploymentStateError(
+      `the previous run of ${workflowId} (${previous.type}, ${status}) ended without removing what it created, ` +
+        `so a new deployment could collide with it. Remove it first with \`garden-deploy teardown ${workflowId}\`, then deploy again.`,
+    );
+  }
+  return undefined;
+}
+
+function handle(client: Client, description: WorkflowExecutionDescription): WorkflowHandle {
+  return client.workflow.getHandle(description.workflowId, description.runId);
 }
 
 /** One line for the Temporal UI's workflow list, at most 200 bytes. */

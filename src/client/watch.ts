@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import type { DeploymentResult, TeardownResult } from '../workflows/types';
+import type { DeployProgress, DeploymentResult, TeardownResult } from '../workflows/types';
 import { DeploymentFailedError } from './errors';
 import { type DeploymentStatus, getProgress, type GetProgressOptions } from './progress';
-import { DEPLOY_WORKFLOW_TYPE, resolveWorkflow, TEARDOWN_WORKFLOW_TYPE } from './resolve';
+import { resolveWorkflow } from './resolve';
 
 export interface WatchOptions extends GetProgressOptions {
   /** Time between polls (default 1 s). */
@@ -15,10 +15,10 @@ export interface WatchOptions extends GetProgressOptions {
 export type ProgressListener = (status: DeploymentStatus) => void | Promise<void>;
 
 /**
- * Polls the deployment's progress, calling `onProgress` with each status, until the workflow
- * closes. Resolves with its result (`outcome` serving, rolled-back or cancelled); rejects with
- * `DeploymentFailedError` carrying the failure message when it failed, was terminated or timed out.
- * A deployment with a rollback window stays open (SERVING) until the window closes.
+ * Polls the deployment's progress, calling `onProgress` with each status, until it settles: it
+ * serves (outcome `serving`), its cleanup is blocked (`cleanup-blocked`), or it ended (its
+ * result: `torn-down`, `cancelled`, `rolled-back`…). Rejects with `DeploymentFailedError`
+ * carrying the failure when it failed, was terminated or timed out.
  */
 export async function watchDeployment(
   client: Client,
@@ -26,18 +26,18 @@ export async function watchDeployment(
   onProgress?: ProgressListener,
   options: WatchOptions = {},
 ): Promise<DeploymentResult> {
-  const { workflowId } = await resolveWorkflow(client, ref, DEPLOY_WORKFLOW_TYPE);
+  const { workflowId } = await resolveWorkflow(client, ref, 'deployment');
   return (await follow(client, workflowId, onProgress, options)) as DeploymentResult;
 }
 
-/** {@link watchDeployment} for a teardown workflow (`teardown/{project}/{region}/{name}`). */
+/** {@link watchDeployment} for a garden-deploy 0.1 teardown (`teardown/{project}/{region}/{name}`). */
 export async function watchTeardown(
   client: Client,
   ref: string,
   onProgress?: ProgressListener,
   options: WatchOptions = {},
 ): Promise<TeardownResult> {
-  const { workflowId } = await resolveWorkflow(client, ref, TEARDOWN_WORKFLOW_TYPE);
+  const { workflowId } = await resolveWorkflow(client, ref, 'teardown');
   return (await follow(client, workflowId, onProgress, options)) as TeardownResult;
 }
 
@@ -52,10 +52,48 @@ async function follow(
     options.signal?.throwIfAborted();
     const status = await getProgress(client, workflowId, options);
     await onProgress?.(status);
-    if (status.status !== 'RUNNING') {
-      if (status.status === 'COMPLETED' && status.result) return status.result;
-      throw new DeploymentFailedError(workflowId, status.status, status.failure ?? 'no failure was recorded');
-    }
+    const settled = settledResult(status);
+    if (settled) return settled;
     await sleep(interval, undefined, { signal: options.signal }).catch(() => undefined);
   }
+}
+
+/** How a deployment stands once nothing more happens without a request; undefined while it works. */
+export function settledResult(status: DeploymentStatus): DeploymentResult | TeardownResult | undefined {
+  if (status.status !== 'RUNNING') {
+    if (status.status === 'COMPLETED' && status.result) return status.result;
+    throw new DeploymentFailedError(status.workflowId, status.status, status.failure ?? 'no failure was recorded');
+  }
+  const progress = status.progress;
+  if (!progress) return undefined;
+  if (status.stage === 'SERVING' && status.workflowType === 'deployment') return resultOf(status, progress, 'serving');
+  if (status.stage === 'CLEANUP_BLOCKED') return resultOf(status, progress, 'cleanup-blocked');
+  return undefined;
+}
+
+function resultOf(
+  status: DeploymentStatus,
+  progress: DeployProgress,
+  outcome: 'serving' | 'cleanup-blocked',
+): DeploymentResult {
+  const { resources } = progress;
+  return {
+    outcome,
+    deployment: progress.deployment,
+    workflowId: status.workflowId,
+    project: progress.project ?? '',
+    region: progress.region ?? '',
+    resources,
+    ...(outcome === 'serving'
+      ? {
+          inferenceUrl: resources.pscIpAddress
+            ? `https://${resources.pscIpAddress}`
+            : resources.dedicatedEndpointDns && `https://${resources.dedicatedEndpointDns}`,
+        }
+      : { blocked: progress.cleanup?.tasks.filter((t) => t.state === 'blocked') ?? [] }),
+    smoke: progress.smoke ?? [],
+    removed: progress.removed,
+    ...(progress.validation ? { validation: progress.validation } : {}),
+    ...(progress.revision ? { revision: progress.revision } : {}),
+  };
 }

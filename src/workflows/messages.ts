@@ -1,11 +1,58 @@
-import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { DeployProgress } from './types';
+import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import type {
+  ControlRequest,
+  DeployProgress,
+  DeployRequest,
+  DeploymentResult,
+  ScaleOutcome,
+  ScaleRequest,
+} from './types';
 
-/** Stop the deployment and remove everything it created. */
-export const cancelSignal = defineSignal<[reason?: string]>('cancel');
+/**
+ * The messages of the `deployment` workflow: one query and the Updates that control it. Each
+ * Update is validated first (a request that does not apply is rejected at once, with the reason,
+ * and leaves no trace in history); an accepted one answers with its outcome. Send each with an
+ * update id (the request id): repeating it gets the same answer.
+ */
 
-/** Remove everything the deployment created: during the run or within its rollback window. */
-export const rollbackSignal = defineSignal<[reason?: string]>('rollback');
-
-/** Live progress: stage, steps, resources, replicas, validation summary, smoke results. */
+/** Live progress: stage, steps, revision, resources, replicas, validation, smoke results, cleanup. */
 export const progressQuery = defineQuery<DeployProgress>('progress');
+
+/**
+ * The spec of this deployment (update-with-start on first deploy): answers once it serves, or how
+ * it ended. A different spec is rejected, naming what differs and which command changes it.
+ */
+export const deployUpdate = defineUpdate<DeploymentResult, [DeployRequest]>('deploy');
+
+/** Stop a deployment still deploying and remove everything it created. */
+export const cancelUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('cancel');
+
+/** Remove everything the deployment created: while it deploys, or serving within its rollback window. */
+export const rollbackUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('rollback');
+
+/** Remove a serving deployment and everything it owns; the deployment then ends. */
+export const teardownUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('teardown');
+
+/** Change min/max replicas of the serving deployment in place (`mutateDeployedModel`). */
+export const scaleUpdate = defineUpdate<ScaleOutcome, [ScaleRequest]>('scale');
+
+/** CLEANUP_BLOCKED: run the blocked and remaining compensations again, with a fresh budget. */
+export const retryCleanupUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('retryCleanup');
+
+/**
+ * CLEANUP_BLOCKED: stop trying; the deployment ends listing what it leaves (the operator removes
+ * it). The reason is required.
+ */
+export const abandonCleanupUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('abandonCleanup');
+
+/** Every Update of the deployment, by name: the client maps its operations onto these. */
+export const DEPLOYMENT_UPDATES = {
+  deploy: deployUpdate,
+  cancel: cancelUpdate,
+  rollback: rollbackUpdate,
+  teardown: teardownUpdate,
+  scale: scaleUpdate,
+  retryCleanup: retryCleanupUpdate,
+  abandonCleanup: abandonCleanupUpdate,
+} as const;
+export type DeploymentUpdateName = keyof typeof DEPLOYMENT_UPDATES;

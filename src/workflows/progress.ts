@@ -1,12 +1,16 @@
 import type {
   CleanupOutcome,
+  DeploymentIdentity,
   DeploymentResources,
+  OwnershipProof,
   SmokeResult,
   ValidationSummary,
 } from '../activities/contract';
 import {
   type AbortKind,
+  type CleanupProgress,
   type DeployProgress,
+  type RevisionSummary,
   type DeployStage,
   STEP_NAMES,
   type StepName,
@@ -36,6 +40,7 @@ const STATUS_ICON: Record<StepStatus, string> = {
   succeeded: '✅',
   failed: '❌',
   skipped: '⏭️',
+  cancelled: '⏹️',
   compensating: '↩️',
   compensated: '🧹',
 };
@@ -47,18 +52,20 @@ const STATUS_ICON: Record<StepStatus, string> = {
 export class ProgressTracker {
   private readonly state: DeployProgress;
 
-  constructor(deployment: string) {
+  constructor(deployment: string, carried?: DeployProgress) {
     const now = timestamp();
-    this.state = {
-      deployment,
-      stage: 'VALIDATING',
-      percent: 0,
-      steps: STEP_NAMES.map((name) => ({ name, status: 'pending', attempts: 0 })),
-      resources: {},
-      removed: [],
-      startedAt: now,
-      updatedAt: now,
-    };
+    this.state = carried
+      ? structuredCloneJson(carried)
+      : {
+          deployment,
+          stage: 'VALIDATING',
+          percent: 0,
+          steps: STEP_NAMES.map((name) => ({ name, status: 'pending', attempts: 0 })),
+          resources: {},
+          removed: [],
+          startedAt: now,
+          updatedAt: now,
+        };
   }
 
   get stage(): DeployStage {
@@ -124,6 +131,49 @@ export class ProgressTracker {
     return this.state.steps.find((step) => step.status === 'running')?.name;
   }
 
+  /** A cancel or rollback stopped the running step: it is not running any more. */
+  cancelRunningStep(reason: string): void {
+    const name = this.runningStep();
+    if (name) this.updateStep(name, { status: 'cancelled', finishedAt: timestamp(), detail: reason });
+  }
+
+  get revision(): RevisionSummary | undefined {
+    return this.state.revision;
+  }
+
+  setRevision(revision: RevisionSummary): void {
+    this.state.revision = revision;
+    this.touch();
+  }
+
+  setScale(scale: { min: number; max: number }): void {
+    this.state.scale = scale;
+    this.touch();
+  }
+
+  setIdentity(identity: DeploymentIdentity, ownership: OwnershipProof): void {
+    this.state.identity = identity;
+    this.state.ownership = ownership;
+    this.touch();
+  }
+
+  setOwnership(ownership: OwnershipProof): void {
+    this.state.ownership = ownership;
+    this.touch();
+  }
+
+  setCleanup(cleanup: CleanupProgress | undefined): void {
+    this.state.cleanup = cleanup && structuredCloneJson(cleanup);
+    this.touch();
+  }
+
+  /** Outcomes of compensations, in the order they ran. */
+  addRemoved(outcomes: CleanupOutcome[]): void {
+    if (outcomes.length === 0) return;
+    this.state.removed.push(...outcomes);
+    this.touch();
+  }
+
   compensating(name: StepName): void {
     this.updateStep(name, { status: 'compensating' });
   }
@@ -171,7 +221,9 @@ export class ProgressTracker {
   toMarkdown(): string {
     const s = this.state;
     const lines = [
-      `**${s.deployment}** — ${s.stage} (${s.percent}%)`,
+      `**${s.deployment}** — ${s.stage} (${s.percent}%)` +
+        (s.revision ? ` · revision ${s.revision.number} (${s.revision.state}) \`${s.revision.modelUri}\`` : '') +
+        (s.scale ? ` · replicas ${s.scale.min}–${s.scale.max}` : ''),
       '',
       '| | step | attempts | detail |',
       '|---|---|---|---|',
@@ -184,6 +236,11 @@ export class ProgressTracker {
     if (s.resources.dedicatedEndpointDns)
       lines.push(`Dedicated DNS: \`${s.resources.dedicatedEndpointDns}\``);
     if (s.resources.pscIpAddress) lines.push(`PSC address: \`${s.resources.pscIpAddress}\``);
+    if (s.cleanup && s.cleanup.state !== 'done') {
+      lines.push('', `Cleanup (${s.cleanup.kind}): ${s.cleanup.state}`);
+      for (const task of s.cleanup.tasks.filter((t) => t.state === 'blocked' || t.state === 'abandoned'))
+        lines.push(`- ${task.state} ${task.task}: ${escapeCell(task.error ?? '')}`);
+    }
     if (s.lastError) lines.push('', `Last error: ${escapeCell(s.lastError.message)}`);
     return lines.join('\n');
   }

@@ -1,17 +1,28 @@
 import type {
   CleanupOutcome,
+  DeploymentIdentity,
   DeploymentResources,
+  OwnershipProof,
   SmokeResult,
+  ValidatedDeployment,
   ValidationSummary,
 } from '../activities/contract';
-import type { DeploymentSpecInput } from '../spec';
+import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput } from '../spec';
 
 /** Steps in the order they run; `psc` only for private endpoints. */
 export const STEP_NAMES = ['validate', 'deploy', 'waitForReplicas', 'psc', 'smoke'] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
 export type StepStatus =
-  'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'compensating' | 'compensated';
+  | 'pending'
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  /** Stopped by a cancel or rollback while it ran. */
+  | 'cancelled'
+  | 'compensating'
+  | 'compensated';
 
 export interface StepProgress {
   name: StepName;
@@ -31,15 +42,67 @@ export const DEPLOY_STAGES = [
   'CONNECTING_PSC',
   'SMOKE_TESTING',
   'SERVING',
+  /** Serving, while a `scale` changes its replicas. */
+  'SCALING',
   'ROLLING_BACK',
   'ROLLED_BACK',
   'CANCELLING',
   'CANCELLED',
   'FAILED',
+  'TEARING_DOWN',
+  'TORN_DOWN',
+  /** A compensation spent its retry budget: waiting for an operator's `retryCleanup` or `abandonCleanup`. */
+  'CLEANUP_BLOCKED',
 ] as const;
 export type DeployStage = (typeof DEPLOY_STAGES)[number];
 
 export type AbortKind = 'cancel' | 'rollback';
+
+/** Why a deployment removes what it created; decides its final stage. */
+export type UndoKind = AbortKind | 'failure' | 'teardown';
+
+/** A numbered revision of a deployment: its weights, and how far it got. */
+export interface RevisionSummary {
+  number: number;
+  modelUri: string;
+  state: 'validating' | 'deploying' | 'serving' | 'rolled-back' | 'cancelled' | 'failed' | 'retired';
+  startedAt: string;
+  servingAt?: string;
+  endedAt?: string;
+}
+
+/** The compensations, as names for progress; each removes one kind of resource. */
+export const CLEANUP_TASKS = [
+  'stopDeployOperation',
+  'undeployModels',
+  'deleteEndpoint',
+  'deleteModel',
+  'deletePscForwardingRule',
+  'releasePscAddress',
+] as const;
+export type CleanupTaskName = (typeof CLEANUP_TASKS)[number];
+
+export interface CleanupTaskProgress {
+  task: CleanupTaskName;
+  /** Billing resources (Vertex) and PSC resources are removed side by side. */
+  chain: 'vertex' | 'psc';
+  state: 'pending' | 'running' | 'done' | 'blocked' | 'abandoned';
+  /** A second look for resources that appear late (after a cancelled deploy operation). */
+  lateLook?: boolean;
+  attempts: number;
+  /** Why it is blocked: the resource, Google's error, and what an operator can do. */
+  error?: string;
+}
+
+export interface CleanupProgress {
+  kind: UndoKind;
+  reason: string;
+  state: 'running' | 'blocked' | 'done' | 'abandoned';
+  tasks: CleanupTaskProgress[];
+  startedAt: string;
+  /** When it became blocked (CLEANUP_BLOCKED). */
+  blockedAt?: string;
+}
 
 export interface DeployProgress {
   deployment: string;
@@ -61,8 +124,19 @@ export interface DeployProgress {
   rollbackWindowEndsAt?: string;
   startedAt: string;
   updatedAt: string;
+  /** The current revision (deployments of the current shape). */
+  revision?: RevisionSummary;
+  /** Replicas the serving revision is scaled to. */
+  scale?: { min: number; max: number };
+  /** Who this deployment is (labels and descriptions on its resources carry it). */
+  identity?: DeploymentIdentity;
+  /** What its resources are recognised by: a teardown after termination starts from it. */
+  ownership?: OwnershipProof;
+  /** The removal in progress (or blocked, or finished). */
+  cleanup?: CleanupProgress;
 }
 
+/** Input of garden-deploy 0.1's `deployModel` workflow. */
 export interface DeployModelInput {
   spec: DeploymentSpecInput;
   /** Operator tuning, not part of the deployment's description. */
@@ -72,7 +146,14 @@ export interface DeployModelInput {
   };
 }
 
-export type DeploymentOutcome = 'serving' | 'rolled-back' | 'cancelled';
+export type DeploymentOutcome =
+  | 'serving'
+  | 'rolled-back'
+  | 'cancelled'
+  | 'torn-down'
+  | 'failed'
+  /** The removal stopped on a compensation that spent its budget (stage CLEANUP_BLOCKED). */
+  | 'cleanup-blocked';
 
 export interface DeploymentResult {
   outcome: DeploymentOutcome;
@@ -87,8 +168,99 @@ export interface DeploymentResult {
   removed: CleanupOutcome[];
   validation?: ValidationSummary;
   reason?: string;
+  revision?: RevisionSummary;
+  /** What blocks the removal, for `cleanup-blocked`. */
+  blocked?: CleanupTaskProgress[];
 }
 
+/** Operator tuning of a deployment, not part of its description. */
+export interface DeploymentSettings {
+  /** Heartbeat timeout of long activities: how fast a dead worker is noticed (default 60 s). */
+  heartbeatTimeoutMs?: number;
+  /** Attempts of each compensation before the deployment reports CLEANUP_BLOCKED (default 8). */
+  cleanupAttempts?: number;
+  /** First retry interval of a compensation, doubling up to a minute (default 2 s). */
+  cleanupRetryMs?: number;
+  /** After a cancelled deploy operation ended, how long to wait before looking for late resources again (default 60 s). */
+  lateResourceGraceMs?: number;
+  /** How long a cancelled deploy operation may take to end (default 30 min). */
+  stopWaitMs?: number;
+  /** History length at which the deployment continues as new, when idle (default 10,000 events). */
+  maxHistoryEvents?: number;
+}
+
+/** A teardown of what an earlier run of this deployment left behind (terminated, or garden-deploy 0.1's). */
+export interface RecoveryInput {
+  project: string;
+  region: string;
+  deployment: string;
+  /** The run whose resources are removed. */
+  previous: { workflowId: string; runId: string; workflowType: string; status: string };
+  /** Its ownership proof: its identity (incarnation) and fingerprints, or 0.1's name label. */
+  ownership: OwnershipProof;
+  /** What it recorded; the derived ids cover what it created but could not record. */
+  resources: DeploymentResources;
+  ids: DeploymentIds;
+  consumerProject?: string;
+  reason?: string;
+}
+
+/** The input of the `deployment` workflow. */
+export type DeploymentInput =
+  | {
+      /** As parsed by the DeploymentSpec schema (the client library parses before it starts). */
+      spec: DeploymentSpec;
+      settings?: DeploymentSettings;
+      /** State carried over continue-as-new. */
+      carried?: CarriedState;
+    }
+  | { recover: RecoveryInput; settings?: DeploymentSettings; carried?: CarriedState };
+
+/** What a deployment carries over continue-as-new: everything it knows, nothing it is doing. */
+export interface CarriedState {
+  progress: DeployProgress;
+  /** Absent for the teardown of an earlier run. */
+  spec?: DeploymentSpec;
+  validated?: ValidatedDeployment;
+  phase: 'serving' | 'blocked';
+  rollbackWindowEndsAt?: number;
+  requests: RequestRecord[];
+  /** Why the first deploy failed, when the removal after it is blocked. */
+  failure?: { message: string; type?: string };
+}
+
+/** The outcome of an Update, kept so the same request id gets the same answer after continue-as-new. */
+export interface RequestRecord {
+  id: string;
+  update: string;
+  result: unknown;
+}
+
+/** Arguments of the control Updates. */
+export interface ControlRequest {
+  reason?: string;
+}
+
+export interface DeployRequest {
+  /** As parsed by the DeploymentSpec schema; must equal the deployment's spec (until upgrades). */
+  spec: DeploymentSpec;
+}
+
+export interface ScaleRequest {
+  min: number;
+  max?: number;
+  reason?: string;
+}
+
+export interface ScaleOutcome {
+  deployment: string;
+  replicas: { min: number; max: number };
+  available: number;
+  /** False when the deployment already had these counts. */
+  changed: boolean;
+}
+
+/** Input of garden-deploy 0.1's `teardownDeployment` workflow. */
 export interface TeardownInput {
   project: string;
   region: string;

@@ -116,7 +116,7 @@ describe('activity failure mapping', () => {
     expect(await inActivity().exec(async () => toActivityFailure(cancelled, 'x'))).toBe(cancelled);
   });
 
-  it('compensations never fail permanently and say what blocks them', async () => {
+  it('compensations of 0.1 deployments never fail permanently and say what blocks them', async () => {
     const blocked = new GcpApiError({
       source: 'http',
       call: 'DELETE https://x/v1beta1/projects/p/locations/l/endpoints/e',
@@ -127,12 +127,34 @@ describe('activity failure mapping', () => {
       hint: 'undeploy every deployed model first',
     });
     const failure = await inActivity({ attempt: 5 }).exec(
-      async () => cleanupFailure(blocked, 'delete endpoint e') as ApplicationFailure,
+      async () => cleanupFailure(blocked, 'delete endpoint e', false) as ApplicationFailure,
     );
     expect(failure).toMatchObject({ nonRetryable: false, type: 'CleanupBlocked' });
     expect(failure.message).toMatch(
       /^cannot delete endpoint e yet, retrying until it succeeds: .*Endpoint has deployed models/,
     );
     expect(failure.details).toEqual([{ attempt: 5 }]);
+  });
+
+  it('budgeted compensations stop retrying on what only an operator can fix, and retry the rest', async () => {
+    const error = (status: 'PERMISSION_DENIED' | 'UNAVAILABLE', httpStatus: number) =>
+      new GcpApiError({
+        source: 'http',
+        call: 'DELETE https://compute/projects/c/regions/r/forwardingRules/fr',
+        status,
+        httpStatus,
+        googleMessage: "Required 'compute.forwardingRules.delete' permission",
+        classification: status === 'UNAVAILABLE' ? 'retryable' : 'permanent',
+        hint: 'grant the permission',
+      });
+    const denied = await inActivity({ attempt: 1 }).exec(
+      async () => cleanupFailure(error('PERMISSION_DENIED', 403), 'delete forwarding rule fr', true) as ApplicationFailure,
+    );
+    expect(denied).toMatchObject({ nonRetryable: true, type: 'CleanupBlocked' });
+    expect(denied.message).toMatch(/^cannot delete forwarding rule fr: .*compute\.forwardingRules\.delete/);
+    const flaky = await inActivity({ attempt: 2 }).exec(
+      async () => cleanupFailure(error('UNAVAILABLE', 503), 'delete forwarding rule fr', true) as ApplicationFailure,
+    );
+    expect(flaky).toMatchObject({ nonRetryable: false, type: 'CleanupBlocked' });
   });
 });

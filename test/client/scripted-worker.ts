@@ -171,19 +171,17 @@ function scriptedActivities(
           },
         };
       }),
-    deployToVertex: (input) =>
+    deployToVertex: (input) => run('deployToVertex', () => deployed(input), input.ids.endpointId),
+    startDeploy: (input) =>
       run(
-        'deployToVertex',
+        'startDeploy',
         () => ({
+          operation: `projects/1/locations/${input.spec.region}/operations/deploy-${input.ids.endpointId}`,
           adopted: false,
-          resources: {
-            endpoint: `projects/1/locations/${input.spec.region}/endpoints/${input.ids.endpointId}`,
-            model: `projects/1/locations/${input.spec.region}/models/${input.ids.modelId}`,
-            deployedModelId: '42',
-          },
         }),
         input.ids.endpointId,
       ),
+    finishDeploy: (input) => run('finishDeploy', () => deployed(input), input.ids.endpointId),
     waitForReplicas: (input) =>
       run('waitForReplicas', () => ({
         available: input.minReplicas,
@@ -222,8 +220,29 @@ function scriptedActivities(
       ),
     deletePscForwardingRule: cleanup('deletePscForwardingRule'),
     releasePscAddress: cleanup('releasePscAddress'),
+    stopDeployOperation: cleanup('stopDeployOperation'),
     undeployModels: cleanup('undeployModels'),
     deleteEndpoint: cleanup('deleteEndpoint'),
     deleteModel: cleanup('deleteModel'),
+    scaleDeployment: (input) =>
+      run('scaleDeployment', () => ({
+        available: input.minReplicas,
+        minReplicas: input.minReplicas,
+        maxReplicas: input.maxReplicas,
+        operation: 'projects/1/locations/us-central1/operations/mutate-1',
+      })),
+  };
+}
+
+/** What a scripted deploy creates: the endpoint and model of the deployment's ids. */
+function deployed(input: { spec: { region: string }; ids: { endpointId: string; modelId: string } }) {
+  return {
+    adopted: false,
+    resources: {
+      endpoint: `projects/1/locations/${input.spec.region}/endpoints/${input.ids.endpointId}`,
+      model: `projects/1/locations/${input.spec.region}/models/${input.ids.modelId}`,
+      deployedModelId: '42',
+    },
+    fingerprints: { endpointCreateTime: '2026-01-01T00:00:00Z', modelCreateTime: '2026-01-01T00:00:00Z' },
   };
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { registerUndoCommand } from '../undo-command';
+import { registerControlCommand } from '../control-command';
 
-/** `garden-deploy cancel <deployment> [--reason]`. */
+/** `garden-deploy cancel <deployment>`: see `../control-command.ts`. */
 export function register(program: Command): void {
-  registerUndoCommand(program, 'cancel');
+  registerControlCommand(program, 'cancel');
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { type StartedDeployment, startDeployment } from '../../client';
 import {
@@ -24,110 +24,170 @@ import {
 import { follow, outcomeExitCode, outcomeJson, reportOutcome } from '../follow';
 
 /**
- * `garden-deploy deploy -f spec.yaml [flags]`: starts a deployment (or attaches to the running one
- * of the same project/region/name), prints its workflow id and Temporal UI link, then follows it.
+ * `garden-deploy deploy -f spec.yaml [flags]`: deploys a spec (update-with-start of the durable
+ * deployment: the first call creates it, a second with the same spec attaches, another spec is
+ * refused with what differs), prints its workflow id and Temporal UI link, then follows it.
  */
+
+/**
+ * The flags that set spec fields: the one place each is spelled. Commander options, the flags
+ * schema, "which flag set this field" in errors and the merge over the file all come from here.
+ */
+interface SpecFlag {
+  /** Commander's flag syntax. */
+  flags: string;
+  help: string;
+  /** The spec field it sets. */
+  path: string[];
+  /** Whole numbers become numbers (anything else stays a string for the schema to reject). */
+  numeric?: boolean;
+  /** Repeatable: each use appends a value. */
+  repeat?: boolean;
+  /** Given together (machine) or only with --private (psc). */
+  group?: 'machine' | 'psc';
+  /** Applied by hand in `specDocument` (booleans and flags that set more than one field). */
+  special?: true;
+}
+
+const SPEC_FLAGS = [
+  { flags: '--name <name>', help: 'deployment name (lowercase, digits, "-"; derives the workflow id and resource ids)', path: ['name'] },
+  { flags: '--project <id>', help: 'GCP project to deploy in', path: ['project'] },
+  { flags: '--region <region>', help: 'Vertex AI region, e.g. us-central1', path: ['region'] },
+  { flags: '--model-uri <gs://bucket/path/>', help: 'Hugging Face–format model folder in GCS', path: ['model', 'uri'] },
+  { flags: '--model-id <id>', help: 'model id in the Vertex Model Registry (default: the name)', path: ['model', 'id'] },
+  { flags: '--endpoint-id <id>', help: 'endpoint id (default: the name)', path: ['endpoint', 'id'] },
+  {
+    flags: '--machine-type <type>',
+    help: 'e.g. g2-standard-12; with the two options below (default: sized by validation)',
+    path: ['machine', 'type'],
+    group: 'machine',
+  },
+  {
+    flags: '--accelerator-type <type>',
+    help: 'e.g. NVIDIA_L4 or NVIDIA_H100_80GB',
+    path: ['machine', 'acceleratorType'],
+    group: 'machine',
+  },
+  {
+    flags: '--accelerator-count <n>',
+    help: 'accelerators per replica',
+    path: ['machine', 'acceleratorCount'],
+    numeric: true,
+    group: 'machine',
+  },
+  { flags: '--min-replicas <n>', help: 'replicas that must be available (default 1)', path: ['replicas', 'min'], numeric: true },
+  { flags: '--max-replicas <n>', help: 'autoscaling ceiling (default: min)', path: ['replicas', 'max'], numeric: true },
+  { flags: '--public', help: 'public dedicated endpoint (the default)', path: ['access'], special: true },
+  {
+    flags: '--private',
+    help: 'private endpoint reached through Private Service Connect (needs the PSC options)',
+    path: ['access'],
+    special: true,
+  },
+  {
+    flags: '--allow-project <project>',
+    help: 'PSC: project allowed to connect (repeat for more; must include the consumer project)',
+    path: ['access', 'projectAllowlist'],
+    repeat: true,
+    group: 'psc',
+  },
+  {
+    flags: '--consumer-project <project>',
+    help: 'PSC: project of the consumer network, address and forwarding rule',
+    path: ['access', 'consumerProject'],
+    group: 'psc',
+  },
+  {
+    flags: '--network <projects/P/global/networks/N>',
+    help: 'PSC: consumer VPC network',
+    path: ['access', 'network'],
+    group: 'psc',
+  },
+  {
+    flags: '--subnetwork <projects/P/regions/R/subnetworks/S>',
+    help: 'PSC: subnetwork for the internal address',
+    path: ['access', 'subnetwork'],
+    group: 'psc',
+  },
+  {
+    flags: '--psc-ip <ipv4>',
+    help: 'PSC: internal IP to reserve (default: picked from the subnetwork)',
+    path: ['access', 'ipAddress'],
+    group: 'psc',
+  },
+  { flags: '--skip-smoke <reason>', help: 'run no smoke tests, for this reason', path: ['smoke', 'skipReason'], special: true },
+  {
+    flags: '--rollback-window <duration>',
+    help: 'how long a success stays open to `rollback`, e.g. 30m or 0 (default 0)',
+    path: ['rollbackWindow'],
+    numeric: true,
+  },
+  {
+    flags: '--label <key=value>',
+    help: 'label on the Vertex resources (repeat for more)',
+    path: ['labels'],
+    repeat: true,
+    special: true,
+  },
+] as const satisfies readonly SpecFlag[];
+
+/** `--model-uri <…>` → `modelUri`, as commander names the option. */
+function keyOf(flag: SpecFlag): string {
+  const long = /--([a-z-]+)/.exec(flag.flags)![1]!;
+  return long.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+const FLAG_BY_KEY = new Map<string, SpecFlag>(SPEC_FLAGS.map((flag) => [keyOf(flag), flag]));
+/** The spec field each flag sets, so errors name the flag the user typed. */
+const FLAG_OF_PATH = new Map<string, string>(
+  SPEC_FLAGS.filter((f) => f.path.join('.') !== 'access').map((f) => [
+    f.path.join('.'),
+    /^--[a-z-]+/.exec(f.flags)![0],
+  ]),
+);
 
 const DeployFlagsSchema = CommandFlagsSchema.extend({
   file: z.string().optional(),
-  name: z.string().optional(),
-  project: z.string().optional(),
-  region: z.string().optional(),
-  modelUri: z.string().optional(),
-  modelId: z.string().optional(),
-  endpointId: z.string().optional(),
-  machineType: z.string().optional(),
-  acceleratorType: z.string().optional(),
-  acceleratorCount: z.string().optional(),
-  minReplicas: z.string().optional(),
-  maxReplicas: z.string().optional(),
-  public: z.boolean().optional(),
-  private: z.boolean().optional(),
-  allowProject: z.array(z.string()).optional(),
-  consumerProject: z.string().optional(),
-  network: z.string().optional(),
-  subnetwork: z.string().optional(),
-  pscIp: z.string().optional(),
-  skipSmoke: z.string().optional(),
-  rollbackWindow: z.string().optional(),
-  label: z.array(z.string()).optional(),
   taskQueue: z.string().min(1),
+  requestId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
+    .optional(),
   detach: z.boolean().default(false),
+  ...Object.fromEntries(
+    SPEC_FLAGS.map((flag) => [
+      keyOf(flag),
+      flag.flags.includes('<')
+        ? 'repeat' in flag && flag.repeat
+          ? z.array(z.string()).optional()
+          : z.string().optional()
+        : z.boolean().optional(),
+    ]),
+  ),
 });
-type DeployFlags = z.infer<typeof DeployFlagsSchema>;
-
-/** The spec field each flag sets, so errors name the flag the user typed. */
-const FLAG_OF_PATH: Record<string, string> = {
-  name: '--name',
-  project: '--project',
-  region: '--region',
-  model: '--model-uri',
-  'model.uri': '--model-uri',
-  'model.id': '--model-id',
-  'endpoint.id': '--endpoint-id',
-  'machine.type': '--machine-type',
-  'machine.acceleratorType': '--accelerator-type',
-  'machine.acceleratorCount': '--accelerator-count',
-  'replicas.min': '--min-replicas',
-  'replicas.max': '--max-replicas',
-  'access.projectAllowlist': '--allow-project',
-  'access.consumerProject': '--consumer-project',
-  'access.network': '--network',
-  'access.subnetwork': '--subnetwork',
-  'access.ipAddress': '--psc-ip',
-  'smoke.skipReason': '--skip-smoke',
-  rollbackWindow: '--rollback-window',
-  labels: '--label',
-};
+type DeployFlags = z.infer<typeof DeployFlagsSchema> & Record<string, unknown>;
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function register(program: Command): void {
   const command = program
     .command('deploy')
-    .summary('start a deployment (or attach to it) and follow it until it serves')
+    .summary('deploy a spec (or attach to its deployment) and follow it until it serves')
     .description(
-      'Deploy a model: validate the spec here, start the deployment workflow (or attach to the running ' +
-        'one with the same project/region/name), print its workflow id and Temporal UI link, then show live ' +
-        'progress until it serves (or, with a rollback window, until it serves within it) and print the ' +
-        "endpoint, inference URL and smoke answers. Flags override the file's fields; both go through the " +
-        `same schema. ${EXIT_CODES_HELP}`,
+      'Deploy a model: validate the spec here, then create the durable deployment and send it the spec in one ' +
+        'call. The same spec again attaches to the deployment; another spec is refused with what differs and ' +
+        'which command changes it, and nothing changes. Prints the workflow id and Temporal UI link, shows live ' +
+        'progress until it serves, then the endpoint, inference URL and smoke answers. Flags override the ' +
+        `file's fields; both go through the same schema. ${EXIT_CODES_HELP}`,
     )
-    .option('-f, --file <spec.yaml>', 'deployment spec (YAML or JSON; see examples/)')
-    .option(
-      '--name <name>',
-      'deployment name (lowercase, digits, "-"; derives the workflow id and resource ids)',
-    )
-    .option('--project <id>', 'GCP project to deploy in')
-    .option('--region <region>', 'Vertex AI region, e.g. us-central1')
-    .option('--model-uri <gs://bucket/path/>', 'Hugging Face–format model folder in GCS')
-    .option('--model-id <id>', 'model id in the Vertex Model Registry (default: the name)')
-    .option('--endpoint-id <id>', 'endpoint id (default: the name)')
-    .option(
-      '--machine-type <type>',
-      'e.g. g2-standard-12; with the two options below (default: sized by validation)',
-    )
-    .option('--accelerator-type <type>', 'e.g. NVIDIA_L4 or NVIDIA_H100_80GB')
-    .option('--accelerator-count <n>', 'accelerators per replica')
-    .option('--min-replicas <n>', 'replicas that must be available (default 1)')
-    .option('--max-replicas <n>', 'autoscaling ceiling (default: min)')
-    .option('--public', 'public dedicated endpoint (the default)')
-    .option('--private', 'private endpoint reached through Private Service Connect (needs the PSC options)')
-    .option('--allow-project <project>', 'PSC: project allowed to connect (repeat for more)', collect)
-    .option(
-      '--consumer-project <project>',
-      'PSC: project of the consumer network, address and forwarding rule',
-    )
-    .option('--network <projects/P/global/networks/N>', 'PSC: consumer VPC network')
-    .option('--subnetwork <projects/P/regions/R/subnetworks/S>', 'PSC: subnetwork for the internal address')
-    .option('--psc-ip <ipv4>', 'PSC: internal IP to reserve (default: picked from the subnetwork)')
-    .option('--skip-smoke <reason>', 'run no smoke tests, for this reason')
-    .option(
-      '--rollback-window <duration>',
-      'how long a success stays open to `rollback`, e.g. 30m or 0 (default 0)',
-    )
-    .option('--label <key=value>', 'label on the Vertex resources (repeat for more)', collect)
+    .option('-f, --file <spec.yaml>', 'deployment spec (YAML or JSON; see examples/)');
+  for (const flag of SPEC_FLAGS) {
+    const option = new Option(flag.flags, flag.help);
+    command.addOption('repeat' in flag && flag.repeat ? option.argParser(collect) : option);
+  }
+  command
     .addOption(taskQueueOption())
+    .option('--request-id <id>', 'idempotency key: the same deploy again attaches to the same request')
     .option('--detach', 'return right after starting (follow later with `garden-deploy watch <id>`)')
     .option(
       '--json',
@@ -139,7 +199,7 @@ export function register(program: Command): void {
 }
 
 export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
-  const flags = DeployFlagsSchema.parse(raw);
+  const flags = DeployFlagsSchema.parse(raw) as DeployFlags;
   let document: unknown;
   try {
     document = await specDocument(flags);
@@ -153,32 +213,29 @@ export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
     return reportError('deploy', err, io);
   }
   return withTemporal('deploy', flags, io, async (temporal) => {
-    const started = await startDeployment(temporal.client, document, { taskQueue: flags.taskQueue });
+    const started = await startDeployment(temporal.client, document, {
+      taskQueue: flags.taskQueue,
+      ...(flags.requestId ? { requestId: flags.requestId } : {}),
+    });
     const uiUrl = temporal.workflowUrl(started.workflowId);
     const facts = {
       workflowId: started.workflowId,
       runId: started.runId,
       started: started.started,
-      sameSpec: started.sameSpec,
+      requestId: started.requestId,
       namespace: temporal.namespace,
       uiUrl,
     };
-    if (flags.json) {
-      if (flags.detach) {
-        io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
-        return EXIT_OK;
-      }
-      const outcome = await follow(temporal, started.workflowId, io, { json: true, stopWhenServing: true });
-      io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
-      return outcomeExitCode(outcome);
-    }
-    io.stdout(startedText(started, uiUrl));
+    if (!flags.json) io.stdout(startedText(started, uiUrl));
     if (flags.detach) {
-      io.stdout(`Follow it with: garden-deploy watch ${started.workflowId}\n`);
+      if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
+      else io.stdout(`Follow it with: garden-deploy watch ${started.workflowId}\n`);
       return EXIT_OK;
     }
-    const outcome = await follow(temporal, started.workflowId, io, { json: false, stopWhenServing: true });
-    return reportOutcome(outcome, io);
+    const outcome = await follow(temporal, started.workflowId, io, { json: flags.json, until: started.result() });
+    if (!flags.json) return reportOutcome(outcome, io);
+    io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
+    return outcomeExitCode(outcome);
   });
 }
 
@@ -186,15 +243,10 @@ function startedText(started: StartedDeployment, uiUrl: string | undefined): str
   const lines = [
     started.started
       ? `Started ${started.workflowId}`
-      : `Attached to the running ${started.workflowId} (it was already running; nothing new was started)`,
+      : `Attached to ${started.workflowId}: it exists with this spec, nothing new was started` +
+        (started.legacy ? ' (a garden-deploy 0.1 run, followed until it ends)' : ''),
+    `  Temporal UI: ${uiUrl ?? NO_UI_LINK}`,
   ];
-  if (started.sameSpec === false) {
-    lines.push(
-      '  It was started from a different spec: this one was NOT applied. To deploy it, cancel the running ' +
-        `deployment first (garden-deploy cancel ${started.workflowId}), then deploy again.`,
-    );
-  }
-  lines.push(`  Temporal UI: ${uiUrl ?? NO_UI_LINK}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -202,32 +254,8 @@ function specSource(flags: DeployFlags): string {
   return flags.file ? `(${flags.file}${hasSpecFlags(flags) ? ' + flags' : ''})` : '(from flags)';
 }
 
-const SPEC_FLAG_KEYS = [
-  'name',
-  'project',
-  'region',
-  'modelUri',
-  'modelId',
-  'endpointId',
-  'machineType',
-  'acceleratorType',
-  'acceleratorCount',
-  'minReplicas',
-  'maxReplicas',
-  'public',
-  'private',
-  'allowProject',
-  'consumerProject',
-  'network',
-  'subnetwork',
-  'pscIp',
-  'skipSmoke',
-  'rollbackWindow',
-  'label',
-] as const satisfies ReadonlyArray<keyof DeployFlags>;
-
 function hasSpecFlags(flags: DeployFlags): boolean {
-  return SPEC_FLAG_KEYS.some((key) => flags[key] !== undefined);
+  return [...FLAG_BY_KEY.keys()].some((key) => flags[key] !== undefined);
 }
 
 type Doc = Record<string, unknown>;
@@ -237,29 +265,7 @@ async function specDocument(flags: DeployFlags): Promise<unknown> {
   const issues: SpecIssue[] = [];
   let document: Doc = {};
   if (flags.file) {
-    let fromFile: unknown;
-    try {
-      fromFile = await readDeploymentSpecDocument(flags.file);
-    } catch (err) {
-      if (err instanceof InvalidSpecError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new InvalidSpecError(
-        [
-          {
-            path: '',
-            message: `cannot read the spec file${code ? ` (${code})` : ''}; check the path given to -f`,
-          },
-        ],
-        `(${flags.file})`,
-      );
-    }
-    if (!isDoc(fromFile)) {
-      throw new InvalidSpecError(
-        [{ path: '', message: 'the file must hold a mapping of spec fields' }],
-        `(${flags.file})`,
-      );
-    }
-    document = fromFile;
+    document = await readSpecFile(flags.file);
   } else if (!hasSpecFlags(flags)) {
     throw new InvalidSpecError([
       {
@@ -269,80 +275,76 @@ async function specDocument(flags: DeployFlags): Promise<unknown> {
       },
     ]);
   }
-  const set = (path: string[], value: unknown) => {
-    if (value !== undefined) setPath(document, path, value);
+  const given = (group?: SpecFlag['group']) =>
+    SPEC_FLAGS.filter(
+      (flag): flag is (typeof SPEC_FLAGS)[number] =>
+        flags[keyOf(flag)] !== undefined && !('special' in flag) && ('group' in flag ? flag.group : undefined) === group,
+    );
+  const apply = (flag: SpecFlag) => {
+    const value = flags[keyOf(flag)];
+    setPath(document, flag.path, flag.numeric ? numeric(value as string) : value);
   };
-  set(['name'], flags.name);
-  set(['project'], flags.project);
-  set(['region'], flags.region);
-  set(['model', 'uri'], flags.modelUri);
-  set(['model', 'id'], flags.modelId);
-  set(['endpoint', 'id'], flags.endpointId);
-  set(['replicas', 'min'], numeric(flags.minReplicas));
-  set(['replicas', 'max'], numeric(flags.maxReplicas));
-  set(['rollbackWindow'], numeric(flags.rollbackWindow));
-  if (flags.skipSmoke !== undefined) {
-    set(['smoke', 'target'], 'skip');
-    set(['smoke', 'skipReason'], flags.skipSmoke);
-  }
+  for (const flag of given(undefined)) apply(flag);
 
-  const machineFlags = [flags.machineType, flags.acceleratorType, flags.acceleratorCount];
-  if (machineFlags.some((value) => value !== undefined)) {
-    if (!isDoc(document.machine) && machineFlags.some((value) => value === undefined)) {
+  if (flags.skipSmoke !== undefined) {
+    setPath(document, ['smoke', 'target'], 'skip');
+    setPath(document, ['smoke', 'skipReason'], flags.skipSmoke);
+  }
+  const machine = given('machine');
+  if (machine.length > 0) {
+    if (!isDoc(document.machine) && machine.length < 3) {
       issues.push({
         path: 'machine',
         message: '--machine-type, --accelerator-type and --accelerator-count go together: give all three',
       });
-    } else {
-      set(['machine', 'type'], flags.machineType);
-      set(['machine', 'acceleratorType'], flags.acceleratorType);
-      set(['machine', 'acceleratorCount'], numeric(flags.acceleratorCount));
-    }
+    } else machine.forEach(apply);
   }
 
-  if (flags.public && flags.private)
-    issues.push({ path: 'access', message: 'give --public or --private, not both' });
+  if (flags.public && flags.private) issues.push({ path: 'access', message: 'give --public or --private, not both' });
   if (flags.public) document.access = { type: 'public' };
   if (flags.private && !(isDoc(document.access) && document.access.type === 'private')) {
     document.access = { type: 'private' };
   }
-  const pscFlags = {
-    allowProject: '--allow-project',
-    consumerProject: '--consumer-project',
-    network: '--network',
-    subnetwork: '--subnetwork',
-    pscIp: '--psc-ip',
-  } as const;
-  const givenPsc = (Object.keys(pscFlags) as Array<keyof typeof pscFlags>).filter(
-    (key) => flags[key] !== undefined,
-  );
-  if (givenPsc.length > 0) {
+  const psc = given('psc');
+  if (psc.length > 0) {
     if (!(isDoc(document.access) && document.access.type === 'private')) {
+      const names = psc.map((flag) => FLAG_OF_PATH.get(flag.path.join('.')));
       issues.push({
         path: 'access',
-        message: `${givenPsc.map((key) => pscFlags[key]).join(', ')} ${givenPsc.length === 1 ? 'needs' : 'need'} a private endpoint: add --private`,
+        message: `${names.join(', ')} ${names.length === 1 ? 'needs' : 'need'} a private endpoint: add --private`,
       });
-    } else {
-      set(['access', 'projectAllowlist'], flags.allowProject);
-      set(['access', 'consumerProject'], flags.consumerProject);
-      set(['access', 'network'], flags.network);
-      set(['access', 'subnetwork'], flags.subnetwork);
-      set(['access', 'ipAddress'], flags.pscIp);
-    }
+    } else psc.forEach(apply);
   }
 
-  for (const label of flags.label ?? []) {
+  for (const label of (flags.label as string[] | undefined) ?? []) {
     const match = /^([^=]+)=(.*)$/.exec(label);
     if (!match) issues.push({ path: 'labels', message: `"${label}" is not key=value` });
-    else set(['labels', match[1] as string], match[2]);
+    else setPath(document, ['labels', match[1] as string], match[2]);
   }
 
   if (issues.length > 0) {
     // Report the schema's findings too, so one run lists every problem.
-    const schema = schemaIssues(document);
-    throw new InvalidSpecError([...issues, ...schema], specSource(flags));
+    throw new InvalidSpecError([...issues, ...schemaIssues(document)], specSource(flags));
   }
   return document;
+}
+
+async function readSpecFile(file: string): Promise<Doc> {
+  let fromFile: unknown;
+  try {
+    fromFile = await readDeploymentSpecDocument(file);
+  } catch (err) {
+    if (err instanceof InvalidSpecError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvalidSpecError(
+      [{ path: '', message: `cannot read the spec file${code ? ` (${code})` : ''}; check the path given to -f` }],
+      `(${file})`,
+    );
+  }
+  if (!isDoc(fromFile)) {
+    throw new InvalidSpecError([{ path: '', message: 'the file must hold a mapping of spec fields' }], `(${file})`);
+  }
+  return fromFile;
 }
 
 function schemaIssues(document: unknown): SpecIssue[] {
@@ -359,7 +361,7 @@ function schemaIssues(document: unknown): SpecIssue[] {
 function withFlagHints(err: InvalidSpecError, flags: DeployFlags): InvalidSpecError {
   if (!hasSpecFlags(flags)) return err;
   const issues = err.issues.map((issue) => {
-    const flag = FLAG_OF_PATH[issue.path] ?? FLAG_OF_PATH[issue.path.replace(/\[\d+\]$/, '')];
+    const flag = FLAG_OF_PATH.get(issue.path) ?? FLAG_OF_PATH.get(issue.path.replace(/\[\d+\]$/, ''));
     return flag ? { ...issue, path: `${issue.path} (${flag})` } : issue;
   });
   return new InvalidSpecError(issues, specSource(flags));
@@ -374,7 +376,7 @@ function isDoc(value: unknown): value is Doc {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function setPath(document: Doc, path: string[], value: unknown): void {
+function setPath(document: Doc, path: readonly string[], value: unknown): void {
   let node = document;
   for (const key of path.slice(0, -1)) {
     if (!isDoc(node[key])) node[key] = {};

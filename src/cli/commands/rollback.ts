@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { registerUndoCommand } from '../undo-command';
+import { registerControlCommand } from '../control-command';
 
-/** `garden-deploy rollback <deployment> [--reason]`. */
+/** `garden-deploy rollback <deployment>`: see `../control-command.ts`. */
 export function register(program: Command): void {
-  registerUndoCommand(program, 'rollback');
+  registerControlCommand(program, 'rollback');
 }

@@ -20,8 +20,8 @@ export function register(program: Command): void {
     .command('watch')
     .summary('follow a deployment with live progress')
     .description(
-      'Follow a deployment (or teardown) with live progress until it finishes, or until it serves within its ' +
-        'rollback window; then print the endpoint, inference URL and smoke answers (or what was removed). ' +
+      'Follow a deployment with live progress until it settles: it serves (then print the endpoint, inference ' +
+        'URL and smoke answers), its cleanup is blocked (what blocks it), or it ended (what was removed). ' +
         `Ctrl-C stops following, not the deployment. ${EXIT_CODES_HELP}`,
     )
     .argument('<deployment>', DEPLOYMENT_ARGUMENT_HELP)
@@ -37,7 +37,7 @@ export async function runWatch(ref: string, raw: unknown, io: CommandIo): Promis
     const { workflowId } = await resolveWorkflow(temporal.client, ref);
     const uiUrl = temporal.workflowUrl(workflowId);
     if (!flags.json) io.stdout(`Following ${workflowId}\n  Temporal UI: ${uiUrl ?? NO_UI_LINK}\n`);
-    const outcome = await follow(temporal, workflowId, io, { json: flags.json, stopWhenServing: true });
+    const outcome = await follow(temporal, workflowId, io, { json: flags.json });
     if (!flags.json) return reportOutcome(outcome, io);
     io.stdout(`${JSON.stringify({ workflowId, uiUrl, ...outcomeJson(outcome) }, null, 2)}\n`);
     return outcomeExitCode(outcome);

@@ -19,8 +19,8 @@ import type {
   PscConnection,
   SmokeTarget,
   ValidatedDeployment,
-} from '../activities/contract';
-import { NON_RETRYABLE_ERRORS } from '../activities/contract';
+} from '../../activities/contract';
+import { NON_RETRYABLE_ERRORS } from '../../activities/contract';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import {
   DeployStage as DeployStageKey,
@@ -29,10 +29,11 @@ import {
   GcpProject,
   GcpRegion,
   ModelUri,
-} from '../search-attributes';
-import { summarizeFailure } from './failures';
-import { cancelSignal, progressQuery, rollbackSignal } from './messages';
-import { ProgressTracker } from './progress';
+} from '../../search-attributes';
+import { summarizeFailure } from '../failures';
+import { progressQuery } from '../messages';
+import { cancelSignal, rollbackSignal } from './signals';
+import { ProgressTracker } from '../progress';
 import type {
   AbortKind,
   DeployModelInput,
@@ -40,7 +41,7 @@ import type {
   DeploymentOutcome,
   DeploymentResult,
   StepName,
-} from './types';
+} from '../types';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 
@@ -48,6 +49,11 @@ const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
 const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
 
 /**
+ * garden-deploy 0.1's workflow, frozen: still registered so that deployments started before the
+ * durable `deployment` workflow finish on the code they started with (their histories replay
+ * against it, test/histories/0.1/). New deployments never start it. Do not change the commands
+ * it issues.
+ *
  * One deployment of a fine-tuned model to Vertex AI:
  * validate weights → deploy → wait for replicas → PSC (private only) → smoke tests.
  * Every step registers its compensation before it runs; a failure, a `cancel`/`rollback` signal or

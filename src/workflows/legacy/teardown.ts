@@ -1,9 +1,9 @@
 import { setCurrentDetails, setHandler, upsertSearchAttributes, proxyActivities } from '@temporalio/workflow';
-import type { CleanupInput, DeploymentActivities } from '../activities/contract';
-import { DeployStage, DeploymentName, GcpProject, GcpRegion } from '../search-attributes';
-import { progressQuery } from './messages';
-import { ProgressTracker } from './progress';
-import type { TeardownInput, TeardownResult } from './types';
+import type { CleanupInput, DeploymentActivities } from '../../activities/contract';
+import { DeployStage, DeploymentName, GcpProject, GcpRegion } from '../../search-attributes';
+import { progressQuery } from '../messages';
+import { ProgressTracker } from '../progress';
+import type { TeardownInput, TeardownResult } from '../types';
 
 const cleanup = proxyActivities<DeploymentActivities>({
   startToCloseTimeout: '15m',
@@ -13,6 +13,9 @@ const cleanup = proxyActivities<DeploymentActivities>({
 });
 
 /**
+ * garden-deploy 0.1's teardown, frozen like `deployModel`: runs started before the durable
+ * `deployment` workflow (whose `teardown` Update replaces it) finish on it.
+ *
  * Removes a finished deployment from its recorded resources, in the same order a rollback uses:
  * forwarding rule, address, deployed models, endpoint, model.
  */

@@ -1,0 +1,207 @@
+import { type Command, Option } from 'commander';
+import { z } from 'zod';
+import {
+  type DeploymentRequest,
+  abandonCleanup,
+  cancelDeployment,
+  retryCleanup,
+  rollbackDeployment,
+  scaleDeployment,
+  teardownDeployment,
+} from '../client';
+import type { TemporalConnection } from '../client';
+import type { DeploymentOutcome, DeploymentResult, ScaleOutcome } from '../workflows/types';
+import {
+  addConnectionOptions,
+  type CommandIo,
+  CommandFlagsSchema,
+  DEPLOYMENT_ARGUMENT_HELP,
+  EXIT_OK,
+  exitOnUsageErrorWith2,
+  processIo,
+  withTemporal,
+} from './client-command';
+import { follow, outcomeExitCode, outcomeJson, reportOutcome } from './follow';
+
+/**
+ * The commands that send a deployment one of its control Updates, from one table: each is
+ * accepted or refused at once (with the deployment's reason, exit code 2), then followed with
+ * live progress until done (or returns once accepted, with --detach).
+ */
+
+export type ControlCommandName = 'cancel' | 'rollback' | 'teardown' | 'scale' | 'retry-cleanup' | 'abandon-cleanup';
+
+const wholeNumber = (flag: string) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${flag} must be a whole number`)
+    .transform(Number)
+    .pipe(z.number().int().min(1, `${flag} must be at least 1`).max(1000, `${flag} must be at most 1000`));
+
+const ControlFlagsSchema = CommandFlagsSchema.extend({
+  reason: z.string().max(500, '--reason is at most 500 characters').optional(),
+  requestId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
+    .optional(),
+  detach: z.boolean().default(false),
+  taskQueue: z.string().min(1).optional(),
+  min: wholeNumber('--min').optional(),
+  max: wholeNumber('--max').optional(),
+});
+type ControlFlags = z.infer<typeof ControlFlagsSchema>;
+
+interface ControlCommand {
+  summary: string;
+  description: string;
+  /** What `result.outcome` means success for this command (exit code 0). */
+  wanted: (outcome: DeploymentOutcome) => boolean;
+  accepted: string;
+  /** Extra options of this command. */
+  options?: Option[];
+  send(
+    temporal: TemporalConnection,
+    ref: string,
+    flags: ControlFlags,
+  ): Promise<DeploymentRequest<DeploymentResult | ScaleOutcome>>;
+}
+
+const notBlocked = (outcome: DeploymentOutcome) => outcome !== 'cleanup-blocked';
+
+const COMMANDS: Record<ControlCommandName, ControlCommand> = {
+  cancel: {
+    summary: 'stop a deployment still deploying and remove what it created',
+    description:
+      'Stop a deployment that is still deploying (the running step and Vertex’s deploy operation) and remove ' +
+      'everything it created, then follow until done. Refused when it already serves (use teardown, or rollback ' +
+      'within its window) or is already being removed.',
+    wanted: (outcome) => outcome === 'cancelled',
+    accepted: 'Cancel accepted for',
+    send: (t, ref, flags) => cancelDeployment(t.client, ref, controlOptions(flags)),
+  },
+  rollback: {
+    summary: 'undo a deployment while it deploys or within its rollback window',
+    description:
+      'Remove everything a deployment created, while it deploys or within its rollback window after it serves, ' +
+      'then follow until done. Outside the window it is refused: use teardown.',
+    wanted: (outcome) => outcome === 'rolled-back',
+    accepted: 'Rollback accepted for',
+    send: (t, ref, flags) => rollbackDeployment(t.client, ref, controlOptions(flags)),
+  },
+  teardown: {
+    summary: 'remove a serving deployment and everything it owns',
+    description:
+      'Remove a serving deployment (forwarding rule and address, deployed models, endpoint, model), checking each ' +
+      'is provably its own, and end it. A deployment that ended without cleaning up (terminated, or a garden-deploy ' +
+      '0.1 deployment that finished serving) is recovered: everything it could have created is found from its ' +
+      'record, derived ids and identity labels, and removed. Refused while it still deploys (use cancel).',
+    wanted: (outcome) => outcome === 'torn-down',
+    accepted: 'Teardown accepted for',
+    options: [
+      new Option(
+        '--task-queue <name>',
+        'task queue for the teardown of a run that ended without cleaning up (default: that run’s)',
+      ).env('GARDEN_DEPLOY_TASK_QUEUE'),
+    ],
+    send: (t, ref, flags) =>
+      teardownDeployment(t.client, ref, {
+        ...controlOptions(flags),
+        ...(flags.taskQueue ? { taskQueue: flags.taskQueue } : {}),
+      }),
+  },
+  scale: {
+    summary: 'change the replicas of a serving deployment in place',
+    description:
+      'Change min/max replicas of a serving deployment in place (mutateDeployedModel: same endpoint, no new ' +
+      'deployment), then follow until the new minimum is available. Refused while it deploys or is being removed.',
+    wanted: () => true,
+    accepted: 'Scale accepted for',
+    options: [
+      new Option('--min <n>', 'replicas that must be available').makeOptionMandatory(),
+      new Option('--max <n>', 'autoscaling ceiling (default: the current one, at least --min)'),
+    ],
+    send: (t, ref, flags) =>
+      scaleDeployment(
+        t.client,
+        ref,
+        { min: flags.min!, ...(flags.max !== undefined ? { max: flags.max } : {}) },
+        controlOptions(flags),
+      ),
+  },
+  'retry-cleanup': {
+    summary: 'run the blocked cleanup of a deployment again',
+    description:
+      'For a deployment in CLEANUP_BLOCKED: run the compensations that spent their retry budget (and those after ' +
+      'them) again with a fresh budget, once you fixed what the error named (e.g. a missing permission).',
+    wanted: notBlocked,
+    accepted: 'Retry accepted for',
+    send: (t, ref, flags) => retryCleanup(t.client, ref, controlOptions(flags)),
+  },
+  'abandon-cleanup': {
+    summary: 'give up a blocked cleanup, leaving its resources to you',
+    description:
+      'For a deployment in CLEANUP_BLOCKED: stop trying and end it; the resources it could not remove are listed ' +
+      'as abandoned and are yours to remove. --reason is required.',
+    wanted: () => true,
+    accepted: 'Abandon accepted for',
+    send: (t, ref, flags) => abandonCleanup(t.client, ref, { ...controlOptions(flags), reason: flags.reason ?? '' }),
+  },
+};
+
+export function registerControlCommand(program: Command, name: ControlCommandName): void {
+  const spec = COMMANDS[name];
+  const command = program
+    .command(name)
+    .summary(spec.summary)
+    .description(
+      `${spec.description} Exit codes: 0 done (or accepted, with --detach); 1 it ended otherwise (failed, cleanup ` +
+        'blocked); 2 refused (with the reason), not found, bad input or Temporal unreachable; 130 interrupted.',
+    )
+    .argument('<deployment>', DEPLOYMENT_ARGUMENT_HELP);
+  for (const option of spec.options ?? []) command.addOption(option);
+  command
+    .addOption(
+      name === 'abandon-cleanup'
+        ? new Option('--reason <text>', 'why (required); recorded in the progress and the result').makeOptionMandatory()
+        : new Option('--reason <text>', 'why; recorded in the progress and the result'),
+    )
+    .option('--request-id <id>', 'idempotency key: the same request again gets the same answer (default: new)')
+    .option('--detach', 'return once the request is accepted')
+    .option('--json', 'print the outcome as JSON on stdout; progress lines go to stderr');
+  exitOnUsageErrorWith2(addConnectionOptions(command)).action(async (ref: string, raw: unknown) => {
+    process.exitCode = await runControl(name, ref, raw, processIo);
+  });
+}
+
+export async function runControl(
+  name: ControlCommandName,
+  ref: string,
+  raw: unknown,
+  io: CommandIo,
+): Promise<number> {
+  const flags = ControlFlagsSchema.parse(raw);
+  const spec = COMMANDS[name];
+  return withTemporal(name, flags, io, async (temporal) => {
+    const request = await spec.send(temporal, ref, flags);
+    const { workflowId, runId, stage, requestId } = request;
+    const facts = { workflowId, runId, requestId, stageBefore: stage, uiUrl: temporal.workflowUrl(workflowId) };
+    if (!flags.json) io.stdout(`${spec.accepted} ${workflowId} (it was at stage ${stage ?? 'unknown'})\n`);
+    if (flags.detach) {
+      if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
+      else io.stdout(`Follow it with: garden-deploy watch ${workflowId}\n`);
+      return EXIT_OK;
+    }
+    const outcome = await follow(temporal, workflowId, io, { json: flags.json, until: request.result() });
+    const wanted = (result: { outcome: DeploymentOutcome }) => spec.wanted(result.outcome);
+    if (!flags.json) return reportOutcome(outcome, io, wanted);
+    io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
+    return outcomeExitCode(outcome, wanted);
+  });
+}
+
+function controlOptions(flags: ControlFlags): { reason?: string; requestId?: string } {
+  return {
+    ...(flags.reason ? { reason: flags.reason } : {}),
+    ...(flags.requestId ? { requestId: flags.requestId } : {}),
+  };
+}

@@ -1,0 +1,73 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { DeploymentActivities } from '../../activities/contract';
+import { NON_RETRYABLE_ERRORS } from '../../activities/contract';
+import type { DeploymentSettings } from '../types';
+
+/** The defaults of `DeploymentSettings`, in one place. */
+export const DEFAULT_SETTINGS: Required<DeploymentSettings> = {
+  heartbeatTimeoutMs: 60_000,
+  cleanupAttempts: 8,
+  cleanupRetryMs: 2_000,
+  lateResourceGraceMs: 60_000,
+  stopWaitMs: 30 * 60_000,
+  maxHistoryEvents: 10_000,
+};
+
+/** Permanent failures: retrying cannot help, the user must change something. */
+const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
+
+/**
+ * Activity stubs with retry policies and timeouts matched to each kind of step:
+ * - `short`: quick calls whose result the workflow must always receive (submitting `:deploy`);
+ * - `wait(budget)`: waits on Google that only read, abandoned at once on cancel (TRY_CANCEL) so
+ *   the compensations start without waiting for the activity to notice;
+ * - `cleanup`: compensations, each with a bounded budget: when it is spent the deployment reports
+ *   CLEANUP_BLOCKED instead of retrying silently forever.
+ */
+export function deploymentActivities(settings: Required<DeploymentSettings>) {
+  const transient = {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '1m',
+    nonRetryableErrorTypes,
+  } as const;
+  return {
+    validate: proxyActivities<DeploymentActivities>({
+      startToCloseTimeout: '15m',
+      heartbeatTimeout: settings.heartbeatTimeoutMs,
+      retry: { ...transient, maximumAttempts: 5 },
+    }),
+    short: proxyActivities<DeploymentActivities>({
+      startToCloseTimeout: '5m',
+      heartbeatTimeout: settings.heartbeatTimeoutMs,
+      retry: { ...transient, maximumAttempts: 20 },
+    }),
+    wait: (budgetMs: number) =>
+      proxyActivities<DeploymentActivities>({
+        startToCloseTimeout: budgetMs + 10 * 60_000,
+        heartbeatTimeout: settings.heartbeatTimeoutMs,
+        retry: { ...transient, maximumAttempts: 20 },
+        cancellationType: 'TRY_CANCEL',
+      }),
+    smoke: (budgetMs: number) =>
+      proxyActivities<DeploymentActivities>({
+        startToCloseTimeout: budgetMs,
+        heartbeatTimeout: settings.heartbeatTimeoutMs,
+        retry: { ...transient, maximumAttempts: 5 },
+        cancellationType: 'TRY_CANCEL',
+      }),
+    cleanup: proxyActivities<DeploymentActivities>({
+      // Stopping a cancelled operation may wait that long for it to end.
+      startToCloseTimeout: settings.stopWaitMs + 5 * 60_000,
+      heartbeatTimeout: settings.heartbeatTimeoutMs,
+      retry: {
+        initialInterval: settings.cleanupRetryMs,
+        backoffCoefficient: 2,
+        maximumInterval: '1m',
+        maximumAttempts: settings.cleanupAttempts,
+      },
+    }),
+  };
+}
+
+export type DeploymentActivityStubs = ReturnType<typeof deploymentActivities>;

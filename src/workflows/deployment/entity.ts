@@ -1,0 +1,671 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  currentUpdateInfo,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { CleanupInput, CleanupOutcome } from '../../activities/contract';
+import { DeployStage as DeployStageKey } from '../../search-attributes';
+import { type FailureSummary, summarizeFailure } from '../failures';
+import { ProgressTracker } from '../progress';
+import type {
+  AbortKind,
+  CarriedState,
+  CleanupProgress,
+  CleanupTaskName,
+  ControlRequest,
+  DeployProgress,
+  DeployRequest,
+  DeployStage,
+  DeploymentInput,
+  DeploymentOutcome,
+  DeploymentResult,
+  DeploymentSettings,
+  RecoveryInput,
+  RequestRecord,
+  ScaleOutcome,
+  ScaleRequest,
+  StepName,
+  UndoKind,
+} from '../types';
+import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
+import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
+import { type DeploymentState, type StepContext, deploySteps } from './deploy-steps';
+import { differentSpecMessage, specDifferences } from './spec-diff';
+
+/**
+ * Where a deployment is in its life: deploying its first revision, serving (scale, rollback within
+ * the window, teardown), removing what it created, blocked on a compensation, or ended.
+ */
+type Phase = 'deploying' | 'serving' | 'undoing' | 'blocked' | 'ended';
+
+/** Stage while removing, and once removed, per reason. */
+const UNDO_STAGES: Record<UndoKind, { running: DeployStage; done: DeployStage; outcome: DeploymentOutcome }> = {
+  cancel: { running: 'CANCELLING', done: 'CANCELLED', outcome: 'cancelled' },
+  rollback: { running: 'ROLLING_BACK', done: 'ROLLED_BACK', outcome: 'rolled-back' },
+  failure: { running: 'ROLLING_BACK', done: 'FAILED', outcome: 'failed' },
+  teardown: { running: 'TEARING_DOWN', done: 'TORN_DOWN', outcome: 'torn-down' },
+};
+
+/** The step a compensation undoes, for the progress rows. */
+const TASK_STEP: Record<CleanupTaskName, StepName> = {
+  stopDeployOperation: 'deploy',
+  undeployModels: 'deploy',
+  deleteEndpoint: 'deploy',
+  deleteModel: 'deploy',
+  deletePscForwardingRule: 'psc',
+  releasePscAddress: 'psc',
+};
+
+/** Update outcomes kept for idempotency across continue-as-new. */
+const MAX_REMEMBERED_REQUESTS = 50;
+
+/**
+ * One durable deployment: its state, the logic of each Update (validator + handler), and the jobs
+ * it runs (the first deploy, the removal). Every operation on the deployment goes through here,
+ * so they are serialized: a cancel or rollback preempts the first deploy; scale, rollback and
+ * teardown of a serving deployment take turns.
+ */
+export class Deployment implements StepContext {
+  readonly tracker: ProgressTracker;
+  readonly activities: DeploymentActivityStubs;
+  readonly state: DeploymentState;
+  private readonly settings: Required<DeploymentSettings>;
+  private readonly recovery?: RecoveryInput;
+  private phase: Phase = 'deploying';
+  private deployScope?: CancellationScope;
+  private abort?: { kind: AbortKind; reason: string };
+  private cleanup?: CleanupProgress;
+  private failure?: FailureSummary;
+  private rollbackWindowEndsAt?: number;
+  /** A serving operation (scale, rollback, teardown) holds the deployment. */
+  private busy = false;
+  /** A rollback or teardown was accepted: nothing else may start. */
+  private removalAccepted = false;
+  private requests: RequestRecord[] = [];
+  private temporalCancellation?: unknown;
+  private publishedStage?: DeployStage;
+
+  constructor(input: DeploymentInput) {
+    this.settings = { ...DEFAULT_SETTINGS, ...input.settings };
+    this.activities = deploymentActivities(this.settings);
+    if ('recover' in input) {
+      this.recovery = input.recover;
+      this.tracker = new ProgressTracker(input.recover.deployment);
+      this.tracker.describe({
+        deployment: input.recover.deployment,
+        project: input.recover.project,
+        region: input.recover.region,
+      });
+      this.tracker.addResources(input.recover.resources);
+      this.tracker.setOwnership(input.recover.ownership);
+      for (const step of ['validate', 'waitForReplicas', 'smoke'] as const)
+        this.tracker.skipStep(step, 'teardown of an earlier run');
+      // The earlier run may have been cut short anywhere: look for everything it could have made.
+      this.state = { deploySubmitted: true, deployFinished: false, pscStarted: true };
+      if (input.carried) this.restore(input.carried);
+      else this.phase = 'undoing';
+      return;
+    }
+    const carried = input.carried;
+    this.tracker = new ProgressTracker(input.spec.name, carried?.progress);
+    this.state = {
+      spec: carried?.spec ?? input.spec,
+      ...(carried?.validated ? { validated: carried.validated } : {}),
+      ...(carried?.progress.ownership ? { ownership: carried.progress.ownership } : {}),
+      deploySubmitted: Boolean(carried),
+      deployFinished: Boolean(carried),
+      pscStarted: Boolean(carried?.progress.resources.pscAddress || carried?.progress.resources.pscForwardingRule),
+    };
+    if (carried) this.restore(carried);
+  }
+
+  // --- jobs ------------------------------------------------------------------------------------
+
+  /** Starts what the input asks for: the first deploy, or the teardown of an earlier run. */
+  start(): void {
+    if (this.recovery && this.phase === 'undoing') {
+      void this.undo('teardown', this.recovery.reason ?? `teardown of ${this.recovery.previous.runId}`);
+    } else if (!this.recovery && this.phase === 'deploying') {
+      void this.firstDeploy();
+    }
+  }
+
+  private async firstDeploy(): Promise<void> {
+    const spec = this.spec;
+    this.tracker.setRevision({
+      number: 1,
+      modelUri: spec.model.uri,
+      state: 'validating',
+      startedAt: new Date().toISOString(),
+    });
+    this.publish('VALIDATING');
+    this.deployScope = new CancellationScope();
+    try {
+      await this.deployScope.run(() => deploySteps(this, spec));
+    } catch (err) {
+      if (isCancellation(err) && !this.abort) {
+        this.temporalCancellation = err;
+        this.abort = { kind: 'cancel', reason: 'the workflow was cancelled through Temporal' };
+      }
+      if (this.abort) {
+        this.tracker.cancelRunningStep(`stopped: ${this.abort.kind} requested`);
+      } else {
+        this.failure = summarizeFailure(err);
+        if (!this.tracker.runningStep()) this.tracker.recordError(this.failure);
+        if (this.failure.validation) this.tracker.setValidation(this.failure.validation);
+      }
+      await this.undo(this.abort?.kind ?? 'failure', this.abort?.reason ?? this.failure?.message ?? 'failed');
+      return;
+    }
+    this.phase = 'serving';
+    this.revisionState('serving');
+    const window = spec.rollbackWindow;
+    if (window > 0) {
+      this.rollbackWindowEndsAt = Date.now() + window;
+      this.tracker.setRollbackWindowEnd(new Date(this.rollbackWindowEndsAt));
+    }
+    this.publish('SERVING');
+    log.info('deployment serving', { deployment: spec.name, endpoint: this.tracker.resources.endpoint });
+  }
+
+  /** Removes what the deployment created; ends it, or leaves it CLEANUP_BLOCKED saying why. */
+  private async undo(kind: UndoKind, reason: string): Promise<void> {
+    this.phase = 'undoing';
+    const { deployOperation } = this.tracker.resources;
+    this.cleanup = planCleanup({
+      kind,
+      reason,
+      deployOperation: Boolean(deployOperation) && !this.state.deployFinished,
+      lateLook: this.state.deploySubmitted && !this.state.deployFinished,
+      psc: this.state.pscStarted,
+      at: new Date().toISOString(),
+    });
+    this.publish(UNDO_STAGES[kind].running);
+    await CancellationScope.nonCancellable(() => this.runCleanupPlan());
+  }
+
+  private async runCleanupPlan(): Promise<void> {
+    const plan = this.cleanup!;
+    this.phase = 'undoing';
+    this.publish(UNDO_STAGES[plan.kind].running);
+    const outcome = await runCleanup(
+      plan,
+      {
+        run: (task) => this.activities.cleanup[task](this.cleanupInput()),
+        changed: (current, outcomes) => this.cleanupChanged(current, outcomes),
+        graceMs: this.settings.lateResourceGraceMs,
+      },
+      () => new Date().toISOString(),
+    );
+    if (outcome === 'blocked') {
+      this.phase = 'blocked';
+      this.tracker.recordError({
+        type: 'CleanupBlocked',
+        message:
+          `cleanup is blocked: ${blockedSummary(plan)}. Fix what the error names, then run ` +
+          `\`garden-deploy retry-cleanup ${workflowInfo().workflowId}\`; or remove the resources yourself and run ` +
+          `\`garden-deploy abandon-cleanup ${workflowInfo().workflowId} --reason …\`.`,
+      });
+      this.publish('CLEANUP_BLOCKED');
+      return;
+    }
+    this.end();
+  }
+
+  private end(): void {
+    const kind = this.cleanup?.kind ?? 'teardown';
+    this.phase = 'ended';
+    const revision = { cancel: 'cancelled', rollback: 'rolled-back', failure: 'failed', teardown: 'retired' } as const;
+    if (!this.recovery) this.revisionState(revision[kind]);
+    this.publish(UNDO_STAGES[kind].done);
+  }
+
+  // --- Updates ---------------------------------------------------------------------------------
+
+  validateDeploy(request: DeployRequest): void {
+    if (this.known()) return;
+    if (this.recovery) this.reject(`deployment ${this.id} is being torn down (stage ${this.stage}); deploy it again once that ends`);
+    if (!request?.spec || typeof request.spec !== 'object') this.reject('the deploy request carries no spec');
+    const differences = specDifferences(this.spec, request.spec);
+    if (differences.length > 0) this.reject(differentSpecMessage(this.id, this.stage, differences));
+    if (this.phase === 'undoing' || this.phase === 'ended')
+      this.reject(`deployment ${this.id} is being removed (stage ${this.stage}); deploy it again once that ends`);
+    if (this.phase === 'blocked') this.reject(this.blockedReason());
+  }
+
+  /** Same spec: attaches, answering once the first deploy serves or has ended. */
+  deploy(_request: DeployRequest): Promise<DeploymentResult> {
+    return this.once('deploy', async () => {
+      await condition(() => this.phase !== 'deploying' && this.phase !== 'undoing');
+      return this.phase === 'serving' ? this.result('serving') : this.undoResult();
+    });
+  }
+
+  validateCancel(_request?: ControlRequest): void {
+    if (this.known()) return;
+    if (this.phase === 'serving')
+      this.reject(
+        `deployment ${this.id} is serving: there is no deploy to cancel. Remove it with \`garden-deploy teardown ${this.id}\`` +
+          (this.inRollbackWindow() ? ' or, within its rollback window, `garden-deploy rollback`' : ''),
+      );
+    this.rejectUnlessDeploying('cancel');
+  }
+
+  cancel(request: ControlRequest): Promise<DeploymentResult> {
+    return this.once('cancel', () => this.preempt('cancel', request.reason));
+  }
+
+  validateRollback(_request?: ControlRequest): void {
+    if (this.known()) return;
+    if (this.phase === 'serving') {
+      if (this.removalAccepted) this.reject(`deployment ${this.id} is already being removed`);
+      if (!this.inRollbackWindow()) {
+        const ended = this.rollbackWindowEndsAt ? ` (it closed at ${new Date(this.rollbackWindowEndsAt).toISOString()})` : '';
+        this.reject(
+          `deployment ${this.id} is serving outside its rollback window${ended}; remove it with \`garden-deploy teardown ${this.id}\``,
+        );
+      }
+      return;
+    }
+    this.rejectUnlessDeploying('rollback');
+  }
+
+  rollback(request: ControlRequest): Promise<DeploymentResult> {
+    return this.once('rollback', () => {
+      if (this.phase === 'deploying') return this.preempt('rollback', request.reason);
+      return this.removeServing('rollback', request.reason ?? 'rollback requested');
+    });
+  }
+
+  validateTeardown(_request?: ControlRequest): void {
+    if (this.known()) return;
+    if (this.phase === 'deploying')
+      this.reject(
+        `deployment ${this.id} is still deploying (stage ${this.stage}); stop it and remove what it created with \`garden-deploy cancel ${this.id}\``,
+      );
+    if (this.phase === 'serving' && !this.removalAccepted) return;
+    this.rejectRemoving();
+  }
+
+  teardown(request: ControlRequest): Promise<DeploymentResult> {
+    return this.once('teardown', () => this.removeServing('teardown', request.reason ?? 'teardown requested'));
+  }
+
+  validateScale(request: ScaleRequest): void {
+    if (this.known()) return;
+    const min = request?.min;
+    const max = request?.max ?? Math.max(min, this.tracker.snapshot().scale?.max ?? min);
+    const whole = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000;
+    if (!whole(min) || !whole(max)) this.reject('min and max replicas must be whole numbers from 1 to 1000');
+    if (max < min) this.reject(`max replicas (${max}) must be at least min replicas (${min})`);
+    if (this.phase === 'deploying')
+      this.reject(`deployment ${this.id} is still deploying (stage ${this.stage}); scale it once it serves`);
+    if (this.phase !== 'serving' || this.removalAccepted) this.rejectRemoving();
+  }
+
+  scale(request: ScaleRequest): Promise<ScaleOutcome> {
+    return this.once('scale', () => this.exclusive(() => this.scaleServing(request)));
+  }
+
+  validateRetryCleanup(_request?: ControlRequest): void {
+    if (this.known()) return;
+    if (this.phase !== 'blocked')
+      this.reject(`deployment ${this.id} has no blocked cleanup to retry (stage ${this.stage})`);
+  }
+
+  retryCleanup(_request: ControlRequest): Promise<DeploymentResult> {
+    return this.once('retryCleanup', async () => {
+      retryBlocked(this.cleanup!);
+      await CancellationScope.nonCancellable(() => this.runCleanupPlan());
+      return this.undoResult();
+    });
+  }
+
+  validateAbandonCleanup(request: ControlRequest): void {
+    if (this.known()) return;
+    if (this.phase !== 'blocked')
+      this.reject(`deployment ${this.id} has no blocked cleanup to abandon (stage ${this.stage})`);
+    if (!request.reason?.trim())
+      this.reject('say why the cleanup is abandoned (--reason): the resources it leaves are then yours to remove');
+  }
+
+  abandonCleanup(request: ControlRequest): Promise<DeploymentResult> {
+    return this.once('abandonCleanup', async () => {
+      const reason = `abandoned by an operator: ${request.reason!.trim()}`;
+      const outcomes = abandonRemaining(this.cleanup!, reason, this.remainingResources());
+      this.tracker.addRemoved(outcomes);
+      this.tracker.setCleanup(this.cleanup);
+      this.end();
+      return this.undoResult();
+    });
+  }
+
+  // --- queries, continue-as-new, the end ------------------------------------------------------
+
+  progress(): DeployProgress {
+    return this.tracker.snapshot();
+  }
+
+  get ended(): boolean {
+    return this.phase === 'ended';
+  }
+
+  /** Nothing in flight: the deployment can continue as new once its history is long. */
+  readyToContinueAsNew(): boolean {
+    const idle = (this.phase === 'serving' && !this.busy && !this.removalAccepted) || this.phase === 'blocked';
+    const info = workflowInfo();
+    return idle && (info.continueAsNewSuggested || info.historyLength >= this.settings.maxHistoryEvents);
+  }
+
+  carryOver(): DeploymentInput {
+    const carried: CarriedState = {
+      progress: this.tracker.snapshot(),
+      ...(this.state.spec ? { spec: this.state.spec } : {}),
+      ...(this.state.validated ? { validated: this.state.validated } : {}),
+      phase: this.phase === 'blocked' ? 'blocked' : 'serving',
+      ...(this.rollbackWindowEndsAt ? { rollbackWindowEndsAt: this.rollbackWindowEndsAt } : {}),
+      requests: this.requests,
+      ...(this.failure ? { failure: this.failure } : {}),
+    };
+    if (this.recovery) return { recover: this.recovery, settings: this.settings, carried };
+    return { spec: this.spec, settings: this.settings, carried };
+  }
+
+  /** Cancelled through Temporal: remove everything (a serving deployment too), then end Canceled. */
+  async cancelledThroughTemporal(err: unknown): Promise<void> {
+    this.temporalCancellation ??= err;
+    if (this.phase === 'serving' && !this.removalAccepted) {
+      this.removalAccepted = true;
+      await this.exclusive(() => this.undo('teardown', 'the workflow was cancelled through Temporal'));
+    }
+    await condition(() => this.phase === 'ended');
+  }
+
+  /** The workflow's result: how it ended; a failed first deploy fails the workflow, naming why. */
+  finish(): DeploymentResult {
+    if (this.temporalCancellation) throw this.temporalCancellation;
+    const result = this.undoResult();
+    if (result.outcome !== 'failed') return result;
+    const removed = this.tracker.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource);
+    throw ApplicationFailure.create({
+      message: `${this.failure?.message ?? 'the deployment failed'}${removed.length ? ` — rolled back: removed ${removed.join(', ')}` : ' — nothing was left behind'}`,
+      type: this.failure?.type ?? 'DeploymentFailed',
+      nonRetryable: true,
+      details: [this.tracker.snapshot()],
+    });
+  }
+
+  // --- StepContext -----------------------------------------------------------------------------
+
+  publish(stage?: DeployStage): void {
+    if (stage) this.tracker.setStage(stage);
+    if (this.tracker.stage !== this.publishedStage) {
+      upsertSearchAttributes([{ key: DeployStageKey, value: this.tracker.stage }]);
+      this.publishedStage = this.tracker.stage;
+    }
+    setCurrentDetails(this.tracker.toMarkdown());
+  }
+
+  async step<T extends { attempt: number }>(
+    name: StepName,
+    stage: DeployStage,
+    run: () => Promise<T>,
+    detail: (result: T) => string,
+  ): Promise<T> {
+    this.tracker.startStep(name);
+    if (name === 'deploy') this.revisionState('deploying');
+    this.publish(stage);
+    try {
+      const result = await run();
+      this.tracker.finishStep(name, result.attempt, detail(result));
+      this.publish();
+      return result;
+    } catch (err) {
+      if (!isCancellation(err)) {
+        const failure = summarizeFailure(err);
+        this.tracker.failStep(name, failure);
+        if (failure.validation) this.tracker.setValidation(failure.validation);
+      }
+      throw err;
+    }
+  }
+
+  // --- helpers ---------------------------------------------------------------------------------
+
+  private get id(): string {
+    return workflowInfo().workflowId;
+  }
+
+  private get stage(): DeployStage {
+    return this.tracker.stage;
+  }
+
+  /** The spec asked for; a teardown of an earlier run has none (nothing reads it there). */
+  private get spec() {
+    if (!this.state.spec) throw ApplicationFailure.nonRetryable(`${this.id} has no spec`, 'DeploymentStateError');
+    return this.state.spec;
+  }
+
+  private restore(carried: CarriedState): void {
+    this.phase = carried.phase;
+    this.requests = carried.requests;
+    this.rollbackWindowEndsAt = carried.rollbackWindowEndsAt;
+    this.failure = carried.failure;
+    this.cleanup = carried.progress.cleanup;
+    this.publishedStage = carried.progress.stage;
+  }
+
+  /** Cancel or rollback while deploying: stops the running step, removes, answers how it ended. */
+  private async preempt(kind: AbortKind, reason?: string): Promise<DeploymentResult> {
+    this.abort = { kind, reason: reason?.trim() || `${kind} requested` };
+    this.tracker.setAbort(kind, this.abort.reason);
+    this.publish(UNDO_STAGES[kind].running);
+    this.deployScope?.cancel();
+    await condition(() => this.phase === 'blocked' || this.phase === 'ended');
+    return this.undoResult();
+  }
+
+  private removeServing(kind: 'rollback' | 'teardown', reason: string): Promise<DeploymentResult> {
+    this.removalAccepted = true;
+    return this.exclusive(async () => {
+      await this.undo(kind, reason);
+      return this.undoResult();
+    });
+  }
+
+  private async scaleServing(request: ScaleRequest): Promise<ScaleOutcome> {
+    if (this.phase !== 'serving' || this.removalAccepted) {
+      throw ApplicationFailure.nonRetryable(
+        `deployment ${this.id} is being removed (stage ${this.stage}); the scale was not applied`,
+        'DeploymentStateError',
+      );
+    }
+    const current = this.tracker.snapshot().scale ?? this.spec.replicas;
+    const min = request.min;
+    const max = request.max ?? Math.max(min, current.max);
+    const { resources } = this.tracker;
+    const spec = this.state.validated!.spec;
+    this.publish('SCALING');
+    try {
+      const scaled = await this.activities.wait(spec.timeouts.replicas).scaleDeployment({
+        endpoint: resources.endpoint!,
+        deployedModelId: resources.deployedModelId!,
+        minReplicas: min,
+        maxReplicas: max,
+        ownership: this.state.ownership!,
+        deadline: Date.now() + spec.timeouts.replicas,
+      });
+      this.state.spec = { ...this.spec, replicas: { min, max } };
+      this.state.validated = { ...this.state.validated!, spec: { ...spec, replicas: { min, max } } };
+      this.tracker.setScale({ min, max });
+      this.tracker.setReplicas(scaled.available, min);
+      return {
+        deployment: spec.name,
+        replicas: { min, max },
+        available: scaled.available,
+        changed: scaled.operation !== '',
+      };
+    } catch (err) {
+      const failure = summarizeFailure(err);
+      this.tracker.recordError(failure);
+      throw ApplicationFailure.nonRetryable(`scaling ${this.id} failed: ${failure.message}`, failure.type ?? 'ScaleFailed');
+    } finally {
+      this.publish('SERVING');
+    }
+  }
+
+  /** Serving operations take turns. */
+  private async exclusive<T>(run: () => Promise<T>): Promise<T> {
+    await condition(() => !this.busy);
+    this.busy = true;
+    try {
+      return await run();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Runs an Update's handler once per request id, also across continue-as-new. */
+  private async once<T>(update: string, handle: () => Promise<T>): Promise<T> {
+    const id = currentUpdateInfo()?.id;
+    const known = id ? this.requests.find((r) => r.id === id) : undefined;
+    if (known) return known.result as T;
+    const result = await handle();
+    if (id) {
+      this.requests.push({ id, update, result });
+      if (this.requests.length > MAX_REMEMBERED_REQUESTS) this.requests.shift();
+    }
+    return result;
+  }
+
+  /** A request id already answered is accepted again (and gets the same answer). */
+  private known(): boolean {
+    const id = currentUpdateInfo()?.id;
+    return id !== undefined && this.requests.some((r) => r.id === id);
+  }
+
+  private reject(message: string): never {
+    throw ApplicationFailure.nonRetryable(message, 'DeploymentStateError');
+  }
+
+  private rejectUnlessDeploying(kind: AbortKind): void {
+    if (this.phase === 'deploying' && !this.abort) return;
+    if (this.phase === 'deploying') this.reject(`deployment ${this.id} is already undoing itself (${this.abort!.kind} requested); nothing more to ${kind}`);
+    this.rejectRemoving();
+  }
+
+  private rejectRemoving(): never {
+    if (this.phase === 'blocked') this.reject(this.blockedReason());
+    this.reject(`deployment ${this.id} is already being removed (stage ${this.stage}); follow it with \`garden-deploy watch ${this.id}\``);
+  }
+
+  private blockedReason(): string {
+    return (
+      `deployment ${this.id} is CLEANUP_BLOCKED: ${blockedSummary(this.cleanup!)}. ` +
+      `Run \`garden-deploy retry-cleanup ${this.id}\` once fixed, or \`garden-deploy abandon-cleanup ${this.id} --reason …\``
+    );
+  }
+
+  private inRollbackWindow(): boolean {
+    return this.rollbackWindowEndsAt !== undefined && Date.now() < this.rollbackWindowEndsAt;
+  }
+
+  private revisionState(state: NonNullable<DeployProgress['revision']>['state']): void {
+    const revision = this.tracker.revision;
+    if (!revision) return;
+    const now = new Date().toISOString();
+    this.tracker.setRevision({
+      ...revision,
+      state,
+      ...(state === 'serving' ? { servingAt: now } : {}),
+      ...(['serving', 'validating', 'deploying'].includes(state) ? {} : { endedAt: now }),
+    });
+  }
+
+  private cleanupInput(): CleanupInput {
+    const source = this.recovery;
+    const resources = this.tracker.resources;
+    const spec = this.state.validated?.spec;
+    const consumer =
+      source?.consumerProject ?? (spec?.access.type === 'private' ? spec.access.consumerProject : undefined);
+    const ids = source?.ids ?? this.state.validated?.ids;
+    const ownership = source?.ownership ?? this.state.ownership;
+    return {
+      project: source?.project ?? this.spec.project,
+      region: source?.region ?? this.spec.region,
+      ...(ownership ? { ownership } : {}),
+      resources,
+      ...(ids ? { ids } : {}),
+      ...(consumer ? { consumerProject: consumer } : {}),
+      stopWaitMs: this.settings.stopWaitMs,
+    };
+  }
+
+  private cleanupChanged(plan: CleanupProgress, outcomes: CleanupOutcome[]): void {
+    const steps = this.tracker.snapshot().steps;
+    for (const step of ['deploy', 'psc'] as const) {
+      const tasks = plan.tasks.filter((t) => TASK_STEP[t.task] === step);
+      const status = steps.find((s) => s.name === step)?.status;
+      if (tasks.length === 0 || status === 'pending' || status === 'skipped') continue;
+      if (tasks.every((t) => t.state === 'done')) this.tracker.compensated(step, []);
+      else if (tasks.some((t) => t.state !== 'pending')) this.tracker.compensating(step);
+    }
+    this.tracker.addRemoved(outcomes);
+    this.tracker.setCleanup(plan);
+    this.publish();
+  }
+
+  /** What a blocked or pending compensation would have removed. */
+  private remainingResources(): string[] {
+    const r = this.tracker.resources;
+    const ids = this.recovery?.ids ?? this.state.validated?.ids;
+    const names: Record<CleanupTaskName, string | undefined> = {
+      stopDeployOperation: r.deployOperation,
+      undeployModels: r.endpoint && `${r.endpoint}/deployedModels`,
+      deleteEndpoint: r.endpoint ?? ids?.endpointId,
+      deleteModel: r.model ?? ids?.modelId,
+      deletePscForwardingRule: r.pscForwardingRule ?? ids?.pscForwardingRuleName,
+      releasePscAddress: r.pscAddress ?? ids?.pscAddressName,
+    };
+    const tasks = this.cleanup?.tasks.filter((t) => (t.state === 'blocked' || t.state === 'pending') && !t.lateLook) ?? [];
+    return [...new Set(tasks.map((t) => names[t.task]).filter((n): n is string => Boolean(n)))];
+  }
+
+  private undoResult(): DeploymentResult {
+    if (this.phase === 'blocked') {
+      return { ...this.result('cleanup-blocked'), blocked: this.cleanup!.tasks.filter((t) => t.state === 'blocked') };
+    }
+    const kind = this.cleanup?.kind ?? 'teardown';
+    return this.result(UNDO_STAGES[kind].outcome, this.cleanup?.reason);
+  }
+
+  private result(outcome: DeploymentOutcome, reason?: string): DeploymentResult {
+    const snapshot = this.tracker.snapshot();
+    const { resources } = snapshot;
+    const serving = outcome === 'serving';
+    return {
+      outcome,
+      deployment: snapshot.deployment,
+      workflowId: this.id,
+      project: snapshot.project ?? '',
+      region: snapshot.region ?? '',
+      resources,
+      inferenceUrl: !serving
+        ? undefined
+        : resources.pscIpAddress
+          ? `https://${resources.pscIpAddress}`
+          : resources.dedicatedEndpointDns && `https://${resources.dedicatedEndpointDns}`,
+      smoke: snapshot.smoke ?? [],
+      removed: snapshot.removed,
+      validation: snapshot.validation,
+      ...(snapshot.revision ? { revision: snapshot.revision } : {}),
+      ...(reason ? { reason } : {}),
+    };
+  }
+}
