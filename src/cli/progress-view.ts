@@ -185,6 +185,8 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
     lines.push(c.green(c.bold(`✔ ${result.deployment} is serving`)));
     if (result.resources.endpoint) lines.push(`  Endpoint:       ${result.resources.endpoint}`);
     if (result.inferenceUrl) lines.push(`  Inference URL:  ${result.inferenceUrl}`);
+    if (result.rollbackWindowEndsAt)
+      lines.push(`  Open to rollback until ${result.rollbackWindowEndsAt}: garden-deploy rollback ${result.workflowId}`);
   } else if (result.outcome === 'cleanup-blocked') {
     lines.push(c.red(c.bold(`✖ ${result.deployment}: cleanup is blocked`)));
     lines.push(...renderBlocked(result.blocked ?? [], result.workflowId, c));

@@ -29,7 +29,7 @@ import {
 } from './resolve';
 import { MAX_SUMMARY_BYTES } from './start';
 import { truncateUtf8 } from './text';
-import { type DeploymentRequest, refusedAtOnce, sendUpdate, updateError } from './updates';
+import { type DeploymentRequest, throwIfRefused, outcomeOf, sendUpdate, updateError } from './updates';
 
 /**
  * The control operations of a deployment, each mapped onto the deployment's Update (validated by
@@ -161,13 +161,13 @@ export async function teardownDeployment(
   } catch (err) {
     throw updateError(err, workflowId, 'teardown');
   }
-  const { outcome } = await refusedAtOnce(update.result(), workflowId, 'teardown');
+  await throwIfRefused(client, update, workflowId, 'teardown');
   return {
     workflowId,
     runId: update.workflowRunId ?? '',
     stage: 'TEARING_DOWN',
     requestId,
-    result: () => outcome,
+    result: outcomeOf(update, workflowId, 'teardown'),
   };
 }
 

@@ -3,6 +3,7 @@ import {
   type Client,
   type WorkflowExecutionDescription,
   type WorkflowHandle,
+  type WorkflowStartOptions,
   WithStartWorkflowOperation,
   WorkflowNotFoundError,
 } from '@temporalio/client';
@@ -14,9 +15,10 @@ import type { deployment } from '../workflows/deployment/workflow';
 import { deployUpdate } from '../workflows/messages';
 import type { DeploymentResult, DeploymentSettings } from '../workflows/types';
 import { DeploymentStateError } from './errors';
+import { hasWorkflowPollers } from './progress';
 import { DEPLOYMENT_WORKFLOW_TYPE, LEGACY_DEPLOY_WORKFLOW_TYPE } from './resolve';
 import { truncateUtf8 } from './text';
-import { refusedAtOnce, updateError } from './updates';
+import { throwIfRefused, outcomeOf, updateError } from './updates';
 
 export interface StartDeploymentOptions {
   /** Task queue the garden-deploy worker polls (default `garden-deploy`). */
@@ -38,6 +40,11 @@ export interface StartedDeployment {
   requestId: string;
   /** A deployment of garden-deploy 0.1 still running with this spec (followed, not controlled by Updates). */
   legacy: boolean;
+  /**
+   * No worker polled the task queue: the deployment was started (or exists) and waits for one; the
+   * spec is compared with the deployment's once a worker takes it (`result()` then rejects when it differs).
+   */
+  waitingForWorker: boolean;
   handle: WorkflowHandle;
   /**
    * Resolves once the deployment serves (outcome `serving`) or the first deploy ended (`failed`,
@@ -73,7 +80,7 @@ export async function startDeployment(
   if (legacy) return legacy;
 
   const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
-  const startOperation = new WithStartWorkflowOperation<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, {
+  const startOptions = {
     taskQueue,
     workflowId,
     args: [{ spec, ...(options.settings ? { settings: options.settings } : {}) }],
@@ -88,7 +95,27 @@ export async function startDeployment(
     ],
     staticSummary: deploymentSummary(spec),
     staticDetails: deploymentDetails(spec),
-  });
+  } satisfies WorkflowStartOptions<typeof deployment>;
+  // An Update is accepted only by a worker: with none polling, start now and send the spec once one is.
+  if (!(await hasWorkflowPollers(client, taskQueue))) {
+    const handle = await client.workflow.start<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, startOptions);
+    const runId = handle.firstExecutionRunId;
+    return {
+      workflowId,
+      runId,
+      started: !(previous?.status.name === 'RUNNING' && previous.runId === runId),
+      spec,
+      requestId,
+      legacy: false,
+      waitingForWorker: true,
+      handle,
+      result: () =>
+        handle
+          .executeUpdate(deployUpdate, { args: [{ spec }], updateId: requestId })
+          .catch((err: unknown) => Promise.reject(updateError(err, workflowId, 'deploy'))),
+    };
+  }
+  const startOperation = new WithStartWorkflowOperation<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, startOptions);
   let update;
   try {
     update = await client.workflow.startUpdateWithStart(deployUpdate, {
@@ -100,7 +127,7 @@ export async function startDeployment(
   } catch (err) {
     throw updateError(err, workflowId, 'deploy');
   }
-  const { outcome } = await refusedAtOnce(update.result(), workflowId, 'deploy');
+  await throwIfRefused(client, update, workflowId, 'deploy');
   const handle = await startOperation.workflowHandle();
   const runId = update.workflowRunId ?? (await handle.describe()).runId;
   return {
@@ -110,8 +137,9 @@ export async function startDeployment(
     spec,
     requestId,
     legacy: false,
+    waitingForWorker: false,
     handle,
-    result: () => outcome,
+    result: outcomeOf(update, workflowId, 'deploy'),
   };
 }
 
@@ -157,6 +185,7 @@ async function refuseOrFollowLegacy(
       spec,
       requestId,
       legacy: true,
+      waitingForWorker: false,
       handle,
       result: () => handle.result() as Promise<DeploymentResult>,
     };

@@ -4,6 +4,7 @@ import {
   type WorkflowHandle,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowUpdateHandle,
 } from '@temporalio/client';
 import { DeployStage } from '../search-attributes';
 import { DEPLOYMENT_UPDATES, type DeploymentUpdateName } from '../workflows/messages';
@@ -49,38 +50,46 @@ export async function sendUpdate<R>(
   } catch (err) {
     throw updateError(err, workflowId, name);
   }
-  const { outcome } = await refusedAtOnce(update.result(), workflowId, name);
+  await throwIfRefused(client, update, workflowId, name);
   return {
     workflowId,
     runId: update.workflowRunId ?? description.runId,
     ...(stage ? { stage } : {}),
     requestId,
-    result: () => outcome,
+    result: outcomeOf(update, workflowId, name),
   };
 }
 
 /**
- * The outcome of an Update, throwing at once when the deployment refused it. The SDK returns a
- * handle also for a rejected Update, whose outcome then came with the answer: it settles before
- * anything else happens (no further call is made), so a refusal is seen here and thrown, and a
- * request still running is handed back as a promise.
+ * Throws at once when the deployment refused the Update. The SDK hands back a handle also for a
+ * rejected Update, whose outcome then came with the answer: it settles before anything else
+ * happens, while an Update still running would start a long poll, which is cut here (the caller's
+ * `result()` polls again when it wants the outcome).
  */
-export async function refusedAtOnce<R>(
-  outcome: Promise<R>,
+export async function throwIfRefused(
+  client: Client,
+  update: WorkflowUpdateHandle<unknown>,
   workflowId: string,
   name: string,
-): Promise<{ outcome: Promise<R> }> {
-  const mapped = outcome.catch((err: unknown) => Promise.reject(updateError(err, workflowId, name)));
-  mapped.catch(() => undefined);
-  const early = await Promise.race([
-    mapped.then(
-      () => 'done' as const,
+): Promise<void> {
+  const stop = new AbortController();
+  const outcome = client
+    .withAbortSignal(stop.signal, () => update.result())
+    .then(
+      () => 'settled' as const,
       (err: unknown) => ({ err }),
-    ),
+    );
+  const early = await Promise.race([
+    outcome,
     new Promise<'pending'>((resolve) => setImmediate(() => resolve('pending'))),
   ]);
-  if (typeof early === 'object') throw early.err;
-  return { outcome: mapped };
+  stop.abort();
+  if (typeof early === 'object') throw updateError(early.err, workflowId, name);
+}
+
+/** The Update's outcome, with a refusal or failure as the deployment's reason. */
+export function outcomeOf<R>(update: WorkflowUpdateHandle<R>, workflowId: string, name: string): () => Promise<R> {
+  return () => update.result().catch((err: unknown) => Promise.reject(updateError(err, workflowId, name)));
 }
 
 /** A rejected or failed Update as the deployment's own reason; a finished deployment as such. */

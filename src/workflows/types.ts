@@ -169,6 +169,8 @@ export interface DeploymentResult {
   validation?: ValidationSummary;
   reason?: string;
   revision?: RevisionSummary;
+  /** Serving: until when `rollback` removes it. */
+  rollbackWindowEndsAt?: string;
   /** What blocks the removal, for `cleanup-blocked`. */
   blocked?: CleanupTaskProgress[];
 }

@@ -91,7 +91,7 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     expect(run.stdout).toContain('✔ smoke-1 (chat, 120 ms): "I am a fine-tuned Llama."');
   });
 
-  it('deploy -f merges flags over the file, stops following once serving within the rollback window; rollback undoes it', async () => {
+  it('deploy -f merges flags over the file and follows until it serves; rollback within the window undoes it', async () => {
     const name = uniqueName('cli-window');
     worker.script({ ...publicSpec(name), project: 'my-ml-project' }); // the example's project
     const workflowId = `deploy/my-ml-project/us-central1/${name}`;
@@ -101,24 +101,24 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     );
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`Started ${workflowId}`);
-    expect(run.stdout).toMatch(new RegExp(`✔ ${name} is serving; it can be rolled back until \\S+`));
+    expect(run.stdout).toContain(`✔ ${name} is serving`);
     expect(run.stdout).toContain('Wait for replicas: succeeded · 2/2 replicas available');
-    expect(run.stdout).toContain(`Roll back: garden-deploy rollback ${workflowId}`);
+    expect(run.stdout).toMatch(new RegExp(`Open to rollback until \\S+: garden-deploy rollback ${workflowId}`));
 
     const rollback = await runCli(['rollback', workflowId, '--reason', 'bad answers'], env);
     expect(rollback.code, rollback.stderr).toBe(0);
-    expect(rollback.stdout).toContain(`Rollback requested for ${workflowId} (it was at stage SERVING)`);
+    expect(rollback.stdout).toContain(`Rollback accepted for ${workflowId} (it was at stage SERVING)`);
     expect(rollback.stdout).toContain(`✖ ${name} was rolled back: bad answers`);
     expect(rollback.stdout).toMatch(/Removed:\n {4}✔ undeployModels\(.*\) \(removed\)/);
 
     const again = await runCli(['rollback', workflowId], env);
     expect(again.code, again.stderr).toBe(2);
     expect(again.stderr).toMatch(
-      /^garden-deploy rollback: .* was already rolled back at .*; nothing is left to rollback\n$/,
+      /^garden-deploy rollback: .* already ended \(rolled back\) at .*; nothing is left to rollback\n$/,
     );
   });
 
-  it('deploy --detach --json prints the start facts; a second start attaches; watch --json returns the result', async () => {
+  it('deploy --detach --json prints the start facts; another spec is refused; watch --json returns the result', async () => {
     const name = uniqueName('cli-json');
     const gate = new Gate();
     worker.script(publicSpec(name), { hold: { validateWeights: { gate, heartbeat: {} } } });
@@ -126,12 +126,16 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     expect(first.code, first.stderr).toBe(0);
     const started = JSON.parse(first.stdout) as Record<string, unknown>;
     const workflowId = workflowIdOf(publicSpec(name));
-    expect(started).toMatchObject({ workflowId, started: true, sameSpec: true, uiUrl: uiLink(workflowId) });
+    expect(started).toMatchObject({ workflowId, started: true, uiUrl: uiLink(workflowId) });
 
-    const second = await runCli(['deploy', ...specFlags(name), '--min-replicas', '3', '--detach'], env);
-    expect(second.code, second.stderr).toBe(0);
-    expect(second.stdout).toContain(`Attached to the running ${workflowId}`);
-    expect(second.stdout).toContain('It was started from a different spec: this one was NOT applied.');
+    const same = await runCli(['deploy', ...specFlags(name), '--detach'], env);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout).toContain(`Attached to ${workflowId}: it exists with this spec, nothing new was started`);
+    const other = await runCli(['deploy', ...specFlags(name), '--min-replicas', '3', '--detach'], env);
+    expect(other.code, other.stdout).toBe(2);
+    expect(other.stderr).toContain(`garden-deploy deploy: deployment ${workflowId} already exists`);
+    expect(other.stderr).toContain('replicas.min: 1 → 3');
+    expect(other.stderr).toContain(`garden-deploy scale ${name} --min N`);
 
     gate.open();
     const watch = await runCli(['watch', workflowId, '--json'], env);
@@ -179,9 +183,7 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     const run = await runCli(['deploy', ...specFlags(name)], env);
     expect(run.code, run.stderr).toBe(1);
     expect(run.stdout).toContain('Validate weights: failed · tokenizer.json is missing');
-    expect(run.stderr).toContain(
-      `deploy/my-project/us-central1/${name} ended FAILED: tokenizer.json is missing — nothing was left behind`,
-    );
+    expect(run.stdout).toContain(`✖ ${name} failed: tokenizer.json is missing`);
   });
 
   it('status shows the steps (and --json parses); an unknown deployment exits 2', async () => {
@@ -240,27 +242,27 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     const spec = publicSpec(uniqueName('cli-cancel'));
     const gate = new Gate();
     const script = worker.script(spec, {
-      hold: { deployToVertex: { gate, heartbeat: { operationName: 'op-1' } } },
+      hold: { finishDeploy: { gate, heartbeat: { operationName: 'op-1' } } },
     });
     const { workflowId } = await startDeployment(client, spec, {
       taskQueue: worker.taskQueue,
-      settings: { heartbeatTimeoutMs: 2_000 },
+      settings: { heartbeatTimeoutMs: 2_000, lateResourceGraceMs: 100 },
     });
-    await eventually('deploy to start', async () => script.calls.includes('deployToVertex'));
+    await eventually('deploy to start', async () => script.calls.includes('finishDeploy'));
 
     const run = await runCli(['cancel', workflowId, '--reason', 'wrong checkpoint'], env);
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toContain(`Cancel requested for ${workflowId} (it was at stage DEPLOYING)`);
+    expect(run.stdout).toContain(`Cancel accepted for ${workflowId} (it was at stage DEPLOYING)`);
     expect(run.stdout).toContain(`✖ ${spec.name} was cancelled: wrong checkpoint`);
     expect(run.stdout).toContain('Deploy to Vertex AI: compensated');
     expect(script.calls.slice(-3)).toEqual(['undeployModels', 'deleteEndpoint', 'deleteModel']);
 
     const again = await runCli(['cancel', workflowId], env);
     expect(again.code, again.stderr).toBe(2);
-    expect(again.stderr).toMatch(/was already cancelled at .*; nothing is left to cancel/);
+    expect(again.stderr).toMatch(/already ended \(cancelled\) at .*; nothing is left to cancel/);
   });
 
-  it('teardown refuses a running deployment, removes a finished one and prints what it removed', async () => {
+  it('teardown refuses a deployment still deploying, removes a serving one and prints what it removed', async () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('cli-teardown'));
     const gate = new Gate();
@@ -280,9 +282,7 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     expect((await runCli(['watch', workflowId], env)).code).toBe(0);
     const run = await runCli(['teardown', workflowId], env);
     expect(run.code, run.stderr).toBe(0);
-    const teardownId = `teardown/my-project/us-central1/${spec.name}`;
-    expect(run.stdout).toContain(`Started ${teardownId} to remove ${workflowId}:`);
-    expect(run.stdout).toContain(`  endpoint: projects/1/locations/us-central1/endpoints/${spec.name}`);
+    expect(run.stdout).toContain(`Teardown accepted for ${workflowId} (it was at stage SERVING)`);
     expect(run.stdout).toContain(`✔ ${spec.name} is torn down`);
     expect(run.stdout).toContain(
       `✔ deleteEndpoint(projects/1/locations/us-central1/endpoints/${spec.name}) (removed)`,
@@ -315,12 +315,12 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     const [header, row, ...rest] = table.stdout.trim().split('\n');
     expect(header).toMatch(/^NAME +STAGE +WORKFLOW +PROJECT +REGION +STARTED +MODEL$/);
     expect(row).toMatch(
-      new RegExp(`^${name} +SERVING +COMPLETED +my-project +us-central1 +\\S+ \\S+ +gs://${bucket}/m/$`),
+      new RegExp(`^${name} +SERVING +RUNNING +my-project +us-central1 +\\S+ \\S+ +gs://${bucket}/m/$`),
     );
     expect(rest).toEqual([]);
 
     const none = await runCli(['list', '--model', `gs://${bucket}/`, '--region', 'europe-west4'], env);
-    expect(none.stdout).toBe('No running or serving deployments match (--all includes finished ones).\n');
+    expect(none.stdout).toBe('No deployments that may hold resources match (--all includes ended ones).\n');
     const badStage = await runCli(['list', '--stage', 'DONE'], env);
     expect(badStage.code, badStage.stderr).toBe(2);
     expect(badStage.stderr).toContain('stage must be one of VALIDATING, DEPLOYING');

@@ -13,7 +13,6 @@ import {
   startDeployment,
   teardownDeployment,
   watchDeployment,
-  watchTeardown,
 } from '../../src/client';
 import { InvalidSpecError } from '../../src/spec';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
@@ -52,7 +51,7 @@ const start = async (spec: ReturnType<typeof publicSpec>) => {
 };
 
 describe.concurrent('client library', () => {
-  it('attaches to the running deployment instead of starting it twice, and says whether the spec differs', async () => {
+  it('attaches to the deployment instead of starting it twice, and refuses another spec', async () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('attach'));
     const gate = new Gate();
@@ -60,10 +59,11 @@ describe.concurrent('client library', () => {
 
     const first = await start(spec);
     const again = await start(spec);
-    const changed = await start({ ...spec, replicas: { min: 2 } });
-    expect(first).toMatchObject({ started: true, sameSpec: true, workflowId: workflowIdOf(spec) });
-    expect(again).toMatchObject({ started: false, sameSpec: true, runId: first.runId });
-    expect(changed).toMatchObject({ started: false, sameSpec: false, runId: first.runId });
+    expect(first).toMatchObject({ started: true, workflowId: workflowIdOf(spec), waitingForWorker: false });
+    expect(again).toMatchObject({ started: false, runId: first.runId });
+    const changed = await start({ ...spec, replicas: { min: 2 } }).catch((err: unknown) => err);
+    expect(changed).toBeInstanceOf(DeploymentStateError);
+    expect((changed as Error).message).toMatch(/with another spec.*replicas\.min: 1 → 2/);
 
     const description = await client.workflow.getHandle(first.workflowId).describe();
     expect(await description.staticSummary()).toBe(
@@ -74,8 +74,10 @@ describe.concurrent('client library', () => {
     );
 
     gate.open();
-    const result = await watchDeployment(client, first.workflowId, undefined, fast);
+    const [result, attached] = await Promise.all([first.result(), again.result()]);
     expect(result.outcome).toBe('serving');
+    expect(attached).toEqual(result);
+    expect(await watchDeployment(client, first.workflowId, undefined, fast)).toMatchObject({ outcome: 'serving' });
     expect(script.calls.filter((call) => call === 'validateWeights')).toHaveLength(1);
   });
 
@@ -102,7 +104,7 @@ describe.concurrent('client library', () => {
     const waiting = new Gate();
     worker.script(spec, {
       hold: {
-        deployToVertex: {
+        finishDeploy: {
           gate: deploying,
           heartbeat: {
             operationName: 'projects/1/locations/us-central1/operations/77',
@@ -122,7 +124,7 @@ describe.concurrent('client library', () => {
     expect(deploy).toMatchObject({
       status: 'running',
       activity: {
-        activityType: 'deployToVertex',
+        activityType: 'finishDeploy',
         attempt: 1,
         operationName: 'projects/1/locations/us-central1/operations/77',
         phase: 'waiting for the deploy operation',
@@ -150,15 +152,16 @@ describe.concurrent('client library', () => {
     const final: DeploymentStatus[] = [];
     const result = await watchDeployment(client, workflowId, (s) => void final.push(s), fast);
     expect(result.outcome).toBe('serving');
-    expect(final.at(-1)).toMatchObject({ status: 'COMPLETED', stage: 'SERVING', percent: 100, result });
+    expect(final.at(-1)).toMatchObject({ status: 'RUNNING', stage: 'SERVING', percent: 100 });
   });
 
-  it('falls back to the server and search attributes when no worker answers', async () => {
+  it('starts without a worker, and falls back to the server and search attributes for progress', async () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('noworker'));
-    const { workflowId, handle } = await startDeployment(client, spec, {
+    const { workflowId, handle, waitingForWorker } = await startDeployment(client, spec, {
       taskQueue: uniqueTaskQueue('idle'),
     });
+    expect(waitingForWorker).toBe(true);
     try {
       const status = await getProgress(client, workflowId);
       expect(status).toMatchObject({
@@ -182,7 +185,8 @@ describe.concurrent('client library', () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('fails'));
     worker.script(spec, { fail: { validateWeights: 'tokenizer.json is missing' } });
-    const { workflowId } = await start(spec);
+    const { workflowId, result } = await start(spec);
+    expect(await result()).toMatchObject({ outcome: 'failed', reason: 'tokenizer.json is missing' });
     const error = await watchDeployment(client, workflowId, undefined, fast).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(DeploymentFailedError);
     expect((error as DeploymentFailedError).message).toMatch(
@@ -203,17 +207,18 @@ describe.concurrent('client library', () => {
     const { workflowId } = await start(spec);
     await eventually('waitForReplicas to run', async () => script.calls.includes('waitForReplicas'));
 
-    const request = await cancelDeployment(client, workflowId, 'wrong checkpoint');
-    expect(request).toMatchObject({ workflowId, stage: 'WAITING_FOR_REPLICAS' });
-    const result = await watchDeployment(client, workflowId, undefined, fast);
+    const request = await cancelDeployment(client, workflowId, { reason: 'wrong checkpoint', requestId: 'c-1' });
+    expect(request).toMatchObject({ workflowId, stage: 'WAITING_FOR_REPLICAS', requestId: 'c-1' });
+    const result = await request.result();
     expect(result).toMatchObject({ outcome: 'cancelled', reason: 'wrong checkpoint' });
+    expect(await watchDeployment(client, workflowId, undefined, fast)).toEqual(result);
     expect(script.calls.slice(-3)).toEqual(['undeployModels', 'deleteEndpoint', 'deleteModel']);
 
     const { closedAt } = await getProgress(client, workflowId);
     const again = await cancelDeployment(client, workflowId).catch((err: unknown) => err);
     expect(again).toBeInstanceOf(DeploymentStateError);
     expect((again as Error).message).toBe(
-      `${workflowId} was already cancelled at ${closedAt}; nothing is left to cancel`,
+      `${workflowId} already ended (cancelled) at ${closedAt}; nothing is left to cancel`,
     );
   });
 
@@ -223,7 +228,7 @@ describe.concurrent('client library', () => {
     worker.script(windowed);
     const { workflowId } = await start({ ...windowed, rollbackWindow: '1h' });
     await eventually('SERVING', async () => (await getProgress(client, workflowId)).stage === 'SERVING');
-    await rollbackDeployment(client, workflowId, 'bad answers');
+    await rollbackDeployment(client, workflowId, { reason: 'bad answers' });
     expect(await watchDeployment(client, workflowId, undefined, fast)).toMatchObject({
       outcome: 'rolled-back',
       reason: 'bad answers',
@@ -236,11 +241,11 @@ describe.concurrent('client library', () => {
     const error = await rollbackDeployment(client, started.workflowId).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(DeploymentStateError);
     expect((error as Error).message).toMatch(
-      /finished serving at .* and its rollback window has closed; remove it with `garden-deploy teardown deploy\//,
+      /is serving outside its rollback window; remove it with `garden-deploy teardown deploy\//,
     );
   });
 
-  it('tears down a finished deployment from its recorded resources, once', async () => {
+  it('tears down a serving deployment, once; refuses while it still deploys', async () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('teardown'));
     const gate = new Gate();
@@ -251,31 +256,21 @@ describe.concurrent('client library', () => {
     const whileRunning = await teardownDeployment(client, workflowId).catch((err: unknown) => err);
     expect(whileRunning).toBeInstanceOf(DeploymentStateError);
     expect((whileRunning as Error).message).toMatch(
-      /still running \(stage SMOKE_TESTING\).*garden-deploy cancel/,
+      /still deploying \(stage SMOKE_TESTING\).*garden-deploy cancel/,
     );
 
     gate.open();
     await watchDeployment(client, workflowId, undefined, fast);
-    const teardown = await teardownDeployment(client, workflowId, { taskQueue: worker.taskQueue });
-    expect(teardown).toMatchObject({
-      workflowId: `teardown/my-project/us-central1/${spec.name}`,
-      started: true,
-      deploymentWorkflowId: workflowId,
-      resources: { endpoint: `projects/1/locations/us-central1/endpoints/${spec.name}` },
-    });
-    const result = await watchTeardown(client, teardown.workflowId, undefined, fast);
+    const teardown = await teardownDeployment(client, workflowId);
+    expect(teardown).toMatchObject({ workflowId, stage: 'SERVING' });
+    const result = await teardown.result();
     expect(result.removed.map((r) => r.resource)).toEqual(
       expect.arrayContaining([`deleteEndpoint(projects/1/locations/us-central1/endpoints/${spec.name})`]),
     );
-
     await expect(teardownDeployment(client, workflowId)).rejects.toThrow(
-      /was already torn down by teardown\//,
+      /already ended \(torn down\) at .*; nothing is left to tear down/,
     );
-    const status = await getProgress(client, workflowId);
-    expect(status.teardown).toMatchObject({ workflowId: teardown.workflowId, status: 'COMPLETED' });
-    expect(status.notes, JSON.stringify(status.notes)).toContain(
-      `torn down by ${teardown.workflowId} (COMPLETED); its resources are gone`,
-    );
+    expect(await getProgress(client, workflowId)).toMatchObject({ status: 'COMPLETED', stage: 'TORN_DOWN' });
   });
 
   it('refuses to tear down a deployment that removed everything itself', async () => {
@@ -285,7 +280,7 @@ describe.concurrent('client library', () => {
     const { workflowId } = await start(spec);
     await watchDeployment(client, workflowId, undefined, fast).catch(() => undefined);
     await expect(teardownDeployment(client, workflowId)).rejects.toThrow(
-      `${workflowId} ended FAILED and removed what it had created; nothing to tear down`,
+      /ended FAILED at .* and removed what it had created; nothing is left to tear down/,
     );
   });
 
@@ -300,7 +295,7 @@ describe.concurrent('client library', () => {
     };
     for (const spec of [inCentral, inEurope]) {
       worker.script(spec);
-      await watchDeployment(client, (await start(spec)).workflowId, undefined, fast);
+      await (await start(spec)).result();
     }
 
     const both = await eventually('both deployments in visibility', async () => {
@@ -308,31 +303,28 @@ describe.concurrent('client library', () => {
       return found.length === 2 ? found : undefined;
     });
     expect(both.map((d) => d.region).sort()).toEqual(['europe-west4', 'us-central1']);
-    expect(both[0]).toMatchObject({ deployment: inCentral.name, stage: 'SERVING', status: 'COMPLETED' });
+    expect(both[0]).toMatchObject({ deployment: inCentral.name, stage: 'SERVING', status: 'RUNNING' });
 
     const europe = await listDeployments(client, { modelUri: `gs://${bucket}/`, region: 'europe-west4' });
     expect(europe.map((d) => d.workflowId)).toEqual([workflowIdOf(inEurope)]);
     expect(
       await listDeployments(client, { modelUri: `gs://${bucket}/`, stage: 'FAILED', scope: 'all' }),
     ).toEqual([]);
-    expect(await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'running' })).toEqual([]);
+    expect(await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'closed' })).toEqual([]);
 
     // Same name in two regions: a bare name is ambiguous until narrowed by the workflow id.
     await expect(getProgress(client, inCentral.name)).rejects.toThrow(AmbiguousDeploymentError);
     await expect(getProgress(client, 'no-such-deployment')).rejects.toThrow(DeploymentNotFoundError);
 
     // Torn down deployments leave the default (active) list but stay in --all.
-    const teardown = await teardownDeployment(client, workflowIdOf(inEurope), {
-      taskQueue: worker.taskQueue,
-    });
-    await watchTeardown(client, teardown.workflowId, undefined, fast);
+    await (await teardownDeployment(client, workflowIdOf(inEurope))).result();
     const active = await eventually('the torn down deployment to leave the active list', async () => {
       const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
       return found.length === 1 ? found : undefined;
     });
     expect(active[0]?.region).toBe('us-central1');
     const all = await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'all' });
-    expect(all.find((d) => d.region === 'europe-west4')?.teardown).toMatchObject({ status: 'COMPLETED' });
+    expect(all.find((d) => d.region === 'europe-west4')).toMatchObject({ status: 'COMPLETED', stage: 'TORN_DOWN' });
 
     await expect(listDeployments(client, { region: "x' OR 1=1" })).rejects.toThrow(InvalidFilterError);
   });
@@ -341,8 +333,8 @@ describe.concurrent('client library', () => {
     const { client } = await getTestEnv();
     const spec = publicSpec(uniqueName('named'));
     worker.script(spec);
-    const { workflowId } = await start(spec);
-    await watchDeployment(client, workflowId, undefined, fast);
+    const { workflowId, result } = await start(spec);
+    await result();
     const status = await eventually('the name in visibility', () =>
       getProgress(client, spec.name).catch(() => undefined),
     );

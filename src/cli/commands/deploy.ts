@@ -247,6 +247,12 @@ function startedText(started: StartedDeployment, uiUrl: string | undefined): str
         (started.legacy ? ' (a garden-deploy 0.1 run, followed until it ends)' : ''),
     `  Temporal UI: ${uiUrl ?? NO_UI_LINK}`,
   ];
+  if (started.waitingForWorker) {
+    lines.push(
+      '  No worker polls its task queue yet: the deployment waits for one (start `garden-deploy worker`); ' +
+        'the spec is checked against the deployment once it runs.',
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -33,8 +33,10 @@ export function register(program: Command): void {
     .summary('list deployments by stage, model, region or project')
     .description(
       'List deployments through the Temporal visibility store (search attributes DeployStage, ModelUri, ' +
-        'GcpRegion, GcpProject, DeploymentName), newest first. By default only those that may hold resources: ' +
-        'running, or serving and not torn down. Visibility lags a few seconds behind. Exit codes: 0 listed ' +
+        'GcpRegion, GcpProject, DeploymentName), newest first, latest run each. By default only those that may ' +
+        'hold resources: running (deploying, serving, blocked), or ended without cleaning up (terminated; a ' +
+        'garden-deploy 0.1 deployment that served and was not torn down). Visibility lags a few seconds behind. ' +
+        'Exit codes: 0 listed ' +
         '(even if empty); 2 bad filter or Temporal unreachable.',
     )
     .option('--stage <stage>', 'e.g. SERVING, DEPLOYING, FAILED, ROLLED_BACK')
@@ -76,7 +78,7 @@ function formatTable(deployments: DeploymentSummary[], all: boolean): string {
   if (deployments.length === 0) {
     return all
       ? 'No deployments match.\n'
-      : 'No running or serving deployments match (--all includes finished ones).\n';
+      : 'No deployments that may hold resources match (--all includes ended ones).\n';
   }
   const c = pc.createColors(useColor());
   const header = ['NAME', 'STAGE', 'WORKFLOW', 'PROJECT', 'REGION', 'STARTED', 'MODEL'];

@@ -15,6 +15,8 @@ import type { CleanupProgress, CleanupTaskName, CleanupTaskProgress, UndoKind } 
 export interface CleanupPlanOptions {
   kind: UndoKind;
   reason: string;
+  /** `:deploy` may have been sent: an endpoint and model may exist. */
+  vertex: boolean;
   /** A deploy operation was submitted: stop it before removing what it made. */
   deployOperation: boolean;
   /** The operation may still have been running: look again after a grace period for late resources. */
@@ -38,11 +40,11 @@ export function planCleanup(options: CleanupPlanOptions): CleanupProgress {
     state: 'running',
     startedAt: options.at,
     tasks: [
-      ...(options.deployOperation ? [task('stopDeployOperation', 'vertex')] : []),
-      task('undeployModels', 'vertex'),
-      task('deleteEndpoint', 'vertex'),
-      task('deleteModel', 'vertex'),
-      ...(options.lateLook
+      ...(options.vertex && options.deployOperation ? [task('stopDeployOperation', 'vertex')] : []),
+      ...(options.vertex
+        ? [task('undeployModels', 'vertex'), task('deleteEndpoint', 'vertex'), task('deleteModel', 'vertex')]
+        : []),
+      ...(options.vertex && options.lateLook
         ? [
             task('undeployModels', 'vertex', true),
             task('deleteEndpoint', 'vertex', true),

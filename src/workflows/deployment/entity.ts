@@ -181,6 +181,7 @@ export class Deployment implements StepContext {
     this.cleanup = planCleanup({
       kind,
       reason,
+      vertex: this.state.deploySubmitted,
       deployOperation: Boolean(deployOperation) && !this.state.deployFinished,
       lateLook: this.state.deploySubmitted && !this.state.deployFinished,
       psc: this.state.pscStarted,
@@ -665,6 +666,7 @@ export class Deployment implements StepContext {
       removed: snapshot.removed,
       validation: snapshot.validation,
       ...(snapshot.revision ? { revision: snapshot.revision } : {}),
+      ...(serving && this.inRollbackWindow() ? { rollbackWindowEndsAt: snapshot.rollbackWindowEndsAt } : {}),
       ...(reason ? { reason } : {}),
     };
   }
