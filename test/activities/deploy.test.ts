@@ -131,7 +131,7 @@ describe('deployToVertex', () => {
       /endpoint projects\/\d+\/locations\/us-central1\/endpoints\/tiny-llama already exists/,
     );
     expect(failure.message).toContain('display name "team-b-endpoint"');
-    expect(failure.message).toMatch(/Delete it .*or choose another endpoint\.id/);
+    expect(failure.message).toMatch(/otherwise delete it .*or choose another endpoint\.id/);
     expect(failure.details?.[0]).toEqual({ attempt: 1 });
     expect(await calls(project, 'vertex.deploy')).toBe(1);
 
@@ -139,12 +139,13 @@ describe('deployToVertex', () => {
     const undeployed = await inActivity().exec(t.activities.undeployModels, cleanup);
     const deleted = await inActivity().exec(t.activities.deleteEndpoint, cleanup);
     const model = await inActivity().exec(t.activities.deleteModel, cleanup);
-    expect(undeployed.outcomes).toEqual([
-      { resource: expect.stringMatching(/endpoints\/tiny-llama$/), outcome: 'not-ours' },
-    ]);
-    expect(deleted.outcomes).toEqual([
-      { resource: expect.stringMatching(/endpoints\/tiny-llama$/), outcome: 'not-ours' },
-    ]);
+    const notOurs = {
+      resource: expect.stringMatching(/endpoints\/tiny-llama$/),
+      outcome: 'not-ours',
+      reason: expect.stringContaining('display name "team-b-endpoint"'),
+    };
+    expect(undeployed.outcomes).toEqual([notOurs]);
+    expect(deleted.outcomes).toEqual([notOurs]);
     expect(model.outcomes).toEqual([
       { resource: expect.stringMatching(/models\/tiny-llama$/), outcome: 'already-gone' },
     ]);

@@ -65,11 +65,11 @@ describe('PSC, smoke tests and compensations', () => {
 
     const psc: PscInput = { spec: v.spec, ids: v.ids, serviceAttachment: resources.serviceAttachment! };
     const address = await inActivity().exec(t.activities.reservePscAddress, psc);
-    expect(address.address).toBe(`projects/${consumer}/regions/us-central1/addresses/private-llama-psc-ip`);
+    expect(address.address).toBe(`projects/${consumer}/regions/us-central1/addresses/${v.ids.pscAddressName}`);
     expect(address.ipAddress).toMatch(/^10\.\d+\.\d+\.\d+$/);
     const connection = await inActivity().exec(t.activities.createPscForwardingRule, { ...psc, address });
     expect(connection.forwardingRule).toBe(
-      `projects/${consumer}/regions/us-central1/forwardingRules/private-llama-psc-fr`,
+      `projects/${consumer}/regions/us-central1/forwardingRules/${v.ids.pscForwardingRuleName}`,
     );
     const accepted = await inActivity().exec(t.activities.waitForPscConnection, {
       ...psc,

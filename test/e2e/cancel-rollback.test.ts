@@ -32,9 +32,11 @@ describe.concurrent('cancel and rollback', () => {
     // Nobody polls this queue yet, so the cancel is in the workflow's first task.
     const taskQueue = uniqueTaskQueue('e2e-late');
     const started = await deploy(client, taskQueue, publicSpec(project, t.modelUri, uniqueName('c-val')));
-    await cancelDeployment(client, started.workflowId, 'changed my mind');
+    // An Update is accepted by a worker: the cancel waits for the first one.
+    const cancelling = cancelDeployment(client, started.workflowId, { reason: 'changed my mind' });
     const late = await startTestWorker(taskQueue);
     try {
+      expect((await (await cancelling).result()).outcome).toBe('cancelled');
       const result: DeploymentResult = await started.handle.result();
       expect(result).toMatchObject({ outcome: 'cancelled', reason: 'changed my mind', removed: [] });
     } finally {
@@ -56,11 +58,12 @@ describe.concurrent('cancel and rollback', () => {
       const { endpoints } = await t.admin.resources(project);
       return endpoints.length > 0 && (await runningDeployOperation(project));
     });
-    await cancelDeployment(client, started.workflowId, 'wrong model');
+    await cancelDeployment(client, started.workflowId, { reason: 'wrong model' });
     const result: DeploymentResult = await started.handle.result();
 
     expect(result.outcome).toBe('cancelled');
     expect(result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource)).toEqual([
+      expect.stringMatching(/\/operations\//),
       expect.stringMatching(/\/endpoints\//),
       expect.stringMatching(/\/models\//),
     ]);
@@ -107,12 +110,16 @@ describe.concurrent('cancel and rollback', () => {
     await cancelDeployment(client, started.workflowId);
     const result: DeploymentResult = await started.handle.result();
     expect(result.outcome).toBe('cancelled');
-    expect(result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource)).toEqual([
-      expect.stringMatching(/forwardingRules\//),
-      expect.stringMatching(/addresses\//),
+    const removed = result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource);
+    // The billing chain and the PSC chain run side by side, each in its order.
+    expect(removed.filter((r) => !/forwardingRules|addresses/.test(r))).toEqual([
       expect.stringMatching(/deployedModels\//),
       expect.stringMatching(/endpoints\//),
       expect.stringMatching(/models\//),
+    ]);
+    expect(removed.filter((r) => /forwardingRules|addresses/.test(r))).toEqual([
+      expect.stringMatching(/forwardingRules\//),
+      expect.stringMatching(/addresses\//),
     ]);
     await expectNothingLeft(project, consumer);
   });
@@ -166,7 +173,7 @@ describe.concurrent('cancel and rollback', () => {
     const serving = await untilStage(started, 'SERVING');
     expect(serving.rollbackWindowEndsAt).toBeDefined();
     expect((await t.admin.resources(project)).endpoints).toHaveLength(1);
-    await rollbackDeployment(client, started.workflowId, 'bad answers in production');
+    await rollbackDeployment(client, started.workflowId, { reason: 'bad answers in production' });
     const result: DeploymentResult = await started.handle.result();
     expect(result).toMatchObject({ outcome: 'rolled-back', reason: 'bad answers in production' });
     expect(result.removed.filter((r) => r.outcome === 'removed')).toHaveLength(3);

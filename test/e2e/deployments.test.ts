@@ -65,7 +65,7 @@ describe.concurrent('deployments', () => {
       publicSpec(project, t.modelUri, name),
       'public-serving',
     );
-    const result: DeploymentResult = await started.handle.result();
+    const result: DeploymentResult = await started.result();
 
     expect(result).toMatchObject({ outcome: 'serving', deployment: name, project, region: 'us-central1' });
     expect(result.inferenceUrl).toMatch(
@@ -108,16 +108,17 @@ describe.concurrent('deployments', () => {
         modelUri: t.modelUri,
       }),
     ]);
-    await recordHistory(client, started, 'public-serving');
 
-    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: t.worker.taskQueue });
-    const removed = await teardown.handle.result();
+    const teardown = await teardownDeployment(client, started.workflowId);
+    const removed = await teardown.result();
+    expect(removed.outcome).toBe('torn-down');
     expect(removed.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource)).toEqual([
       expect.stringMatching(/\/deployedModels\//),
       expect.stringMatching(/\/endpoints\//),
       expect.stringMatching(/\/models\//),
     ]);
-    await recordHistory(client, teardown, 'teardown');
+    await started.handle.result();
+    await recordHistory(client, started, 'public-serving-teardown');
     await expectNothingLeft(project);
   });
 
@@ -134,23 +135,27 @@ describe.concurrent('deployments', () => {
       privateSpec(project, consumer, t.modelUri, name),
       'private-serving',
     );
-    const result: DeploymentResult = await started.handle.result();
+    const result: DeploymentResult = await started.result();
 
     expect(result.outcome).toBe('serving');
     expect(result.resources).toMatchObject({
       serviceAttachment: expect.stringMatching(/serviceAttachments\//),
-      pscAddress: `projects/${consumer}/regions/us-central1/addresses/${name}-psc-ip`,
-      pscForwardingRule: `projects/${consumer}/regions/us-central1/forwardingRules/${name}-psc-fr`,
+      pscAddress: expect.stringMatching(
+        new RegExp(`^projects/${consumer}/regions/us-central1/addresses/${name}-[0-9a-f]{8}-psc-ip$`),
+      ),
+      pscForwardingRule: expect.stringMatching(
+        new RegExp(`^projects/${consumer}/regions/us-central1/forwardingRules/${name}-[0-9a-f]{8}-psc-fr$`),
+      ),
     });
     expect(result.inferenceUrl).toBe(`https://${result.resources.pscIpAddress}`);
     expect(result.smoke).toEqual([expect.objectContaining({ passed: true })]);
     const status = await getProgress(client, started.workflowId);
     expect(stepStatuses(status.progress!)).toMatchObject({ psc: 'succeeded', smoke: 'succeeded' });
     expect(status.progress!.steps.find((s) => s.name === 'psc')!.detail).toMatch(/^ACCEPTED at 10\./);
-    await recordHistory(client, started, 'private-serving');
 
-    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue: t.worker.taskQueue });
-    await teardown.handle.result();
+    expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe('torn-down');
+    await started.handle.result();
+    await recordHistory(client, started, 'private-serving-teardown');
     await expectNothingLeft(project, consumer);
   });
 
@@ -191,7 +196,7 @@ describe.concurrent('deployments', () => {
         'flaky-private',
       ),
     ]);
-    const results: DeploymentResult[] = await Promise.all([pub.handle.result(), priv.handle.result()]);
+    const results: DeploymentResult[] = await Promise.all([pub.result(), priv.result()]);
     expect(results.map((r) => r.outcome)).toEqual(['serving', 'serving']);
     const stats = await t.admin.stats(project);
     const calls = Object.values(stats.calls).reduce((a, b) => a + b, 0);

@@ -26,6 +26,14 @@ Runtime.install({ logger: new DefaultLogger('WARN') });
 /** Heartbeat timeout given to deployments in these tests: a dead worker is noticed within seconds. */
 export const HEARTBEAT_TIMEOUT_MS = 2_000;
 
+/** Deployment tuning for these tests: seconds where production waits minutes. */
+export const E2E_SETTINGS = {
+  heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
+  cleanupAttempts: 3,
+  cleanupRetryMs: 200,
+  lateResourceGraceMs: 1_000,
+} as const;
+
 export interface TestWorker {
   taskQueue: string;
   stop(): Promise<void>;
@@ -87,10 +95,7 @@ export async function deploy(
   spec: DeploymentSpecInput,
   label = spec.name,
 ): Promise<StartedDeployment> {
-  const started = await startDeployment(client, spec, {
-    taskQueue,
-    settings: { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS },
-  });
+  const started = await startDeployment(client, spec, { taskQueue, settings: E2E_SETTINGS });
   startedWorkflows.push({ workflowId: started.workflowId, runId: started.runId, name: label });
   return started;
 }

@@ -134,7 +134,7 @@ describe('worker process killed mid-deployment', () => {
       'the deploy heartbeat naming the operation',
       async () => {
         const status = await getProgress(client, started.workflowId);
-        return status.activities.find((a) => a.activityType === 'deployToVertex')?.operationName;
+        return status.activities.find((a) => a.activityType === 'finishDeploy')?.operationName;
       },
       E2E_WAIT,
     );
@@ -148,7 +148,7 @@ describe('worker process killed mid-deployment', () => {
     await kill(second);
 
     const third = await startWorkerProcess(taskQueue);
-    const result: DeploymentResult = await started.handle.result();
+    const result: DeploymentResult = await started.result();
     expect(result.outcome).toBe('serving');
     expect(result.resources.deployOperation).toBe(operation);
 
@@ -163,8 +163,7 @@ describe('worker process killed mid-deployment', () => {
     await recordHistory(client, started, 'worker-crash');
 
     // The worker that finished the deployment also removes it (the teardown's compensations).
-    const teardown = await teardownDeployment(client, started.workflowId, { taskQueue });
-    await teardown.handle.result();
+    expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe('torn-down');
     await expectNothingLeft(project);
 
     // SIGTERM: the worker drains and exits 0.

@@ -145,6 +145,8 @@ export class Deployment implements StepContext {
       startedAt: new Date().toISOString(),
     });
     this.publish('VALIDATING');
+    // A cancel can be the first thing a worker sees, before anything ran (then nothing is removed).
+    if (this.abort) return this.undo(this.abort.kind, this.abort.reason);
     this.deployScope = new CancellationScope();
     try {
       await this.deployScope.run(() => deploySteps(this, spec));
