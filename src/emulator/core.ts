@@ -6,6 +6,7 @@ import { FaultEngine } from './faults';
 import { type EmulatorConfig, type Timing, TimingSchema } from './options';
 import { inspectModelFolder } from './serving';
 import {
+  type DeployedModelRecord,
   type EmulatorState,
   type EndpointRecord,
   type ServingInspection,
@@ -15,6 +16,7 @@ import {
   loadStateFile,
   projectNumberFor,
   saveStateFile,
+  timestamp,
   touch,
 } from './state';
 
@@ -146,6 +148,7 @@ export class EmulatorCore {
     for (const op of Object.values(this.state.operations)) {
       if (op.done) continue;
       if (op.kind === 'deploy') this.advanceDeploy(op, now);
+      else if (op.kind === 'mutateDeployedModel') this.advanceMutate(op, now);
       else if (now >= op.doneAt) this.finishSimpleOperation(op, now);
     }
     for (const op of Object.values(this.state.computeOperations)) {
@@ -173,6 +176,14 @@ export class EmulatorCore {
     const work = op.deploy!;
     const inspection = work.inspection;
     if (!inspection) return;
+    const cancelledEnd = work.createsAfterCancel?.endsAt;
+    if (cancelledEnd !== undefined) {
+      // A best-effort cancel: no deployed model, but what the import makes still appears.
+      if (now < cancelledEnd) return;
+      if (!work.created && (inspection.ok || inspection.stage !== 'import'))
+        this.createDeployResources(op, now);
+      return this.finish(op, now, { error: cancelledStatus() });
+    }
     if (!work.created) {
       if (now < work.importAt) return;
       if (!inspection.ok && inspection.stage === 'import')
@@ -263,6 +274,51 @@ export class EmulatorCore {
     this.markDirty();
   }
 
+  /**
+   * At `doneAt` the mutation applies: surplus replicas go at once, new ones ramp over
+   * `replicaRampMs`. The operation ends once `required_replica_count` (default: the new minimum)
+   * replicas are available, as the proto documents for mutations.
+   */
+  private advanceMutate(op: VertexOperationRecord, now: number): void {
+    if (now < op.doneAt) return;
+    const work = op.mutate!;
+    const endpoint = op.target ? this.state.endpoints[op.target] : undefined;
+    const deployed = endpoint?.deployedModels.find((m) => m.id === work.deployedModelId);
+    if (!endpoint || !deployed) {
+      return this.finish(op, now, {
+        error: {
+          code: 5,
+          message: `Deployed model ${work.deployedModelId} was undeployed from ${op.target} before its mutation completed.`,
+        },
+      });
+    }
+    if (work.waitFor === undefined) {
+      const available = EmulatorCore.availableReplicas(deployed, now);
+      const min = Number(work.dedicatedResources.minReplicaCount ?? 0);
+      // Scale-to-zero (min 0) keeps the replicas it runs.
+      const target = min > 0 ? min : deployed.initialReplicas;
+      const required = Number(work.dedicatedResources.requiredReplicaCount ?? 0);
+      deployed.dedicatedResources = work.dedicatedResources;
+      if (work.enableContainerLogging === true) deployed.enableContainerLogging = true;
+      else if (work.enableContainerLogging === false) delete deployed.enableContainerLogging;
+      deployed.rampFrom = Math.min(available, target);
+      deployed.initialReplicas = target;
+      deployed.rampStart = now;
+      deployed.rampMs = this.timing(op.project).replicaRampMs;
+      work.waitFor = required > 0 ? Math.min(required, target) : target;
+      touch(endpoint, now);
+      op.updateTime = now;
+      this.markDirty();
+    }
+    if (EmulatorCore.availableReplicas(deployed, now) < work.waitFor) return;
+    this.finish(op, now, {
+      response: {
+        '@type': `${V1BETA1_TYPE}.MutateDeployedModelResponse`,
+        deployedModel: deployedModelJson(endpoint, deployed, now),
+      },
+    });
+  }
+
   private finishSimpleOperation(op: VertexOperationRecord, now: number): void {
     if (op.kind === 'undeploy') {
       const endpoint = op.target ? this.state.endpoints[op.target] : undefined;
@@ -340,14 +396,57 @@ export class EmulatorCore {
 
   /** Available replicas of a deployed model at `now` (they come up one by one over the ramp). */
   static availableReplicas(
-    model: { initialReplicas: number; rampStart: number; rampMs: number; neverReady: boolean },
+    model: Pick<DeployedModelRecord, 'initialReplicas' | 'rampFrom' | 'rampStart' | 'rampMs' | 'neverReady'>,
     now: number,
   ): number {
-    if (model.neverReady || now < model.rampStart) return 0;
+    if (model.neverReady) return 0;
+    const from = model.rampFrom ?? 0;
+    if (now < model.rampStart) return from;
     if (model.rampMs === 0) return model.initialReplicas;
-    const ready = Math.floor(((now - model.rampStart) / model.rampMs) * model.initialReplicas);
+    const ready =
+      from + Math.floor(((now - model.rampStart) / model.rampMs) * (model.initialReplicas - from));
     return Math.min(model.initialReplicas, ready);
   }
+}
+
+/** A `DeployedModel` as Vertex renders it (inside an Endpoint and in a MutateDeployedModelResponse). */
+export function deployedModelJson(
+  endpoint: EndpointRecord,
+  model: DeployedModelRecord,
+  now: number,
+): Record<string, unknown> {
+  const available = EmulatorCore.availableReplicas(model, now);
+  const from = model.rampFrom ?? 0;
+  // When `available` last changed: the ramp step that reached it, the mutation, or the creation.
+  const lastChange =
+    available > from
+      ? model.rampStart + (model.rampMs * (available - from)) / (model.initialReplicas - from)
+      : from > 0
+        ? model.rampStart
+        : model.createTime;
+  return {
+    id: model.id,
+    model: model.model,
+    modelVersionId: '1',
+    displayName: model.displayName,
+    createTime: timestamp(model.createTime),
+    dedicatedResources: model.dedicatedResources,
+    ...(endpoint.psc?.serviceAttachment
+      ? { privateEndpoints: { serviceAttachment: endpoint.psc.serviceAttachment } }
+      : {}),
+    ...(model.enableContainerLogging ? { enableContainerLogging: true } : {}),
+    status: {
+      lastUpdateTime: timestamp(Math.floor(lastChange)),
+      ...(available > 0 ? { availableReplicaCount: available } : {}),
+    },
+    ...(model.systemLabels ? { systemLabels: model.systemLabels } : {}),
+    ...(model.fastTryoutEnabled ? { fasterDeploymentConfig: { fastTryoutEnabled: true } } : {}),
+  };
+}
+
+/** The `error` of a cancelled operation. */
+export function cancelledStatus(): RpcStatus {
+  return { code: 1, message: 'Operation was cancelled.' };
 }
 
 export function endpointName(op: { project: string; location: string }, endpointId: string): string {

@@ -25,12 +25,17 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
   ErrorActionSchema,
   z.object({ type: z.literal('latency'), ms: z.number().int().min(0).max(600_000) }).strict(),
   z.object({ type: z.literal('drop') }).strict(),
+  // 403 PERMISSION_DENIED naming the route's IAM permission, as for a forbidden project.
+  z.object({ type: z.literal('forbidden') }).strict(),
   // The call is processed, then the connection is cut: the client cannot tell whether it happened.
   z.object({ type: z.literal('dropResponse') }).strict(),
   // Deploy only: the LRO is accepted, then fails with RESOURCE_EXHAUSTED (accelerator quota).
   z.object({ type: z.literal('quotaExhausted') }).strict(),
   // Deploy only: the LRO succeeds but no replica ever becomes available.
   z.object({ type: z.literal('replicasNeverReady') }).strict(),
+  // Deploy only: a `:cancel` that arrives early is best effort: the LRO keeps running for `ms`,
+  // creates the Endpoint and Model anyway, then ends CANCELLED.
+  z.object({ type: z.literal('createsAfterCancel'), ms: z.number().int().min(0).max(600_000) }).strict(),
   // Streaming inference only: the stream starts, then carries an in-band error.
   z.object({ type: z.literal('streamError') }).strict(),
 ]);
@@ -38,12 +43,13 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
 export type FaultAction = z.infer<typeof FaultActionObjectSchema>;
 
 const SHORTHAND_HELP =
-  '"pass", "400", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "stream-error", "latency:<ms>" or an object with a "type"';
+  '"pass", "400", "403", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "creates-after-cancel:<ms>", "stream-error", "latency:<ms>" or an object with a "type"';
 
 /** Shorthand strings accepted wherever an action is. */
 export type FaultActionShorthand =
   | 'pass'
   | '400'
+  | '403'
   | '429'
   | '500'
   | '503'
@@ -53,7 +59,8 @@ export type FaultActionShorthand =
   | 'quota'
   | 'never-ready'
   | 'stream-error'
-  | `latency:${number}`;
+  | `latency:${number}`
+  | `creates-after-cancel:${number}`;
 
 function fromShorthand(text: string): FaultAction | undefined {
   if ((STATUS_SHORTHANDS as readonly string[]).includes(text)) {
@@ -61,8 +68,11 @@ function fromShorthand(text: string): FaultAction | undefined {
   }
   const latency = /^latency:(\d{1,6})$/.exec(text);
   if (latency) return { type: 'latency', ms: Number(latency[1]) };
+  const late = /^creates-after-cancel:(\d{1,6})$/.exec(text);
+  if (late) return { type: 'createsAfterCancel', ms: Number(late[1]) };
   const named: Record<string, FaultAction> = {
     pass: { type: 'pass' },
+    '403': { type: 'forbidden' },
     drop: { type: 'drop' },
     'drop-response': { type: 'dropResponse' },
     quota: { type: 'quotaExhausted' },
@@ -91,7 +101,7 @@ export const FaultActionSchema = z.unknown().transform((value, ctx): FaultAction
   return z.NEVER;
 }) as unknown as z.ZodType<FaultAction, FaultAction | FaultActionShorthand>;
 
-const DEPLOY_ONLY = new Set(['quotaExhausted', 'replicasNeverReady']);
+const DEPLOY_ONLY = new Set(['quotaExhausted', 'replicasNeverReady', 'createsAfterCancel']);
 const STREAM_ROUTES = new Set(['inference.chatCompletions', 'inference.streamRawPredict']);
 
 export const FaultRuleSchema = z
@@ -125,6 +135,14 @@ export const FaultRuleSchema = z
     for (const action of rule.sequence ?? [rule.action!]) {
       if (DEPLOY_ONLY.has(action.type) && rule.route !== 'vertex.deploy') {
         ctx.addIssue({ code: 'custom', message: `"${action.type}" only applies to route "vertex.deploy"` });
+      }
+      // STS is not an IAM-checked API; "*" and prefix rules simply do not refuse it.
+      if (action.type === 'forbidden' && rule.route === 'sts.token') {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            '"forbidden" does not apply to route "sts.token" (the token exchange has no IAM permission)',
+        });
       }
       if (action.type === 'streamError' && !STREAM_ROUTES.has(rule.route)) {
         ctx.addIssue({

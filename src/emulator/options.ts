@@ -23,6 +23,8 @@ export const TimingSchema = z
     /** LRO done → all `minReplicaCount` replicas available (they come up one by one). */
     replicaRampMs: duration(DAY_MS, 1000),
     undeployMs: duration(DAY_MS, 300),
+    /** `:mutateDeployedModel` accepted → the change applies (then new replicas ramp over replicaRampMs). */
+    mutateMs: duration(DAY_MS, 300),
     deleteMs: duration(DAY_MS, 200),
     /** Compute insert/delete operations: RUNNING → DONE. */
     computeOperationMs: duration(DAY_MS, 200),

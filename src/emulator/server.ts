@@ -262,7 +262,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     if (route.api !== 'sts') {
       const denied = authError(core, req, url, now);
       if (denied) throw denied;
-      if (project && core.isForbidden(project)) throw forbiddenError(route, url.pathname);
+      // A `403` fault refuses like a forbidden project: after authentication, as IAM does.
+      if (fault.type === 'forbidden' || (project && core.isForbidden(project))) {
+        req.resume();
+        throw forbiddenError(route, url.pathname);
+      }
     }
     if (fault.type === 'dropResponse') loseResponse(req, res);
     await route.handler(ctx);

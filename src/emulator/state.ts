@@ -32,14 +32,20 @@ export interface DeployedModelRecord {
   createTime: number;
   /** Canonical `DedicatedResources` JSON as requested (with server defaults filled in). */
   dedicatedResources: Record<string, unknown>;
-  /** Replicas brought up after the deploy (min_replica_count, or the initial count with scale-to-zero). */
+  /**
+   * Replicas the current ramp brings up: min_replica_count (the initial count with scale-to-zero)
+   * after the deploy, the new min_replica_count after a mutation.
+   */
   initialReplicas: number;
-  /** Replica k of n becomes available at rampStart + rampMs·k/n. */
+  /** Replicas already available when the ramp starts (0 after a deploy; kept ones after a mutation). */
+  rampFrom?: number;
+  /** Ramped replica k of the n − rampFrom new ones becomes available at rampStart + rampMs·k/(n − rampFrom). */
   rampStart: number;
   rampMs: number;
   neverReady: boolean;
   systemLabels?: Record<string, string>;
   fastTryoutEnabled?: boolean;
+  enableContainerLogging?: boolean;
   served: ServedModel;
 }
 
@@ -102,12 +108,29 @@ export interface DeployWork {
   /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
   acceleratorType?: string;
   fault?: 'quotaExhausted' | 'replicasNeverReady';
+  /**
+   * The `createsAfterCancel` fault: a `:cancel` sets `endsAt` (cancel + `ms`) instead of ending the
+   * operation; then the Model and Endpoint are created (if not yet) and it ends CANCELLED.
+   */
+  createsAfterCancel?: { ms: number; endsAt?: number };
   inspection?: ServingInspection;
   /** Model and Endpoint have been created (import stage passed). */
   created: boolean;
 }
 
-export type VertexOperationKind = 'deploy' | 'undeploy' | 'deleteEndpoint' | 'deleteModel';
+/** A `:mutateDeployedModel` in flight; the change applies at the operation's `doneAt`. */
+export interface MutateWork {
+  deployedModelId: string;
+  /** The deployed model's whole `DedicatedResources` JSON after the change. */
+  dedicatedResources: Record<string, unknown>;
+  /** Present when the mask names enable_container_logging. */
+  enableContainerLogging?: boolean;
+  /** Set once the change is applied: the operation ends when this many replicas are available. */
+  waitFor?: number;
+}
+
+export type VertexOperationKind =
+  'deploy' | 'undeploy' | 'mutateDeployedModel' | 'deleteEndpoint' | 'deleteModel';
 
 export interface VertexOperationRecord {
   name: string;
@@ -125,6 +148,7 @@ export interface VertexOperationRecord {
   target?: string;
   deploy?: DeployWork;
   undeploy?: { deployedModelId: string; trafficSplit?: Record<string, number> };
+  mutate?: MutateWork;
 }
 
 export interface AddressRecord {

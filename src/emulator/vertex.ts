@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { InvalidModelUriError, parseGcsUri } from '../storage';
-import { EmulatorCore, V1BETA1_TYPE, endpointName } from './core';
+import { type EmulatorCore, V1BETA1_TYPE, cancelledStatus, deployedModelJson, endpointName } from './core';
 import { ApiError, badRequest } from './errors';
 import { compileFilter } from './filter';
 import {
@@ -17,6 +17,7 @@ import { DEFAULT_MACHINE_SPEC, checkMachineSpec } from './machines';
 import { V1BETA1, checkProtoJson } from './protos';
 import {
   type DeployWork,
+  type DeployedModelRecord,
   type EndpointRecord,
   type ModelRecord,
   type VertexOperationRecord,
@@ -102,30 +103,7 @@ function etag(resource: VertexResourceRecord): string {
 // JSON renderings (proto3 JSON: lowerCamelCase, default values omitted)
 
 export function endpointJson(endpoint: EndpointRecord, now: number): Record<string, unknown> {
-  const deployedModels = endpoint.deployedModels.map((model) => {
-    const available = EmulatorCore.availableReplicas(model, now);
-    const lastChange =
-      available === 0
-        ? model.createTime
-        : model.rampStart + (model.rampMs * available) / model.initialReplicas;
-    return {
-      id: model.id,
-      model: model.model,
-      modelVersionId: '1',
-      displayName: model.displayName,
-      createTime: timestamp(model.createTime),
-      dedicatedResources: model.dedicatedResources,
-      ...(endpoint.psc?.serviceAttachment
-        ? { privateEndpoints: { serviceAttachment: endpoint.psc.serviceAttachment } }
-        : {}),
-      status: {
-        lastUpdateTime: timestamp(Math.floor(lastChange)),
-        ...(available > 0 ? { availableReplicaCount: available } : {}),
-      },
-      ...(model.systemLabels ? { systemLabels: model.systemLabels } : {}),
-      ...(model.fastTryoutEnabled ? { fasterDeploymentConfig: { fastTryoutEnabled: true } } : {}),
-    };
-  });
+  const deployedModels = endpoint.deployedModels.map((model) => deployedModelJson(endpoint, model, now));
   return {
     name: endpoint.name,
     displayName: endpoint.displayName,
@@ -203,6 +181,7 @@ export function modelJson(core: EmulatorCore, model: ModelRecord): Record<string
 const METADATA_TYPES: Record<VertexOperationRecord['kind'], string> = {
   deploy: 'DeployOperationMetadata',
   undeploy: 'UndeployModelOperationMetadata',
+  mutateDeployedModel: 'MutateDeployedModelOperationMetadata',
   deleteEndpoint: 'DeleteOperationMetadata',
   deleteModel: 'DeleteOperationMetadata',
 };
@@ -445,6 +424,7 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
     ...(ctx.fault.type === 'quotaExhausted' || ctx.fault.type === 'replicasNeverReady'
       ? { fault: ctx.fault.type }
       : {}),
+    ...(ctx.fault.type === 'createsAfterCancel' ? { createsAfterCancel: { ms: ctx.fault.ms } } : {}),
     created: false,
   };
   const op: VertexOperationRecord = {
@@ -488,8 +468,15 @@ async function cancelOperation(core: EmulatorCore, ctx: RequestContext): Promise
     if (op.kind !== 'deploy') {
       throw new ApiError('FAILED_PRECONDITION', `Operation ${op.name} (${op.kind}) cannot be cancelled.`);
     }
-    // Resources the deployment already created stay, as on Vertex.
-    core.finish(op, ctx.now, { error: { code: 1, message: 'Operation was cancelled.' } });
+    const late = op.deploy!.createsAfterCancel;
+    if (late) {
+      // Best effort (fault): the operation runs on and ends CANCELLED later (core.advanceDeploy).
+      late.endsAt ??= ctx.now + late.ms;
+      core.markDirty();
+    } else {
+      // Resources the deployment already created stay, as on Vertex.
+      core.finish(op, ctx.now, { error: cancelledStatus() });
+    }
   }
   sendJson(ctx.res, 200, {});
 }
@@ -627,9 +614,8 @@ function deleteEndpoint(core: EmulatorCore, ctx: RequestContext): void {
   sendJson(ctx.res, 200, operationJson(op));
 }
 
-async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const endpoint = endpointFromPath(core, ctx);
-  const request = await readMessage(ctx, `${V1BETA1}.UndeployModelRequest`);
+/** The body's `endpoint` (bound from the URL) may be repeated, but only as the same endpoint. */
+function checkBodyEndpoint(core: EmulatorCore, request: Message, endpoint: EndpointRecord): void {
   if (
     typeof request.endpoint === 'string' &&
     request.endpoint !== '' &&
@@ -639,16 +625,27 @@ async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<v
       { field: 'endpoint', description: `endpoint "${request.endpoint}" does not match the request URL.` },
     ]);
   }
-  const deployedModelId = typeof request.deployedModelId === 'string' ? request.deployedModelId : '';
-  if (!deployedModelId)
-    throw badRequest([{ field: 'deployed_model_id', description: 'deployed_model_id is required.' }]);
+}
+
+function deployedModelOf(endpoint: EndpointRecord, deployedModelId: string): DeployedModelRecord {
   const deployed = endpoint.deployedModels.find((m) => m.id === deployedModelId);
   if (!deployed) {
     throw new ApiError(
       'NOT_FOUND',
-      `Deployed model ${deployedModelId} not found on endpoint ${endpoint.name}.`,
+      `Deployed model ${deployedModelId} not found on endpoint ${endpoint.name}; use an id from the endpoint's deployedModels[].id.`,
     );
   }
+  return deployed;
+}
+
+async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const endpoint = endpointFromPath(core, ctx);
+  const request = await readMessage(ctx, `${V1BETA1}.UndeployModelRequest`);
+  checkBodyEndpoint(core, request, endpoint);
+  const deployedModelId = typeof request.deployedModelId === 'string' ? request.deployedModelId : '';
+  if (!deployedModelId)
+    throw badRequest([{ field: 'deployed_model_id', description: 'deployed_model_id is required.' }]);
+  deployedModelOf(endpoint, deployedModelId);
   if (
     runningOperationsOn(core, endpoint.name).some((op) => op.undeploy?.deployedModelId === deployedModelId)
   ) {
@@ -687,6 +684,152 @@ async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<v
     done: false,
     target: endpoint.name,
     undeploy: { deployedModelId, ...(split && Object.keys(split).length ? { trafficSplit: split } : {}) },
+  };
+  core.state.operations[op.name] = op;
+  core.markDirty();
+  sendJson(ctx.res, 200, operationJson(op));
+}
+
+/**
+ * The mutable fields of `MutateDeployedModelRequest.deployed_model` (endpoint_service.proto) as
+ * mask paths relative to the DeployedModel; each is accepted in its proto (snake_case) and its
+ * proto3-JSON (lowerCamelCase) spelling. automatic_resources is not emulated (Model Garden
+ * deployments use dedicated resources).
+ */
+const MUTABLE_PATHS = [
+  'dedicated_resources.min_replica_count',
+  'dedicated_resources.max_replica_count',
+  'dedicated_resources.required_replica_count',
+  'dedicated_resources.autoscaling_metric_specs',
+  'enable_container_logging',
+] as const;
+type MutablePath = (typeof MUTABLE_PATHS)[number];
+
+const camelPath = (path: string) => path.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+function mutablePath(path: string): MutablePath {
+  const found = MUTABLE_PATHS.find((p) => path === p || path === camelPath(p));
+  if (!found) {
+    throw badRequest([
+      {
+        field: 'update_mask',
+        description: `update_mask path "${path}" cannot be mutated; mutable fields are ${MUTABLE_PATHS.join(', ')} (or their camelCase JSON names).`,
+      },
+    ]);
+  }
+  return found;
+}
+
+/** `POST {endpoint}:mutateDeployedModel`: changes replica counts, autoscaling or logging in an LRO. */
+async function mutateDeployedModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const endpoint = endpointFromPath(core, ctx);
+  const request = await readMessage(ctx, `${V1BETA1}.MutateDeployedModelRequest`);
+  checkBodyEndpoint(core, request, endpoint);
+  if (request.deployedModel === undefined) {
+    throw badRequest([
+      {
+        field: 'deployed_model',
+        description: 'deployed_model is required (with its id and the new values).',
+      },
+    ]);
+  }
+  const update = asMessage(request.deployedModel);
+  if (typeof update.id !== 'string' || update.id === '') {
+    throw badRequest([
+      {
+        field: 'deployed_model.id',
+        description:
+          "deployed_model.id is required: the id of the deployed model to mutate (the endpoint's deployedModels[].id).",
+      },
+    ]);
+  }
+  const mask =
+    typeof request.updateMask === 'string' ? request.updateMask.split(',').filter((p) => p !== '') : [];
+  if (mask.length === 0) {
+    throw badRequest([
+      {
+        field: 'update_mask',
+        description: `update_mask is required: name the fields to change, from ${MUTABLE_PATHS.join(', ')}.`,
+      },
+    ]);
+  }
+  const paths = new Set(mask.map(mutablePath));
+  const deployed = deployedModelOf(endpoint, update.id);
+  const busy = runningOperationsOn(core, endpoint.name).find(
+    (op) => op.undeploy?.deployedModelId === deployed.id || op.mutate?.deployedModelId === deployed.id,
+  );
+  if (busy) {
+    throw new ApiError(
+      'FAILED_PRECONDITION',
+      `Deployed model ${deployed.id} on ${endpoint.name} has a running operation (${busy.name}); wait for it to finish, then retry.`,
+    );
+  }
+
+  // Field-mask semantics: a masked field absent from the body is set to its default (0, empty, false).
+  const given = asMessage(update.dedicatedResources);
+  const resources: Message = { ...deployed.dedicatedResources };
+  const counts = {
+    'dedicated_resources.min_replica_count': 'minReplicaCount',
+    'dedicated_resources.max_replica_count': 'maxReplicaCount',
+    'dedicated_resources.required_replica_count': 'requiredReplicaCount',
+  } as const;
+  for (const [path, field] of Object.entries(counts)) {
+    if (!paths.has(path as MutablePath)) continue;
+    if (typeof given[field] === 'number' && given[field] !== 0) resources[field] = given[field];
+    else delete resources[field];
+  }
+  if (paths.has('dedicated_resources.autoscaling_metric_specs')) {
+    if (Array.isArray(given.autoscalingMetricSpecs) && given.autoscalingMetricSpecs.length > 0)
+      resources.autoscalingMetricSpecs = given.autoscalingMetricSpecs;
+    else delete resources.autoscalingMetricSpecs;
+  }
+  const min = typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : 0;
+  if (min < 1 && resources.scaleToZeroSpec === undefined) {
+    throw badRequest([
+      {
+        field: 'deployed_model.dedicated_resources.min_replica_count',
+        description: `min_replica_count must be at least 1 (got ${min}); 0 needs a deployment with scale_to_zero_spec.`,
+      },
+    ]);
+  }
+  // As on deploy, an unset max_replica_count means min_replica_count.
+  if (resources.maxReplicaCount === undefined && min > 0) resources.maxReplicaCount = min;
+  const max = typeof resources.maxReplicaCount === 'number' ? resources.maxReplicaCount : min;
+  if (max < min) {
+    throw badRequest([
+      {
+        field: 'deployed_model.dedicated_resources.max_replica_count',
+        description: `max_replica_count (${max}) must not be less than min_replica_count (${min}); mutate both together.`,
+      },
+    ]);
+  }
+  const required = typeof resources.requiredReplicaCount === 'number' ? resources.requiredReplicaCount : 0;
+  if (min > 0 && required > min) {
+    throw badRequest([
+      {
+        field: 'deployed_model.dedicated_resources.required_replica_count',
+        description: `required_replica_count (${required}) must not exceed min_replica_count (${min}).`,
+      },
+    ]);
+  }
+
+  const op: VertexOperationRecord = {
+    name: newOperationName(endpoint.project, endpoint.location, endpoint.name),
+    project: endpoint.project,
+    location: endpoint.location,
+    kind: 'mutateDeployedModel',
+    createTime: ctx.now,
+    updateTime: ctx.now,
+    doneAt: ctx.now + core.timing(endpoint.project).mutateMs,
+    done: false,
+    target: endpoint.name,
+    mutate: {
+      deployedModelId: deployed.id,
+      dedicatedResources: resources,
+      ...(paths.has('enable_container_logging')
+        ? { enableContainerLogging: update.enableContainerLogging === true }
+        : {}),
+    },
   };
   core.state.operations[op.name] = op;
   core.markDirty();
@@ -911,6 +1054,14 @@ export function vertexRoutes(core: EmulatorCore): Route[] {
       `${P}/endpoints/([^/:]+):undeployModel`,
       'aiplatform.endpoints.undeploy',
       undeployModel,
+    ),
+    route(
+      'vertex.endpoints.mutateDeployedModel',
+      'POST',
+      `${P}/endpoints/([^/:]+):mutateDeployedModel`,
+      // The permission Google checks here is not published: UNCONFIRMED (see README).
+      'aiplatform.endpoints.update',
+      mutateDeployedModel,
     ),
     route('vertex.models.list', 'GET', `${P}/models`, 'aiplatform.models.list', listModels),
     route('vertex.models.get', 'GET', `${P}/models/([^/:]+)`, 'aiplatform.models.get', getModel),

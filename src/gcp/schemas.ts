@@ -66,6 +66,9 @@ export const DeployedModelSchema = z.looseObject({
 });
 export type DeployedModel = z.infer<typeof DeployedModelSchema>;
 
+/** MutateDeployedModelResponse (endpoint_service.proto): the deployed model as mutated. */
+export const MutateDeployedModelResponseSchema = z.looseObject({ deployedModel: DeployedModelSchema });
+
 export const PrivateServiceConnectConfigSchema = z.looseObject({
   enablePrivateServiceConnect: z.boolean().optional(),
   projectAllowlist: z.array(z.string()).default([]),

@@ -18,12 +18,14 @@ import {
 import {
   type DeployResponse,
   DeployResponseSchema,
+  type DeployedModel,
   type Endpoint,
   EndpointSchema,
   ListEndpointsResponseSchema,
   ListModelsResponseSchema,
   type Model,
   ModelSchema,
+  MutateDeployedModelResponseSchema,
   OperationSchema,
 } from './schemas';
 
@@ -136,15 +138,24 @@ export interface Operation {
   error?: GcpApiError;
 }
 
-/** The `DeployResponse` of a finished, successful deploy operation; throws its error if it failed. */
-export function readDeployResponse(op: Operation): DeployResponse {
+/** The `response` of a finished, successful operation as `schema`; throws its error if it failed. */
+function readResponse<S extends z.ZodType>(op: Operation, schema: S, expected: string): z.output<S> {
   if (!op.done) throw new Error(`operation ${op.name} is still running; wait until done`);
   if (op.error) throw op.error;
-  const parsed = DeployResponseSchema.safeParse(op.response ?? {});
-  if (!parsed.success) {
-    throw errorFromUnexpectedBody(`operation ${op.name}`, 'done without DeployResponse.endpoint');
-  }
+  const parsed = schema.safeParse(op.response ?? {});
+  if (!parsed.success) throw errorFromUnexpectedBody(`operation ${op.name}`, `done without ${expected}`);
   return parsed.data;
+}
+
+/** The `DeployResponse` of a finished, successful deploy operation; throws its error if it failed. */
+export function readDeployResponse(op: Operation): DeployResponse {
+  return readResponse(op, DeployResponseSchema, 'DeployResponse.endpoint');
+}
+
+/** The deployed model of a finished, successful mutate operation; throws its error if it failed. */
+export function readMutateDeployedModelResponse(op: Operation): DeployedModel {
+  return readResponse(op, MutateDeployedModelResponseSchema, 'MutateDeployedModelResponse.deployedModel')
+    .deployedModel;
 }
 
 export interface ListInput extends LocationRef {
@@ -167,6 +178,33 @@ const UndeployInputSchema = z.strictObject({
   deployedModelId: z.string().min(1).max(128),
   trafficSplit: z.record(z.string(), z.number().int().min(0).max(100)).optional(),
 });
+
+const ReplicaCount = z.number().int().min(1).max(1000);
+
+const MutateInputSchema = z
+  .strictObject({
+    endpoint: z.string(),
+    deployedModelId: z.string().min(1).max(128),
+    minReplicaCount: ReplicaCount.optional(),
+    maxReplicaCount: ReplicaCount.optional(),
+  })
+  .refine((i) => i.minReplicaCount !== undefined || i.maxReplicaCount !== undefined, {
+    error: 'give minReplicaCount, maxReplicaCount or both',
+  })
+  .refine(
+    (i) =>
+      i.minReplicaCount === undefined ||
+      i.maxReplicaCount === undefined ||
+      i.maxReplicaCount >= i.minReplicaCount,
+    { error: 'maxReplicaCount must be ≥ minReplicaCount', path: ['maxReplicaCount'] },
+  );
+
+export type MutateDeployedModelInput = z.input<typeof MutateInputSchema>;
+
+/** Longest `:wait` asked for; Google bounds the hold by its own deadline anyway. */
+const WaitTimeoutSchema = z.number().int().min(0).max(3_600_000);
+/** Room for the answer to travel after the server's hold ends. */
+const WAIT_TRANSPORT_MARGIN_MS = 10_000;
 
 /** Vertex AI v1beta1 management calls, each sent to the regional host of the resource it names. */
 export class VertexClient {
@@ -193,6 +231,30 @@ export class VertexClient {
   async getOperation(name: string, options: CallOptions = {}): Promise<Operation> {
     const parsed = parseVertexName('operation', name);
     return toOperation(await this.call('GET', parsed.location, name, { options }, OperationSchema));
+  }
+
+  /**
+   * `POST v1beta1/{operation name}:wait {timeout}` — returns the operation once it is done or
+   * `timeoutMs` has passed (then still running: check `done`). The HTTP timeout is stretched to
+   * outlast the hold unless `options.timeoutMs` says otherwise.
+   */
+  async waitOperation(name: string, timeoutMs: number, options: CallOptions = {}): Promise<Operation> {
+    const parsed = parseVertexName('operation', name);
+    const hold = parseInput(WaitTimeoutSchema, timeoutMs, 'wait timeout (ms)');
+    const body = { timeout: `${hold / 1000}s` };
+    const callOptions = {
+      ...options,
+      timeoutMs: options.timeoutMs ?? Math.max(this.config.requestTimeoutMs, hold + WAIT_TRANSPORT_MARGIN_MS),
+    };
+    return toOperation(
+      await this.call(
+        'POST',
+        parsed.location,
+        `${name}:wait`,
+        { body, options: callOptions },
+        OperationSchema,
+      ),
+    );
   }
 
   /** `POST v1beta1/{operation name}:cancel` — best effort; poll the operation to see the outcome. */
@@ -237,6 +299,35 @@ export class VertexClient {
         'POST',
         parsed.location,
         `${i.endpoint}:undeployModel`,
+        { body, options },
+        OperationSchema,
+      ),
+    );
+  }
+
+  /**
+   * `POST v1beta1/{endpoint}:mutateDeployedModel` — changes the replica bounds of a deployed model
+   * in place; returns its operation (response `MutateDeployedModelResponse`). Only the counts given
+   * are sent in the update mask: raising minReplicaCount above the current maximum needs
+   * maxReplicaCount too (INVALID_ARGUMENT otherwise).
+   */
+  async mutateDeployedModel(input: MutateDeployedModelInput, options: CallOptions = {}): Promise<Operation> {
+    const i = parseInput(MutateInputSchema, input, 'mutate deployed model request');
+    const parsed = parseVertexName('endpoint', i.endpoint);
+    const dedicatedResources = compact({
+      minReplicaCount: i.minReplicaCount,
+      maxReplicaCount: i.maxReplicaCount,
+    });
+    // FieldMask JSON: comma-separated lowerCamelCase paths relative to the DeployedModel.
+    const updateMask = Object.keys(dedicatedResources)
+      .map((field) => `dedicatedResources.${field}`)
+      .join(',');
+    const body = { deployedModel: { id: i.deployedModelId, dedicatedResources }, updateMask };
+    return toOperation(
+      await this.call(
+        'POST',
+        parsed.location,
+        `${i.endpoint}:mutateDeployedModel`,
         { body, options },
         OperationSchema,
       ),

@@ -19,6 +19,7 @@ export const FAST_TIMING = {
   importMs: 40,
   replicaRampMs: 200,
   undeployMs: 40,
+  mutateMs: 40,
   deleteMs: 40,
   computeOperationMs: 40,
   pscAcceptMs: 60,

@@ -78,6 +78,38 @@ describe('state file', () => {
     }
   });
 
+  it('keeps a deploy fault in its operation: creates-after-cancel still holds after a restart', async () => {
+    const stateFile = path.join(dir, 'late-cancel.json');
+    const project = uniqueProject();
+    const first = await startTestEmulator({
+      stateFile,
+      faults: { rules: [{ route: 'vertex.deploy', project, sequence: ['creates-after-cancel:500'] }] },
+    });
+    await first.admin.setTiming(project, { importMs: 60_000, deployMs: 120_000 });
+    const start = await first.api.post(
+      `/v1beta1/projects/${project}/locations/us-central1:deploy`,
+      deployBody(model, { endpoint: 'late', model: 'late' }),
+    );
+    expect(start.status, start.text).toBe(200);
+    const token = first.api.token!;
+    await first.emulator.close();
+
+    // Fault rules are not saved; the accepted operation carries its fault with it.
+    const second = await startTestEmulator({ stateFile });
+    try {
+      const api = new Api(second.emulator.url, token);
+      expect((await api.post(`/v1beta1/${start.json.name}:cancel`)).status).toBe(200);
+      expect((await api.get(`/v1beta1/${start.json.name}`)).json.done).toBeUndefined();
+      const op = await waitForOperation(api, start.json.name);
+      expect(op.error.code).toBe(1);
+      const resources = await second.admin.resources(project);
+      expect(resources.endpoints.map((e) => e.name)).toEqual([expect.stringMatching(/\/endpoints\/late$/)]);
+      expect(resources.models).toHaveLength(1);
+    } finally {
+      await second.emulator.close();
+    }
+  });
+
   it('refuses a file that is not an emulator state file, saying what to do', async () => {
     const broken = path.join(dir, 'broken.json');
     await writeFile(broken, '{"version": 2}');

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeEmulatorCredentials } from '../../src/emulator';
+import { EmulatorAdminClient, writeEmulatorCredentials } from '../../src/emulator';
 import {
   type GcpClient,
   type Operation,
@@ -11,6 +11,7 @@ import {
   computeRequestId,
   createGcpClient,
   dedicatedTarget,
+  isGcpApiError,
   deleteIfExists,
   findEndpointsByLabels,
   hasLabels,
@@ -32,6 +33,7 @@ const LOCATION = 'us-central1';
 
 let credentialsDir: string;
 let gcp: GcpClient;
+let admin: EmulatorAdminClient;
 let modelUri: string;
 
 beforeAll(async () => {
@@ -40,6 +42,7 @@ beforeAll(async () => {
   modelUri = (
     await generateSampleModel({ location: `gs://${bucket}/models/tiny-llama` }, { storage: env.storage })
   ).modelUri;
+  admin = new EmulatorAdminClient(env.emulatorUrl);
   credentialsDir = await mkdtemp(path.join(os.tmpdir(), 'gcp-e2e-adc-'));
   const credentialsFile = await writeEmulatorCredentials(credentialsDir, env.emulatorUrl);
   gcp = createGcpClient({
@@ -224,5 +227,45 @@ describe('GCP client against the emulator', () => {
       .getAddress({ ...where, name: 'e2e-psc-ip' })
       .catch((err: unknown) => err);
     expect(isNotFound(missing)).toBe(true);
+  });
+
+  it('maps a 403 fault to a permanent PERMISSION_DENIED that names the missing permission', async () => {
+    const project = 'gcp-client-forbidden';
+    const ids = await admin.addFaultRules([
+      { route: 'vertex.endpoints.get', project, action: '403' },
+      { route: 'compute.forwardingRules.delete', project, action: '403' },
+    ]);
+    try {
+      const endpoint = `projects/${project}/locations/${LOCATION}/endpoints/e1`;
+      const vertex = await gcp.vertex.getEndpoint(endpoint).catch((err: unknown) => err);
+      if (!isGcpApiError(vertex)) throw vertex;
+      expect(vertex).toMatchObject({
+        status: 'PERMISSION_DENIED',
+        httpStatus: 403,
+        classification: 'permanent',
+        details: {
+          errorInfo: {
+            reason: 'IAM_PERMISSION_DENIED',
+            metadata: { permission: 'aiplatform.endpoints.get' },
+          },
+        },
+      });
+      expect(vertex.hint).toContain('permission aiplatform.endpoints.get');
+      expect(vertex.hint).toContain('roles/aiplatform.user');
+
+      const compute = await gcp.compute
+        .deleteForwardingRule({ project, region: LOCATION, name: 'psc-fr' })
+        .catch((err: unknown) => err);
+      if (!isGcpApiError(compute)) throw compute;
+      expect(compute).toMatchObject({
+        status: 'PERMISSION_DENIED',
+        httpStatus: 403,
+        classification: 'permanent',
+      });
+      expect(compute.message).toContain("Required 'compute.forwardingRules.delete' permission");
+      expect(compute.hint).toContain('roles/compute.networkAdmin');
+    } finally {
+      for (const id of ids) await admin.clearFaults({ id });
+    }
   });
 });

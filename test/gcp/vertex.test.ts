@@ -11,6 +11,7 @@ import {
   isAlreadyExists,
   labelsFilter,
   readDeployResponse,
+  readMutateDeployedModelResponse,
 } from '../../src/gcp';
 import { type TestServer, countingTokenSource, googleError, sendJson, startTestServer } from './test-server';
 
@@ -278,6 +279,78 @@ describe('VertexClient calls', () => {
     expect(server.requests[0]!.url).toBe(`/host-us-central1/v1beta1/${ENDPOINT}:undeployModel`);
     expect(sentJson()).toEqual({ deployedModelId: '8204437019208712192' });
     expectProtoBody('UndeployModelRequest', sentJson());
+  });
+
+  it('mutateDeployedModel sends a proto-valid MutateDeployedModelRequest masking only the counts given', async () => {
+    server.handler = (_req, res) => sendJson(res, 200, { name: `${ENDPOINT}/operations/10` });
+    const vertex = client().vertex;
+    const op = await vertex.mutateDeployedModel({
+      endpoint: ENDPOINT,
+      deployedModelId: '8204437019208712192',
+      minReplicaCount: 2,
+      maxReplicaCount: 4,
+    });
+    expect(op).toEqual({ name: `${ENDPOINT}/operations/10`, done: false });
+    expect(server.requests[0]!.url).toBe(`/host-us-central1/v1beta1/${ENDPOINT}:mutateDeployedModel`);
+    expect(sentJson()).toEqual({
+      deployedModel: {
+        id: '8204437019208712192',
+        dedicatedResources: { minReplicaCount: 2, maxReplicaCount: 4 },
+      },
+      updateMask: 'dedicatedResources.minReplicaCount,dedicatedResources.maxReplicaCount',
+    });
+    expectProtoBody('MutateDeployedModelRequest', sentJson());
+
+    await vertex.mutateDeployedModel({ endpoint: ENDPOINT, deployedModelId: '1', maxReplicaCount: 3 });
+    expect(sentJson(1)).toEqual({
+      deployedModel: { id: '1', dedicatedResources: { maxReplicaCount: 3 } },
+      updateMask: 'dedicatedResources.maxReplicaCount',
+    });
+    for (const input of [
+      { endpoint: ENDPOINT, deployedModelId: '1' },
+      { endpoint: ENDPOINT, deployedModelId: '1', minReplicaCount: 0 },
+      { endpoint: MODEL, deployedModelId: '1', minReplicaCount: 1 },
+    ]) {
+      await expect(vertex.mutateDeployedModel(input)).rejects.toBeInstanceOf(InvalidRequestError);
+    }
+    expect(server.requests).toHaveLength(2);
+  });
+
+  it('readMutateDeployedModelResponse returns the mutated deployed model, or throws the operation error', () => {
+    const name = `${ENDPOINT}/operations/10`;
+    const deployedModel = { id: '1', dedicatedResources: { minReplicaCount: 2 } };
+    expect(
+      readMutateDeployedModelResponse({
+        name,
+        done: true,
+        response: { '@type': `type.googleapis.com/${V1BETA1}.MutateDeployedModelResponse`, deployedModel },
+      }),
+    ).toMatchObject(deployedModel);
+    expect(() => readMutateDeployedModelResponse({ name, done: false })).toThrow(/still running/);
+    expect(() => readMutateDeployedModelResponse({ name, done: true, response: {} })).toThrow(
+      /MutateDeployedModelResponse.deployedModel/,
+    );
+  });
+
+  it('waitOperation POSTs {name}:wait with a Duration timeout and outlasts it with the HTTP timeout', async () => {
+    const name = `${ENDPOINT}/operations/11`;
+    server.handler = (_req, res) => {
+      // 50 ms is past the configured 10 ms request timeout, which the 1.5 s hold stretches.
+      setTimeout(() => sendJson(res, 200, { name, done: true, response: {} }), 50);
+    };
+    const vertex = createGcpClient(
+      { vertexBaseUrl: `${server.url}/host-{region}`, requestTimeoutMs: 10 },
+      { tokenSource: countingTokenSource() },
+    ).vertex;
+    const op = await vertex.waitOperation(name, 1500);
+    expect(op).toMatchObject({ name, done: true });
+    const req = server.requests[0]!;
+    expect([req.method, req.url]).toEqual(['POST', `/host-us-central1/v1beta1/${name}:wait`]);
+    expect(sentJson()).toEqual({ timeout: '1.5s' });
+    const wait = 'google.longrunning.WaitOperationRequest';
+    expect(checkProtoJson(wait, sentJson()).ok).toBe(true);
+    expect(roundTripProtoJson(wait, sentJson())).toEqual(sentJson());
+    await expect(vertex.waitOperation(name, -1)).rejects.toBeInstanceOf(InvalidRequestError);
   });
 
   it('setEndpointLabels PATCHes with updateMask=labels and a proto-valid Endpoint body', async () => {
