@@ -4,10 +4,11 @@ import path from 'node:path';
 
 /**
  * Re-records the replay fixtures in test/histories/ from real runs: the end-to-end tests save the
- * history of each representative deployment (serving public and private, teardown, broken weights,
- * flaky Google, quota, cancel, Temporal cancel, rollback, worker crash) when
- * GARDEN_DEPLOY_RECORD_HISTORIES is set. Run after a deliberate workflow change (with `patched()`
- * where old runs must still replay), then commit the JSON files.
+ * history of each representative deployment (serving public and private then torn down, broken
+ * weights, flaky Google, quota, cancel, a late endpoint after a cancel, blocked cleanup retried,
+ * Temporal cancel, rollback, worker crash) when GARDEN_DEPLOY_RECORD_HISTORIES is set. Run after a
+ * deliberate workflow change (with `patched()` where old runs must still replay), then commit the
+ * JSON files. test/histories/0.1/ (garden-deploy 0.1's workflows) is never re-recorded.
  *
  *   node --import tsx scripts/record-histories.ts
  */
@@ -22,6 +23,7 @@ const run = spawnSync(
     'test/e2e/deployments.test.ts',
     'test/e2e/cancel-rollback.test.ts',
     'test/e2e/worker-crash.test.ts',
+    'test/e2e/ownership.test.ts',
   ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, GARDEN_DEPLOY_RECORD_HISTORIES: '1' } },
 );

@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancelledFailure, activityInfo } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, activityInfo, cancellationSignal } from '@temporalio/activity';
 import { GcpApiError, InvalidRequestError } from '../gcp';
 import { StorageAccessError } from '../storage';
 import { type ActivityFailureDetails, NON_RETRYABLE_ERRORS } from './contract';
@@ -71,6 +71,8 @@ export function isTransientGcpError(err: unknown): err is GcpApiError {
  */
 export function toActivityFailure(err: unknown, context: string): unknown {
   if (err instanceof ApplicationFailure || isCancellation(err)) return err;
+  // A call cut short by the cancellation fails with its own error: report the cancellation.
+  if (cancellationSignal().aborted) return new CancelledFailure(`${context}: cancelled`);
   if (err instanceof GcpApiError) {
     const message = `${context}: ${err.message}`;
     if (err.retryable) {

@@ -19,8 +19,10 @@ const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
 /**
  * Activity stubs with retry policies and timeouts matched to each kind of step:
  * - `short`: quick calls whose result the workflow must always receive (submitting `:deploy`);
- * - `wait(budget)`: waits on Google that only read, abandoned at once on cancel (TRY_CANCEL) so
- *   the compensations start without waiting for the activity to notice;
+ * - `wait(budget)`: waits on Google; on cancel the workflow waits for the activity to stop
+ *   (WAIT_CANCELLATION_COMPLETED): with TRY_CANCEL the SDK never tells a running activity, which
+ *   would keep polling (and hold a slot) after the deployment moved on. The heartbeat throttle
+ *   (`GARDEN_DEPLOY_HEARTBEAT_THROTTLE`, 1 s) bounds how long the activity takes to hear it;
  * - `cleanup`: compensations, each with a bounded budget: when it is spent the deployment reports
  *   CLEANUP_BLOCKED instead of retrying silently forever.
  */
@@ -47,14 +49,14 @@ export function deploymentActivities(settings: Required<DeploymentSettings>) {
         startToCloseTimeout: budgetMs + 10 * 60_000,
         heartbeatTimeout: settings.heartbeatTimeoutMs,
         retry: { ...transient, maximumAttempts: 20 },
-        cancellationType: 'TRY_CANCEL',
+        cancellationType: 'WAIT_CANCELLATION_COMPLETED',
       }),
     smoke: (budgetMs: number) =>
       proxyActivities<DeploymentActivities>({
         startToCloseTimeout: budgetMs,
         heartbeatTimeout: settings.heartbeatTimeoutMs,
         retry: { ...transient, maximumAttempts: 5 },
-        cancellationType: 'TRY_CANCEL',
+        cancellationType: 'WAIT_CANCELLATION_COMPLETED',
       }),
     cleanup: proxyActivities<DeploymentActivities>({
       // Stopping a cancelled operation may wait that long for it to end.

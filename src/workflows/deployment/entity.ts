@@ -109,7 +109,10 @@ export class Deployment implements StepContext {
       // The earlier run may have been cut short anywhere: look for everything it could have made.
       this.state = { deploySubmitted: true, deployFinished: false, pscStarted: true };
       if (input.carried) this.restore(input.carried);
-      else this.phase = 'undoing';
+      else {
+        this.phase = 'undoing';
+        this.tracker.setStage('TEARING_DOWN');
+      }
       return;
     }
     const carried = input.carried;
@@ -288,6 +291,8 @@ export class Deployment implements StepContext {
 
   validateTeardown(_request?: ControlRequest): void {
     if (this.known()) return;
+    // The teardown of an earlier run is what this run does: the request that started it attaches.
+    if (this.recovery && this.phase !== 'ended') return;
     if (this.phase === 'deploying')
       this.reject(
         `deployment ${this.id} is still deploying (stage ${this.stage}); stop it and remove what it created with \`garden-deploy cancel ${this.id}\``,
@@ -297,7 +302,11 @@ export class Deployment implements StepContext {
   }
 
   teardown(request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('teardown', () => this.removeServing('teardown', request.reason ?? 'teardown requested'));
+    return this.once('teardown', async () => {
+      if (!this.recovery) return this.removeServing('teardown', request.reason ?? 'teardown requested');
+      await condition(() => this.phase === 'blocked' || this.phase === 'ended');
+      return this.undoResult();
+    });
   }
 
   validateScale(request: ScaleRequest): void {
