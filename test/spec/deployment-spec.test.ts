@@ -47,9 +47,18 @@ describe('DeploymentSpec', () => {
       workflowId: 'deploy/my-project/us-central1/llama-ft',
       endpointId: 'ep-1',
       modelId: 'llama-ft',
-      pscAddressName: 'llama-ft-psc-ip',
-      pscForwardingRuleName: 'llama-ft-psc-fr',
+      pscAddressName: expect.stringMatching(/^llama-ft-[0-9a-f]{8}-psc-ip$/),
+      pscForwardingRuleName: expect.stringMatching(/^llama-ft-[0-9a-f]{8}-psc-fr$/),
     });
+    // The same name in another project gets other PSC names: both can share one consumer project.
+    const other = deploymentIds(parseDeploymentSpec({ ...minimal, project: 'other-project' }));
+    expect(other.pscAddressName).not.toBe(ids.pscAddressName);
+    expect(other.pscForwardingRuleName).not.toBe(ids.pscForwardingRuleName);
+    // Stable: the same spec always derives the same names (a retry finds what it created).
+    expect(deploymentIds(parseDeploymentSpec({ ...minimal, endpoint: { id: 'ep-1' } }))).toEqual(ids);
+    // The longest name still makes a valid Compute name (≤ 63).
+    const longest = deploymentIds(parseDeploymentSpec({ ...minimal, name: `a${'b'.repeat(39)}` }));
+    expect(longest.pscForwardingRuleName.length).toBeLessThanOrEqual(63);
   });
 
   it('parses durations and machine shapes', () => {
