@@ -70,7 +70,10 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: temporal.namespace });
     const storage = createStorage({ endpoint: gcs.endpoint });
     await storage.createBucket('bench');
-    const { modelUri } = await generateSampleModel({ location: 'gs://bench/models/tiny/', shards: 1 }, { storage });
+    const { modelUri } = await generateSampleModel(
+      { location: 'gs://bench/models/tiny/', shards: 1 },
+      { storage },
+    );
     const gcp = createGcpClient({
       vertexBaseUrl: emulator.url,
       computeBaseUrl: emulator.url,
@@ -78,7 +81,11 @@ async function main(): Promise<void> {
       credentialsFile: await writeEmulatorCredentials(dir, emulator.url),
     });
     const admin = new EmulatorAdminClient(emulator.url);
-    const activities = createActivities({ gcp, storage, options: { poll: { initialMs: 200, maxMs: 1_000 } } });
+    const activities = createActivities({
+      gcp,
+      storage,
+      options: { poll: { initialMs: 200, maxMs: 1_000 } },
+    });
     let activityStoppedAt = 0;
     const finishDeploy = activities.finishDeploy;
     // When the activity learns of the cancellation (the answer to one of its heartbeats).
@@ -156,9 +163,24 @@ async function main(): Promise<void> {
     const line = (what: string, ms: number) =>
       `  ${what.padEnd(34)} median ${fmt(ms).padStart(8)}  = ${(ms / TARGET_MS).toFixed(2)} × the 2 s target\n`;
     process.stdout.write(`\n${args.runs} cancels during a running deploy operation:\n`);
-    process.stdout.write(line('cancel reaches the running activity', median((s) => s.activityMs)));
-    process.stdout.write(line('cancel reaches Google’s operation', median((s) => s.operationMs)));
-    process.stdout.write(line('cancel answered, all removed', median((s) => s.outcomeMs)));
+    process.stdout.write(
+      line(
+        'cancel reaches the running activity',
+        median((s) => s.activityMs),
+      ),
+    );
+    process.stdout.write(
+      line(
+        'cancel reaches Google’s operation',
+        median((s) => s.operationMs),
+      ),
+    );
+    process.stdout.write(
+      line(
+        'cancel answered, all removed',
+        median((s) => s.outcomeMs),
+      ),
+    );
   } finally {
     await connection.close();
     await native.close();

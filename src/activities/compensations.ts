@@ -60,7 +60,8 @@ export function compensationActivities(ctx: ActivityContext) {
       if (!current) return done([{ resource, outcome: 'already-gone' }]);
       if (input.ownership) {
         const { identity, fingerprints } = input.ownership;
-        const recorded = kind === 'addresses' ? fingerprints?.pscAddressId : fingerprints?.pscForwardingRuleId;
+        const recorded =
+          kind === 'addresses' ? fingerprints?.pscAddressId : fingerprints?.pscForwardingRuleId;
         const verdict = judgePscOwnership(current, input.ownership.deploymentLabel, identity, recorded);
         if (!verdict.ours) return done([{ resource, outcome: 'not-ours', reason: verdict.reason }]);
       }
@@ -157,7 +158,9 @@ export function compensationActivities(ctx: ActivityContext) {
   async function stopOperation(input: CleanupInput): Promise<CleanupOutcome[]> {
     const operation = input.resources.deployOperation;
     if (!operation) return [];
-    const op = await retryTransient(ctx, () => getIfExists(() => vertex.getOperation(operation, callOptions())));
+    const op = await retryTransient(ctx, () =>
+      getIfExists(() => vertex.getOperation(operation, callOptions())),
+    );
     if (!op) return [{ resource: operation, outcome: 'already-gone' }];
     if (op.done) return [];
     await retryTransient(ctx, () => getIfExists(() => vertex.cancelOperation(operation, callOptions())));
@@ -184,7 +187,11 @@ export function compensationActivities(ctx: ActivityContext) {
     try {
       return done(await stopOperation(input));
     } catch (err) {
-      throw cleanupFailure(err, `stop the deploy operation ${input.resources.deployOperation}`, budgeted(input));
+      throw cleanupFailure(
+        err,
+        `stop the deploy operation ${input.resources.deployOperation}`,
+        budgeted(input),
+      );
     }
   }
 
@@ -235,7 +242,8 @@ export function compensationActivities(ctx: ActivityContext) {
       const model = await retryTransient(ctx, () => getIfExists(() => vertex.getModel(name, callOptions())));
       if (!model) return done([{ resource: name, outcome: 'already-gone' }]);
       const verdict = input.ownership && judgeVertexOwnership(ctx, 'model', model, input.ownership);
-      if (verdict && !verdict.ours) return done([{ resource: name, outcome: 'not-ours', reason: verdict.reason }]);
+      if (verdict && !verdict.ours)
+        return done([{ resource: name, outcome: 'not-ours', reason: verdict.reason }]);
       beat({ removing: name });
       const op = await retryTransient(ctx, () => getIfExists(() => vertex.deleteModel(name, callOptions())));
       if (!op) return done([{ resource: name, outcome: 'already-gone' }]);

@@ -94,7 +94,11 @@ export function judgeOwnership(
 }
 
 /** The description garden-deploy writes on the PSC address and forwarding rule it creates. */
-export function pscDescription(deployment: string, workflowId: string, identity?: DeploymentIdentity): string {
+export function pscDescription(
+  deployment: string,
+  workflowId: string,
+  identity?: DeploymentIdentity,
+): string {
   if (!identity) {
     return `Private Service Connect endpoint of garden-deploy deployment "${deployment}" (${workflowId})`;
   }

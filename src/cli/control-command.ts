@@ -29,7 +29,8 @@ import { follow, outcomeExitCode, outcomeJson, reportOutcome } from './follow';
  * live progress until done (or returns once accepted, with --detach).
  */
 
-export type ControlCommandName = 'cancel' | 'rollback' | 'teardown' | 'scale' | 'retry-cleanup' | 'abandon-cleanup';
+export type ControlCommandName =
+  'cancel' | 'rollback' | 'teardown' | 'scale' | 'retry-cleanup' | 'abandon-cleanup';
 
 const wholeNumber = (flag: string) =>
   z
@@ -144,7 +145,8 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
       'as abandoned and are yours to remove. --reason is required.',
     wanted: () => true,
     accepted: 'Abandon accepted for',
-    send: (t, ref, flags) => abandonCleanup(t.client, ref, { ...controlOptions(flags), reason: flags.reason ?? '' }),
+    send: (t, ref, flags) =>
+      abandonCleanup(t.client, ref, { ...controlOptions(flags), reason: flags.reason ?? '' }),
   },
 };
 
@@ -162,10 +164,16 @@ export function registerControlCommand(program: Command, name: ControlCommandNam
   command
     .addOption(
       name === 'abandon-cleanup'
-        ? new Option('--reason <text>', 'why (required); recorded in the progress and the result').makeOptionMandatory()
+        ? new Option(
+            '--reason <text>',
+            'why (required); recorded in the progress and the result',
+          ).makeOptionMandatory()
         : new Option('--reason <text>', 'why; recorded in the progress and the result'),
     )
-    .option('--request-id <id>', 'idempotency key: the same request again gets the same answer (default: new)')
+    .option(
+      '--request-id <id>',
+      'idempotency key: the same request again gets the same answer (default: new)',
+    )
     .option('--detach', 'return once the request is accepted')
     .option('--json', 'print the outcome as JSON on stdout; progress lines go to stderr');
   exitOnUsageErrorWith2(addConnectionOptions(command)).action(async (ref: string, raw: unknown) => {
@@ -184,7 +192,13 @@ export async function runControl(
   return withTemporal(name, flags, io, async (temporal) => {
     const request = await spec.send(temporal, ref, flags);
     const { workflowId, runId, stage, requestId } = request;
-    const facts = { workflowId, runId, requestId, stageBefore: stage, uiUrl: temporal.workflowUrl(workflowId) };
+    const facts = {
+      workflowId,
+      runId,
+      requestId,
+      stageBefore: stage,
+      uiUrl: temporal.workflowUrl(workflowId),
+    };
     if (!flags.json) io.stdout(`${spec.accepted} ${workflowId} (it was at stage ${stage ?? 'unknown'})\n`);
     if (flags.detach) {
       if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);

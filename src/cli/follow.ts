@@ -70,12 +70,17 @@ export async function follow(
   const interrupt = interruptibleFollow();
   const onProgress = (status: DeploymentStatus) => display.update(status);
   try {
-    if (options.until) return await followRequest(temporal, workflowId, options.until, onProgress, interrupt.signal, options);
+    if (options.until)
+      return await followRequest(temporal, workflowId, options.until, onProgress, interrupt.signal, options);
     if (workflowId.startsWith('teardown/')) {
-      const result = await watchTeardown(temporal.client, workflowId, onProgress, { signal: interrupt.signal });
+      const result = await watchTeardown(temporal.client, workflowId, onProgress, {
+        signal: interrupt.signal,
+      });
       return { kind: 'torn-down', result };
     }
-    const result = await watchDeployment(temporal.client, workflowId, onProgress, { signal: interrupt.signal });
+    const result = await watchDeployment(temporal.client, workflowId, onProgress, {
+      signal: interrupt.signal,
+    });
     return isDeploymentResult(result) ? { kind: 'deployment', result } : { kind: 'torn-down', result };
   } catch (err) {
     if (interrupt.signal.aborted && (err === interrupt.signal.reason || err instanceof FollowInterrupted)) {

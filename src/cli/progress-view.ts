@@ -173,7 +173,8 @@ function stageText(c: Colors, status: DeploymentStatus): string | undefined {
   const stage = displayStage(status.stage, status.teardown);
   if (!stage) return undefined;
   if (stage === 'SERVING') return c.green(stage);
-  if (['FAILED', 'CANCELLED', 'ROLLED_BACK', 'TORN_DOWN', 'CLEANUP_BLOCKED'].includes(stage)) return c.red(stage);
+  if (['FAILED', 'CANCELLED', 'ROLLED_BACK', 'TORN_DOWN', 'CLEANUP_BLOCKED'].includes(stage))
+    return c.red(stage);
   return c.cyan(stage);
 }
 
@@ -186,7 +187,9 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
     if (result.resources.endpoint) lines.push(`  Endpoint:       ${result.resources.endpoint}`);
     if (result.inferenceUrl) lines.push(`  Inference URL:  ${result.inferenceUrl}`);
     if (result.rollbackWindowEndsAt)
-      lines.push(`  Open to rollback until ${result.rollbackWindowEndsAt}: garden-deploy rollback ${result.workflowId}`);
+      lines.push(
+        `  Open to rollback until ${result.rollbackWindowEndsAt}: garden-deploy rollback ${result.workflowId}`,
+      );
   } else if (result.outcome === 'cleanup-blocked') {
     lines.push(c.red(c.bold(`✖ ${result.deployment}: cleanup is blocked`)));
     lines.push(...renderBlocked(result.blocked ?? [], result.workflowId, c));
@@ -199,7 +202,11 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
     };
     const paint = result.outcome === 'torn-down' ? c.green : c.yellow;
     lines.push(
-      paint(c.bold(`${result.outcome === 'torn-down' ? '✔' : '✖'} ${result.deployment} ${what[result.outcome]}${result.reason ? `: ${result.reason}` : ''}`)),
+      paint(
+        c.bold(
+          `${result.outcome === 'torn-down' ? '✔' : '✖'} ${result.deployment} ${what[result.outcome]}${result.reason ? `: ${result.reason}` : ''}`,
+        ),
+      ),
     );
   }
   if (result.smoke.length > 0) {

@@ -78,7 +78,13 @@ export async function scaleDeployment(
   options: ControlOptions = {},
 ): Promise<DeploymentRequest<ScaleOutcome>> {
   const resolved = await runningDeployment(client, ref, 'scale');
-  return sendUpdate<ScaleOutcome>(client, resolved, 'scale', { ...replicas, ...reasonOf(options) }, idOf(options));
+  return sendUpdate<ScaleOutcome>(
+    client,
+    resolved,
+    'scale',
+    { ...replicas, ...reasonOf(options) },
+    idOf(options),
+  );
 }
 
 /** CLEANUP_BLOCKED: runs the blocked compensations again, with a fresh retry budget. */
@@ -178,7 +184,7 @@ async function abortRequest(
   options: ControlOptions,
 ): Promise<DeploymentRequest> {
   const resolved = await resolveWorkflow(client, ref, 'deployment');
-  const { workflowId, description } = resolved;
+  const { description } = resolved;
   if (description.status.name !== 'RUNNING')
     throw new DeploymentStateError(await closedMessage(client, resolved, kind));
   if (description.type === LEGACY_DEPLOY_WORKFLOW_TYPE) return legacyAbort(client, resolved, kind, options);
@@ -248,8 +254,10 @@ function legacyRunningMessage(workflowId: string, description: WorkflowExecution
 /** A 0.1 teardown of this deployment still running removes it already. */
 async function refuseIfLegacyTeardownRuns(client: Client, { workflowId, description }: ResolvedWorkflow) {
   if (description.type !== LEGACY_DEPLOY_WORKFLOW_TYPE) return;
-  const result = (await client.workflow.getHandle(workflowId, description.runId).result().catch(() => undefined)) as
-    DeploymentResult | undefined;
+  const result = (await client.workflow
+    .getHandle(workflowId, description.runId)
+    .result()
+    .catch(() => undefined)) as DeploymentResult | undefined;
   if (!result) return;
   const teardownId = teardownWorkflowId(result.project, result.region, result.deployment);
   const teardown = await laterTeardown(client, teardownId, description.closeTime);
@@ -280,7 +288,8 @@ async function closedMessage(client: Client, resolved: ResolvedWorkflow, what: s
         teardownWorkflowId(result.project, result.region, result.deployment),
         description.closeTime,
       );
-      if (torn) return `${workflowId} was already torn down by ${torn.workflowId}; nothing is left to ${what}`;
+      if (torn)
+        return `${workflowId} was already torn down by ${torn.workflowId}; nothing is left to ${what}`;
       return (
         `${workflowId} (garden-deploy 0.1) finished serving${when}; there is nothing to ${what}. Remove it with ` +
         `\`garden-deploy teardown ${workflowId}\``

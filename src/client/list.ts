@@ -93,9 +93,7 @@ export async function listDeployments(
   }
   const summaries = [...latest.values()].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
   await attachTeardowns(client, summaries);
-  return summaries
-    .filter((s) => (stage ? s.stage === stage : true) && inScope(s, scope))
-    .slice(0, limit);
+  return summaries.filter((s) => (stage ? s.stage === stage : true) && inScope(s, scope)).slice(0, limit);
 }
 
 /** Runs read from the visibility store per listing, at most. */

@@ -45,7 +45,12 @@ export async function recoveryInput(
   };
   if (input && 'recover' in input) {
     // A teardown of an earlier run that was itself cut short: the same proof, the newest record.
-    return { ...input.recover, resources: { ...input.recover.resources, ...resources }, previous, ...(reason ? { reason } : {}) };
+    return {
+      ...input.recover,
+      resources: { ...input.recover.resources, ...resources },
+      previous,
+      ...(reason ? { reason } : {}),
+    };
   }
   const spec = parseDeploymentSpec((input as { spec: unknown } | undefined)?.spec);
   const ids = legacy ? legacyIds(spec) : deploymentIds(spec);

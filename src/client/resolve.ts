@@ -72,11 +72,16 @@ export function teardownRecord(
  * Whether a closed run may have left resources behind: it was terminated or timed out (no
  * compensation ran), or it is a 0.1 run that finished serving and no later 0.1 teardown removed it.
  */
-export async function leftResources(client: Client, description: WorkflowExecutionDescription): Promise<boolean> {
+export async function leftResources(
+  client: Client,
+  description: WorkflowExecutionDescription,
+): Promise<boolean> {
   const status = description.status.name;
   if (status === 'TERMINATED' || status === 'TIMED_OUT') return true;
   if (description.type !== LEGACY_DEPLOY_WORKFLOW_TYPE || status !== 'COMPLETED') return false;
-  const result = (await client.workflow.getHandle(description.workflowId, description.runId).result()) as DeploymentResult;
+  const result = (await client.workflow
+    .getHandle(description.workflowId, description.runId)
+    .result()) as DeploymentResult;
   if (result.outcome !== 'serving') return false;
   const teardown = await laterTeardown(
     client,
@@ -112,7 +117,11 @@ export async function resolveWorkflow(
     throw err;
   }
   const accepted: readonly string[] =
-    kind === 'deployment' ? DEPLOYMENT_TYPES : kind === 'teardown' ? [LEGACY_TEARDOWN_WORKFLOW_TYPE] : OUR_TYPES;
+    kind === 'deployment'
+      ? DEPLOYMENT_TYPES
+      : kind === 'teardown'
+        ? [LEGACY_TEARDOWN_WORKFLOW_TYPE]
+        : OUR_TYPES;
   if (!accepted.includes(description.type)) {
     throw new DeploymentNotFoundError(
       `${workflowId} is a ${description.type} workflow, not a garden-deploy ${kind === 'teardown' ? 'teardown' : 'deployment'}`,

@@ -115,7 +115,10 @@ export async function startDeployment(
           .catch((err: unknown) => Promise.reject(updateError(err, workflowId, 'deploy'))),
     };
   }
-  const startOperation = new WithStartWorkflowOperation<typeof deployment>(DEPLOYMENT_WORKFLOW_TYPE, startOptions);
+  const startOperation = new WithStartWorkflowOperation<typeof deployment>(
+    DEPLOYMENT_WORKFLOW_TYPE,
+    startOptions,
+  );
   let update;
   try {
     update = await client.workflow.startUpdateWithStart(deployUpdate, {
@@ -193,7 +196,9 @@ async function refuseOrFollowLegacy(
   const leftBehind =
     status === 'TERMINATED' ||
     status === 'TIMED_OUT' ||
-    (isLegacy && status === 'COMPLETED' && ((await handle(client, previous).result()) as DeploymentResult).outcome === 'serving');
+    (isLegacy &&
+      status === 'COMPLETED' &&
+      ((await handle(client, previous).result()) as DeploymentResult).outcome === 'serving');
   if (leftBehind) {
     throw new DeploymentStateError(
       `the previous run of ${workflowId} (${previous.type}, ${status}) ended without removing what it created, ` +

@@ -88,7 +88,11 @@ export async function throwIfRefused(
 }
 
 /** The Update's outcome, with a refusal or failure as the deployment's reason. */
-export function outcomeOf<R>(update: WorkflowUpdateHandle<R>, workflowId: string, name: string): () => Promise<R> {
+export function outcomeOf<R>(
+  update: WorkflowUpdateHandle<R>,
+  workflowId: string,
+  name: string,
+): () => Promise<R> {
   return () => update.result().catch((err: unknown) => Promise.reject(updateError(err, workflowId, name)));
 }
 

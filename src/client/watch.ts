@@ -62,11 +62,16 @@ async function follow(
 export function settledResult(status: DeploymentStatus): DeploymentResult | TeardownResult | undefined {
   if (status.status !== 'RUNNING') {
     if (status.status === 'COMPLETED' && status.result) return status.result;
-    throw new DeploymentFailedError(status.workflowId, status.status, status.failure ?? 'no failure was recorded');
+    throw new DeploymentFailedError(
+      status.workflowId,
+      status.status,
+      status.failure ?? 'no failure was recorded',
+    );
   }
   const progress = status.progress;
   if (!progress) return undefined;
-  if (status.stage === 'SERVING' && status.workflowType === 'deployment') return resultOf(status, progress, 'serving');
+  if (status.stage === 'SERVING' && status.workflowType === 'deployment')
+    return resultOf(status, progress, 'serving');
   if (status.stage === 'CLEANUP_BLOCKED') return resultOf(status, progress, 'cleanup-blocked');
   return undefined;
 }

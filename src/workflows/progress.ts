@@ -222,7 +222,9 @@ export class ProgressTracker {
     const s = this.state;
     const lines = [
       `**${s.deployment}** — ${s.stage} (${s.percent}%)` +
-        (s.revision ? ` · revision ${s.revision.number} (${s.revision.state}) \`${s.revision.modelUri}\`` : '') +
+        (s.revision
+          ? ` · revision ${s.revision.number} (${s.revision.state}) \`${s.revision.modelUri}\``
+          : '') +
         (s.scale ? ` · replicas ${s.scale.min}–${s.scale.max}` : ''),
       '',
       '| | step | attempts | detail |',

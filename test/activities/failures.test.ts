@@ -148,12 +148,18 @@ describe('activity failure mapping', () => {
         hint: 'grant the permission',
       });
     const denied = await inActivity({ attempt: 1 }).exec(
-      async () => cleanupFailure(error('PERMISSION_DENIED', 403), 'delete forwarding rule fr', true) as ApplicationFailure,
+      async () =>
+        cleanupFailure(
+          error('PERMISSION_DENIED', 403),
+          'delete forwarding rule fr',
+          true,
+        ) as ApplicationFailure,
     );
     expect(denied).toMatchObject({ nonRetryable: true, type: 'CleanupBlocked' });
     expect(denied.message).toMatch(/^cannot delete forwarding rule fr: .*compute\.forwardingRules\.delete/);
     const flaky = await inActivity({ attempt: 2 }).exec(
-      async () => cleanupFailure(error('UNAVAILABLE', 503), 'delete forwarding rule fr', true) as ApplicationFailure,
+      async () =>
+        cleanupFailure(error('UNAVAILABLE', 503), 'delete forwarding rule fr', true) as ApplicationFailure,
     );
     expect(flaky).toMatchObject({ nonRetryable: false, type: 'CleanupBlocked' });
   });

@@ -47,7 +47,11 @@ describe('ownership against the emulator', () => {
     const v = await validated(publicSpec(project, t.modelUri, 'labelled'));
     const identity = identityOf(v);
     const ownership = proofOf(v, identity);
-    const started = await inActivity().exec(t.activities.startDeploy, { spec: v.spec, ids: v.ids, ownership });
+    const started = await inActivity().exec(t.activities.startDeploy, {
+      spec: v.spec,
+      ids: v.ids,
+      ownership,
+    });
     expect(started).toMatchObject({ adopted: false, operation: expect.stringMatching(/\/operations\//) });
 
     // Google (or a policy) labels the endpoint before the deploy step does.
@@ -99,7 +103,9 @@ describe('ownership against the emulator', () => {
       expect.objectContaining({ outcome: 'not-ours', reason: expect.stringContaining(identity.incarnation) }),
     ]);
     const own = { ...ownership, fingerprints: finished.fingerprints };
-    expect((await inActivity().exec(t.activities.deleteEndpoint, cleanup(own))).outcomes.at(-1)).toMatchObject({
+    expect(
+      (await inActivity().exec(t.activities.deleteEndpoint, cleanup(own))).outcomes.at(-1),
+    ).toMatchObject({
       outcome: 'removed',
     });
     expect((await inActivity().exec(t.activities.deleteModel, cleanup(own))).outcomes).toEqual([
@@ -156,8 +162,9 @@ describe('ownership rules', () => {
     // Unlabelled: ours only before we recorded it, with our display name, made after we started.
     const bare = { displayName: 'llama-ft', createTime: '2026-06-01T00:05:00Z' };
     expect(judgeOwnership(bare, 'llama-ft', proof, undefined, 0)).toEqual({ ours: true });
-    expect(judgeOwnership({ ...bare, createTime: '2026-05-01T00:00:00Z' }, 'llama-ft', proof, undefined, 0))
-      .toMatchObject({ ours: false, reason: expect.stringMatching(/before this deployment started/) });
+    expect(
+      judgeOwnership({ ...bare, createTime: '2026-05-01T00:00:00Z' }, 'llama-ft', proof, undefined, 0),
+    ).toMatchObject({ ours: false, reason: expect.stringMatching(/before this deployment started/) });
     expect(judgeOwnership({ ...bare, displayName: 'x' }, 'llama-ft', proof, undefined, 0)).toMatchObject({
       ours: false,
     });

@@ -65,7 +65,9 @@ describe('PSC, smoke tests and compensations', () => {
 
     const psc: PscInput = { spec: v.spec, ids: v.ids, serviceAttachment: resources.serviceAttachment! };
     const address = await inActivity().exec(t.activities.reservePscAddress, psc);
-    expect(address.address).toBe(`projects/${consumer}/regions/us-central1/addresses/${v.ids.pscAddressName}`);
+    expect(address.address).toBe(
+      `projects/${consumer}/regions/us-central1/addresses/${v.ids.pscAddressName}`,
+    );
     expect(address.ipAddress).toMatch(/^10\.\d+\.\d+\.\d+$/);
     const connection = await inActivity().exec(t.activities.createPscForwardingRule, { ...psc, address });
     expect(connection.forwardingRule).toBe(

@@ -103,7 +103,9 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     expect(run.stdout).toContain(`Started ${workflowId}`);
     expect(run.stdout).toContain(`✔ ${name} is serving`);
     expect(run.stdout).toContain('Wait for replicas: succeeded · 2/2 replicas available');
-    expect(run.stdout).toMatch(new RegExp(`Open to rollback until \\S+: garden-deploy rollback ${workflowId}`));
+    expect(run.stdout).toMatch(
+      new RegExp(`Open to rollback until \\S+: garden-deploy rollback ${workflowId}`),
+    );
 
     const rollback = await runCli(['rollback', workflowId, '--reason', 'bad answers'], env);
     expect(rollback.code, rollback.stderr).toBe(0);
@@ -130,7 +132,9 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
 
     const same = await runCli(['deploy', ...specFlags(name), '--detach'], env);
     expect(same.code, same.stderr).toBe(0);
-    expect(same.stdout).toContain(`Attached to ${workflowId}: it exists with this spec, nothing new was started`);
+    expect(same.stdout).toContain(
+      `Attached to ${workflowId}: it exists with this spec, nothing new was started`,
+    );
     const other = await runCli(['deploy', ...specFlags(name), '--min-replicas', '3', '--detach'], env);
     expect(other.code, other.stdout).toBe(2);
     expect(other.stderr).toContain(`garden-deploy deploy: deployment ${workflowId} already exists`);

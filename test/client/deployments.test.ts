@@ -77,7 +77,9 @@ describe.concurrent('client library', () => {
     const [result, attached] = await Promise.all([first.result(), again.result()]);
     expect(result.outcome).toBe('serving');
     expect(attached).toEqual(result);
-    expect(await watchDeployment(client, first.workflowId, undefined, fast)).toMatchObject({ outcome: 'serving' });
+    expect(await watchDeployment(client, first.workflowId, undefined, fast)).toMatchObject({
+      outcome: 'serving',
+    });
     expect(script.calls.filter((call) => call === 'validateWeights')).toHaveLength(1);
   });
 
@@ -207,7 +209,10 @@ describe.concurrent('client library', () => {
     const { workflowId } = await start(spec);
     await eventually('waitForReplicas to run', async () => script.calls.includes('waitForReplicas'));
 
-    const request = await cancelDeployment(client, workflowId, { reason: 'wrong checkpoint', requestId: 'c-1' });
+    const request = await cancelDeployment(client, workflowId, {
+      reason: 'wrong checkpoint',
+      requestId: 'c-1',
+    });
     expect(request).toMatchObject({ workflowId, stage: 'WAITING_FOR_REPLICAS', requestId: 'c-1' });
     const result = await request.result();
     expect(result).toMatchObject({ outcome: 'cancelled', reason: 'wrong checkpoint' });
@@ -324,7 +329,10 @@ describe.concurrent('client library', () => {
     });
     expect(active[0]?.region).toBe('us-central1');
     const all = await listDeployments(client, { modelUri: `gs://${bucket}/`, scope: 'all' });
-    expect(all.find((d) => d.region === 'europe-west4')).toMatchObject({ status: 'COMPLETED', stage: 'TORN_DOWN' });
+    expect(all.find((d) => d.region === 'europe-west4')).toMatchObject({
+      status: 'COMPLETED',
+      stage: 'TORN_DOWN',
+    });
 
     await expect(listDeployments(client, { region: "x' OR 1=1" })).rejects.toThrow(InvalidFilterError);
   });

@@ -124,7 +124,9 @@ describe.concurrent('ownership', () => {
     await expectNothingLeft(a);
     const left = await t.admin.resources(consumer);
     expect(left.addresses.map((r) => r.name)).toEqual([servingB.resources.pscAddress!.split('/').pop()]);
-    expect(left.forwardingRules.map((r) => r.name)).toEqual([servingB.resources.pscForwardingRule!.split('/').pop()]);
+    expect(left.forwardingRules.map((r) => r.name)).toEqual([
+      servingB.resources.pscForwardingRule!.split('/').pop(),
+    ]);
     const answer = await t.gcp.prediction.chatCompletions(
       pscTarget(servingB.resources.endpoint!, servingB.resources.pscIpAddress!),
       { messages: [{ role: 'user', content: 'still there?' }], max_tokens: 8 },
@@ -136,12 +138,20 @@ describe.concurrent('ownership', () => {
 
   it('cancel during the deploy while the endpoint appears 10 s after the cancel: nothing is left', async () => {
     const project = await freshProject('own-late', { importMs: 120_000, deployMs: 180_000 });
-    await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['creates-after-cancel:10000'] }]);
+    await t.admin.addFaultRules([
+      { route: 'vertex.deploy', project, sequence: ['creates-after-cancel:10000'] },
+    ]);
     const { client } = await getTestEnv();
-    const started = await deploy(client, t.worker.taskQueue, publicSpec(project, t.modelUri, uniqueName('late')));
+    const started = await deploy(
+      client,
+      t.worker.taskQueue,
+      publicSpec(project, t.modelUri, uniqueName('late')),
+    );
     await untilStage(started, 'DEPLOYING', async (p) => Boolean(p.resources.deployOperation));
     expect((await t.admin.resources(project)).endpoints).toEqual([]);
-    const result = await (await cancelDeployment(client, started.workflowId, { reason: 'wrong weights' })).result();
+    const result = await (
+      await cancelDeployment(client, started.workflowId, { reason: 'wrong weights' })
+    ).result();
     expect(result.outcome).toBe('cancelled');
     expect(result.removed.filter((r) => r.outcome === 'removed').map((r) => r.resource)).toEqual(
       expect.arrayContaining([expect.stringMatching(/\/endpoints\//), expect.stringMatching(/\/models\//)]),
@@ -153,7 +163,11 @@ describe.concurrent('ownership', () => {
   it('a 403 on the forwarding-rule delete: the endpoint goes anyway, CLEANUP_BLOCKED says why, retryCleanup finishes', async () => {
     const [project, consumer] = await Promise.all([freshProject('own-403'), freshProject('own-403-c')]);
     const { client } = await getTestEnv();
-    const started = await deploy(client, t.worker.taskQueue, privateSpec(project, consumer, t.modelUri, uniqueName('denied')));
+    const started = await deploy(
+      client,
+      t.worker.taskQueue,
+      privateSpec(project, consumer, t.modelUri, uniqueName('denied')),
+    );
     expect((await started.result()).outcome).toBe('serving');
     const [rule] = await t.admin.addFaultRules([
       { route: 'compute.forwardingRules.delete', project: consumer, action: '403' },
@@ -181,29 +195,50 @@ describe.concurrent('ownership', () => {
   });
 
   it('a deployment terminated mid-deploy, and one mid-PSC, are removed by teardown NAME', async () => {
-    const [project, consumer] = await Promise.all([freshProject('own-term'), freshProject('own-term-c', { pscAcceptMs: 120_000 })]);
+    const [project, consumer] = await Promise.all([
+      freshProject('own-term'),
+      freshProject('own-term-c', { pscAcceptMs: 120_000 }),
+    ]);
     const slow = await freshProject('own-term-slow', { deployMs: 120_000 });
     const { client } = await getTestEnv();
-    const midDeploy = await deploy(client, t.worker.taskQueue, publicSpec(slow, t.modelUri, uniqueName('term-dep')));
-    const midPsc = await deploy(client, t.worker.taskQueue, privateSpec(project, consumer, t.modelUri, uniqueName('term-psc')));
+    const midDeploy = await deploy(
+      client,
+      t.worker.taskQueue,
+      publicSpec(slow, t.modelUri, uniqueName('term-dep')),
+    );
+    const midPsc = await deploy(
+      client,
+      t.worker.taskQueue,
+      privateSpec(project, consumer, t.modelUri, uniqueName('term-psc')),
+    );
     await Promise.all([
       untilStage(midDeploy, 'DEPLOYING', async () => (await t.admin.resources(slow)).endpoints.length > 0),
-      untilStage(midPsc, 'CONNECTING_PSC', async () => (await t.admin.resources(consumer)).forwardingRules.length > 0),
+      untilStage(
+        midPsc,
+        'CONNECTING_PSC',
+        async () => (await t.admin.resources(consumer)).forwardingRules.length > 0,
+      ),
     ]);
     await Promise.all([midDeploy.handle.terminate('test: lost'), midPsc.handle.terminate('test: lost')]);
 
-    expect(await refusal(startDeployment(client, publicSpec(slow, t.modelUri, midDeploy.spec.name), { taskQueue: t.worker.taskQueue }))).toMatch(
-      /ended without removing what it created.*garden-deploy teardown/,
-    );
+    expect(
+      await refusal(
+        startDeployment(client, publicSpec(slow, t.modelUri, midDeploy.spec.name), {
+          taskQueue: t.worker.taskQueue,
+        }),
+      ),
+    ).toMatch(/ended without removing what it created.*garden-deploy teardown/);
     for (const terminated of [midDeploy, midPsc]) {
       // By name, as a user would: visibility may take a moment to know it.
       const request = await eventually(
         `teardown of ${terminated.spec.name}`,
         () =>
-          teardownDeployment(client, terminated.spec.name, { settings: E2E_SETTINGS }).catch((err: unknown) => {
-            if (err instanceof DeploymentNotFoundError) return undefined;
-            throw err;
-          }),
+          teardownDeployment(client, terminated.spec.name, { settings: E2E_SETTINGS }).catch(
+            (err: unknown) => {
+              if (err instanceof DeploymentNotFoundError) return undefined;
+              throw err;
+            },
+          ),
         E2E_WAIT,
       );
       expect(request.runId).not.toBe(terminated.runId);
@@ -222,7 +257,8 @@ describe.concurrent('ownership', () => {
     // A person replaces it: undeploy, delete, and a :deploy of their own with the same ids.
     const { vertex } = t.gcp;
     const current = await vertex.getEndpoint(endpoint);
-    for (const model of current.deployedModels) await waitOp(await vertex.undeployModel({ endpoint, deployedModelId: model.id }));
+    for (const model of current.deployedModels)
+      await waitOp(await vertex.undeployModel({ endpoint, deployedModelId: model.id }));
     await waitOp(await vertex.deleteEndpoint(endpoint));
     await waitOp(await vertex.deleteModel(served.resources.model!));
     await waitOp(
@@ -241,7 +277,11 @@ describe.concurrent('ownership', () => {
     expect(result.outcome).toBe('torn-down');
     expect(result.removed).toEqual(
       expect.arrayContaining([
-        expect.objectContaining({ outcome: 'not-ours', resource: expect.stringMatching(/\/endpoints\//), reason: expect.stringMatching(/recreated/) }),
+        expect.objectContaining({
+          outcome: 'not-ours',
+          resource: expect.stringMatching(/\/endpoints\//),
+          reason: expect.stringMatching(/recreated/),
+        }),
       ]),
     );
     const left = await t.admin.resources(project);

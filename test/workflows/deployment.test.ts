@@ -123,11 +123,17 @@ describe.concurrent('the durable deployment', () => {
     expect((await again.result()).outcome).toBe('serving');
 
     const message = await refusal(
-      startDeployment(client, { ...spec, model: { uri: 'gs://models-bucket/other-weights/' } }, {
-        taskQueue: worker.taskQueue,
-      }),
+      startDeployment(
+        client,
+        { ...spec, model: { uri: 'gs://models-bucket/other-weights/' } },
+        {
+          taskQueue: worker.taskQueue,
+        },
+      ),
     );
-    expect(message).toContain(`deployment ${started.workflowId} already exists (stage SERVING) with another spec`);
+    expect(message).toContain(
+      `deployment ${started.workflowId} already exists (stage SERVING) with another spec`,
+    );
     expect(message).toContain(`model.uri: "${spec.model.uri}" → "gs://models-bucket/other-weights/"`);
     expect(message).toContain(`garden-deploy teardown ${started.workflowId}`);
     const replicas = await refusal(
@@ -177,7 +183,9 @@ describe.concurrent('the durable deployment', () => {
     expect(progress.steps.find((s) => s.name === 'deploy')?.status).toBe('compensated');
     expect(progress.steps.some((s) => s.status === 'running')).toBe(false);
     expect(progress.cleanup?.tasks.filter((t) => t.lateLook)).toHaveLength(3);
-    expect(await client.workflow.getHandle(started.workflowId).result()).toMatchObject({ outcome: 'cancelled' });
+    expect(await client.workflow.getHandle(started.workflowId).result()).toMatchObject({
+      outcome: 'cancelled',
+    });
     expect(await refusal(cancelDeployment(client, started.workflowId))).toMatch(
       /already ended \(cancelled\).*nothing is left to cancel/,
     );
@@ -187,7 +195,9 @@ describe.concurrent('the durable deployment', () => {
     const { client, started } = await deploy({ ...publicSpec(uniqueName('window')), rollbackWindow: '1h' });
     expect((await started.result()).outcome).toBe('serving');
     expect((await progressOf(started.workflowId)).rollbackWindowEndsAt).toBeDefined();
-    const result = await (await rollbackDeployment(client, started.workflowId, { reason: 'bad answers' })).result();
+    const result = await (
+      await rollbackDeployment(client, started.workflowId, { reason: 'bad answers' })
+    ).result();
     expect(result).toMatchObject({ outcome: 'rolled-back', reason: 'bad answers' });
 
     const closed = await deploy(publicSpec(uniqueName('nowindow')));
@@ -199,7 +209,10 @@ describe.concurrent('the durable deployment', () => {
 
   it('a failed step fails the deployment after removing what it made; the deploy answers how it ended', async () => {
     const { started, handle, script } = await deploy(publicSpec(uniqueName('fail')), {
-      fail: { waitForReplicas: () => ApplicationFailure.nonRetryable('replicas never became ready', 'ReplicasNotReady') },
+      fail: {
+        waitForReplicas: () =>
+          ApplicationFailure.nonRetryable('replicas never became ready', 'ReplicasNotReady'),
+      },
     });
     const result = await started.result();
     expect(result.outcome).toBe('failed');
@@ -215,14 +228,24 @@ describe.concurrent('the durable deployment', () => {
     const spec = publicSpec(uniqueName('scale'));
     const { client, script, started } = await deploy(spec);
     await started.result();
-    const first = await scaleDeployment(client, started.workflowId, { min: 2, max: 4 }, { requestId: 'scale-1' });
+    const first = await scaleDeployment(
+      client,
+      started.workflowId,
+      { min: 2, max: 4 },
+      { requestId: 'scale-1' },
+    );
     expect(await first.result()).toEqual({
       deployment: spec.name,
       replicas: { min: 2, max: 4 },
       available: 2,
       changed: true,
     });
-    const repeat = await scaleDeployment(client, started.workflowId, { min: 2, max: 4 }, { requestId: 'scale-1' });
+    const repeat = await scaleDeployment(
+      client,
+      started.workflowId,
+      { min: 2, max: 4 },
+      { requestId: 'scale-1' },
+    );
     expect(await repeat.result()).toMatchObject({ replicas: { min: 2, max: 4 } });
     expect(script.calls.filter((c) => c === 'scaleDeployment')).toHaveLength(1);
     const progress = await progressOf(started.workflowId);
@@ -249,14 +272,20 @@ describe.concurrent('the durable deployment', () => {
     const blocked = await (await teardownDeployment(client, started.workflowId)).result();
     expect(blocked.outcome).toBe('cleanup-blocked');
     expect(blocked.blocked).toEqual([
-      expect.objectContaining({ task: 'deletePscForwardingRule', state: 'blocked', error: expect.stringMatching(/compute\.forwardingRules\.delete/) }),
+      expect.objectContaining({
+        task: 'deletePscForwardingRule',
+        state: 'blocked',
+        error: expect.stringMatching(/compute\.forwardingRules\.delete/),
+      }),
     ]);
     // The billing chain did not wait for the PSC one.
     expect(script.calls).toEqual(expect.arrayContaining(vertexCleanup));
     expect(script.calls).not.toContain('releasePscAddress');
     const progress = await progressOf(started.workflowId);
     expect(progress.stage).toBe('CLEANUP_BLOCKED');
-    expect(progress.lastError?.message).toMatch(/cleanup is blocked: deletePscForwardingRule .*garden-deploy retry-cleanup/);
+    expect(progress.lastError?.message).toMatch(
+      /cleanup is blocked: deletePscForwardingRule .*garden-deploy retry-cleanup/,
+    );
     expect((await client.workflow.getHandle(started.workflowId).describe()).searchAttributes).toMatchObject({
       DeployStage: ['CLEANUP_BLOCKED'],
     });
@@ -282,8 +311,12 @@ describe.concurrent('the durable deployment', () => {
       fail: { deleteModel: 'model is still used by another endpoint' },
     });
     await started.result();
-    expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe('cleanup-blocked');
-    const result = await (await abandonCleanup(client, started.workflowId, { reason: 'deleted by hand' })).result();
+    expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe(
+      'cleanup-blocked',
+    );
+    const result = await (
+      await abandonCleanup(client, started.workflowId, { reason: 'deleted by hand' })
+    ).result();
     expect(result.outcome).toBe('torn-down');
     expect(result.removed).toContainEqual({
       resource: expect.stringMatching(/\/models\//),
@@ -302,7 +335,9 @@ describe.concurrent('the durable deployment', () => {
     expect(await refusal(teardownDeployment(client, id))).toMatch(/still deploying .*garden-deploy cancel/);
     expect(await refusal(scaleDeployment(client, id, { min: 2 }))).toMatch(/still deploying/);
     expect(await refusal(retryCleanup(client, id))).toMatch(/no blocked cleanup to retry/);
-    expect(await refusal(abandonCleanup(client, id, { reason: 'x' }))).toMatch(/no blocked cleanup to abandon/);
+    expect(await refusal(abandonCleanup(client, id, { reason: 'x' }))).toMatch(
+      /no blocked cleanup to abandon/,
+    );
     gate.open();
     await started.result();
     expect(await refusal(cancelDeployment(client, id))).toMatch(/is serving: there is no deploy to cancel/);
@@ -319,13 +354,22 @@ describe.concurrent('the durable deployment', () => {
   });
 
   it('continues as new when its history grows, carrying its state; then tears down as usual', async () => {
-    const { client, started } = await deploy(publicSpec(uniqueName('can')), {}, { ...SETTINGS, maxHistoryEvents: 60 });
+    const { client, started } = await deploy(
+      publicSpec(uniqueName('can')),
+      {},
+      { ...SETTINGS, maxHistoryEvents: 60 },
+    );
     await started.result();
-    for (let min = 2; min <= 5; min++) await (await scaleDeployment(client, started.workflowId, { min })).result();
+    for (let min = 2; min <= 5; min++)
+      await (await scaleDeployment(client, started.workflowId, { min })).result();
     const handle = client.workflow.getHandle(started.workflowId);
     await eventually('a continued run', async () => (await handle.describe()).runId !== started.runId);
     const progress = await progressOf(started.workflowId);
-    expect(progress).toMatchObject({ stage: 'SERVING', scale: { min: 5 }, identity: { incarnation: started.runId } });
+    expect(progress).toMatchObject({
+      stage: 'SERVING',
+      scale: { min: 5 },
+      identity: { incarnation: started.runId },
+    });
     expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe('torn-down');
   });
 

@@ -50,11 +50,23 @@ interface SpecFlag {
 }
 
 const SPEC_FLAGS = [
-  { flags: '--name <name>', help: 'deployment name (lowercase, digits, "-"; derives the workflow id and resource ids)', path: ['name'] },
+  {
+    flags: '--name <name>',
+    help: 'deployment name (lowercase, digits, "-"; derives the workflow id and resource ids)',
+    path: ['name'],
+  },
   { flags: '--project <id>', help: 'GCP project to deploy in', path: ['project'] },
   { flags: '--region <region>', help: 'Vertex AI region, e.g. us-central1', path: ['region'] },
-  { flags: '--model-uri <gs://bucket/path/>', help: 'Hugging Face–format model folder in GCS', path: ['model', 'uri'] },
-  { flags: '--model-id <id>', help: 'model id in the Vertex Model Registry (default: the name)', path: ['model', 'id'] },
+  {
+    flags: '--model-uri <gs://bucket/path/>',
+    help: 'Hugging Face–format model folder in GCS',
+    path: ['model', 'uri'],
+  },
+  {
+    flags: '--model-id <id>',
+    help: 'model id in the Vertex Model Registry (default: the name)',
+    path: ['model', 'id'],
+  },
   { flags: '--endpoint-id <id>', help: 'endpoint id (default: the name)', path: ['endpoint', 'id'] },
   {
     flags: '--machine-type <type>',
@@ -75,8 +87,18 @@ const SPEC_FLAGS = [
     numeric: true,
     group: 'machine',
   },
-  { flags: '--min-replicas <n>', help: 'replicas that must be available (default 1)', path: ['replicas', 'min'], numeric: true },
-  { flags: '--max-replicas <n>', help: 'autoscaling ceiling (default: min)', path: ['replicas', 'max'], numeric: true },
+  {
+    flags: '--min-replicas <n>',
+    help: 'replicas that must be available (default 1)',
+    path: ['replicas', 'min'],
+    numeric: true,
+  },
+  {
+    flags: '--max-replicas <n>',
+    help: 'autoscaling ceiling (default: min)',
+    path: ['replicas', 'max'],
+    numeric: true,
+  },
   { flags: '--public', help: 'public dedicated endpoint (the default)', path: ['access'], special: true },
   {
     flags: '--private',
@@ -115,7 +137,12 @@ const SPEC_FLAGS = [
     path: ['access', 'ipAddress'],
     group: 'psc',
   },
-  { flags: '--skip-smoke <reason>', help: 'run no smoke tests, for this reason', path: ['smoke', 'skipReason'], special: true },
+  {
+    flags: '--skip-smoke <reason>',
+    help: 'run no smoke tests, for this reason',
+    path: ['smoke', 'skipReason'],
+    special: true,
+  },
   {
     flags: '--rollback-window <duration>',
     help: 'how long a success stays open to `rollback`, e.g. 30m or 0 (default 0)',
@@ -232,7 +259,10 @@ export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
       else io.stdout(`Follow it with: garden-deploy watch ${started.workflowId}\n`);
       return EXIT_OK;
     }
-    const outcome = await follow(temporal, started.workflowId, io, { json: flags.json, until: started.result() });
+    const outcome = await follow(temporal, started.workflowId, io, {
+      json: flags.json,
+      until: started.result(),
+    });
     if (!flags.json) return reportOutcome(outcome, io);
     io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
     return outcomeExitCode(outcome);
@@ -284,7 +314,9 @@ async function specDocument(flags: DeployFlags): Promise<unknown> {
   const given = (group?: SpecFlag['group']) =>
     SPEC_FLAGS.filter(
       (flag): flag is (typeof SPEC_FLAGS)[number] =>
-        flags[keyOf(flag)] !== undefined && !('special' in flag) && ('group' in flag ? flag.group : undefined) === group,
+        flags[keyOf(flag)] !== undefined &&
+        !('special' in flag) &&
+        ('group' in flag ? flag.group : undefined) === group,
     );
   const apply = (flag: SpecFlag) => {
     const value = flags[keyOf(flag)];
@@ -306,7 +338,8 @@ async function specDocument(flags: DeployFlags): Promise<unknown> {
     } else machine.forEach(apply);
   }
 
-  if (flags.public && flags.private) issues.push({ path: 'access', message: 'give --public or --private, not both' });
+  if (flags.public && flags.private)
+    issues.push({ path: 'access', message: 'give --public or --private, not both' });
   if (flags.public) document.access = { type: 'public' };
   if (flags.private && !(isDoc(document.access) && document.access.type === 'private')) {
     document.access = { type: 'private' };
@@ -343,12 +376,20 @@ async function readSpecFile(file: string): Promise<Doc> {
     if (err instanceof InvalidSpecError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new InvalidSpecError(
-      [{ path: '', message: `cannot read the spec file${code ? ` (${code})` : ''}; check the path given to -f` }],
+      [
+        {
+          path: '',
+          message: `cannot read the spec file${code ? ` (${code})` : ''}; check the path given to -f`,
+        },
+      ],
       `(${file})`,
     );
   }
   if (!isDoc(fromFile)) {
-    throw new InvalidSpecError([{ path: '', message: 'the file must hold a mapping of spec fields' }], `(${file})`);
+    throw new InvalidSpecError(
+      [{ path: '', message: 'the file must hold a mapping of spec fields' }],
+      `(${file})`,
+    );
   }
   return fromFile;
 }

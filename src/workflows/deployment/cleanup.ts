@@ -112,8 +112,13 @@ export function retryBlocked(plan: CleanupProgress): void {
 }
 
 /** `abandonCleanup`: what was not removed stays, for the operator; returns it as outcomes. */
-export function abandonRemaining(plan: CleanupProgress, reason: string, resources: string[]): CleanupOutcome[] {
-  for (const task of plan.tasks) if (task.state === 'blocked' || task.state === 'pending') task.state = 'abandoned';
+export function abandonRemaining(
+  plan: CleanupProgress,
+  reason: string,
+  resources: string[],
+): CleanupOutcome[] {
+  for (const task of plan.tasks)
+    if (task.state === 'blocked' || task.state === 'pending') task.state = 'abandoned';
   plan.state = 'abandoned';
   return resources.map((resource) => ({ resource, outcome: 'abandoned' as const, reason }));
 }
@@ -122,6 +127,8 @@ export function abandonRemaining(plan: CleanupProgress, reason: string, resource
 export function blockedSummary(plan: CleanupProgress): string {
   return plan.tasks
     .filter((t) => t.state === 'blocked')
-    .map((t) => `${t.task} (after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}): ${t.error ?? 'failed'}`)
+    .map(
+      (t) => `${t.task} (after ${t.attempts} attempt${t.attempts === 1 ? '' : 's'}): ${t.error ?? 'failed'}`,
+    )
     .join('; ');
 }

@@ -189,7 +189,10 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
     tracker.failStep('smoke', { message, type: 'SmokeTestFailed', attempt: smoke.attempt });
     throw ApplicationFailure.nonRetryable(message, 'SmokeTestFailed');
   }
-  tracker.recordError({ message: `${message} (kept: smoke.onFailure is "keep")`, type: 'SmokeTestFailed' }, 'smoke');
+  tracker.recordError(
+    { message: `${message} (kept: smoke.onFailure is "keep")`, type: 'SmokeTestFailed' },
+    'smoke',
+  );
 }
 
 /** The identity this run's resources carry: the workflow's first run id tells it from earlier ones. */
@@ -236,6 +239,10 @@ function smokeTarget(
     : { kind: 'skip', reason: 'the endpoint reports no dedicated DNS' };
 }
 
-export function machineText(machine: { type: string; acceleratorType: string; acceleratorCount: number }): string {
+export function machineText(machine: {
+  type: string;
+  acceleratorType: string;
+  acceleratorCount: number;
+}): string {
   return `${machine.type} (${machine.acceleratorCount}× ${machine.acceleratorType})`;
 }

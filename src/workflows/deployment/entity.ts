@@ -45,12 +45,13 @@ import { differentSpecMessage, specDifferences } from './spec-diff';
 type Phase = 'deploying' | 'serving' | 'undoing' | 'blocked' | 'ended';
 
 /** Stage while removing, and once removed, per reason. */
-const UNDO_STAGES: Record<UndoKind, { running: DeployStage; done: DeployStage; outcome: DeploymentOutcome }> = {
-  cancel: { running: 'CANCELLING', done: 'CANCELLED', outcome: 'cancelled' },
-  rollback: { running: 'ROLLING_BACK', done: 'ROLLED_BACK', outcome: 'rolled-back' },
-  failure: { running: 'ROLLING_BACK', done: 'FAILED', outcome: 'failed' },
-  teardown: { running: 'TEARING_DOWN', done: 'TORN_DOWN', outcome: 'torn-down' },
-};
+const UNDO_STAGES: Record<UndoKind, { running: DeployStage; done: DeployStage; outcome: DeploymentOutcome }> =
+  {
+    cancel: { running: 'CANCELLING', done: 'CANCELLED', outcome: 'cancelled' },
+    rollback: { running: 'ROLLING_BACK', done: 'ROLLED_BACK', outcome: 'rolled-back' },
+    failure: { running: 'ROLLING_BACK', done: 'FAILED', outcome: 'failed' },
+    teardown: { running: 'TEARING_DOWN', done: 'TORN_DOWN', outcome: 'torn-down' },
+  };
 
 /** The step a compensation undoes, for the progress rows. */
 const TASK_STEP: Record<CleanupTaskName, StepName> = {
@@ -123,7 +124,9 @@ export class Deployment implements StepContext {
       ...(carried?.progress.ownership ? { ownership: carried.progress.ownership } : {}),
       deploySubmitted: Boolean(carried),
       deployFinished: Boolean(carried),
-      pscStarted: Boolean(carried?.progress.resources.pscAddress || carried?.progress.resources.pscForwardingRule),
+      pscStarted: Boolean(
+        carried?.progress.resources.pscAddress || carried?.progress.resources.pscForwardingRule,
+      ),
     };
     if (carried) this.restore(carried);
   }
@@ -227,7 +230,12 @@ export class Deployment implements StepContext {
   private end(): void {
     const kind = this.cleanup?.kind ?? 'teardown';
     this.phase = 'ended';
-    const revision = { cancel: 'cancelled', rollback: 'rolled-back', failure: 'failed', teardown: 'retired' } as const;
+    const revision = {
+      cancel: 'cancelled',
+      rollback: 'rolled-back',
+      failure: 'failed',
+      teardown: 'retired',
+    } as const;
     if (!this.recovery) this.revisionState(revision[kind]);
     this.publish(UNDO_STAGES[kind].done);
   }
@@ -236,12 +244,17 @@ export class Deployment implements StepContext {
 
   validateDeploy(request: DeployRequest): void {
     if (this.known()) return;
-    if (this.recovery) this.reject(`deployment ${this.id} is being torn down (stage ${this.stage}); deploy it again once that ends`);
+    if (this.recovery)
+      this.reject(
+        `deployment ${this.id} is being torn down (stage ${this.stage}); deploy it again once that ends`,
+      );
     if (!request?.spec || typeof request.spec !== 'object') this.reject('the deploy request carries no spec');
     const differences = specDifferences(this.spec, request.spec);
     if (differences.length > 0) this.reject(differentSpecMessage(this.id, this.stage, differences));
     if (this.phase === 'undoing' || this.phase === 'ended')
-      this.reject(`deployment ${this.id} is being removed (stage ${this.stage}); deploy it again once that ends`);
+      this.reject(
+        `deployment ${this.id} is being removed (stage ${this.stage}); deploy it again once that ends`,
+      );
     if (this.phase === 'blocked') this.reject(this.blockedReason());
   }
 
@@ -272,7 +285,9 @@ export class Deployment implements StepContext {
     if (this.phase === 'serving') {
       if (this.removalAccepted) this.reject(`deployment ${this.id} is already being removed`);
       if (!this.inRollbackWindow()) {
-        const ended = this.rollbackWindowEndsAt ? ` (it closed at ${new Date(this.rollbackWindowEndsAt).toISOString()})` : '';
+        const ended = this.rollbackWindowEndsAt
+          ? ` (it closed at ${new Date(this.rollbackWindowEndsAt).toISOString()})`
+          : '';
         this.reject(
           `deployment ${this.id} is serving outside its rollback window${ended}; remove it with \`garden-deploy teardown ${this.id}\``,
         );
@@ -313,7 +328,8 @@ export class Deployment implements StepContext {
     if (this.known()) return;
     const min = request?.min;
     const max = request?.max ?? Math.max(min, this.tracker.snapshot().scale?.max ?? min);
-    const whole = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000;
+    const whole = (n: unknown): n is number =>
+      Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000;
     if (!whole(min) || !whole(max)) this.reject('min and max replicas must be whole numbers from 1 to 1000');
     if (max < min) this.reject(`max replicas (${max}) must be at least min replicas (${min})`);
     if (this.phase === 'deploying')
@@ -344,7 +360,9 @@ export class Deployment implements StepContext {
     if (this.phase !== 'blocked')
       this.reject(`deployment ${this.id} has no blocked cleanup to abandon (stage ${this.stage})`);
     if (!request.reason?.trim())
-      this.reject('say why the cleanup is abandoned (--reason): the resources it leaves are then yours to remove');
+      this.reject(
+        'say why the cleanup is abandoned (--reason): the resources it leaves are then yours to remove',
+      );
   }
 
   abandonCleanup(request: ControlRequest): Promise<DeploymentResult> {
@@ -370,7 +388,8 @@ export class Deployment implements StepContext {
 
   /** Nothing in flight: the deployment can continue as new once its history is long. */
   readyToContinueAsNew(): boolean {
-    const idle = (this.phase === 'serving' && !this.busy && !this.removalAccepted) || this.phase === 'blocked';
+    const idle =
+      (this.phase === 'serving' && !this.busy && !this.removalAccepted) || this.phase === 'blocked';
     const info = workflowInfo();
     return idle && (info.continueAsNewSuggested || info.historyLength >= this.settings.maxHistoryEvents);
   }
@@ -460,7 +479,8 @@ export class Deployment implements StepContext {
 
   /** The spec asked for; a teardown of an earlier run has none (nothing reads it there). */
   private get spec() {
-    if (!this.state.spec) throw ApplicationFailure.nonRetryable(`${this.id} has no spec`, 'DeploymentStateError');
+    if (!this.state.spec)
+      throw ApplicationFailure.nonRetryable(`${this.id} has no spec`, 'DeploymentStateError');
     return this.state.spec;
   }
 
@@ -526,7 +546,10 @@ export class Deployment implements StepContext {
     } catch (err) {
       const failure = summarizeFailure(err);
       this.tracker.recordError(failure);
-      throw ApplicationFailure.nonRetryable(`scaling ${this.id} failed: ${failure.message}`, failure.type ?? 'ScaleFailed');
+      throw ApplicationFailure.nonRetryable(
+        `scaling ${this.id} failed: ${failure.message}`,
+        failure.type ?? 'ScaleFailed',
+      );
     } finally {
       this.publish('SERVING');
     }
@@ -568,13 +591,18 @@ export class Deployment implements StepContext {
 
   private rejectUnlessDeploying(kind: AbortKind): void {
     if (this.phase === 'deploying' && !this.abort) return;
-    if (this.phase === 'deploying') this.reject(`deployment ${this.id} is already undoing itself (${this.abort!.kind} requested); nothing more to ${kind}`);
+    if (this.phase === 'deploying')
+      this.reject(
+        `deployment ${this.id} is already undoing itself (${this.abort!.kind} requested); nothing more to ${kind}`,
+      );
     this.rejectRemoving();
   }
 
   private rejectRemoving(): never {
     if (this.phase === 'blocked') this.reject(this.blockedReason());
-    this.reject(`deployment ${this.id} is already being removed (stage ${this.stage}); follow it with \`garden-deploy watch ${this.id}\``);
+    this.reject(
+      `deployment ${this.id} is already being removed (stage ${this.stage}); follow it with \`garden-deploy watch ${this.id}\``,
+    );
   }
 
   private blockedReason(): string {
@@ -645,13 +673,18 @@ export class Deployment implements StepContext {
       deletePscForwardingRule: r.pscForwardingRule ?? ids?.pscForwardingRuleName,
       releasePscAddress: r.pscAddress ?? ids?.pscAddressName,
     };
-    const tasks = this.cleanup?.tasks.filter((t) => (t.state === 'blocked' || t.state === 'pending') && !t.lateLook) ?? [];
+    const tasks =
+      this.cleanup?.tasks.filter((t) => (t.state === 'blocked' || t.state === 'pending') && !t.lateLook) ??
+      [];
     return [...new Set(tasks.map((t) => names[t.task]).filter((n): n is string => Boolean(n)))];
   }
 
   private undoResult(): DeploymentResult {
     if (this.phase === 'blocked') {
-      return { ...this.result('cleanup-blocked'), blocked: this.cleanup!.tasks.filter((t) => t.state === 'blocked') };
+      return {
+        ...this.result('cleanup-blocked'),
+        blocked: this.cleanup!.tasks.filter((t) => t.state === 'blocked'),
+      };
     }
     const kind = this.cleanup?.kind ?? 'teardown';
     return this.result(UNDO_STAGES[kind].outcome, this.cleanup?.reason);
