@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
+import { deploymentResult } from '../workflows/results';
 import type { DeployProgress, DeploymentResult, TeardownResult } from '../workflows/types';
 import { DeploymentFailedError } from './errors';
 import { type DeploymentStatus, getProgress, type GetProgressOptions } from './progress';
@@ -81,24 +82,12 @@ function resultOf(
   progress: DeployProgress,
   outcome: 'serving' | 'cleanup-blocked',
 ): DeploymentResult {
-  const { resources } = progress;
-  return {
+  return deploymentResult(
+    progress,
+    status.workflowId,
     outcome,
-    deployment: progress.deployment,
-    workflowId: status.workflowId,
-    project: progress.project ?? '',
-    region: progress.region ?? '',
-    resources,
-    ...(outcome === 'serving'
-      ? {
-          inferenceUrl: resources.pscIpAddress
-            ? `https://${resources.pscIpAddress}`
-            : resources.dedicatedEndpointDns && `https://${resources.dedicatedEndpointDns}`,
-        }
-      : { blocked: progress.cleanup?.tasks.filter((t) => t.state === 'blocked') ?? [] }),
-    smoke: progress.smoke ?? [],
-    removed: progress.removed,
-    ...(progress.validation ? { validation: progress.validation } : {}),
-    ...(progress.revision ? { revision: progress.revision } : {}),
-  };
+    outcome === 'cleanup-blocked'
+      ? { blocked: progress.cleanup?.tasks.filter((t) => t.state === 'blocked') ?? [] }
+      : {},
+  );
 }

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   DeploymentNotFoundError,
-  DeploymentStateError,
   cancelDeployment,
   getProgress,
   retryCleanup,
@@ -14,6 +13,7 @@ import type { DeploymentSpecInput } from '../../src/spec';
 import { freshProject, privateSpec, publicSpec } from '../activities/env';
 import { getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
+import { refusal } from '../harness/refusal';
 import {
   E2E_SETTINGS,
   E2E_WAIT,
@@ -50,15 +50,6 @@ async function snapshot(project: string) {
     })),
     models: models.map((m) => ({ name: m.name, labels: m.labels, updateTime: m.updateTime })),
   };
-}
-
-async function refusal(request: Promise<unknown>): Promise<string> {
-  const err = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'the request was refused').toBeInstanceOf(DeploymentStateError);
-  return (err as Error).message;
 }
 
 describe.concurrent('ownership', () => {

@@ -2,7 +2,6 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  DeploymentStateError,
   abandonCleanup,
   cancelDeployment,
   retryCleanup,
@@ -24,6 +23,7 @@ import {
 } from '../client/scripted-worker';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
 import { eventually } from '../harness/eventually';
+import { refusal } from '../harness/refusal';
 
 /**
  * The durable deployment alone, on the real Temporal dev server with scripted activities: its
@@ -77,16 +77,6 @@ async function progressOf(workflowId: string): Promise<DeployProgress> {
 
 const untilCalled = (script: Script, name: string) =>
   eventually(`${name} to be called`, async () => script.calls.some((c) => c.startsWith(name)));
-
-/** The rejection (its message) of a request the deployment refuses. */
-async function refusal(request: Promise<unknown>): Promise<string> {
-  const err = await request.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'the request was refused').toBeInstanceOf(DeploymentStateError);
-  return (err as Error).message;
-}
 
 const vertexCleanup = ['undeployModels', 'deleteEndpoint', 'deleteModel'];
 

@@ -13,8 +13,13 @@ export const DEFAULT_SETTINGS: Required<DeploymentSettings> = {
   maxHistoryEvents: 10_000,
 };
 
-/** Permanent failures: retrying cannot help, the user must change something. */
-const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
+/** Steps' retries: backoff to a minute; permanent failures (the user must change something) are not retried. */
+export const TRANSIENT_RETRY = {
+  initialInterval: '2s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  nonRetryableErrorTypes: Object.values(NON_RETRYABLE_ERRORS),
+} as const;
 
 /**
  * Activity stubs with retry policies and timeouts matched to each kind of step:
@@ -27,12 +32,7 @@ const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
  *   CLEANUP_BLOCKED instead of retrying silently forever.
  */
 export function deploymentActivities(settings: Required<DeploymentSettings>) {
-  const transient = {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    nonRetryableErrorTypes,
-  } as const;
+  const transient = TRANSIENT_RETRY;
   return {
     validate: proxyActivities<DeploymentActivities>({
       startToCloseTimeout: '15m',

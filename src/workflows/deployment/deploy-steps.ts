@@ -223,7 +223,7 @@ function describeDeployment(tracker: ProgressTracker, spec: DeploymentSpec): voi
   ] satisfies SearchAttributeUpdatePair[]);
 }
 
-function smokeTarget(
+export function smokeTarget(
   validated: ValidatedDeployment,
   dns: string | undefined,
   pscIp: string | undefined,

@@ -13,6 +13,7 @@ import type { CleanupInput, CleanupOutcome } from '../../activities/contract';
 import { DeployStage as DeployStageKey } from '../../search-attributes';
 import { type FailureSummary, summarizeFailure } from '../failures';
 import { ProgressTracker } from '../progress';
+import { deploymentResult } from '../results';
 import type {
   AbortKind,
   CarriedState,
@@ -692,26 +693,11 @@ export class Deployment implements StepContext {
 
   private result(outcome: DeploymentOutcome, reason?: string): DeploymentResult {
     const snapshot = this.tracker.snapshot();
-    const { resources } = snapshot;
-    const serving = outcome === 'serving';
-    return {
-      outcome,
-      deployment: snapshot.deployment,
-      workflowId: this.id,
-      project: snapshot.project ?? '',
-      region: snapshot.region ?? '',
-      resources,
-      inferenceUrl: !serving
-        ? undefined
-        : resources.pscIpAddress
-          ? `https://${resources.pscIpAddress}`
-          : resources.dedicatedEndpointDns && `https://${resources.dedicatedEndpointDns}`,
-      smoke: snapshot.smoke ?? [],
-      removed: snapshot.removed,
-      validation: snapshot.validation,
-      ...(snapshot.revision ? { revision: snapshot.revision } : {}),
-      ...(serving && this.inRollbackWindow() ? { rollbackWindowEndsAt: snapshot.rollbackWindowEndsAt } : {}),
+    return deploymentResult(snapshot, this.id, outcome, {
+      ...(outcome === 'serving' && this.inRollbackWindow()
+        ? { rollbackWindowEndsAt: snapshot.rollbackWindowEndsAt }
+        : {}),
       ...(reason ? { reason } : {}),
-    };
+    });
   }
 }

@@ -17,10 +17,8 @@ import type {
   DeploymentActivities,
   OwnershipProof,
   PscConnection,
-  SmokeTarget,
   ValidatedDeployment,
 } from '../../activities/contract';
-import { NON_RETRYABLE_ERRORS } from '../../activities/contract';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import {
   DeployStage as DeployStageKey,
@@ -30,10 +28,13 @@ import {
   GcpRegion,
   ModelUri,
 } from '../../search-attributes';
+import { TRANSIENT_RETRY } from '../deployment/activities';
+import { machineText, smokeTarget } from '../deployment/deploy-steps';
 import { summarizeFailure } from '../failures';
 import { progressQuery } from '../messages';
 import { cancelSignal, rollbackSignal } from './signals';
 import { ProgressTracker } from '../progress';
+import { deploymentResult } from '../results';
 import type {
   AbortKind,
   DeployModelInput,
@@ -44,9 +45,6 @@ import type {
 } from '../types';
 
 const DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000;
-
-/** Permanent failures: retrying cannot help, the user must change something. */
-const nonRetryableErrorTypes = Object.values(NON_RETRYABLE_ERRORS);
 
 /**
  * garden-deploy 0.1's workflow, frozen: still registered so that deployments started before the
@@ -285,26 +283,7 @@ export async function deployModel(input: DeployModelInput): Promise<DeploymentRe
   }
 
   function result(outcome: DeploymentOutcome, reason?: string): DeploymentResult {
-    const snapshot = tracker.snapshot();
-    const { resources } = snapshot;
-    const serving = outcome === 'serving';
-    return {
-      outcome,
-      deployment: snapshot.deployment,
-      workflowId,
-      project: snapshot.project ?? '',
-      region: snapshot.region ?? '',
-      resources,
-      inferenceUrl: !serving
-        ? undefined
-        : resources.pscIpAddress
-          ? `https://${resources.pscIpAddress}`
-          : resources.dedicatedEndpointDns && `https://${resources.dedicatedEndpointDns}`,
-      smoke: snapshot.smoke ?? [],
-      removed: snapshot.removed,
-      validation: snapshot.validation,
-      reason,
-    };
+    return deploymentResult(tracker.snapshot(), workflowId, outcome, { reason });
   }
 
   let validated: ValidatedDeployment;
@@ -356,34 +335,9 @@ class Compensations {
   }
 }
 
-function smokeTarget(
-  validated: ValidatedDeployment,
-  dns: string | undefined,
-  pscIp: string | undefined,
-): SmokeTarget {
-  const { smoke, access } = validated.spec;
-  if (smoke.target === 'skip') return { kind: 'skip', reason: smoke.skipReason ?? 'skipped by the spec' };
-  if (smoke.tests.length === 0) return { kind: 'skip', reason: 'no smoke tests configured' };
-  if (access.type === 'private') {
-    return pscIp ? { kind: 'psc', ipAddress: pscIp } : { kind: 'skip', reason: 'no PSC address' };
-  }
-  return dns
-    ? { kind: 'dedicated', host: dns }
-    : { kind: 'skip', reason: 'the endpoint reports no dedicated DNS' };
-}
-
-function machineText(machine: { type: string; acceleratorType: string; acceleratorCount: number }): string {
-  return `${machine.type} (${machine.acceleratorCount}× ${machine.acceleratorType})`;
-}
-
 /** Activity stubs with a retry policy and timeouts matched to each kind of step. */
 function activityProxies(heartbeatTimeoutMs: number) {
-  const transient = {
-    initialInterval: '2s',
-    backoffCoefficient: 2,
-    maximumInterval: '1m',
-    nonRetryableErrorTypes,
-  } as const;
+  const transient = TRANSIENT_RETRY;
   const long = (budgetMs: number) =>
     proxyActivities<DeploymentActivities>({
       startToCloseTimeout: budgetMs + 10 * 60_000,
