@@ -212,7 +212,10 @@ export interface PscConnection {
 }
 
 export type SmokeTarget =
-  { kind: 'dedicated'; host: string } | { kind: 'psc'; ipAddress: string } | { kind: 'skip'; reason: string };
+  | { kind: 'dedicated'; host: string }
+  /** `tlsServerName`: the DNS name the PSC endpoint's certificate is verified against (spec `access.tlsServerName`). */
+  | { kind: 'psc'; ipAddress: string; tlsServerName?: string }
+  | { kind: 'skip'; reason: string };
 
 export interface SmokeInput {
   endpoint: string;

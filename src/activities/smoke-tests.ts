@@ -9,7 +9,7 @@ import {
   parseServerSentEvents,
   pscTarget,
 } from '../gcp';
-import { type SmokeTest, formatDuration } from '../spec';
+import { type SmokeTest, compileAnswerRegex, formatDuration } from '../spec';
 import type { Attempted, SmokeInput, SmokeResult } from './contract';
 import type { ActivityContext } from './deps';
 import { bounded, currentAttempt, isCancellation, isTransientGcpError, toActivityFailure } from './failures';
@@ -36,8 +36,11 @@ export function runSmokeTestsActivity(ctx: ActivityContext) {
     try {
       const target =
         input.target.kind === 'dedicated'
-          ? dedicatedTarget({ name: input.endpoint, dedicatedEndpointDns: input.target.host })
-          : pscTarget(input.endpoint, input.target.ipAddress);
+          ? dedicatedTarget(
+              { name: input.endpoint, dedicatedEndpointDns: input.target.host },
+              ctx.gcp.config.dedicatedDnsSuffixes,
+            )
+          : pscTarget(input.endpoint, input.target.ipAddress, { tlsServerName: input.target.tlsServerName });
       const results: SmokeResult[] = [];
       for (const test of input.tests) {
         beat({ running: test.name, done: results.length, of: input.tests.length });
@@ -77,10 +80,15 @@ async function runOne(ctx: ActivityContext, target: PredictionTarget, test: Smok
   const failures: string[] = [];
   if (test.expect.nonEmpty && answer.text.trim() === '') failures.push('the answer is empty');
   if (test.expect.regex !== undefined) {
-    const pattern = new RegExp(test.expect.regex, test.expect.ignoreCase ? 'i' : '');
-    if (!pattern.test(answer.text)) {
-      failures.push(`the answer does not match /${test.expect.regex}/${test.expect.ignoreCase ? 'i' : ''}`);
+    const shown = `/${test.expect.regex}/${test.expect.ignoreCase ? 'i' : ''}`;
+    let pattern: ReturnType<typeof compileAnswerRegex> | undefined;
+    try {
+      pattern = compileAnswerRegex(test.expect.regex, test.expect.ignoreCase);
+    } catch (err) {
+      // Specs are checked when parsed; this only meets input that skipped that check.
+      failures.push(`${shown} is not a regular expression RE2 accepts: ${(err as Error).message}`);
     }
+    if (pattern && !pattern.test(answer.text)) failures.push(`the answer does not match ${shown}`);
   }
   if (limit !== undefined && latencyMs > limit) {
     failures.push(`took ${latencyMs} ms, more than maxLatency ${formatDuration(limit)}`);
@@ -144,7 +152,8 @@ async function ask(
       let raw = '';
       const stream = prediction.streamRawPredict(
         target,
-        { json: { prompt: test.prompt, max_tokens: test.maxTokens, stream: true } },
+        // The documented Model Garden body: one vLLM instance asking for a stream.
+        { json: { instances: [{ prompt: test.prompt, max_tokens: test.maxTokens, stream: true }] } },
         options,
       );
       for await (const chunk of stream) raw = append(raw, chunk.toString('utf8'));

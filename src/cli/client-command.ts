@@ -8,11 +8,13 @@ import {
   DeploymentFailedError,
   DeploymentNotFoundError,
   DeploymentStateError,
+  type FallbackTarget,
   InvalidFilterError,
   TemporalConnectionError,
   type TemporalConnection,
 } from '../client';
 import { DEFAULT_TASK_QUEUE } from '../constants';
+import { DEFAULT_DATA_DIR, readStackFile, StackFileError } from '../local-stack/stack-file';
 import { InvalidSpecError } from '../spec';
 
 /**
@@ -54,7 +56,7 @@ export function addConnectionOptions(command: Command): Command {
       new Option(
         '--address <host:port>',
         'Temporal frontend (default: TEMPORAL_ADDRESS, the Temporal config profile, a running ' +
-          '`garden-deploy dev`, then localhost:7233)',
+          '`garden-deploy dev` of GARDEN_DEPLOY_DATA_DIR (default .data), then localhost:7233)',
       ),
     )
     .addOption(
@@ -112,10 +114,34 @@ export async function withTemporal(
 }
 
 function connectOptions(flags: ConnectionFlags): ConnectOptions {
+  const fallback = localStackFallback(process.env);
   return {
     ...(flags.address ? { address: flags.address } : {}),
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     ...(flags.profile ? { profile: flags.profile } : {}),
+    ...(fallback ? { fallback } : {}),
+  };
+}
+
+/**
+ * A running `garden-deploy dev` of this directory (`GARDEN_DEPLOY_DATA_DIR`, default `.data`), for
+ * a CLI in a shell without TEMPORAL_ADDRESS. Only the CLI looks: the library and the worker read no
+ * local state, so a service never connects somewhere because of the directory it runs in.
+ */
+function localStackFallback(env: Record<string, string | undefined>): FallbackTarget | undefined {
+  let stack: ReturnType<typeof readStackFile>;
+  try {
+    stack = readStackFile(env.GARDEN_DEPLOY_DATA_DIR || DEFAULT_DATA_DIR);
+  } catch (err) {
+    if (err instanceof StackFileError) throw new TemporalConnectionError(err.message);
+    throw err;
+  }
+  if (!stack) return undefined;
+  return {
+    address: stack.temporal.address,
+    namespace: stack.temporal.namespace,
+    ...(stack.temporal.uiUrl ? { uiBaseUrl: stack.temporal.uiUrl } : {}),
+    source: `the local stack (${stack.dataDir}/stack.json)`,
   };
 }
 

@@ -1,14 +1,13 @@
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { z } from 'zod';
-import { DEFAULT_DATA_DIR, readStackFile, StackFileError } from '../local-stack/stack-file';
 import { TemporalConnectionError } from './errors';
 import { firstLine } from './text';
 
 const DEFAULT_ADDRESS = 'localhost:7233';
 const DEFAULT_NAMESPACE = 'default';
 const TEMPORAL_CLOUD_UI = 'https://cloud.temporal.io';
-/** Web UI base for links; otherwise taken from the local stack or derived for Temporal Cloud. */
+/** Web UI base for links; otherwise the fallback's (the CLI: the local stack's) or derived for Temporal Cloud. */
 export const UI_URL_ENV = 'GARDEN_DEPLOY_TEMPORAL_UI_URL';
 
 export interface ConnectOptions {
@@ -18,12 +17,25 @@ export interface ConnectOptions {
   namespace?: string;
   /** Temporal config profile (default: `TEMPORAL_PROFILE`, then "default"). */
   profile?: string;
-  /** Where `garden-deploy dev` keeps `stack.json` (default: `GARDEN_DEPLOY_DATA_DIR`, then `.data`). */
-  dataDir?: string;
+  /**
+   * Where to connect when neither `address`, the environment nor a profile names a server, instead
+   * of localhost:7233. The library reads no local state of its own: the CLI fills this from a
+   * running `garden-deploy dev` (`stack.json`); the worker never does.
+   */
+  fallback?: FallbackTarget;
   /** Variables to read instead of `process.env`. */
   env?: Record<string, string | undefined>;
   /** How long to try reaching the server before giving up (default 5 s: a reachable server answers in well under a second). */
   connectTimeoutMs?: number;
+}
+
+export interface FallbackTarget {
+  address: string;
+  namespace: string;
+  /** Web UI for links, also used when the configured address is this one. */
+  uiBaseUrl?: string;
+  /** Where it came from, for messages, e.g. `the local stack (.data/stack.json)`. */
+  source: string;
 }
 
 /** Where to connect and why there; `connectionOptions` may hold an API key: never print it. */
@@ -51,8 +63,8 @@ export interface TemporalConnection {
 
 /**
  * Connects the way Temporal's own tools do (envconfig: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
- * `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_PROFILE` and the TOML profile file), falling back
- * to a running `garden-deploy dev` stack's `stack.json`, then `localhost:7233`.
+ * `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_PROFILE` and the TOML profile file), then
+ * `options.fallback` when given, then `localhost:7233`.
  */
 export async function connectTemporal(options: ConnectOptions = {}): Promise<TemporalConnection> {
   const target = resolveTemporalTarget(options);
@@ -107,30 +119,30 @@ export function resolveTemporalTarget(options: ConnectOptions = {}): TemporalTar
           ? 'TEMPORAL_ADDRESS'
           : `Temporal config profile "${options.profile ?? env.TEMPORAL_PROFILE ?? 'default'}"`;
     const namespace = options.namespace ?? config.namespace ?? DEFAULT_NAMESPACE;
-    const stack = localStack(options, env);
-    const stackUi = stack && stack.temporal.address === configured ? stack.temporal.uiUrl : undefined;
+    const { fallback } = options;
+    const fallbackUi = fallback?.address === configured ? fallback.uiBaseUrl : undefined;
     return {
       address: configured,
       namespace,
       source,
-      uiBaseUrl: uiFromEnv ?? stackUi ?? cloudUiUrl(configured),
+      uiBaseUrl: uiFromEnv ?? fallbackUi ?? cloudUiUrl(configured),
       connectionOptions: { ...config.connectionOptions, address: configured },
     };
   }
-  const stack = localStack(options, env);
-  if (stack) {
+  if (options.fallback) {
+    const { fallback } = options;
     return {
-      address: stack.temporal.address,
-      namespace: options.namespace ?? config.namespace ?? stack.temporal.namespace,
-      source: `the local stack (${stack.dataDir}/stack.json)`,
-      uiBaseUrl: uiFromEnv ?? stack.temporal.uiUrl,
-      connectionOptions: { ...config.connectionOptions, address: stack.temporal.address },
+      address: fallback.address,
+      namespace: options.namespace ?? config.namespace ?? fallback.namespace,
+      source: fallback.source,
+      uiBaseUrl: uiFromEnv ?? fallback.uiBaseUrl,
+      connectionOptions: { ...config.connectionOptions, address: fallback.address },
     };
   }
   return {
     address: DEFAULT_ADDRESS,
     namespace: options.namespace ?? config.namespace ?? DEFAULT_NAMESPACE,
-    source: 'the default (no TEMPORAL_ADDRESS, profile or running `garden-deploy dev`)',
+    source: 'the default (no TEMPORAL_ADDRESS or Temporal config profile)',
     uiBaseUrl: uiFromEnv,
     connectionOptions: { ...config.connectionOptions, address: DEFAULT_ADDRESS },
   };
@@ -144,15 +156,6 @@ export function workflowUiUrl(
 ): string | undefined {
   if (!uiBaseUrl) return undefined;
   return `${uiBaseUrl.replace(/\/+$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
-}
-
-function localStack(options: ConnectOptions, env: Record<string, string | undefined>) {
-  try {
-    return readStackFile(options.dataDir ?? env.GARDEN_DEPLOY_DATA_DIR ?? DEFAULT_DATA_DIR);
-  } catch (err) {
-    if (err instanceof StackFileError) throw new TemporalConnectionError(err.message);
-    throw err;
-  }
 }
 
 const HttpUrl = z.url({ protocol: /^https?$/ });

@@ -401,26 +401,53 @@ async function rawPredict(core: EmulatorCore, ctx: RequestContext): Promise<void
   );
 }
 
-/** `:streamRawPredict` relays the container's event stream: chat chunks, or completion chunks for a prompt. */
+/**
+ * The documented Model Garden `:streamRawPredict` body: one vLLM instance with a prompt, asking for
+ * a stream, plus vLLM sampling fields. Strict, so a client sending another shape finds out here
+ * rather than against Google.
+ */
+const StreamRawPredictRequest = z.strictObject({
+  instances: z
+    .array(
+      z.strictObject({
+        prompt: z.string().max(1_000_000),
+        stream: z.literal(true, { error: 'must be true' }),
+        max_tokens: z.number().int().min(1).max(1_000_000).optional(),
+        min_tokens: z.number().int().min(0).max(1_000_000).optional(),
+        temperature: z.number().min(0).max(2).optional(),
+        top_p: z.number().gt(0).max(1).optional(),
+        top_k: z.number().int().min(-1).optional(),
+        min_p: z.number().min(0).max(1).optional(),
+        ignore_eos: z.boolean().optional(),
+        seed: z.number().int().optional(),
+        presence_penalty: z.number().min(-2).max(2).optional(),
+        frequency_penalty: z.number().min(-2).max(2).optional(),
+        repetition_penalty: z.number().gt(0).max(2).optional(),
+        stop: z.union([z.string(), z.array(z.string()).max(16)]).optional(),
+      }),
+    )
+    .length(1, 'give exactly one instance'),
+});
+const STREAM_RAW_PREDICT_SHAPE =
+  '{"instances": [{"prompt": "…", "stream": true, and optionally max_tokens, temperature, top_p, top_k, ' +
+  'min_p, ignore_eos, seed, stop, …}]}';
+
+/** `:streamRawPredict` relays the container's completion chunks for the one instance's prompt. */
 async function streamRawPredict(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const target = serving(core, ctx);
-  const body = await readJsonBody(ctx);
-  const fields =
-    body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
-  if (Array.isArray(fields.messages)) return chatCompletion(ctx, target, body, true);
-  const prompt = typeof fields.prompt === 'string' ? fields.prompt : undefined;
-  if (prompt === undefined) {
+  const parsed = StreamRawPredictRequest.safeParse(await readJsonBody(ctx));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
     return vllmError(
       ctx.res,
       400,
-      'The request body must be a chat completion ("messages") or a completion ("prompt").',
+      `The request body must be ${STREAM_RAW_PREDICT_SHAPE}; ${issue.path.join('.') || 'body'}: ${issue.message}.`,
       target.headers,
     );
   }
-  const g = generate(
-    prompt,
-    typeof fields.max_tokens === 'number' && fields.max_tokens > 0 ? fields.max_tokens : undefined,
-  );
+  const instance = parsed.data.instances[0]!;
+  const prompt = instance.prompt;
+  const g = generate(prompt, instance.max_tokens);
   const id = completionId('cmpl', prompt);
   const created = Math.floor(ctx.now / 1000);
   const send = startEventStream(ctx.res, target.headers);

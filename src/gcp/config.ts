@@ -3,6 +3,8 @@ import { z } from 'zod';
 export const DEFAULT_VERTEX_BASE_URL = 'https://{region}-aiplatform.googleapis.com';
 export const DEFAULT_COMPUTE_BASE_URL = 'https://compute.googleapis.com';
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+/** Where Vertex AI puts dedicated endpoint hosts (`{id}.{region}-{projectNumber}.prediction.vertexai.goog`). */
+export const DEFAULT_DEDICATED_DNS_SUFFIX = '.prediction.vertexai.goog';
 
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
@@ -60,10 +62,28 @@ export const GcpClientConfigSchema = z.strictObject({
     .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'must be a project ID')
     .optional(),
   /**
-   * Skip TLS certificate verification for calls to a PSC address, as Google's Python SDK does
-   * (the internal IP is not in the certificate). Never applies to dedicated endpoint hosts.
+   * Explicit opt-out: call a PSC address that has no `tlsServerName` without verifying its
+   * certificate, as Google's Python SDK does (the internal IP is not in the certificate). Without
+   * it such calls are refused before a token is sent. Never applies to dedicated endpoint hosts,
+   * nor to a PSC target that names its certificate's DNS name (`tlsServerName`).
    */
   pscSkipTlsVerify: z.boolean().default(false),
+  /**
+   * DNS suffixes a dedicated endpoint host (`dedicatedEndpointDns` from an API answer) must end in
+   * before a token is sent to it: a tampered or buggy answer must not redirect our credentials.
+   */
+  dedicatedDnsSuffixes: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/i,
+          'must be a DNS suffix starting with "." like ".prediction.vertexai.goog"',
+        ),
+    )
+    .min(1, 'give at least one suffix (default [".prediction.vertexai.goog"])')
+    .max(20)
+    .default([DEFAULT_DEDICATED_DNS_SUFFIX]),
   /** ADC file to use instead of the ADC search (GOOGLE_APPLICATION_CREDENTIALS, gcloud, metadata server). */
   credentialsFile: z.string().min(1).optional(),
 });

@@ -45,6 +45,8 @@ export interface QuotaViolation {
   quotaMetric?: string;
   quotaId?: string;
   quotaDimensions?: Record<string, string>;
+  /** The limit that was hit (QuotaFailure `quotaValue`, Compute `quotaInfo.limit`). */
+  quotaValue?: number;
 }
 
 export interface FieldViolation {
@@ -175,6 +177,8 @@ const QuotaFailureDetail = z.looseObject({
         quotaMetric: str.optional(),
         quotaId: str.optional(),
         quotaDimensions: z.record(str, str).optional(),
+        // int64: a string in proto JSON.
+        quotaValue: z.union([z.number(), str]).optional(),
       }),
     )
     .default([]),
@@ -222,7 +226,16 @@ export function parseErrorDetails(details: readonly unknown[] | undefined): Erro
       }
       case 'google.rpc.QuotaFailure': {
         const parsed = QuotaFailureDetail.safeParse(raw);
-        if (parsed.success) out.quotaViolations.push(...parsed.data.violations.slice(0, MAX_DETAILS));
+        if (parsed.success) {
+          for (const { quotaValue, ...violation } of parsed.data.violations.slice(0, MAX_DETAILS)) {
+            const limit = Number(quotaValue);
+            out.quotaViolations.push(
+              quotaValue !== undefined && Number.isFinite(limit)
+                ? { ...violation, quotaValue: limit }
+                : violation,
+            );
+          }
+        }
         break;
       }
       case 'google.rpc.BadRequest': {
@@ -274,10 +287,19 @@ export function parseRetryAfterMs(header: string | undefined, now: number = Date
 
 // --- classification and hints ------------------------------------------------------------------
 
-const QUOTA_METRIC_RE = /\b[a-z0-9-]+\.googleapis\.com\/[a-z0-9_/]+/gi;
-// Serving-capacity quotas (GPUs, CPUs for custom model serving): only a quota increase helps.
-const SERVING_QUOTA_RE =
-  /custom_model_serving|CustomModelServing|_gpus\b|GPUs?PerProjectPerRegion|\bgpus?\b[^.]*\bquota\b|\bquota\b[^.]*\bgpus?\b/i;
+const QUOTA_METRIC_RE = /\b[a-z0-9-]+\.googleapis\.com\/[a-z0-9_/]+/i;
+// "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute' of service …".
+const QUOTED_METRIC_RE = /quota (?:metric|group) '([^']{1,200})'/i;
+const QUOTED_LIMIT_RE = /\blimit '([^']{1,200})'/i;
+// Compute's allocation quotas: "Quota 'FORWARDING_RULES' exceeded. Limit: 15.0 in region us-central1."
+const COMPUTE_QUOTA_RE = /\bQuota '([A-Za-z0-9_-]{1,100})' exceeded/;
+// ErrorInfo reasons of quotas on how much exists rather than how fast (google/api/error_reason.proto, Compute).
+const ALLOCATION_QUOTA_REASONS = new Set(['RESOURCE_QUOTA_EXCEEDED', 'QUOTA_EXCEEDED']);
+const COMPUTE_LIMIT_RE = /\bLimit: (\d+(?:\.\d+)?)/;
+// Vertex serving capacity (GPUs, CPUs for custom model serving) and GPU quotas: only an increase helps.
+const SERVING_QUOTA_RE = /custom_model_serving|CustomModelServing/i;
+const GPU_QUOTA_NAME_RE = /gpu/i;
+const GPU_QUOTA_MESSAGE_RE = /\bgpus?\b[^.]*\bquota\b|\bquota\b[^.]*\bgpus?\b/i;
 const STOCKOUT_RE =
   /stockout|resource pool exhausted|ZONE_RESOURCE_POOL_EXHAUSTED|does not have enough resources|not enough resources|insufficient (?:capacity|resources)|currently unavailable in/i;
 const RATE_LIMIT_RE = /rate limit|per minute|requests per|too many requests|RATE_LIMIT_EXCEEDED/i;
@@ -300,12 +322,7 @@ export function classify(input: ClassifyInput): { classification: ErrorClassific
 
   switch (status) {
     case 'RESOURCE_EXHAUSTED': {
-      const metric = quotaMetricOf(details, message);
-      const servingQuota =
-        SERVING_QUOTA_RE.test(message) ||
-        details.quotaViolations.some((v) =>
-          SERVING_QUOTA_RE.test(`${v.quotaMetric ?? ''} ${v.quotaId ?? ''}`),
-        );
+      const quota = failedQuota(details, message);
       if (STOCKOUT_RE.test(message)) {
         return permanent(
           'The region has no capacity for this machine/accelerator right now: try another region or ' +
@@ -313,15 +330,19 @@ export function classify(input: ClassifyInput): { classification: ErrorClassific
         );
       }
       // A finished operation has given up; rate limits only ever come back synchronously.
-      if (servingQuota || input.source === 'operation' || input.source === 'compute-operation') {
-        return permanent(quotaHint(metric, details));
+      if (quota.kind !== 'other' || input.source === 'operation' || input.source === 'compute-operation') {
+        return permanent(quotaHint(quota));
       }
-      if (reason === 'RATE_LIMIT_EXCEEDED' || RATE_LIMIT_RE.test(message) || input.source === 'http') {
+      const rateLimited = reason === 'RATE_LIMIT_EXCEEDED' || RATE_LIMIT_RE.test(message);
+      // An allocation quota (forwarding rules, addresses, …) does not refill by waiting.
+      const allocation = ALLOCATION_QUOTA_REASONS.has(reason) || COMPUTE_QUOTA_RE.test(message);
+      if (!rateLimited && allocation) return permanent(quotaHint(quota));
+      if (rateLimited || input.source === 'http') {
         return retryable(
           'Rate limited by Google: retried with backoff; lower the request rate if it persists.',
         );
       }
-      return permanent(quotaHint(metric, details));
+      return permanent(quotaHint(quota));
     }
     case 'UNAVAILABLE':
     case 'INTERNAL':
@@ -369,25 +390,82 @@ export function classify(input: ClassifyInput): { classification: ErrorClassific
   }
 }
 
-function quotaMetricOf(details: ErrorDetails, message: string): string | undefined {
-  for (const v of details.quotaViolations) {
-    if (v.quotaMetric) return v.quotaMetric;
-  }
-  const fromInfo = details.errorInfo?.metadata.quota_metric;
-  if (fromInfo) return fromInfo;
-  return message.match(QUOTA_METRIC_RE)?.[0];
+/** The quota a RESOURCE_EXHAUSTED names, from the structured details first, then Google's message. */
+interface FailedQuota {
+  /** e.g. `aiplatform.googleapis.com/custom_model_serving_nvidia_l4_gpus`, `compute.googleapis.com/forwarding_rules`. */
+  metric?: string;
+  /** Quota ID or limit name, e.g. `CustomModelServingL4GPUsPerProjectPerRegion`, `FORWARDING_RULES`. */
+  id?: string;
+  limit?: number;
+  /** Only serving quotas are charged per replica, and only GPU quotas per accelerator. */
+  kind: 'serving-gpu' | 'serving' | 'other';
 }
 
-function quotaHint(metric: string | undefined, details: ErrorDetails): string {
-  const quotaId = details.quotaViolations.find((v) => v.quotaId)?.quotaId;
-  const what = metric
-    ? `quota metric ${metric}${quotaId ? ` (quota ID ${quotaId})` : ''}`
-    : 'the quota named above';
-  return (
-    `Quota exhausted: request an increase of ${what} for this project and region ` +
-    '(Google Cloud console → IAM & Admin → Quotas), or lower maxReplicaCount × acceleratorCount, ' +
-    'or deploy in another region. Quota is charged for maxReplicaCount × accelerators per replica.'
-  );
+function failedQuota(details: ErrorDetails, message: string): FailedQuota {
+  const violations = details.quotaViolations;
+  const info = details.errorInfo?.metadata ?? {};
+  const metric =
+    violations.find((v) => v.quotaMetric)?.quotaMetric ??
+    info.quota_metric ??
+    QUOTA_METRIC_RE.exec(message)?.[0] ??
+    QUOTED_METRIC_RE.exec(message)?.[1];
+  const id =
+    violations.find((v) => v.quotaId)?.quotaId ??
+    info.quota_id ??
+    info.quota_limit ??
+    COMPUTE_QUOTA_RE.exec(message)?.[1] ??
+    QUOTED_LIMIT_RE.exec(message)?.[1];
+  const limit =
+    violations.find((v) => v.quotaValue !== undefined)?.quotaValue ??
+    finiteNumber(info.quota_limit_value) ??
+    finiteNumber(COMPUTE_LIMIT_RE.exec(message)?.[1]);
+  // Judge by the quota's own names when there are any, so a message that merely mentions GPUs does not count.
+  const names = [metric, id].filter(Boolean).join(' ');
+  const gpu = names ? GPU_QUOTA_NAME_RE.test(names) : GPU_QUOTA_MESSAGE_RE.test(message);
+  const serving = SERVING_QUOTA_RE.test(names || message);
+  return {
+    ...(metric ? { metric } : {}),
+    ...(id ? { id } : {}),
+    ...(limit !== undefined ? { limit } : {}),
+    kind: gpu ? 'serving-gpu' : serving ? 'serving' : 'other',
+  };
+}
+
+function finiteNumber(text: string | undefined): number | undefined {
+  const value = text === undefined ? NaN : Number(text);
+  return Number.isFinite(value) ? value : undefined;
+}
+
+function quotaHint(quota: FailedQuota): string {
+  const name = quota.metric
+    ? `quota metric ${quota.metric}`
+    : quota.id
+      ? `quota ${quota.id}`
+      : 'the quota named in the message';
+  const notes = [
+    quota.metric && quota.id ? `quota ID ${quota.id}` : undefined,
+    quota.limit !== undefined ? `limit ${quota.limit}` : undefined,
+  ].filter(Boolean);
+  const what = notes.length > 0 ? `${name} (${notes.join(', ')})` : name;
+  const increase = `Quota exhausted: request an increase of ${what}`;
+  const quotasPage = '(Google Cloud console → IAM & Admin → Quotas)';
+  switch (quota.kind) {
+    case 'serving-gpu':
+      return (
+        `${increase} for this project and region ${quotasPage}, or lower maxReplicaCount × acceleratorCount, ` +
+        'or deploy in another region. Serving GPU quota is charged for maxReplicaCount × accelerators per replica.'
+      );
+    case 'serving':
+      return (
+        `${increase} for this project and region ${quotasPage}, or lower maxReplicaCount or pick a smaller ` +
+        'machine type, or deploy in another region. Serving quota is charged for every replica up to maxReplicaCount.'
+      );
+    case 'other':
+      return (
+        `${increase} for the project (and region) it applies to ${quotasPage}, or delete unused resources it ` +
+        'counts; retrying cannot succeed until there is room.'
+      );
+  }
 }
 
 function permissionHint(input: ClassifyInput): string {
@@ -410,7 +488,11 @@ function permissionHint(input: ClassifyInput): string {
       '(service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com) roles/storage.objectViewer on the bucket.'
     );
   }
-  const permission = details.errorInfo?.metadata.permission ?? /Permission '([\w.]+)'/.exec(message)?.[1];
+  // Vertex: ErrorInfo or "Permission 'x' denied"; Compute: "Required 'x' permission for …".
+  const permission =
+    details.errorInfo?.metadata.permission ??
+    /Permission '([\w.]+)'/.exec(message)?.[1] ??
+    /Required '([\w.]+)' permission/.exec(message)?.[1];
   const role = input.service.startsWith('compute.') ? 'roles/compute.networkAdmin' : 'roles/aiplatform.user';
   return (
     `Grant the calling identity a role with ${permission ? `permission ${permission}` : 'the missing permission'} ` +
@@ -575,8 +657,57 @@ export function errorFromOperation(operationName: string, status: RpcStatus, ser
 
 export interface ComputeOperationErrorInput {
   operationName: string;
-  errors: Array<{ code?: string; message?: string; location?: string }>;
+  errors: Array<{ code?: string; message?: string; location?: string; errorDetails?: unknown }>;
   httpErrorStatusCode?: number;
+}
+
+// Compute's own detail shapes (compute.proto Errors.errorDetails[]): not google.rpc `@type`d, and its
+// ErrorInfo spells the map `metadatas`.
+const ComputeErrorDetail = z.looseObject({
+  quotaInfo: z
+    .looseObject({
+      metricName: str.optional(),
+      limitName: str.optional(),
+      limit: z.number().optional(),
+      dimensions: z.record(str, str).optional(),
+    })
+    .optional(),
+  errorInfo: z
+    .looseObject({
+      reason: str.default(''),
+      domain: str.default(''),
+      metadatas: z.record(str, str).optional(),
+      metadata: z.record(str, str).optional(),
+    })
+    .optional(),
+});
+
+function computeOperationDetails(errors: ComputeOperationErrorInput['errors']): ErrorDetails {
+  const out = emptyDetails();
+  for (const error of errors.slice(0, MAX_DETAILS)) {
+    const list = Array.isArray(error.errorDetails) ? (error.errorDetails as unknown[]) : [];
+    for (const raw of list.slice(0, MAX_DETAILS)) {
+      const parsed = ComputeErrorDetail.safeParse(raw);
+      if (!parsed.success) continue;
+      const { quotaInfo, errorInfo } = parsed.data;
+      if (quotaInfo && (quotaInfo.metricName || quotaInfo.limitName)) {
+        out.quotaViolations.push({
+          ...(quotaInfo.metricName ? { quotaMetric: quotaInfo.metricName } : {}),
+          ...(quotaInfo.limitName ? { quotaId: quotaInfo.limitName } : {}),
+          ...(quotaInfo.dimensions ? { quotaDimensions: quotaInfo.dimensions } : {}),
+          ...(quotaInfo.limit !== undefined ? { quotaValue: quotaInfo.limit } : {}),
+        });
+      }
+      if (errorInfo && !out.errorInfo) {
+        out.errorInfo = {
+          reason: errorInfo.reason,
+          domain: errorInfo.domain,
+          metadata: errorInfo.metadatas ?? errorInfo.metadata ?? {},
+        };
+      }
+    }
+  }
+  return out;
 }
 
 /** A Compute Operation that is DONE with `error.errors[]`. */
@@ -590,11 +721,12 @@ export function errorFromComputeOperation(input: ComputeOperationErrorInput): Gc
       .slice(0, 5)
       .map((e) => [e.code, e.message, e.location && `(at ${e.location})`].filter(Boolean).join(': '))
       .join('; ') || 'operation finished with an error';
+  const details = computeOperationDetails(input.errors);
   const { classification, hint } = classify({
     source: 'compute-operation',
     status,
     message: googleMessage,
-    details: emptyDetails(),
+    details,
     service: 'compute.googleapis.com',
   });
   return new GcpApiError({
@@ -603,6 +735,7 @@ export function errorFromComputeOperation(input: ComputeOperationErrorInput): Gc
     status,
     httpStatus: input.httpErrorStatusCode,
     googleMessage,
+    details,
     classification,
     hint,
   });
@@ -624,8 +757,8 @@ export function errorFromNetwork(call: string, host: string, err: unknown): GcpA
     googleMessage: `could not reach ${host}: ${codeText} (${detail})`,
     classification: tls ? 'permanent' : 'retryable',
     hint: tls
-      ? 'TLS verification failed: check the host name; for a PSC internal IP, either call it by a name its ' +
-        'certificate covers or enable pscSkipTlsVerify (what Google’s Python SDK does for PSC).'
+      ? 'TLS verification failed: check the host name; for a PSC internal IP, set access.tlsServerName to a name ' +
+        'its certificate covers, or opt out of the check with GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY=true.'
       : 'Network failure before any response: retried with backoff; check connectivity and the base URL if it persists.',
   });
 }

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { z } from 'zod';
-import type { GcpClientConfig } from './config';
+import { DEFAULT_DEDICATED_DNS_SUFFIX, type GcpClientConfig } from './config';
 import { GcpApiError, errorFromStream, errorFromUnexpectedBody } from './errors';
 import {
   type CallOptions,
@@ -31,12 +31,23 @@ export interface PredictionTarget {
   endpoint: string;
   /** Bare host: the endpoint's `dedicatedEndpointDns`, or the PSC forwarding rule's IP or private DNS name. */
   host: string;
-  /** `psc` targets may skip TLS verification (config `pscSkipTlsVerify`); dedicated hosts never do. */
+  /** Dedicated hosts are always verified; `psc` targets see `tlsServerName` and config `pscSkipTlsVerify`. */
   via: 'dedicated' | 'psc';
+  /**
+   * `psc` only: the DNS name the endpoint's certificate is issued for. The connection still goes to
+   * `host`, but TLS (SNI, certificate check) and `Host:` use this name.
+   */
+  tlsServerName?: string;
 }
 
-/** The dedicated-endpoint host of a (public) endpoint. */
-export function dedicatedTarget(endpoint: Pick<Endpoint, 'name' | 'dedicatedEndpointDns'>): PredictionTarget {
+/**
+ * The dedicated-endpoint host of a (public) endpoint. The DNS name comes from an API answer, so it
+ * must end in one of `suffixes` (config `dedicatedDnsSuffixes`) before any token goes to it.
+ */
+export function dedicatedTarget(
+  endpoint: Pick<Endpoint, 'name' | 'dedicatedEndpointDns'>,
+  suffixes: readonly string[] = [DEFAULT_DEDICATED_DNS_SUFFIX],
+): PredictionTarget {
   parseVertexName('endpoint', endpoint.name);
   const host = endpoint.dedicatedEndpointDns ? bareHost(endpoint.dedicatedEndpointDns) : '';
   if (!isHostName(host)) {
@@ -45,17 +56,50 @@ export function dedicatedTarget(endpoint: Pick<Endpoint, 'name' | 'dedicatedEndp
         'rule address) or its dedicated endpoint is disabled',
     );
   }
+  checkDedicatedHost(endpoint.name, host, suffixes);
   return { endpoint: endpoint.name, host, via: 'dedicated' };
 }
 
-/** The PSC consumer address (forwarding rule IP or a private DNS name for it) of a private endpoint. */
-export function pscTarget(endpointName: string, address: string): PredictionTarget {
+/**
+ * The PSC consumer address (forwarding rule IP or a private DNS name for it) of a private endpoint;
+ * `tlsServerName` is the DNS name its certificate is verified against.
+ */
+export function pscTarget(
+  endpointName: string,
+  address: string,
+  options: { tlsServerName?: string | undefined } = {},
+): PredictionTarget {
   parseVertexName('endpoint', endpointName);
   const host = bareHost(address);
   if (!net.isIP(host) && !isHostName(host)) {
     throw new InvalidRequestError(`"${address}" is not an IP address or DNS name of a PSC endpoint`);
   }
-  return { endpoint: endpointName, host, via: 'psc' };
+  if (options.tlsServerName === undefined) return { endpoint: endpointName, host, via: 'psc' };
+  checkTlsServerName(options.tlsServerName);
+  return { endpoint: endpointName, host, via: 'psc', tlsServerName: options.tlsServerName };
+}
+
+function checkDedicatedHost(endpoint: string, host: string, suffixes: readonly string[]): void {
+  const lower = host.toLowerCase();
+  if (suffixes.some((suffix) => lower.endsWith(suffix.toLowerCase()))) return;
+  throw new InvalidRequestError(
+    `the dedicated endpoint host "${host}" of ${endpoint} does not end in ${suffixes.map((s) => `"${s}"`).join(' or ')}, ` +
+      'so no credentials are sent to it; if Google serves your endpoints under another domain, add that suffix ' +
+      'to the client config dedicatedDnsSuffixes',
+  );
+}
+
+/** A DNS name (not an IP address): what a certificate can be verified against. */
+export function isDnsName(value: string): boolean {
+  return !net.isIP(value) && isHostName(value);
+}
+
+function checkTlsServerName(name: string): void {
+  if (!isDnsName(name)) {
+    throw new InvalidRequestError(
+      `tlsServerName "${name}" is not a DNS name: give the name the PSC endpoint's certificate is issued for`,
+    );
+  }
 }
 
 function isHostName(value: string): boolean {
@@ -204,20 +248,57 @@ export class PredictionClient {
     accept?: string,
   ): HttpCall {
     const endpoint = parseVertexName('endpoint', target.endpoint).name;
-    const host = net.isIPv6(target.host) ? `[${target.host}]` : target.host;
+    const route = this.route(target);
     const call: HttpCall = {
       method: 'POST',
-      url: new URL(`https://${host}/v1beta1/${endpoint}${suffix}`),
+      url: new URL(`https://${route.host}/v1beta1/${endpoint}${suffix}`),
       body,
       signal: options.signal,
       timeoutMs: options.timeoutMs ?? this.config.predictionTimeoutMs,
       maxResponseBytes: accept ? this.config.maxStreamBytes : this.config.maxResponseBytes,
-      skipTlsVerify: target.via === 'psc' && this.config.pscSkipTlsVerify,
+      skipTlsVerify: route.skipTlsVerify,
       service: SERVICE,
     };
     if (accept) call.accept = accept;
-    if (this.config.predictionBaseUrl) call.connectTo = new URL(this.config.predictionBaseUrl);
+    if (route.connectTo) call.connectTo = route.connectTo;
     return call;
+  }
+
+  /**
+   * Which name the call uses (`Host:`, TLS SNI and verification) and where it connects. Refuses a
+   * PSC call whose certificate nothing could verify: a bearer token never crosses an unverified
+   * TLS connection unless the operator opted out (`pscSkipTlsVerify`) or chose the host itself
+   * (`predictionBaseUrl`, e.g. the local emulator).
+   */
+  private route(target: PredictionTarget): { host: string; connectTo?: URL; skipTlsVerify: boolean } {
+    const base = this.config.predictionBaseUrl ? new URL(this.config.predictionBaseUrl) : undefined;
+    const address = net.isIPv6(target.host) ? `[${target.host}]` : target.host;
+    if (target.via === 'dedicated') {
+      // Again here: a hand-built target must not bypass the check dedicatedTarget makes.
+      checkDedicatedHost(target.endpoint, target.host, this.config.dedicatedDnsSuffixes);
+      return { host: address, ...(base ? { connectTo: base } : {}), skipTlsVerify: false };
+    }
+    const name = target.tlsServerName;
+    if (name !== undefined) {
+      checkTlsServerName(name);
+      // Without TLS (an http:// base URL) there is nothing to verify: keep the address the emulator routes by.
+      if (base && base.protocol !== 'https:') return { host: address, connectTo: base, skipTlsVerify: false };
+      return { host: name, connectTo: base ?? new URL(`https://${address}`), skipTlsVerify: false };
+    }
+    const verifiable = !net.isIP(target.host); // a private DNS name is verified against itself
+    if (!base && !verifiable && !this.config.pscSkipTlsVerify) {
+      throw new InvalidRequestError(
+        `refusing to call the PSC address ${target.host} of ${target.endpoint}: a certificate cannot be verified ` +
+          'for a bare IP and the access token is never sent over an unverified TLS connection. Give ' +
+          'access.tlsServerName in the deployment spec (the DNS name whose certificate the endpoint presents), ' +
+          'or opt out explicitly with GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY=true (client config pscSkipTlsVerify)',
+      );
+    }
+    return {
+      host: address,
+      ...(base ? { connectTo: base } : {}),
+      skipTlsVerify: this.config.pscSkipTlsVerify,
+    };
   }
 }
 

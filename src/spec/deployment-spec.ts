@@ -1,5 +1,7 @@
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { DEPLOYABLE_ACCELERATOR_TYPES } from '../gcp/accelerators';
+import { isDnsName } from '../gcp/prediction';
 import { InvalidModelUriError, parseGcsUri } from '../storage/uri';
 import { durationField } from './duration';
 
@@ -53,6 +55,15 @@ export const MachineSpecSchema = z.strictObject({
 });
 export type MachineSpec = z.output<typeof MachineSpecSchema>;
 
+/**
+ * A smoke test's `expect.regex`, compiled with RE2: matching takes time linear in the answer, so
+ * no pattern can stall the worker (JavaScript's backtracking engine can take exponential time).
+ * Throws RE2JSException for syntax RE2 does not support.
+ */
+export function compileAnswerRegex(source: string, ignoreCase = false): RE2JS {
+  return RE2JS.compile(source, ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+}
+
 export const SMOKE_MODES = ['chat', 'chat-stream', 'predict', 'stream-raw-predict'] as const;
 export type SmokeMode = (typeof SMOKE_MODES)[number];
 
@@ -67,18 +78,23 @@ export const SmokeTestSchema = z.strictObject({
   expect: z
     .strictObject({
       nonEmpty: z.boolean().default(true),
-      /** JavaScript regular expression the answer must match. */
+      /** RE2 regular expression the answer must contain a match of (no backreferences or lookarounds). */
       regex: z
         .string()
         .max(500)
-        .refine((source) => {
+        .superRefine((source, ctx) => {
           try {
-            new RegExp(source);
-            return true;
-          } catch {
-            return false;
+            compileAnswerRegex(source);
+          } catch (err) {
+            ctx.addIssue({
+              code: 'custom',
+              message:
+                `not a regular expression RE2 accepts (${(err as Error).message}); smoke tests match with RE2, ` +
+                'which runs in linear time and so has no backreferences (\\1, \\k<name>) and no lookarounds ' +
+                '((?=…), (?!…), (?<=…), (?<!…)): rewrite the pattern without them',
+            });
           }
-        }, 'not a valid regular expression')
+        })
         .optional(),
       ignoreCase: z.boolean().default(false),
       maxLatency: durationField({ max: HOUR }).optional(),
@@ -98,6 +114,15 @@ const PrivateAccessSchema = z.strictObject({
   subnetwork: z.string().regex(SUBNETWORK, 'expected projects/PROJECT/regions/REGION/subnetworks/SUBNET'),
   /** Internal IP to reserve; picked from the subnetwork when absent. */
   ipAddress: z.string().regex(IPV4, 'expected an IPv4 address').optional(),
+  /**
+   * DNS name whose certificate the endpoint presents: smoke calls still go to the PSC IP but verify
+   * TLS against this name (without it they need the worker's GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY=true).
+   */
+  tlsServerName: z
+    .string()
+    .max(253)
+    .refine(isDnsName, 'expected a DNS name like "llm.internal.example.com" (not an IP address)')
+    .optional(),
   /** Service Directory namespace to register the forwarding rule in (optional). */
   serviceDirectory: z
     .strictObject({
@@ -225,6 +250,21 @@ export const DeploymentSpecSchema = z
         code: 'custom',
         path: ['access', 'subnetwork'],
         message: `the subnetwork must be in the deployment's region ${spec.region}`,
+      });
+    }
+    // The forwarding rule lives in consumerProject; if the service attachment does not allow that
+    // project, the connection is REJECTED — found only after the whole GPU deployment. Say it now.
+    if (
+      spec.access.type === 'private' &&
+      !spec.access.projectAllowlist.includes(spec.access.consumerProject)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['access', 'projectAllowlist'],
+        message:
+          `the consumer project ${spec.access.consumerProject} (access.consumerProject, where the PSC forwarding ` +
+          `rule is created) is not in the allowlist, so its connection would be rejected: add ` +
+          `"${spec.access.consumerProject}" to access.projectAllowlist`,
       });
     }
     const names = spec.smoke.tests.map((test) => test.name);

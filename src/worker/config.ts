@@ -64,10 +64,12 @@ export const WorkerEnvSchema = z.object({
   /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
   GARDEN_DEPLOY_PREDICTION_BASE_URL: httpUrl('the prediction front end').optional(),
   /**
-   * Skip TLS verification of smoke calls to a PSC internal IP, as Google's Python SDK does: the
-   * serving certificate cannot name the IP, so verifying would fail every private smoke test.
+   * Explicit opt-out (default false): call a PSC internal IP without verifying its certificate, as
+   * Google's Python SDK does. Without it a private smoke test needs `access.tlsServerName` (the DNS
+   * name whose certificate the endpoint presents; the connection still goes to the IP) and is
+   * refused otherwise, so the access token never crosses an unverified TLS connection.
    */
-  GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: flag.default(true),
+  GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: flag.default(false),
   /** `x-goog-user-project`: the project Google bills API quota to. */
   GARDEN_DEPLOY_GCP_QUOTA_PROJECT: z
     .string()
@@ -93,6 +95,15 @@ export const WorkerEnvSchema = z.object({
    * take it: after a worker dies, its deployments stall this long.
    */
   GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: duration(600_000).default(10_000),
+  /**
+   * Longest gap between an activity's heartbeat RPCs (Temporal's maxHeartbeatThrottleInterval,
+   * default 60 s; the throttle is min(heartbeatTimeout × 0.8, this)). A cancel reaches a running
+   * activity only in the answer to its next heartbeat RPC, so this bounds how long a cancelled
+   * deployment keeps working. At least 100 ms: each RPC is a round trip to the server.
+   */
+  GARDEN_DEPLOY_HEARTBEAT_THROTTLE: duration(60_000)
+    .pipe(z.number().min(100, 'must be at least 100ms'))
+    .default(1_000),
   GARDEN_DEPLOY_LOG_LEVEL: z
     .string()
     .transform((v) => v.toUpperCase())
@@ -123,6 +134,8 @@ export interface WorkerConfig {
   maxCachedWorkflows: number;
   shutdownGraceMs: number;
   stickyQueueTimeoutMs: number;
+  /** Worker's maxHeartbeatThrottleInterval: how soon a cancel reaches a running activity. */
+  heartbeatThrottleMs: number;
   logLevel: LogLevel;
   workflowBundle?: string;
   activityOptions: ActivityOptionsInput;
@@ -184,6 +197,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     maxCachedWorkflows: e.GARDEN_DEPLOY_MAX_CACHED_WORKFLOWS,
     shutdownGraceMs: e.GARDEN_DEPLOY_SHUTDOWN_GRACE,
     stickyQueueTimeoutMs: e.GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT,
+    heartbeatThrottleMs: e.GARDEN_DEPLOY_HEARTBEAT_THROTTLE,
     logLevel: e.GARDEN_DEPLOY_LOG_LEVEL,
     ...(e.GARDEN_DEPLOY_WORKFLOW_BUNDLE ? { workflowBundle: e.GARDEN_DEPLOY_WORKFLOW_BUNDLE } : {}),
     activityOptions: {
@@ -211,6 +225,7 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
     gcpRateLimitPerSecond: config.gcpRateLimitPerSecond,
     maxConcurrentActivities: config.maxConcurrentActivities,
     maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
+    heartbeatThrottleMs: config.heartbeatThrottleMs,
     workflowCode: config.workflowBundle ?? 'bundled at start',
   };
 }

@@ -118,6 +118,8 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
       maxCachedWorkflows: config.maxCachedWorkflows,
       shutdownGraceTime: config.shutdownGraceMs,
       stickyQueueScheduleToStartTimeout: config.stickyQueueTimeoutMs,
+      // A cancel is delivered with the next heartbeat RPC: keep them frequent (see the config).
+      maxHeartbeatThrottleInterval: config.heartbeatThrottleMs,
     });
     logger.info('garden-deploy worker polling', {
       taskQueue: config.taskQueue,

@@ -103,19 +103,18 @@ export function publicSpec(project: string, modelUri: string, name = 'tiny-llama
   };
 }
 
-/** `publicSpec` served privately: a PSC endpoint in `consumer`'s network, for the projects allowed. */
+/** `publicSpec` served privately: a PSC endpoint in `consumer`'s network, which its allowlist names. */
 export function privateSpec(
   project: string,
   consumer: string,
   modelUri: string,
   name = 'tiny-llama',
-  allowlist = [consumer],
 ): DeploymentSpecInput {
   return {
     ...publicSpec(project, modelUri, name),
     access: {
       type: 'private',
-      projectAllowlist: allowlist,
+      projectAllowlist: [consumer],
       consumerProject: consumer,
       network: `projects/${consumer}/global/networks/vpc`,
       subnetwork: `projects/${consumer}/regions/us-central1/subnetworks/models`,

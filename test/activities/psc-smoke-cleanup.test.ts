@@ -114,13 +114,37 @@ describe('PSC, smoke tests and compensations', () => {
     }
   });
 
-  it('fails a connection from a project missing from the allowlist with the allowlist hint', async () => {
+  it('refuses a consumer missing from the allowlist at validation, and fails a rejected connection with the allowlist hint', async () => {
     const project = await freshProject('psc-rej');
     const consumer = await freshProject('outsider');
-    const { v, resources } = await deployed(
-      privateSpec(project, consumer, t.modelUri, 'private-llama', ['some-other-project']),
+    const spec = privateSpec(project, consumer, t.modelUri, 'private-llama');
+    const notAllowed = (access: DeploymentSpecInput['access']) =>
+      access?.type === 'private' ? { ...access, projectAllowlist: ['some-other-project'] } : access;
+    const outsider = { ...spec, access: notAllowed(spec.access) };
+    // Refused before anything is created, instead of a REJECTED connection after the GPU deployment.
+    const invalid = await failureOf(inActivity().exec(t.activities.validateWeights, outsider));
+    expect(invalid.type).toBe('InvalidDeploymentSpec');
+    expect(invalid.nonRetryable).toBe(true);
+    expect(invalid.message).toContain(`add "${consumer}" to access.projectAllowlist`);
+
+    // The producer can still reject a listed consumer (the endpoint's allowlist changed out of
+    // band): deploy with an endpoint allowlist that leaves it out — activities take the parsed spec
+    // without parsing it again — and connect with the valid spec.
+    const v: ValidatedDeployment = await inActivity().exec(t.activities.validateWeights, spec);
+    if (v.spec.access.type !== 'private') throw new Error('expected a private spec');
+    const endpointSpec = {
+      ...v.spec,
+      access: { ...v.spec.access, projectAllowlist: ['some-other-project'] },
+    };
+    const deploy = await inActivity().exec(
+      t.activities.deployToVertex,
+      deployInput({ ...v, spec: endpointSpec }),
     );
-    const psc: PscInput = { spec: v.spec, ids: v.ids, serviceAttachment: resources.serviceAttachment! };
+    const psc: PscInput = {
+      spec: v.spec,
+      ids: v.ids,
+      serviceAttachment: deploy.resources.serviceAttachment!,
+    };
     const address = await inActivity().exec(t.activities.reservePscAddress, psc);
     const connection = await inActivity().exec(t.activities.createPscForwardingRule, { ...psc, address });
     const failure = await failureOf(
@@ -133,7 +157,7 @@ describe('PSC, smoke tests and compensations', () => {
     expect(failure.type).toBe('PscConnectionRejected');
     expect(failure.nonRetryable).toBe(true);
     expect(failure.message).toContain('REJECTED');
-    expect(failure.message).toContain(`add it to access.projectAllowlist`);
+    expect(failure.message).toContain('The consumer project is listed, so check the endpoint’s PSC settings');
   });
 
   it('runs every smoke mode on the dedicated host and reports unmet expectations as results', async () => {

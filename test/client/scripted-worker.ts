@@ -216,7 +216,9 @@ function scriptedActivities(
             answerPreview: 'I am a fine-tuned Llama.',
           })),
         }),
-        input.target.kind,
+        input.target.kind === 'psc' && input.target.tlsServerName
+          ? `psc@${input.target.tlsServerName}`
+          : input.target.kind,
       ),
     deletePscForwardingRule: cleanup('deletePscForwardingRule'),
     releasePscAddress: cleanup('releasePscAddress'),

@@ -99,7 +99,7 @@ describe.concurrent('ownership', () => {
     ]);
     const { client } = await getTestEnv();
     const name = uniqueName('shared');
-    const specOf = (project: string) => privateSpec(project, consumer, t.modelUri, name, [consumer]);
+    const specOf = (project: string) => privateSpec(project, consumer, t.modelUri, name);
     const [inA, inB] = await Promise.all([
       deploy(client, t.worker.taskQueue, specOf(a)),
       deploy(client, t.worker.taskQueue, specOf(b)),

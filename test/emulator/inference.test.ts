@@ -147,7 +147,7 @@ describe(':predict, :rawPredict, :streamRawPredict', () => {
     expect(unknownField.json.error.message).toContain('Unknown name "instance"');
   });
 
-  it(':rawPredict returns the container body as-is; :streamRawPredict streams SSE ending [DONE]', async () => {
+  it(':rawPredict returns the container body as-is', async () => {
     const raw = await t.api.post(`${endpointPath}:rawPredict`, chat, { host });
     expect(raw.status).toBe(200);
     expect(raw.headers['x-vertex-ai-deployed-model-id']).toBe(deployedModelId);
@@ -159,33 +159,75 @@ describe(':predict, :rawPredict, :streamRawPredict', () => {
     );
     expect(rawInstances.json.predictions).toHaveLength(1);
     expect(rawInstances.json.deployedModelId).toBeUndefined();
+  });
 
-    const stream = await t.api.post(`${endpointPath}:streamRawPredict`, chat, { host });
-    expect(stream.status).toBe(200);
+  it(':streamRawPredict streams completion chunks ending [DONE] for the documented instances body', async () => {
+    // The body of the Model Garden "Raw Predict" example, sampling fields included.
+    const documented = {
+      instances: [
+        {
+          prompt: 'How to tell the time by looking at the sky?',
+          temperature: 0,
+          top_p: 1,
+          max_tokens: 4,
+          ignore_eos: true,
+          stream: true,
+        },
+      ],
+    };
+    const stream = await t.api.post(`${endpointPath}:streamRawPredict`, documented, { host });
+    expect(stream.status, stream.text).toBe(200);
+    expect(stream.headers['content-type']).toMatch(/^text\/event-stream/);
+    expect(stream.headers['x-vertex-ai-deployed-model-id']).toBe(deployedModelId);
     const events = parseSse(stream.text);
     expect(events.at(-1)).toBe('[DONE]');
-    const unary = await t.api.post(`${endpointPath}/chat/completions`, chat, { host });
-    const text = events
-      .slice(0, -1)
-      .flatMap((e) => JSON.parse(e).choices)
-      .map((c: { delta?: { content?: string } }) => c.delta?.content ?? '')
-      .join('');
-    expect(text).toBe(unary.json.choices[0].message.content);
-
-    const completion = await t.api.post(
-      `${endpointPath}:streamRawPredict`,
-      { prompt: 'Once upon a time', max_tokens: 4 },
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(chunks.every((c) => c.object === 'text_completion' && c.id === chunks[0].id)).toBe(true);
+    const text = chunks.map((c) => c.choices[0].text).join('');
+    expect(text.split(' ')).toHaveLength(4);
+    expect(chunks.at(-1).choices[0].finish_reason).toBe('length');
+    // Same prompt and limit as :predict with raw_response: the same words.
+    const unary = await t.api.post(
+      `${endpointPath}:predict`,
+      { instances: [{ prompt: documented.instances[0]!.prompt, max_tokens: 4, raw_response: true }] },
       { host },
     );
-    const pieces = parseSse(completion.text);
-    expect(pieces.at(-1)).toBe('[DONE]');
-    expect(
-      pieces
-        .slice(0, -1)
-        .map((p) => JSON.parse(p).choices[0].text)
-        .join('')
-        .split(' '),
-    ).toHaveLength(4);
+    expect(text).toBe(unary.json.predictions[0]);
+  });
+
+  it(':streamRawPredict rejects every other body with a 400 naming the expected shape', async () => {
+    const prompt = 'Once upon a time';
+    const wrong: Array<[string, unknown, string]> = [
+      ['top-level prompt (the old smoke body)', { prompt, max_tokens: 4, stream: true }, 'instances'],
+      ['a chat completion', { ...chat, stream: true }, 'instances'],
+      ['no stream: true', { instances: [{ prompt }] }, 'instances.0.stream'],
+      ['stream: false', { instances: [{ prompt, stream: false }] }, 'instances.0.stream'],
+      [
+        'two instances',
+        {
+          instances: [
+            { prompt, stream: true },
+            { prompt, stream: true },
+          ],
+        },
+        'one instance',
+      ],
+      ['no instance', { instances: [] }, 'one instance'],
+      ['a non-string prompt', { instances: [{ prompt: 42, stream: true }] }, 'instances.0.prompt'],
+      ['an unknown field', { instances: [{ prompt, stream: true, messages: [] }] }, 'messages'],
+      [
+        'parameters beside instances',
+        { instances: [{ prompt, stream: true }], parameters: {} },
+        'parameters',
+      ],
+    ];
+    for (const [what, body, named] of wrong) {
+      const res = await t.api.post(`${endpointPath}:streamRawPredict`, body, { host });
+      expect(res.status, what).toBe(400);
+      expect(res.json, what).toMatchObject({ object: 'error', type: 'BadRequestError', code: 400 });
+      expect(res.json.message, what).toContain('{"instances": [{"prompt": "…", "stream": true');
+      expect(res.json.message, what).toContain(named);
+    }
   });
 });
 

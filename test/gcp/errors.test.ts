@@ -111,7 +111,78 @@ describe('synchronous error mapping (vertex-api.md §7)', () => {
     expect(err).toMatchObject({ status: 'RESOURCE_EXHAUSTED', classification: 'permanent' });
     expect(err.hint).toContain(QUOTA_METRIC);
     expect(err.hint).toContain('CustomModelServingL4GPUsPerProjectPerRegion');
+    expect(err.hint).toContain('lower maxReplicaCount × acceleratorCount');
     expect(err.details.quotaViolations[0]?.quotaMetric).toBe(QUOTA_METRIC);
+  });
+
+  it('a synchronous Compute allocation quota is permanent, names the quota and says nothing of GPUs', async () => {
+    const message = "Quota 'FORWARDING_RULES' exceeded. Limit: 15.0 in region us-central1.";
+    const err = await errorFor(
+      403,
+      {
+        error: { code: 403, message, errors: [{ domain: 'usageLimits', reason: 'quotaExceeded', message }] },
+      },
+      {},
+      (c) =>
+        c.compute.insertForwardingRule({
+          project: 'consumer-project',
+          region: 'us-central1',
+          name: 'fr',
+          target: 'projects/producer/regions/us-central1/serviceAttachments/sa',
+          network: 'vpc',
+          ipAddress: '10.0.0.5',
+          requestId: '8f7f4c1e-0b5c-4a35-9a57-2f0f4c1e0b5c',
+        }),
+    );
+    expect(err).toMatchObject({ status: 'RESOURCE_EXHAUSTED', classification: 'permanent' });
+    expect(err.hint).toBe(
+      'Quota exhausted: request an increase of quota FORWARDING_RULES (limit 15) for the project (and region) ' +
+        'it applies to (Google Cloud console → IAM & Admin → Quotas), or delete unused resources it counts; ' +
+        'retrying cannot succeed until there is room.',
+    );
+  });
+
+  it('a non-GPU quota named only in ErrorInfo gets its metric and limit in the hint', async () => {
+    const err = await errorFor(
+      429,
+      googleError(429, 'RESOURCE_EXHAUSTED', 'Quota exceeded.', [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'QUOTA_EXCEEDED',
+          domain: 'googleapis.com',
+          metadata: {
+            quota_metric: 'compute.googleapis.com/forwarding_rules',
+            quota_limit: 'FORWARDING-RULES-per-project',
+            quota_limit_value: '15',
+          },
+        },
+        {
+          '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+          violations: [{ subject: 'projects/123', quotaValue: '15' }],
+        },
+      ]),
+    );
+    expect(err.hint).toContain(
+      'request an increase of quota metric compute.googleapis.com/forwarding_rules ' +
+        '(quota ID FORWARDING-RULES-per-project, limit 15)',
+    );
+    expect(err.hint).not.toMatch(/GPU|accelerator|replica/i);
+    expect(err.details.quotaViolations[0]?.quotaValue).toBe(15);
+  });
+
+  it('a serving CPU quota talks about replicas and machines, not accelerators', () => {
+    const err = errorFromOperation(
+      'projects/1/locations/us-central1/operations/7',
+      {
+        code: 8,
+        message:
+          'The following quota metrics exceed quota limits: aiplatform.googleapis.com/custom_model_serving_cpus',
+      },
+      'aiplatform.googleapis.com',
+    );
+    expect(err.hint).toContain('quota metric aiplatform.googleapis.com/custom_model_serving_cpus');
+    expect(err.hint).toContain('lower maxReplicaCount or pick a smaller machine type');
+    expect(err.hint).not.toMatch(/GPU|accelerator/i);
   });
 
   it('GPU stockout is permanent with a capacity hint', async () => {
@@ -181,6 +252,21 @@ describe('synchronous error mapping (vertex-api.md §7)', () => {
     );
     expect(err.hint).toContain('permission aiplatform.endpoints.get');
     expect(err.hint).toContain('roles/aiplatform.user');
+  });
+
+  it('a missing Compute permission names it too (Compute words it "Required \'x\' permission")', async () => {
+    const message =
+      "Required 'compute.forwardingRules.delete' permission for 'projects/consumer-project/regions/us-central1/forwardingRules/fr'";
+    const err = await errorFor(
+      403,
+      { error: { code: 403, message, errors: [{ domain: 'global', reason: 'forbidden', message }] } },
+      {},
+      (c) =>
+        c.compute.deleteForwardingRule({ project: 'consumer-project', region: 'us-central1', name: 'fr' }),
+    );
+    expect(err).toMatchObject({ status: 'PERMISSION_DENIED', classification: 'permanent' });
+    expect(err.hint).toContain('permission compute.forwardingRules.delete');
+    expect(err.hint).toContain('roles/compute.networkAdmin');
   });
 
   it('BadRequest field violations are parsed and named in the hint', async () => {
@@ -284,10 +370,52 @@ describe('Compute operation errors', () => {
       classification: 'permanent',
     });
     expect(failed?.googleMessage).toContain("QUOTA_EXCEEDED: Quota 'INTERNAL_ADDRESSES' exceeded.");
+    expect(failed?.hint).toContain('request an increase of quota INTERNAL_ADDRESSES ');
+    expect(failed?.hint).not.toMatch(/GPU|accelerator|replica/i);
     expect(computeOperationError({ name: 'operation-2', status: 'DONE' })).toBeUndefined();
     expect(
       computeOperationError({ name: 'operation-3', status: 'RUNNING', error: { errors: [{ code: 'X' }] } }),
     ).toBeUndefined();
+  });
+
+  it("names the quota from Compute's errorDetails[].quotaInfo", () => {
+    const err = computeOperationError({
+      name: 'operation-5',
+      status: 'DONE',
+      httpErrorStatusCode: 403,
+      error: {
+        errors: [
+          {
+            code: 'QUOTA_EXCEEDED',
+            message: "Quota 'FORWARDING_RULES' exceeded. Limit: 15.0 in region us-central1.",
+            errorDetails: [
+              {
+                quotaInfo: {
+                  metricName: 'compute.googleapis.com/forwarding_rules',
+                  limitName: 'FORWARDING-RULES-per-project-region',
+                  dimensions: { region: 'us-central1' },
+                  limit: 15,
+                },
+              },
+            ],
+          },
+        ],
+      },
+    });
+    expect(err).toMatchObject({ status: 'RESOURCE_EXHAUSTED', classification: 'permanent' });
+    expect(err?.details.quotaViolations).toEqual([
+      {
+        quotaMetric: 'compute.googleapis.com/forwarding_rules',
+        quotaId: 'FORWARDING-RULES-per-project-region',
+        quotaDimensions: { region: 'us-central1' },
+        quotaValue: 15,
+      },
+    ]);
+    expect(err?.hint).toContain(
+      'request an increase of quota metric compute.googleapis.com/forwarding_rules ' +
+        '(quota ID FORWARDING-RULES-per-project-region, limit 15)',
+    );
+    expect(err?.hint).not.toMatch(/GPU|accelerator|replica/i);
   });
 
   it('maps an unknown code by httpErrorStatusCode', () => {

@@ -119,6 +119,26 @@ describe('DeploymentSpec', () => {
     );
   });
 
+  it('refuses a private endpoint whose consumer project is not in the allowlist, before anything is deployed', () => {
+    const access = {
+      type: 'private',
+      projectAllowlist: ['other-project'],
+      consumerProject: 'consumer-project',
+      network: 'projects/consumer-project/global/networks/vpc',
+      subnetwork: 'projects/consumer-project/regions/us-central1/subnetworks/sub',
+    };
+    expect(issuesOf({ ...minimal, access })).toEqual([
+      'access.projectAllowlist: the consumer project consumer-project (access.consumerProject, where the PSC ' +
+        'forwarding rule is created) is not in the allowlist, so its connection would be rejected: add ' +
+        '"consumer-project" to access.projectAllowlist',
+    ]);
+    const spec = parseDeploymentSpec({
+      ...minimal,
+      access: { ...access, projectAllowlist: ['other-project', 'consumer-project'] },
+    });
+    expect(spec.access).toMatchObject({ projectAllowlist: ['other-project', 'consumer-project'] });
+  });
+
   it('loads YAML files and refuses duplicate keys', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'spec-'));
     const good = path.join(dir, 'good.yaml');

@@ -1,17 +1,18 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createGcpClient } from '../../src/gcp';
+import { DEFAULT_DATA_DIR, writeStackFile } from '../../src/local-stack/stack-file';
 import { WorkerConfigError, describeWorkerConfig, loadWorkerConfig } from '../../src/worker/config';
 import { formatLogEntry } from '../../src/worker/main';
 import { RateLimiter, rateLimitedGcpClient } from '../../src/worker/rate-limit';
 
 /** The worker's environment contract: defaults, overrides, and errors that name the variable. */
 
-// No stack.json, no profile file: only what each test sets.
+// No profile file: only what each test sets.
 const empty = mkdtempSync(path.join(os.tmpdir(), 'worker-config-'));
-const base = { GARDEN_DEPLOY_DATA_DIR: empty, TEMPORAL_CONFIG_FILE: path.join(empty, 'none.toml') };
+const base = { TEMPORAL_CONFIG_FILE: path.join(empty, 'none.toml') };
 
 describe('loadWorkerConfig', () => {
   it('defaults to Google, the default task queue and localhost Temporal', () => {
@@ -19,10 +20,11 @@ describe('loadWorkerConfig', () => {
     expect(config).toMatchObject({
       temporal: { address: 'localhost:7233', namespace: 'default' },
       taskQueue: 'garden-deploy',
-      gcp: { pscSkipTlsVerify: true },
+      gcp: { pscSkipTlsVerify: false },
       gcpRateLimitPerSecond: 10,
       shutdownGraceMs: 30_000,
       stickyQueueTimeoutMs: 10_000,
+      heartbeatThrottleMs: 1_000,
       logLevel: 'INFO',
       activityOptions: { poll: {} },
     });
@@ -46,6 +48,7 @@ describe('loadWorkerConfig', () => {
       GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS: '4',
       GARDEN_DEPLOY_SHUTDOWN_GRACE: '2m',
       GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1500',
+      GARDEN_DEPLOY_HEARTBEAT_THROTTLE: '250ms',
       GARDEN_DEPLOY_LOG_LEVEL: 'debug',
       GARDEN_DEPLOY_POLL_INITIAL_MS: '200',
       GARDEN_DEPLOY_POLL_MAX_MS: '5000',
@@ -65,6 +68,7 @@ describe('loadWorkerConfig', () => {
       maxConcurrentWorkflowTasks: 4,
       shutdownGraceMs: 120_000,
       stickyQueueTimeoutMs: 1_500,
+      heartbeatThrottleMs: 250,
       logLevel: 'DEBUG',
       activityOptions: { poll: { initialMs: 200, maxMs: 5000 } },
     });
@@ -97,6 +101,54 @@ describe('loadWorkerConfig', () => {
       'GARDEN_DEPLOY_LOG_LEVEL="LOUD": must be one of TRACE, DEBUG, INFO, WARN, ERROR',
     );
     expect(message).toContain('GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY="maybe": must be true or false');
+  });
+
+  it('bounds the heartbeat throttle to what lets a cancel arrive soon without flooding the server', () => {
+    expect(loadWorkerConfig({ ...base, GARDEN_DEPLOY_HEARTBEAT_THROTTLE: '60s' }).heartbeatThrottleMs).toBe(
+      60_000,
+    );
+    expect(loadWorkerConfig({ ...base, GARDEN_DEPLOY_HEARTBEAT_THROTTLE: '2000' }).heartbeatThrottleMs).toBe(
+      2_000,
+    );
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_HEARTBEAT_THROTTLE: '2m' })).toThrow(
+      'GARDEN_DEPLOY_HEARTBEAT_THROTTLE="2m": must be at most 60 s',
+    );
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_HEARTBEAT_THROTTLE: '10ms' })).toThrow(
+      'GARDEN_DEPLOY_HEARTBEAT_THROTTLE="10ms": must be at least 100ms',
+    );
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_HEARTBEAT_THROTTLE: 'often' })).toThrow(
+      /GARDEN_DEPLOY_HEARTBEAT_THROTTLE="often": .*is not a duration/,
+    );
+    const described = describeWorkerConfig(loadWorkerConfig(base));
+    expect(described.heartbeatThrottleMs).toBe(1_000);
+  });
+
+  it("ignores a running local stack's stack.json: Temporal comes from the environment only", () => {
+    const dataDir = mkdtempSync(path.join(empty, 'stack-'));
+    const stackDir = path.join(dataDir, DEFAULT_DATA_DIR);
+    mkdirSync(stackDir);
+    writeStackFile({
+      pid: process.pid, // alive: this test process stands in for `garden-deploy dev`
+      startedAt: new Date().toISOString(),
+      dataDir: stackDir,
+      temporal: { address: '127.0.0.1:17233', namespace: 'stack-ns' },
+      gcs: { endpoint: 'http://127.0.0.1:14443' },
+      emulator: { url: 'http://127.0.0.1:18780', logFile: path.join(stackDir, 'emulator.log') },
+      services: [],
+      env: {},
+    });
+    const home = process.cwd();
+    process.chdir(dataDir);
+    try {
+      for (const env of [base, { ...base, GARDEN_DEPLOY_DATA_DIR: stackDir }]) {
+        expect(loadWorkerConfig(env).temporal).toMatchObject({
+          address: 'localhost:7233',
+          namespace: 'default',
+        });
+      }
+    } finally {
+      process.chdir(home);
+    }
   });
 
   it('reads Temporal Cloud settings through envconfig and never describes the API key', () => {

@@ -158,6 +158,17 @@ describe.concurrent('the durable deployment', () => {
     );
   });
 
+  it('smoke-tests a private deployment on its PSC address, checking TLS against access.tlsServerName', async () => {
+    const base = privateSpec(uniqueName('tls'));
+    const spec = {
+      ...base,
+      access: { ...(base.access as object), tlsServerName: 'llama.internal.example.com' },
+    };
+    const { script, started } = await deploy(spec as DeploymentSpecInput);
+    expect((await started.result()).outcome).toBe('serving');
+    expect(script.calls).toContain('runSmokeTests:psc@llama.internal.example.com');
+  });
+
   it('cancel during the deploy stops it, cancels the operation, looks again for late resources', async () => {
     const gate = new Gate();
     const spec = publicSpec(uniqueName('cancel'));

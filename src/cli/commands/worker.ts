@@ -9,12 +9,14 @@ export function register(program: Command): void {
       'Run a worker: executes deployments (workflows and their Vertex AI / Compute activities) from a task queue ' +
         'until Ctrl-C/SIGTERM, then lets running activities finish for GARDEN_DEPLOY_SHUTDOWN_GRACE. ' +
         'Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE ' +
-        '(else the local stack, else localhost:7233). Google: Application Default Credentials; ' +
-        'GARDEN_DEPLOY_GCP_QUOTA_PROJECT (billed for API quota); GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY (default true: like ' +
-        "Google's SDK, smoke calls to a PSC internal IP skip certificate checks); " +
+        '(else localhost:7233; `garden-deploy dev` sets them for its own worker). Google: Application Default Credentials; ' +
+        'GARDEN_DEPLOY_GCP_QUOTA_PROJECT (billed for API quota); GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY (default false: ' +
+        'smoke calls to a PSC internal IP verify its certificate against access.tlsServerName; true skips the check, ' +
+        "as Google's SDK does); " +
         'GARDEN_DEPLOY_VERTEX_BASE_URL / _COMPUTE_BASE_URL / _PREDICTION_BASE_URL and STORAGE_EMULATOR_HOST for emulators. ' +
         'Tuning: GARDEN_DEPLOY_TASK_QUEUE, GARDEN_DEPLOY_GCP_RATE_LIMIT (requests/s), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
-        'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
+        'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_HEARTBEAT_THROTTLE (default 1s, at most 60s: a cancel ' +
+        'reaches a running activity with its next heartbeat), GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
         'Logs are JSON lines on stdout. Exit code 0 after a clean stop, 1 when the worker fails, 2 on invalid configuration.',
     )
     .option('--task-queue <name>', 'task queue to poll (overrides GARDEN_DEPLOY_TASK_QUEUE)')

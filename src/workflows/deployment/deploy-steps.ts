@@ -232,7 +232,13 @@ export function smokeTarget(
   if (smoke.target === 'skip') return { kind: 'skip', reason: smoke.skipReason ?? 'skipped by the spec' };
   if (smoke.tests.length === 0) return { kind: 'skip', reason: 'no smoke tests configured' };
   if (access.type === 'private') {
-    return pscIp ? { kind: 'psc', ipAddress: pscIp } : { kind: 'skip', reason: 'no PSC address' };
+    if (!pscIp) return { kind: 'skip', reason: 'no PSC address' };
+    // The endpoint's certificate is checked against this name while connecting to the PSC address.
+    return {
+      kind: 'psc',
+      ipAddress: pscIp,
+      ...(access.tlsServerName ? { tlsServerName: access.tlsServerName } : {}),
+    };
   }
   return dns
     ? { kind: 'dedicated', host: dns }
