@@ -98,7 +98,9 @@ describe.skipIf(!hasOpenssl)('TLS for inference', () => {
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GcpApiError);
     expect(err).toMatchObject({ source: 'network', classification: 'permanent' });
-    expect((err as GcpApiError).hint).toMatch(/access\.tlsServerName.*GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY=true/);
+    expect((err as GcpApiError).hint).toMatch(
+      /access\.tlsServerName.*GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY=true/,
+    );
   });
 
   it('pscSkipTlsVerify lets a PSC address through, with Host naming the address', async () => {
