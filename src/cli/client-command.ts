@@ -145,7 +145,21 @@ function localStackFallback(env: Record<string, string | undefined>): FallbackTa
   };
 }
 
+/** A flag's value is not one the command accepts (the messages name the flag). */
+export class InvalidFlagsError extends Error {
+  override readonly name = 'InvalidFlagsError';
+}
+
+/** The command's flags, checked: a bad value is an `InvalidFlagsError` listing each problem. */
+export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success)
+    throw new InvalidFlagsError(parsed.error.issues.map((issue) => issue.message).join('; '));
+  return parsed.data;
+}
+
 const BAD_INPUT = [
+  InvalidFlagsError,
   InvalidSpecError,
   TemporalConnectionError,
   DeploymentNotFoundError,

@@ -18,7 +18,9 @@ import {
   DEPLOYMENT_ARGUMENT_HELP,
   EXIT_OK,
   exitOnUsageErrorWith2,
+  parseFlags,
   processIo,
+  reportError,
   withTemporal,
 } from './client-command';
 import { follow, outcomeExitCode, outcomeJson, reportOutcome } from './follow';
@@ -187,7 +189,12 @@ export async function runControl(
   raw: unknown,
   io: CommandIo,
 ): Promise<number> {
-  const flags = ControlFlagsSchema.parse(raw);
+  let flags: ControlFlags;
+  try {
+    flags = parseFlags(ControlFlagsSchema, raw);
+  } catch (err) {
+    return reportError(name, err, io);
+  }
   const spec = COMMANDS[name];
   return withTemporal(name, flags, io, async (temporal) => {
     const request = await spec.send(temporal, ref, flags);

@@ -293,6 +293,49 @@ describe.concurrent('garden-deploy deployment commands', { timeout: 240_000 }, (
     );
   });
 
+  it('scale, a blocked teardown and abandon-cleanup from the command line, with their exit codes', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('cli-ops'));
+    const fail: Record<string, string> = { deleteModel: 'the model is still used by another endpoint' };
+    worker.script(spec, { fail });
+    const started = await startDeployment(client, spec, {
+      taskQueue: worker.taskQueue,
+      settings: { cleanupAttempts: 1, cleanupRetryMs: 100 },
+    });
+    await started.result();
+    const { workflowId } = started;
+
+    const scale = await runCli(['scale', workflowId, '--min', '2', '--max', '3'], env);
+    expect(scale.code, scale.stderr).toBe(0);
+    expect(scale.stdout).toContain(`Scale accepted for ${workflowId} (it was at stage SERVING)`);
+    expect(scale.stdout).toContain(`✔ ${spec.name} scaled to 2–3 replicas (2 available)`);
+    const badScale = await runCli(['scale', workflowId, '--min', '0'], env);
+    expect(badScale.code).toBe(2);
+    expect(badScale.stderr).toContain('--min must be at least 1');
+
+    const teardown = await runCli(['teardown', workflowId], env);
+    expect(teardown.code, teardown.stderr).toBe(1);
+    expect(teardown.stdout).toContain(`✖ ${spec.name}: cleanup is blocked`);
+    expect(teardown.stdout).toContain('Blocked: deleteModel after 1 attempt(s): the model is still used');
+    expect(teardown.stdout).toContain(`Once fixed: garden-deploy retry-cleanup ${workflowId}`);
+    const status = await runCli(['status', workflowId], env);
+    expect(status.code, status.stderr).toBe(1);
+    expect(status.stdout).toContain('CLEANUP_BLOCKED');
+
+    const noReason = await runCli(['abandon-cleanup', workflowId], env);
+    expect(noReason.code).toBe(2);
+    expect(noReason.stderr).toContain("required option '--reason <text>' not specified");
+    const abandon = await runCli(['abandon-cleanup', workflowId, '--reason', 'deleted it myself'], env);
+    expect(abandon.code, abandon.stderr).toBe(0);
+    expect(abandon.stdout).toContain(`✔ ${spec.name} is torn down`);
+    expect(abandon.stdout).toMatch(
+      /! .*\/models\/.* \(abandoned: abandoned by an operator: deleted it myself\)/,
+    );
+    const late = await runCli(['retry-cleanup', workflowId], env);
+    expect(late.code).toBe(2);
+    expect(late.stderr).toMatch(/already ended \(torn down\)/);
+  });
+
   it('list filters by search attributes as a table or JSON, and status resolves a bare name', async () => {
     const { client } = await getTestEnv();
     const bucket = uniqueName('cli-list');

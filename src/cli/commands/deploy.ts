@@ -16,6 +16,7 @@ import {
   EXIT_OK,
   NO_UI_LINK,
   exitOnUsageErrorWith2,
+  parseFlags,
   processIo,
   reportError,
   taskQueueOption,
@@ -226,7 +227,12 @@ export function register(program: Command): void {
 }
 
 export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
-  const flags = DeployFlagsSchema.parse(raw) as DeployFlags;
+  let flags: DeployFlags;
+  try {
+    flags = parseFlags(DeployFlagsSchema, raw) as DeployFlags;
+  } catch (err) {
+    return reportError('deploy', err, io);
+  }
   let document: unknown;
   try {
     document = await specDocument(flags);

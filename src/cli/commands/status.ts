@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .summary("show a deployment's stage, steps, resources and result")
     .description(
       "Show a deployment's stage, steps (attempts, replicas N/M, operation, last error), resources and, once " +
-        'finished, its result. Exit codes: 0 running or serving (or torn down); 1 failed, cancelled or rolled ' +
+        'finished, its result. Exit codes: 0 running or serving (or torn down); 1 CLEANUP_BLOCKED, failed, cancelled or rolled ' +
         'back; 2 not found, bad input or Temporal unreachable.',
     )
     .argument('<deployment>', DEPLOYMENT_ARGUMENT_HELP)
@@ -43,8 +43,10 @@ export async function runStatus(ref: string, raw: unknown, io: CommandIo): Promi
 }
 
 function statusExitCode(status: DeploymentStatus): number {
-  if (status.status === 'RUNNING') return EXIT_OK;
+  if (status.status === 'RUNNING')
+    return status.stage === 'CLEANUP_BLOCKED' ? EXIT_DEPLOYMENT_FAILED : EXIT_OK;
   if (status.status !== 'COMPLETED') return EXIT_DEPLOYMENT_FAILED;
   const result = status.result;
-  return isDeploymentResult(result) && result.outcome !== 'serving' ? EXIT_DEPLOYMENT_FAILED : EXIT_OK;
+  const fine = !isDeploymentResult(result) || result.outcome === 'serving' || result.outcome === 'torn-down';
+  return fine ? EXIT_OK : EXIT_DEPLOYMENT_FAILED;
 }
