@@ -146,6 +146,19 @@ export class ProgressTracker {
     this.touch();
   }
 
+  /** The revision moves on; serving and ending are dated. */
+  setRevisionState(state: RevisionSummary['state']): void {
+    const revision = this.state.revision;
+    if (!revision) return;
+    const now = timestamp();
+    this.setRevision({
+      ...revision,
+      state,
+      ...(state === 'serving' ? { servingAt: now } : {}),
+      ...(['serving', 'validating', 'deploying'].includes(state) ? {} : { endedAt: now }),
+    });
+  }
+
   setScale(scale: { min: number; max: number }): void {
     this.state.scale = scale;
     this.touch();

@@ -2,14 +2,13 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  currentUpdateInfo,
   isCancellation,
   log,
   setCurrentDetails,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { CleanupInput, CleanupOutcome } from '../../activities/contract';
+import type { CleanupInput } from '../../activities/contract';
 import { DeployStage as DeployStageKey } from '../../search-attributes';
 import { type FailureSummary, summarizeFailure } from '../failures';
 import { ProgressTracker } from '../progress';
@@ -18,7 +17,6 @@ import type {
   AbortKind,
   CarriedState,
   CleanupProgress,
-  CleanupTaskName,
   ControlRequest,
   DeployProgress,
   DeployRequest,
@@ -28,7 +26,6 @@ import type {
   DeploymentResult,
   DeploymentSettings,
   RecoveryInput,
-  RequestRecord,
   ScaleOutcome,
   ScaleRequest,
   StepName,
@@ -37,6 +34,9 @@ import type {
 import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
 import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
 import { type DeploymentState, type StepContext, deploySteps } from './deploy-steps';
+import { cleanupInputOf, remainingResources, showCleanup } from './removal';
+import { scaleInPlace } from './scale-in-place';
+import { RequestLog } from './request-log';
 import { differentSpecMessage, specDifferences } from './spec-diff';
 
 /**
@@ -53,19 +53,6 @@ const UNDO_STAGES: Record<UndoKind, { running: DeployStage; done: DeployStage; o
     failure: { running: 'ROLLING_BACK', done: 'FAILED', outcome: 'failed' },
     teardown: { running: 'TEARING_DOWN', done: 'TORN_DOWN', outcome: 'torn-down' },
   };
-
-/** The step a compensation undoes, for the progress rows. */
-const TASK_STEP: Record<CleanupTaskName, StepName> = {
-  stopDeployOperation: 'deploy',
-  undeployModels: 'deploy',
-  deleteEndpoint: 'deploy',
-  deleteModel: 'deploy',
-  deletePscForwardingRule: 'psc',
-  releasePscAddress: 'psc',
-};
-
-/** Update outcomes kept for idempotency across continue-as-new. */
-const MAX_REMEMBERED_REQUESTS = 50;
 
 /**
  * One durable deployment: its state, the logic of each Update (validator + handler), and the jobs
@@ -89,7 +76,7 @@ export class Deployment implements StepContext {
   private busy = false;
   /** A rollback or teardown was accepted: nothing else may start. */
   private removalAccepted = false;
-  private requests: RequestRecord[] = [];
+  private requests = new RequestLog();
   private temporalCancellation?: unknown;
   private publishedStage?: DeployStage;
 
@@ -173,7 +160,7 @@ export class Deployment implements StepContext {
       return;
     }
     this.phase = 'serving';
-    this.revisionState('serving');
+    this.tracker.setRevisionState('serving');
     const window = spec.rollbackWindow;
     if (window > 0) {
       this.rollbackWindowEndsAt = Date.now() + window;
@@ -208,7 +195,10 @@ export class Deployment implements StepContext {
       plan,
       {
         run: (task) => this.activities.cleanup[task](this.cleanupInput()),
-        changed: (current, outcomes) => this.cleanupChanged(current, outcomes),
+        changed: (current, outcomes) => {
+          showCleanup(this.tracker, current, outcomes);
+          this.publish();
+        },
         graceMs: this.settings.lateResourceGraceMs,
       },
       () => new Date().toISOString(),
@@ -237,14 +227,14 @@ export class Deployment implements StepContext {
       failure: 'failed',
       teardown: 'retired',
     } as const;
-    if (!this.recovery) this.revisionState(revision[kind]);
+    if (!this.recovery) this.tracker.setRevisionState(revision[kind]);
     this.publish(UNDO_STAGES[kind].done);
   }
 
   // --- Updates ---------------------------------------------------------------------------------
 
   validateDeploy(request: DeployRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     if (this.recovery)
       this.reject(
         `deployment ${this.id} is being torn down (stage ${this.stage}); deploy it again once that ends`,
@@ -261,14 +251,14 @@ export class Deployment implements StepContext {
 
   /** Same spec: attaches, answering once the first deploy serves or has ended. */
   deploy(_request: DeployRequest): Promise<DeploymentResult> {
-    return this.once('deploy', async () => {
+    return this.requests.once('deploy', async () => {
       await condition(() => this.phase !== 'deploying' && this.phase !== 'undoing');
       return this.phase === 'serving' ? this.result('serving') : this.undoResult();
     });
   }
 
   validateCancel(_request?: ControlRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     if (this.phase === 'serving')
       this.reject(
         `deployment ${this.id} is serving: there is no deploy to cancel. Remove it with \`garden-deploy teardown ${this.id}\`` +
@@ -278,11 +268,11 @@ export class Deployment implements StepContext {
   }
 
   cancel(request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('cancel', () => this.preempt('cancel', request.reason));
+    return this.requests.once('cancel', () => this.preempt('cancel', request.reason));
   }
 
   validateRollback(_request?: ControlRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     if (this.phase === 'serving') {
       if (this.removalAccepted) this.reject(`deployment ${this.id} is already being removed`);
       if (!this.inRollbackWindow()) {
@@ -299,14 +289,14 @@ export class Deployment implements StepContext {
   }
 
   rollback(request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('rollback', () => {
+    return this.requests.once('rollback', () => {
       if (this.phase === 'deploying') return this.preempt('rollback', request.reason);
       return this.removeServing('rollback', request.reason ?? 'rollback requested');
     });
   }
 
   validateTeardown(_request?: ControlRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     // The teardown of an earlier run is what this run does: the request that started it attaches.
     if (this.recovery && this.phase !== 'ended') return;
     if (this.phase === 'deploying')
@@ -318,7 +308,7 @@ export class Deployment implements StepContext {
   }
 
   teardown(request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('teardown', async () => {
+    return this.requests.once('teardown', async () => {
       if (!this.recovery) return this.removeServing('teardown', request.reason ?? 'teardown requested');
       await condition(() => this.phase === 'blocked' || this.phase === 'ended');
       return this.undoResult();
@@ -326,7 +316,7 @@ export class Deployment implements StepContext {
   }
 
   validateScale(request: ScaleRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     const min = request?.min;
     const max = request?.max ?? Math.max(min, this.tracker.snapshot().scale?.max ?? min);
     const whole = (n: unknown): n is number =>
@@ -339,17 +329,17 @@ export class Deployment implements StepContext {
   }
 
   scale(request: ScaleRequest): Promise<ScaleOutcome> {
-    return this.once('scale', () => this.exclusive(() => this.scaleServing(request)));
+    return this.requests.once('scale', () => this.exclusive(() => this.scaleServing(request)));
   }
 
   validateRetryCleanup(_request?: ControlRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     if (this.phase !== 'blocked')
       this.reject(`deployment ${this.id} has no blocked cleanup to retry (stage ${this.stage})`);
   }
 
   retryCleanup(_request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('retryCleanup', async () => {
+    return this.requests.once('retryCleanup', async () => {
       retryBlocked(this.cleanup!);
       await CancellationScope.nonCancellable(() => this.runCleanupPlan());
       return this.undoResult();
@@ -357,7 +347,7 @@ export class Deployment implements StepContext {
   }
 
   validateAbandonCleanup(request: ControlRequest): void {
-    if (this.known()) return;
+    if (this.requests.known()) return;
     if (this.phase !== 'blocked')
       this.reject(`deployment ${this.id} has no blocked cleanup to abandon (stage ${this.stage})`);
     if (!request.reason?.trim())
@@ -367,9 +357,14 @@ export class Deployment implements StepContext {
   }
 
   abandonCleanup(request: ControlRequest): Promise<DeploymentResult> {
-    return this.once('abandonCleanup', async () => {
+    return this.requests.once('abandonCleanup', async () => {
       const reason = `abandoned by an operator: ${request.reason!.trim()}`;
-      const outcomes = abandonRemaining(this.cleanup!, reason, this.remainingResources());
+      const left = remainingResources(
+        this.cleanup,
+        this.tracker.resources,
+        this.recovery?.ids ?? this.state.validated?.ids,
+      );
+      const outcomes = abandonRemaining(this.cleanup!, reason, left);
       this.tracker.addRemoved(outcomes);
       this.tracker.setCleanup(this.cleanup);
       this.end();
@@ -402,7 +397,7 @@ export class Deployment implements StepContext {
       ...(this.state.validated ? { validated: this.state.validated } : {}),
       phase: this.phase === 'blocked' ? 'blocked' : 'serving',
       ...(this.rollbackWindowEndsAt ? { rollbackWindowEndsAt: this.rollbackWindowEndsAt } : {}),
-      requests: this.requests,
+      requests: this.requests.carry(),
       ...(this.failure ? { failure: this.failure } : {}),
     };
     if (this.recovery) return { recover: this.recovery, settings: this.settings, carried };
@@ -451,7 +446,7 @@ export class Deployment implements StepContext {
     detail: (result: T) => string,
   ): Promise<T> {
     this.tracker.startStep(name);
-    if (name === 'deploy') this.revisionState('deploying');
+    if (name === 'deploy') this.tracker.setRevisionState('deploying');
     this.publish(stage);
     try {
       const result = await run();
@@ -487,7 +482,7 @@ export class Deployment implements StepContext {
 
   private restore(carried: CarriedState): void {
     this.phase = carried.phase;
-    this.requests = carried.requests;
+    this.requests = new RequestLog(carried.requests);
     this.rollbackWindowEndsAt = carried.rollbackWindowEndsAt;
     this.failure = carried.failure;
     this.cleanup = carried.progress.cleanup;
@@ -519,41 +514,13 @@ export class Deployment implements StepContext {
         'DeploymentStateError',
       );
     }
+    const validated = this.state.validated!;
     const current = this.tracker.snapshot().scale ?? this.spec.replicas;
-    const min = request.min;
-    const max = request.max ?? Math.max(min, current.max);
-    const { resources } = this.tracker;
-    const spec = this.state.validated!.spec;
-    this.publish('SCALING');
-    try {
-      const scaled = await this.activities.wait(spec.timeouts.replicas).scaleDeployment({
-        endpoint: resources.endpoint!,
-        deployedModelId: resources.deployedModelId!,
-        minReplicas: min,
-        maxReplicas: max,
-        ownership: this.state.ownership!,
-        deadline: Date.now() + spec.timeouts.replicas,
-      });
-      this.state.spec = { ...this.spec, replicas: { min, max } };
-      this.state.validated = { ...this.state.validated!, spec: { ...spec, replicas: { min, max } } };
-      this.tracker.setScale({ min, max });
-      this.tracker.setReplicas(scaled.available, min);
-      return {
-        deployment: spec.name,
-        replicas: { min, max },
-        available: scaled.available,
-        changed: scaled.operation !== '',
-      };
-    } catch (err) {
-      const failure = summarizeFailure(err);
-      this.tracker.recordError(failure);
-      throw ApplicationFailure.nonRetryable(
-        `scaling ${this.id} failed: ${failure.message}`,
-        failure.type ?? 'ScaleFailed',
-      );
-    } finally {
-      this.publish('SERVING');
-    }
+    const replicas = { min: request.min, max: request.max ?? Math.max(request.min, current.max) };
+    const outcome = await scaleInPlace(this, validated.spec, this.state.ownership!, replicas);
+    this.state.spec = { ...this.spec, replicas };
+    this.state.validated = { ...validated, spec: { ...validated.spec, replicas } };
+    return outcome;
   }
 
   /** Serving operations take turns. */
@@ -565,25 +532,6 @@ export class Deployment implements StepContext {
     } finally {
       this.busy = false;
     }
-  }
-
-  /** Runs an Update's handler once per request id, also across continue-as-new. */
-  private async once<T>(update: string, handle: () => Promise<T>): Promise<T> {
-    const id = currentUpdateInfo()?.id;
-    const known = id ? this.requests.find((r) => r.id === id) : undefined;
-    if (known) return known.result as T;
-    const result = await handle();
-    if (id) {
-      this.requests.push({ id, update, result });
-      if (this.requests.length > MAX_REMEMBERED_REQUESTS) this.requests.shift();
-    }
-    return result;
-  }
-
-  /** A request id already answered is accepted again (and gets the same answer). */
-  private known(): boolean {
-    const id = currentUpdateInfo()?.id;
-    return id !== undefined && this.requests.some((r) => r.id === id);
   }
 
   private reject(message: string): never {
@@ -617,67 +565,22 @@ export class Deployment implements StepContext {
     return this.rollbackWindowEndsAt !== undefined && Date.now() < this.rollbackWindowEndsAt;
   }
 
-  private revisionState(state: NonNullable<DeployProgress['revision']>['state']): void {
-    const revision = this.tracker.revision;
-    if (!revision) return;
-    const now = new Date().toISOString();
-    this.tracker.setRevision({
-      ...revision,
-      state,
-      ...(state === 'serving' ? { servingAt: now } : {}),
-      ...(['serving', 'validating', 'deploying'].includes(state) ? {} : { endedAt: now }),
-    });
-  }
-
   private cleanupInput(): CleanupInput {
     const source = this.recovery;
-    const resources = this.tracker.resources;
     const spec = this.state.validated?.spec;
     const consumer =
       source?.consumerProject ?? (spec?.access.type === 'private' ? spec.access.consumerProject : undefined);
     const ids = source?.ids ?? this.state.validated?.ids;
     const ownership = source?.ownership ?? this.state.ownership;
-    return {
+    return cleanupInputOf({
       project: source?.project ?? this.spec.project,
       region: source?.region ?? this.spec.region,
       ...(ownership ? { ownership } : {}),
-      resources,
+      resources: this.tracker.resources,
       ...(ids ? { ids } : {}),
       ...(consumer ? { consumerProject: consumer } : {}),
       stopWaitMs: this.settings.stopWaitMs,
-    };
-  }
-
-  private cleanupChanged(plan: CleanupProgress, outcomes: CleanupOutcome[]): void {
-    const steps = this.tracker.snapshot().steps;
-    for (const step of ['deploy', 'psc'] as const) {
-      const tasks = plan.tasks.filter((t) => TASK_STEP[t.task] === step);
-      const status = steps.find((s) => s.name === step)?.status;
-      if (tasks.length === 0 || status === 'pending' || status === 'skipped') continue;
-      if (tasks.every((t) => t.state === 'done')) this.tracker.compensated(step, []);
-      else if (tasks.some((t) => t.state !== 'pending')) this.tracker.compensating(step);
-    }
-    this.tracker.addRemoved(outcomes);
-    this.tracker.setCleanup(plan);
-    this.publish();
-  }
-
-  /** What a blocked or pending compensation would have removed. */
-  private remainingResources(): string[] {
-    const r = this.tracker.resources;
-    const ids = this.recovery?.ids ?? this.state.validated?.ids;
-    const names: Record<CleanupTaskName, string | undefined> = {
-      stopDeployOperation: r.deployOperation,
-      undeployModels: r.endpoint && `${r.endpoint}/deployedModels`,
-      deleteEndpoint: r.endpoint ?? ids?.endpointId,
-      deleteModel: r.model ?? ids?.modelId,
-      deletePscForwardingRule: r.pscForwardingRule ?? ids?.pscForwardingRuleName,
-      releasePscAddress: r.pscAddress ?? ids?.pscAddressName,
-    };
-    const tasks =
-      this.cleanup?.tasks.filter((t) => (t.state === 'blocked' || t.state === 'pending') && !t.lateLook) ??
-      [];
-    return [...new Set(tasks.map((t) => names[t.task]).filter((n): n is string => Boolean(n)))];
+    });
   }
 
   private undoResult(): DeploymentResult {
