@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { DEPLOYABLE_ACCELERATOR_TYPES } from '../gcp/accelerators';
 import { isDnsName } from '../gcp/prediction';
 import { InvalidModelUriError, parseGcsUri } from '../storage/uri';
-import { durationField } from './duration';
+import { durationField } from './duration-field';
+import { DEFAULT_STRATEGY, GatesSchema, StrategySchema } from './rollout';
 
 /**
  * `DeploymentSpec`: the one description of a deployment, shared by the CLI (YAML/JSON file or
@@ -221,6 +222,10 @@ export const DeploymentSpecSchema = z
       .prefault({}),
     /** How long a successful deployment stays open to a `rollback` signal (0 = finish at once). */
     rollbackWindow: durationField({ max: 30 * 24 * HOUR }).default(0),
+    /** How an upgrade shifts traffic to a new revision (see `rollout.ts`). */
+    strategy: StrategySchema.prefault(DEFAULT_STRATEGY),
+    /** What must hold while an upgrade bakes; a failed gate rolls it back. */
+    gates: GatesSchema.prefault({}),
     labels: labels.default({}),
   })
   .superRefine((spec, ctx) => {

@@ -1,7 +1,6 @@
-import { z } from 'zod';
-
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
-const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+/** `90s`, `30m`, `2h`, `1.5h`, `7d`, `250ms`. */
+export const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 /** Milliseconds from `"90s"`, `"30m"`, `"2h"`, `"1.5h"`, `"7d"`, `"250ms"` or a number of milliseconds. */
 export function parseDuration(value: string | number): number {
@@ -29,13 +28,4 @@ export function formatDuration(ms: number): string {
     }
   }
   return parts.join('');
-}
-
-/** A zod duration field: accepts the string forms or milliseconds, yields milliseconds, bounded. */
-export function durationField(options: { min?: number; max: number }) {
-  return z
-    .union([z.number().int().nonnegative(), z.string().regex(DURATION_RE, 'expected a duration like "30m"')])
-    .transform((value) => parseDuration(value))
-    .refine((ms) => ms >= (options.min ?? 0), `must be at least ${formatDuration(options.min ?? 0)}`)
-    .refine((ms) => ms <= options.max, `must be at most ${formatDuration(options.max)}`);
 }

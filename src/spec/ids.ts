@@ -32,6 +32,44 @@ export function deploymentIds(
   };
 }
 
+/**
+ * The ids of revision `revision` (≥ 2) of a deployment: its Model (`{modelId}-r{n}`) and the
+ * staging endpoint it first runs on alone (`{name}-s{n}-{hash}`: a letter first, ≤ 63, and unlikely
+ * to be another deployment's name), with its PSC names. Pure, so retries and restarts agree.
+ */
+export function revisionIds(ids: DeploymentIds, name: string, revision: number): DeploymentIds {
+  const hash = shortHash(ids.workflowId);
+  const stagingPsc = (kind: 'ip' | 'fr') => {
+    const suffix = `-${hash}-s${revision}-${kind}`;
+    return `${name.slice(0, 63 - suffix.length)}${suffix}`;
+  };
+  const suffix = `-r${revision}`;
+  return {
+    workflowId: ids.workflowId,
+    endpointId: `${name.slice(0, 63 - (hash.length + 6))}-s${revision}-${hash}`,
+    modelId: `${ids.modelId.slice(0, 63 - suffix.length)}${suffix}`,
+    endpointDisplayName: withSuffix(ids.endpointDisplayName, ` (staging r${revision})`),
+    modelDisplayName: withSuffix(ids.modelDisplayName, ` r${revision}`),
+    pscAddressName: stagingPsc('ip'),
+    pscForwardingRuleName: stagingPsc('fr'),
+  };
+}
+
+/**
+ * The id of revision `revision`'s deployed model on the deployment's endpoint: Vertex takes a
+ * caller's id of 1–10 digits, so a retried deployModel is recognised instead of deploying twice.
+ */
+export function revisionDeployedModelId(incarnation: string, revision: number): string {
+  return String(
+    1_000_000_000 + (Number.parseInt(shortHash(`${incarnation}/${revision}`), 16) % 8_999_999_999),
+  );
+}
+
+/** Display names are at most 128 characters. */
+function withSuffix(text: string, suffix: string): string {
+  return `${text.slice(0, 128 - suffix.length)}${suffix}`;
+}
+
 export function deploymentWorkflowId(spec: Pick<DeploymentSpec, 'name' | 'project' | 'region'>): string {
   return `deploy/${spec.project}/${spec.region}/${spec.name}`;
 }

@@ -1,4 +1,6 @@
 export * from './deployment-spec';
 export * from './duration';
+export * from './duration-field';
 export * from './ids';
 export * from './load';
+export * from './rollout';
