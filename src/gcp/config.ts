@@ -2,6 +2,7 @@ import { z } from 'zod';
 
 export const DEFAULT_VERTEX_BASE_URL = 'https://{region}-aiplatform.googleapis.com';
 export const DEFAULT_COMPUTE_BASE_URL = 'https://compute.googleapis.com';
+export const DEFAULT_MONITORING_BASE_URL = 'https://monitoring.googleapis.com';
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 /** Where Vertex AI puts dedicated endpoint hosts (`{id}.{region}-{projectNumber}.prediction.vertexai.goog`). */
 export const DEFAULT_DEDICATED_DNS_SUFFIX = '.prediction.vertexai.goog';
@@ -26,6 +27,8 @@ export const GcpClientConfigSchema = z.strictObject({
       error: 'vertexBaseUrl must be an http(s) URL, optionally containing {region}',
     }),
   computeBaseUrl: httpUrl.default(DEFAULT_COMPUTE_BASE_URL),
+  /** Cloud Monitoring (upgrade gates read the endpoint's serving metrics there). */
+  monitoringBaseUrl: httpUrl.default(DEFAULT_MONITORING_BASE_URL),
   /**
    * Unset: inference goes to `https://{dedicatedEndpointDns}` or `https://{PSC address}`. Set: the
    * connection goes to this URL instead, with `Host:` still naming the real host (how the local

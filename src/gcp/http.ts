@@ -349,7 +349,8 @@ export async function sendJsonCall<S extends z.ZodType>(
     service: string;
     method: HttpMethod;
     url: URL;
-    query?: Record<string, string | number | undefined>;
+    /** Query parameters; an array is a repeated parameter (`?k=a&k=b`). */
+    query?: Record<string, string | number | readonly string[] | undefined>;
     body?: unknown;
     options: CallOptions;
   },
@@ -357,7 +358,8 @@ export async function sendJsonCall<S extends z.ZodType>(
 ): Promise<z.output<S>> {
   const url = request.url;
   for (const [key, value] of Object.entries(request.query ?? {})) {
-    if (value !== undefined) url.searchParams.set(key, String(value));
+    if (Array.isArray(value)) for (const item of value) url.searchParams.append(key, item);
+    else if (value !== undefined) url.searchParams.set(key, String(value));
   }
   const call = {
     method: request.method,

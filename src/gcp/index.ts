@@ -6,6 +6,7 @@ import { type AccessTokenSource, googleAuthTokenSource } from './auth';
 import { type GcpClientConfig, type GcpClientConfigInput, parseGcpClientConfig } from './config';
 import { ComputeClient } from './compute';
 import { HttpTransport } from './http';
+import { MonitoringClient } from './monitoring';
 import { PredictionClient } from './prediction';
 import { SecretRegistry } from './redact';
 import { VertexClient } from './vertex';
@@ -19,6 +20,7 @@ export type { CallOptions } from './http';
 export * from './idempotency';
 export * from './input';
 export * from './labels';
+export * from './monitoring';
 export * from './names';
 export * from './prediction';
 export { redactSecrets } from './redact';
@@ -33,6 +35,8 @@ export interface GcpClient {
   compute: ComputeClient;
   /** Chat completions (unary/streaming), predict, rawPredict, streamRawPredict on an endpoint's host. */
   prediction: PredictionClient;
+  /** Cloud Monitoring reads (the serving metrics upgrade gates judge). */
+  monitoring: MonitoringClient;
   config: GcpClientConfig;
 }
 
@@ -67,6 +71,7 @@ export function createGcpClient(config: GcpClientConfigInput = {}, deps: GcpClie
     vertex: new VertexClient(transport, parsed),
     compute: new ComputeClient(transport, parsed),
     prediction: new PredictionClient(transport, parsed),
+    monitoring: new MonitoringClient(transport, parsed),
     config: parsed,
   };
 }

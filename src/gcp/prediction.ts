@@ -146,6 +146,25 @@ export interface RawPredictResponse {
   deployedModelId?: string;
 }
 
+/** Who answered an inference call: Vertex names the endpoint and deployed model in response headers. */
+export interface ServedBy {
+  endpointId?: string;
+  deployedModelId?: string;
+}
+
+/** Inference call options: `servedBy` hears which deployed model took the call (traffic splits route). */
+export type PredictionCallOptions = CallOptions & { servedBy?: (served: ServedBy) => void };
+
+function servedByOf(headers: Record<string, string | string[] | undefined>): ServedBy {
+  const header = (name: string) => {
+    const value = headers[name];
+    return Array.isArray(value) ? value[0] : value;
+  };
+  const endpointId = header('x-vertex-ai-endpoint-id');
+  const deployedModelId = header('x-vertex-ai-deployed-model-id');
+  return { ...(endpointId ? { endpointId } : {}), ...(deployedModelId ? { deployedModelId } : {}) };
+}
+
 /**
  * Inference on a deployed model (prediction_service.proto paths on the endpoint's own host). With
  * `predictionBaseUrl` configured the connection goes there and `Host:` names the target host.
@@ -160,7 +179,7 @@ export class PredictionClient {
   async chatCompletions(
     target: PredictionTarget,
     request: ChatCompletionRequest,
-    options: CallOptions = {},
+    options: PredictionCallOptions = {},
   ): Promise<ChatCompletion> {
     const body = {
       model: '',
@@ -169,6 +188,7 @@ export class PredictionClient {
     };
     const call = this.httpCall(target, '/chat/completions', jsonBody(body), options);
     const res = await this.transport.send(call);
+    options.servedBy?.(servedByOf(res.headers));
     return parseJsonBody(call, res.body, ChatCompletionSchema);
   }
 
@@ -180,7 +200,7 @@ export class PredictionClient {
   async *chatCompletionsStream(
     target: PredictionTarget,
     request: ChatCompletionRequest,
-    options: CallOptions = {},
+    options: PredictionCallOptions = {},
   ): AsyncGenerator<ChatCompletionChunk> {
     const body = {
       model: '',
@@ -189,6 +209,7 @@ export class PredictionClient {
     };
     const call = this.httpCall(target, '/chat/completions', jsonBody(body), options, 'text/event-stream');
     const res = await this.transport.openStream(call);
+    options.servedBy?.(servedByOf(res.headers));
     yield* chatCompletionChunks(parseServerSentEvents(res.body), describe(call));
   }
 
@@ -196,12 +217,18 @@ export class PredictionClient {
   async predict(
     target: PredictionTarget,
     request: PredictRequest,
-    options: CallOptions = {},
+    options: PredictionCallOptions = {},
   ): Promise<PredictResponse> {
     const body = parseInput(PredictRequestSchema, request, 'predict request');
     const call = this.httpCall(target, ':predict', jsonBody(body), options);
     const res = await this.transport.send(call);
-    return parseJsonBody(call, res.body, PredictResponseSchema);
+    const response = parseJsonBody(call, res.body, PredictResponseSchema);
+    const served = servedByOf(res.headers);
+    options.servedBy?.({
+      ...served,
+      ...(response.deployedModelId ? { deployedModelId: response.deployedModelId } : {}),
+    });
+    return response;
   }
 
   /** `POST /v1beta1/{endpoint}:rawPredict` — the body goes to the container as-is; its answer comes back as-is. */
@@ -211,18 +238,13 @@ export class PredictionClient {
     options: CallOptions = {},
   ): Promise<RawPredictResponse> {
     const res = await this.transport.send(this.httpCall(target, ':rawPredict', rawBody(body), options));
-    const header = (name: string) => {
-      const value = res.headers[name];
-      return Array.isArray(value) ? value[0] : value;
+    const contentType = res.headers['content-type'];
+    return {
+      status: res.status,
+      body: res.body,
+      ...(typeof contentType === 'string' ? { contentType } : {}),
+      ...servedByOf(res.headers),
     };
-    const out: RawPredictResponse = { status: res.status, body: res.body };
-    const contentType = header('content-type');
-    const endpointId = header('x-vertex-ai-endpoint-id');
-    const deployedModelId = header('x-vertex-ai-deployed-model-id');
-    if (contentType) out.contentType = contentType;
-    if (endpointId) out.endpointId = endpointId;
-    if (deployedModelId) out.deployedModelId = deployedModelId;
-    return out;
   }
 
   /**
@@ -232,11 +254,12 @@ export class PredictionClient {
   async *streamRawPredict(
     target: PredictionTarget,
     body: RawBody,
-    options: CallOptions = {},
+    options: PredictionCallOptions = {},
   ): AsyncGenerator<Buffer> {
     const res = await this.transport.openStream(
       this.httpCall(target, ':streamRawPredict', rawBody(body), options, '*/*'),
     );
+    options.servedBy?.(servedByOf(res.headers));
     yield* res.body;
   }
 

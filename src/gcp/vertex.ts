@@ -29,9 +29,25 @@ import {
   OperationSchema,
 } from './schemas';
 
+/** DeployModelResponse (endpoint_service.proto): the deployed model as created. */
+const DeployModelResponseSchema = MutateDeployedModelResponseSchema;
+
 const SERVICE = 'aiplatform.googleapis.com';
 
 const DisplayName = z.string().min(1).max(128);
+
+/** A replica's machine (MachineSpec); the accelerator type and count go together. */
+const MachineInputSchema = z
+  .strictObject({
+    machineType: z
+      .string()
+      .regex(/^[a-z0-9]+(?:-[a-z0-9]+)+$/, 'must be a machine type such as g2-standard-12'),
+    acceleratorType: z.enum(ACCELERATOR_TYPES).optional(),
+    acceleratorCount: z.number().int().min(1).max(16).optional(),
+  })
+  .refine((m) => (m.acceleratorType === undefined) === (m.acceleratorCount === undefined), {
+    error: 'acceleratorType and acceleratorCount must be given together',
+  });
 
 /** What `:deploy` needs for custom weights; validated before anything is sent. */
 export const DeployInputSchema = z
@@ -62,18 +78,7 @@ export const DeployInputSchema = z
       .optional(),
     endpointDisplayName: DisplayName.optional(),
     /** Machine shape; the accelerator type and count go together. */
-    machine: z
-      .strictObject({
-        machineType: z
-          .string()
-          .regex(/^[a-z0-9]+(?:-[a-z0-9]+)+$/, 'must be a machine type such as g2-standard-12'),
-        acceleratorType: z.enum(ACCELERATOR_TYPES).optional(),
-        acceleratorCount: z.number().int().min(1).max(16).optional(),
-      })
-      .refine((m) => (m.acceleratorType === undefined) === (m.acceleratorCount === undefined), {
-        error: 'acceleratorType and acceleratorCount must be given together',
-      })
-      .optional(),
+    machine: MachineInputSchema.optional(),
     minReplicaCount: z.number().int().min(1).max(1000).default(1),
     /** Defaults to minReplicaCount; GPU quota is charged for this many replicas. */
     maxReplicaCount: z.number().int().min(1).max(1000).optional(),
@@ -152,6 +157,11 @@ export function readDeployResponse(op: Operation): DeployResponse {
   return readResponse(op, DeployResponseSchema, 'DeployResponse.endpoint');
 }
 
+/** The deployed model of a finished, successful deployModel operation; throws its error if it failed. */
+export function readDeployModelResponse(op: Operation): DeployedModel {
+  return readResponse(op, DeployModelResponseSchema, 'DeployModelResponse.deployedModel').deployedModel;
+}
+
 /** The deployed model of a finished, successful mutate operation; throws its error if it failed. */
 export function readMutateDeployedModelResponse(op: Operation): DeployedModel {
   return readResponse(op, MutateDeployedModelResponseSchema, 'MutateDeployedModelResponse.deployedModel')
@@ -173,13 +183,50 @@ const ListInputSchema = z.strictObject({
   pageToken: z.string().min(1).max(4096).optional(),
 });
 
+/** `Endpoint.traffic_split`: percent per deployed model id, summing to 100 (or empty: no traffic). */
+const TrafficSplitSchema = z
+  .record(z.string().min(1).max(128), z.number().int().min(0).max(100))
+  .refine((split) => {
+    const values = Object.values(split);
+    return values.length === 0 || values.reduce((a, b) => a + b, 0) === 100;
+  }, 'the percentages of a traffic split add up to 100 (or the split is empty: no traffic)');
+
 const UndeployInputSchema = z.strictObject({
   endpoint: z.string(),
   deployedModelId: z.string().min(1).max(128),
-  trafficSplit: z.record(z.string(), z.number().int().min(0).max(100)).optional(),
+  trafficSplit: TrafficSplitSchema.optional(),
 });
 
 const ReplicaCount = z.number().int().min(1).max(1000);
+
+/** `endpoints.deployModel`: one more deployed model on an existing endpoint (lifecycle-apis.md §1.1). */
+const DeployModelInputSchema = z
+  .strictObject({
+    endpoint: z.string(),
+    /**
+     * The deployed model's id (1–10 digits): fixing it makes a retried call detectable (ALREADY_EXISTS,
+     * or the model already on the endpoint) instead of deploying twice.
+     */
+    deployedModelId: z
+      .string()
+      .regex(/^[1-9]\d{0,9}$/, 'a deployed model id is 1-10 digits')
+      .optional(),
+    /** `projects/P/locations/L/models/M` (optionally `@version`). */
+    model: z.string().min(1).max(1000),
+    displayName: DisplayName.optional(),
+    machine: MachineInputSchema,
+    minReplicaCount: ReplicaCount,
+    maxReplicaCount: ReplicaCount.optional(),
+    enableContainerLogging: z.boolean().optional(),
+    /** The endpoint's new split; "0" names the model being deployed. Empty/absent: split unchanged. */
+    trafficSplit: TrafficSplitSchema.optional(),
+  })
+  .refine((i) => i.maxReplicaCount === undefined || i.maxReplicaCount >= i.minReplicaCount, {
+    error: 'maxReplicaCount must be ≥ minReplicaCount',
+    path: ['maxReplicaCount'],
+  });
+
+export type DeployModelInput = z.input<typeof DeployModelInputSchema>;
 
 const MutateInputSchema = z
   .strictObject({
@@ -334,6 +381,54 @@ export class VertexClient {
     );
   }
 
+  /**
+   * `POST v1beta1/{endpoint}:deployModel` — deploys an existing Model on the endpoint next to the
+   * models there; returns its operation (response `DeployModelResponse`). With `trafficSplit` the
+   * endpoint's split is replaced when the model is deployed ("0" names it), else left as it is.
+   */
+  async deployModel(input: DeployModelInput, options: CallOptions = {}): Promise<Operation> {
+    const i = parseInput(DeployModelInputSchema, input, 'deploy model request');
+    const parsed = parseVertexName('endpoint', i.endpoint);
+    const deployedModel = compact({
+      id: i.deployedModelId,
+      model: i.model,
+      displayName: i.displayName,
+      dedicatedResources: {
+        machineSpec: compact({ ...i.machine }),
+        minReplicaCount: i.minReplicaCount,
+        maxReplicaCount: i.maxReplicaCount ?? i.minReplicaCount,
+      },
+      enableContainerLogging: i.enableContainerLogging,
+    });
+    const body = {
+      deployedModel,
+      ...(i.trafficSplit && Object.keys(i.trafficSplit).length ? { trafficSplit: i.trafficSplit } : {}),
+    };
+    return toOperation(
+      await this.call(
+        'POST',
+        parsed.location,
+        `${i.endpoint}:deployModel`,
+        { body, options },
+        OperationSchema,
+      ),
+    );
+  }
+
+  /**
+   * `PATCH v1beta1/{endpoint}?updateMask=trafficSplit` — replaces the endpoint's traffic split (not
+   * an LRO: the answer is the endpoint as changed). With `etag`, only if nobody changed the
+   * endpoint since it was read (ABORTED otherwise).
+   */
+  async setTrafficSplit(
+    name: string,
+    trafficSplit: Record<string, number>,
+    options: CallOptions & { etag?: string } = {},
+  ): Promise<Endpoint> {
+    const split = parseInput(TrafficSplitSchema, trafficSplit, 'traffic split');
+    return this.patch('endpoint', name, 'trafficSplit', { trafficSplit: split }, options, EndpointSchema);
+  }
+
   /** `DELETE v1beta1/{endpoint}` — fails with FAILED_PRECONDITION while models are deployed. */
   async deleteEndpoint(name: string, options: CallOptions = {}): Promise<Operation> {
     const parsed = parseVertexName('endpoint', name);
@@ -405,18 +500,29 @@ export class VertexClient {
     options: CallOptions & { etag?: string },
     schema: S,
   ): Promise<z.output<S>> {
-    const parsed = parseVertexName(kind, name);
-    const body = {
-      labels: parseInput(LabelsSchema, labels, 'labels'),
-      ...(options.etag ? { etag: options.etag } : {}),
-    };
-    return this.call(
-      'PATCH',
-      parsed.location,
+    return this.patch(
+      kind,
       name,
-      { query: { updateMask: 'labels' }, body, options },
+      'labels',
+      { labels: parseInput(LabelsSchema, labels, 'labels') },
+      options,
       schema,
     );
+  }
+
+  /** `PATCH {name}?updateMask={mask}` with the changed fields, conditional on `etag` when given. */
+  private patch<S extends z.ZodType>(
+    kind: 'endpoint' | 'model',
+    name: string,
+    /** FieldMask JSON: lowerCamelCase paths (protobuf field_mask.proto). */
+    mask: string,
+    fields: Record<string, unknown>,
+    options: CallOptions & { etag?: string },
+    schema: S,
+  ): Promise<z.output<S>> {
+    const parsed = parseVertexName(kind, name);
+    const body = { ...fields, ...(options.etag ? { etag: options.etag } : {}) };
+    return this.call('PATCH', parsed.location, name, { query: { updateMask: mask }, body, options }, schema);
   }
 
   private async call<S extends z.ZodType>(
