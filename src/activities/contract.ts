@@ -1,3 +1,4 @@
+import type { ServingStats } from '../rollout/gates';
 import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput, MachineSpec, SmokeMode } from '../spec';
 
 /**
@@ -19,6 +20,8 @@ export const NON_RETRYABLE_ERRORS = {
   /** A compensation that cannot remove a resource (only non-retryable for permission/request errors). */
   cleanupBlocked: 'CleanupBlocked',
   scaleFailed: 'ScaleFailed',
+  /** An upgrade's step that cannot work as asked (e.g. the endpoint lost a deployed model it needs). */
+  upgradeFailed: 'UpgradeFailed',
 } as const;
 
 /**
@@ -43,6 +46,18 @@ export interface ValidationSummary {
   /** The most important findings, `rule: message`, at most a handful. */
   highlights: string[];
   recommendedMachine?: MachineSpec;
+  /** The objects checked, pinned by GCS generation: an upgrade to the same bytes changes nothing. */
+  weights?: WeightsFingerprint;
+}
+
+/** The weights a revision was validated from, pinned by GCS generation. */
+export interface WeightsFingerprint {
+  objects: number;
+  bytes: number;
+  /** SHA-256 (hex, first 16 chars) over every object's name, size and generation. */
+  digest: string;
+  /** Generation of each object, for the first 64 (by name). */
+  generations?: Record<string, string>;
 }
 
 export interface ValidatedDeployment {
@@ -234,6 +249,8 @@ export interface SmokeResult {
   answerPreview?: string;
   /** Why it failed: transport error or which expectation did not hold. */
   failure?: string;
+  /** The deployed model that answered (Vertex's `X-Vertex-AI-Deployed-Model-Id`). */
+  deployedModelId?: string;
 }
 
 export interface CleanupInput {
@@ -273,6 +290,67 @@ export interface CleanupResult {
  */
 export type Attempted<T> = T & { attempt: number };
 
+/** `startRevisionDeploy`/`finishRevisionDeploy`: a new revision's Model onto the deployment's endpoint. */
+export interface RevisionDeployInput {
+  /** The deployment's endpoint (as recorded). */
+  endpoint: string;
+  /** The revision's Model (as its staging deploy created it). */
+  model: string;
+  /** The fixed id it gets on the endpoint (`revisionDeployedModelId`). */
+  deployedModelId: string;
+  displayName: string;
+  spec: ValidatedDeployment['spec'];
+  /** Endpoint proof: the deployment's; model proof: the revision's display name and creation time. */
+  ownership: OwnershipProof;
+  /** The split once it is deployed: the serving revision keeps all traffic ("0" = the new model). */
+  trafficSplit: Record<string, number>;
+}
+
+export interface RevisionDeployStarted {
+  /** The deployModel operation; absent when an earlier attempt's is found instead. */
+  operation?: string;
+  adopted: boolean;
+}
+
+/** `setTraffic`: the endpoint's traffic split, read-modify-write on its etag. */
+export interface TrafficInput {
+  endpoint: string;
+  ownership: OwnershipProof;
+  /** Percent per deployed model id, summing to 100; every id must be deployed on the endpoint. */
+  split: Record<string, number>;
+}
+
+export interface TrafficResult {
+  /** The split as the endpoint reports it afterwards. */
+  trafficSplit: Record<string, number>;
+  /** False when the endpoint already had this split. */
+  changed: boolean;
+}
+
+/** `undeployRevision`: one deployed model off the endpoint, its traffic on `keep`. */
+export interface UndeployRevisionInput {
+  endpoint: string;
+  ownership: OwnershipProof;
+  deployedModelId: string;
+  /** The deployed model that takes all the traffic (the serving revision on a rollback, the new one on retire). */
+  keep: string;
+  /** A deployModel operation of this deployed model that may still run: waited out first. */
+  operation?: string;
+  /** How long that operation may take to end. */
+  stopWaitMs?: number;
+}
+
+/** `measureTraffic`: what each deployed model served over the last `windowMs` (Cloud Monitoring). */
+export interface TrafficWindowInput {
+  project: string;
+  endpointId: string;
+  windowMs: number;
+}
+
+export interface TrafficWindowResult {
+  byDeployedModel: Record<string, ServingStats>;
+}
+
 export interface DeploymentActivities {
   validateWeights(spec: DeploymentSpecInput): Promise<Attempted<ValidatedDeployment>>;
   /** 0.1 workflows: `startDeploy` and `finishDeploy` in one activity, resumed from its heartbeat. */
@@ -295,4 +373,12 @@ export interface DeploymentActivities {
   deleteEndpoint(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   deleteModel(input: CleanupInput): Promise<Attempted<CleanupResult>>;
   scaleDeployment(input: ScaleInput): Promise<Attempted<ScaleResult>>;
+  startRevisionDeploy(input: RevisionDeployInput): Promise<Attempted<RevisionDeployStarted>>;
+  /** Waits for the deployModel operation (or the adopted one's deployed model); labels nothing (the Model is labelled). */
+  finishRevisionDeploy(
+    input: RevisionDeployInput & { operation?: string; deadline: number },
+  ): Promise<Attempted<{ deployedModelId: string }>>;
+  setTraffic(input: TrafficInput): Promise<Attempted<TrafficResult>>;
+  undeployRevision(input: UndeployRevisionInput): Promise<Attempted<CleanupResult>>;
+  measureTraffic(input: TrafficWindowInput): Promise<Attempted<TrafficWindowResult>>;
 }

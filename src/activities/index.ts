@@ -3,6 +3,7 @@ import type { DeploymentActivities } from './contract';
 import { type ActivityDeps, resolveActivityDeps } from './deps';
 import { deployActivities } from './deploy-to-vertex';
 import { pscActivities } from './psc';
+import { revisionActivities } from './revisions';
 import { scaleActivity } from './scale';
 import { runSmokeTestsActivity } from './smoke-tests';
 import { validateWeightsActivity } from './validate-weights';
@@ -31,5 +32,6 @@ export function createActivities(deps: ActivityDeps): DeploymentActivities {
     runSmokeTests: runSmokeTestsActivity(ctx),
     ...compensationActivities(ctx),
     scaleDeployment: scaleActivity(ctx),
+    ...revisionActivities(ctx),
   };
 }

@@ -4,6 +4,7 @@ import {
   type CallOptions,
   GcpApiError,
   type PredictionTarget,
+  type ServedBy,
   dedicatedTarget,
   errorFromStream,
   parseServerSentEvents,
@@ -25,6 +26,8 @@ interface Answer {
   promptTokens?: number;
   completionTokens?: number;
 }
+
+type AskOptions = CallOptions & { servedBy?: (served: ServedBy) => void };
 
 /**
  * Runs each smoke test on the deployment's own host (dedicated DNS, or the PSC address) in its
@@ -60,12 +63,16 @@ async function runOne(ctx: ActivityContext, target: PredictionTarget, test: Smok
   const signal = timeout ? AbortSignal.any([cancellationSignal(), timeout]) : cancellationSignal();
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
+  // Behind a traffic split, which deployed model answered decides whose result this is.
+  let deployedModelId: string | undefined;
+  const servedBy = (served: ServedBy) => (deployedModelId = served.deployedModelId ?? deployedModelId);
+  const attributed = () => (deployedModelId ? { deployedModelId } : {});
   let answer: Answer;
   try {
-    answer = await ask(ctx, target, test, { signal });
+    answer = await ask(ctx, target, test, { signal, servedBy });
   } catch (err) {
     if (isCancellation(err) || cancellationSignal().aborted) throw err;
-    const base = { name, mode: test.mode, passed: false, latencyMs: elapsed() };
+    const base = { name, mode: test.mode, passed: false, latencyMs: elapsed(), ...attributed() };
     if (timeout?.aborted) {
       return { ...base, failure: `no complete answer within maxLatency ${formatDuration(limit!)}` };
     }
@@ -102,6 +109,7 @@ async function runOne(ctx: ActivityContext, target: PredictionTarget, test: Smok
     ...(answer.completionTokens !== undefined ? { completionTokens: answer.completionTokens } : {}),
     answerPreview: answer.text.slice(0, PREVIEW_CHARS),
     ...(failures.length ? { failure: failures.join('; ') } : {}),
+    ...attributed(),
   };
 }
 
@@ -109,7 +117,7 @@ async function ask(
   ctx: ActivityContext,
   target: PredictionTarget,
   test: SmokeTest,
-  options: CallOptions,
+  options: AskOptions,
 ): Promise<Answer> {
   const prediction = ctx.gcp.prediction;
   const messages = [{ role: 'user', content: test.prompt }];

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { cancellationSignal } from '@temporalio/activity';
 import {
   type DeploymentSpec,
@@ -12,10 +13,14 @@ import {
   NON_RETRYABLE_ERRORS,
   type ValidatedDeployment,
   type ValidationSummary,
+  type WeightsFingerprint,
 } from './contract';
 import type { ActivityContext } from './deps';
 import { bounded, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, keepAlive } from './runtime';
+
+/** Object generations kept in the summary; the digest covers all of them. */
+const MAX_GENERATIONS = 64;
 
 /** Findings kept in the summary (history and the progress query carry it). */
 const MAX_HIGHLIGHTS = 5;
@@ -108,6 +113,28 @@ export function summarizeReport(report: ValidationReport): ValidationSummary {
     ...(model.weightBytes !== undefined ? { weightBytes: model.weightBytes } : {}),
     ...(model.dtype !== undefined ? { dtype: model.dtype } : {}),
     ...(recommended ? { recommendedMachine: recommended } : {}),
+    ...(report.objects.length > 0 ? { weights: weightsFingerprint(report) } : {}),
+  };
+}
+
+/** What was validated, by name, size and GCS generation: the same bytes give the same digest. */
+function weightsFingerprint(report: ValidationReport): WeightsFingerprint {
+  const objects = [...report.objects].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const hash = createHash('sha256');
+  for (const o of objects) hash.update(`${o.name}\0${o.size}\0${o.generation ?? ''}\n`);
+  // Objects beyond the report's cap still change the digest through their count.
+  hash.update(`+${report.objectsOmitted}`);
+  const generations = Object.fromEntries(
+    objects
+      .filter((o) => o.generation !== undefined)
+      .slice(0, MAX_GENERATIONS)
+      .map((o) => [o.name, o.generation!]),
+  );
+  return {
+    objects: objects.length + report.objectsOmitted,
+    bytes: objects.reduce((sum, o) => sum + o.size, 0),
+    digest: hash.digest('hex').slice(0, 16),
+    ...(Object.keys(generations).length ? { generations } : {}),
   };
 }
 
