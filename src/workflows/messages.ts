@@ -6,6 +6,8 @@ import type {
   DeploymentResult,
   ScaleOutcome,
   ScaleRequest,
+  UpgradeRequest,
+  UpgradeResult,
 } from './types';
 
 /**
@@ -24,10 +26,13 @@ export const progressQuery = defineQuery<DeployProgress>('progress');
  */
 export const deployUpdate = defineUpdate<DeploymentResult, [DeployRequest]>('deploy');
 
-/** Stop a deployment still deploying and remove everything it created. */
+/** Stop a deployment still deploying and remove everything it created; or undo its running upgrade. */
 export const cancelUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('cancel');
 
-/** Remove everything the deployment created: while it deploys, or serving within its rollback window. */
+/**
+ * Undo: while it deploys, or serving r1 within its rollback window, remove everything it created;
+ * while it upgrades, all traffic back on the serving revision and the new one removed.
+ */
 export const rollbackUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('rollback');
 
 /** Remove a serving deployment and everything it owns; the deployment then ends. */
@@ -45,6 +50,23 @@ export const retryCleanupUpdate = defineUpdate<DeploymentResult, [ControlRequest
  */
 export const abandonCleanupUpdate = defineUpdate<DeploymentResult, [ControlRequest]>('abandonCleanup');
 
+/**
+ * Roll out a new revision of the serving deployment (another model, machine or validation): it is
+ * validated, staged on its own endpoint, then given traffic step by step under the spec's gates
+ * (`strategy`, `gates`); a failed gate rolls it back. Answers how it ended. Settings-only changes
+ * are recorded; the same weights (by GCS generation) change nothing.
+ */
+export const upgradeUpdate = defineUpdate<UpgradeResult, [UpgradeRequest]>('upgrade');
+
+/** Skip the running upgrade's remaining traffic steps and bakes; answers how it ended. */
+export const promoteUpdate = defineUpdate<UpgradeResult, [ControlRequest]>('promote');
+
+/** Hold the running upgrade at its current traffic share (gates keep being evaluated); answers at once. */
+export const pauseUpdate = defineUpdate<UpgradeResult, [ControlRequest]>('pause');
+
+/** Continue a paused upgrade; answers at once. */
+export const resumeUpdate = defineUpdate<UpgradeResult, [ControlRequest]>('resume');
+
 /** Every Update of the deployment, by name: the client maps its operations onto these. */
 export const DEPLOYMENT_UPDATES = {
   deploy: deployUpdate,
@@ -54,5 +76,9 @@ export const DEPLOYMENT_UPDATES = {
   scale: scaleUpdate,
   retryCleanup: retryCleanupUpdate,
   abandonCleanup: abandonCleanupUpdate,
+  upgrade: upgradeUpdate,
+  promote: promoteUpdate,
+  pause: pauseUpdate,
+  resume: resumeUpdate,
 } as const;
 export type DeploymentUpdateName = keyof typeof DEPLOYMENT_UPDATES;

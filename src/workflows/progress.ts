@@ -16,7 +16,12 @@ import {
   type StepName,
   type StepProgress,
   type StepStatus,
+  type TrafficShare,
+  type UpgradeProgress,
 } from './types';
+
+/** Revisions kept in the progress (the latest ones). */
+const MAX_REVISIONS = 20;
 
 const STEP_WEIGHT: Record<StepName, number> = {
   validate: 10,
@@ -141,22 +146,67 @@ export class ProgressTracker {
     return this.state.revision;
   }
 
+  /** The serving revision (the first deploy's, until an upgrade replaces it); also listed in `revisions`. */
   setRevision(revision: RevisionSummary): void {
     this.state.revision = revision;
+    this.putRevision(revision);
+  }
+
+  /** The serving revision moves on; serving and ending are dated. */
+  setRevisionState(state: RevisionSummary['state'], reason?: string): void {
+    const revision = this.state.revision;
+    if (revision) this.setRevision(movedOn(revision, state, reason));
+  }
+
+  /** Every revision so far (the latest {@link MAX_REVISIONS}), oldest first. */
+  get revisions(): RevisionSummary[] {
+    return this.state.revisions ?? (this.state.revision ? [this.state.revision] : []);
+  }
+
+  /** Adds or replaces revision `revision.number` (and the serving one, when it is that). */
+  putRevision(revision: RevisionSummary): void {
+    const others = this.revisions.filter((r) => r.number !== revision.number);
+    this.state.revisions = [...others, revision].sort((a, b) => a.number - b.number).slice(-MAX_REVISIONS);
+    if (this.state.revision?.number === revision.number) this.state.revision = revision;
     this.touch();
   }
 
-  /** The revision moves on; serving and ending are dated. */
-  setRevisionState(state: RevisionSummary['state']): void {
-    const revision = this.state.revision;
-    if (!revision) return;
-    const now = timestamp();
-    this.setRevision({
-      ...revision,
-      state,
-      ...(state === 'serving' ? { servingAt: now } : {}),
-      ...(['serving', 'validating', 'deploying'].includes(state) ? {} : { endedAt: now }),
-    });
+  /** Forgets revision `number` (an upgrade that found nothing to deploy). */
+  dropRevision(number: number): void {
+    this.state.revisions = this.revisions.filter((r) => r.number !== number);
+    this.touch();
+  }
+
+  /** Revision `number` moves on (dated as `setRevisionState` does); its other fields from `patch`. */
+  moveRevision(number: number, state: RevisionSummary['state'], patch: Partial<RevisionSummary> = {}): void {
+    const revision = this.revisions.find((r) => r.number === number);
+    if (revision) this.putRevision({ ...movedOn(revision, state, patch.reason), ...stripUndefined(patch) });
+  }
+
+  get traffic(): TrafficShare[] {
+    return this.state.traffic ?? [];
+  }
+
+  setTraffic(traffic: TrafficShare[]): void {
+    this.state.traffic = traffic.filter((share) => share.percent > 0 || traffic.length > 1);
+    this.touch();
+  }
+
+  get upgrade(): UpgradeProgress | undefined {
+    return this.state.upgrade;
+  }
+
+  setUpgrade(upgrade: UpgradeProgress): void {
+    this.state.upgrade = upgrade;
+    this.touch();
+  }
+
+  patchUpgrade(patch: Partial<UpgradeProgress>): void {
+    if (!this.state.upgrade) return;
+    Object.assign(this.state.upgrade, patch);
+    for (const [key, value] of Object.entries(patch))
+      if (value === undefined) delete (this.state.upgrade as unknown as Record<string, unknown>)[key];
+    this.touch();
   }
 
   setScale(scale: { min: number; max: number }): void {
@@ -247,6 +297,21 @@ export class ProgressTracker {
           `| ${STATUS_ICON[step.status]} | ${STEP_TITLE[step.name]} | ${step.attempts || ''} | ${escapeCell(step.detail ?? step.status)} |`,
       ),
     ];
+    if (s.upgrade && !s.upgrade.endedAt) lines.push('', ...upgradeMarkdown(s.upgrade));
+    if (s.traffic && s.traffic.length > 0) {
+      lines.push('', '| revision | traffic | deployed model |', '|---|---|---|');
+      for (const share of s.traffic)
+        lines.push(
+          `| r${share.revision} | \`${trafficBar(share.percent)}\` ${share.percent} % | ${share.deployedModelId} |`,
+        );
+    }
+    if (this.revisions.length > 1) {
+      lines.push('', '| revision | state | weights | machine |', '|---|---|---|---|');
+      for (const r of [...this.revisions].reverse().slice(0, 5))
+        lines.push(
+          `| r${r.number} | ${r.state}${r.reason ? `: ${escapeCell(r.reason).slice(0, 120)}` : ''} | \`${r.modelUri}\` | ${r.machine ?? ''} |`,
+        );
+    }
     if (s.resources.endpoint) lines.push('', `Endpoint: \`${s.resources.endpoint}\``);
     if (s.resources.dedicatedEndpointDns)
       lines.push(`Dedicated DNS: \`${s.resources.dedicatedEndpointDns}\``);
@@ -293,6 +358,47 @@ export class ProgressTracker {
 
 function timestamp(): string {
   return new Date().toISOString();
+}
+
+/** A revision in its next state; serving and ending are dated. */
+function movedOn(
+  revision: RevisionSummary,
+  state: RevisionSummary['state'],
+  reason: string | undefined,
+): RevisionSummary {
+  const now = timestamp();
+  const live: RevisionSummary['state'][] = [
+    'serving',
+    'validating',
+    'deploying',
+    'staging',
+    'canary',
+    'retained',
+  ];
+  return {
+    ...revision,
+    state,
+    ...(state === 'serving' && !revision.servingAt ? { servingAt: now } : {}),
+    ...(live.includes(state) ? {} : { endedAt: now }),
+    ...(reason ? { reason } : {}),
+  };
+}
+
+/** `██████░░░░`: ten cells for a traffic share. */
+export function trafficBar(percent: number, cells = 10): string {
+  const full = Math.round((Math.max(0, Math.min(100, percent)) / 100) * cells);
+  return `${'█'.repeat(full)}${'░'.repeat(cells - full)}`;
+}
+
+function upgradeMarkdown(u: UpgradeProgress): string[] {
+  const step = u.step ? ` · step ${u.step.index}/${u.step.of} at ${u.step.percent} %` : '';
+  const lines = [`Upgrade r${u.from} → r${u.revision}: **${u.phase}**${step}${u.paused ? ' · PAUSED' : ''}`];
+  lines.push(`Strategy: ${escapeCell(u.strategy)}`);
+  if (u.paused) lines.push(`Paused: ${escapeCell(u.paused.reason)}`);
+  if (u.lastGate)
+    lines.push(`Gates (${u.lastGate.percent} %, ${u.lastGate.at}): ${escapeCell(u.lastGate.summary)}`);
+  if (u.blocked) lines.push(`Blocked: ${escapeCell(u.blocked)}`);
+  return lines;
 }
 
 function stripUndefined<T extends object>(value: T): Partial<T> {

@@ -6,7 +6,9 @@ import type {
   SmokeResult,
   ValidatedDeployment,
   ValidationSummary,
+  WeightsFingerprint,
 } from '../activities/contract';
+import type { GateReport } from '../rollout/gates';
 import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput } from '../spec';
 
 /** Steps in the order they run; `psc` only for private endpoints. */
@@ -53,6 +55,12 @@ export const DEPLOY_STAGES = [
   'TORN_DOWN',
   /** A compensation spent its retry budget: waiting for an operator's `retryCleanup` or `abandonCleanup`. */
   'CLEANUP_BLOCKED',
+  /** Serving, while a new revision is validated, staged and given traffic step by step. */
+  'UPGRADING',
+  /** Serving; an upgrade waits for an operator (`resume`, `promote` or `rollback`). */
+  'UPGRADE_PAUSED',
+  /** Serving; an upgrade is being undone (traffic back on the serving revision, the new one removed). */
+  'UPGRADE_ROLLING_BACK',
 ] as const;
 export type DeployStage = (typeof DEPLOY_STAGES)[number];
 
@@ -61,13 +69,100 @@ export type AbortKind = 'cancel' | 'rollback';
 /** Why a deployment removes what it created; decides its final stage. */
 export type UndoKind = AbortKind | 'failure' | 'teardown';
 
+/**
+ * Where a revision is in its life: the first deploys (`deploying`); a later one is validated, runs
+ * alone on a staging endpoint (`staging`), takes a share of the traffic (`canary`), then serves;
+ * the one it replaced is `retired`; one undone is `rolled-back`.
+ */
+export type RevisionState =
+  | 'validating'
+  | 'deploying'
+  | 'staging'
+  | 'canary'
+  | 'serving'
+  /** Replaced, but kept deployed at 0 % (`strategy.retainPrevious`) so a rollback is instant. */
+  | 'retained'
+  | 'rolled-back'
+  | 'cancelled'
+  | 'failed'
+  | 'retired';
+
 /** A numbered revision of a deployment: its weights, and how far it got. */
 export interface RevisionSummary {
   number: number;
   modelUri: string;
-  state: 'validating' | 'deploying' | 'serving' | 'rolled-back' | 'cancelled' | 'failed' | 'retired';
+  state: RevisionState;
   startedAt: string;
   servingAt?: string;
+  endedAt?: string;
+  /** The objects validated, with their GCS generations (a digest, and the generations of up to 64 files). */
+  weights?: WeightsFingerprint;
+  /** `g2-standard-12 (1× NVIDIA_L4)`. */
+  machine?: string;
+  /** Its Vertex Model and its deployed model on the endpoint. */
+  model?: string;
+  deployedModelId?: string;
+  /** Why it was rolled back or failed. */
+  reason?: string;
+}
+
+/** One entry of the endpoint's live traffic split, by revision. */
+export interface TrafficShare {
+  revision: number;
+  deployedModelId: string;
+  percent: number;
+}
+
+/** Where an upgrade is: validate → stage (own endpoint) → free staging → deploy at 0 % → shift/bake → retain → retire. */
+export const UPGRADE_PHASES = [
+  'validating',
+  'staging',
+  'freeing-staging',
+  'deploying',
+  'shifting',
+  'final-bake',
+  'retaining',
+  'retiring',
+  'rolling-back',
+  'done',
+] as const;
+export type UpgradePhase = (typeof UPGRADE_PHASES)[number];
+
+/** How an upgrade ended: the new revision serves, was rolled back (gate, operator, failure), or nothing changed. */
+export type UpgradeOutcome = 'completed' | 'rolled-back' | 'unchanged';
+
+/** A gate evaluation, when and at which share of the traffic. */
+export interface GateEvaluation extends GateReport {
+  at: string;
+  percent: number;
+}
+
+export interface UpgradeProgress {
+  revision: number;
+  /** The revision serving when it started. */
+  from: number;
+  /** The Update that started it (deploy or upgrade). */
+  requestId?: string;
+  phase: UpgradePhase;
+  /** `10 % (bake 5m) → 35 % (bake 1m) → … → 100 %`. */
+  strategy: string;
+  /** The traffic step it is at (1-based), its share, and when its bake ends. */
+  step?: { index: number; of: number; percent: number; bakeEndsAt?: string };
+  paused?: { at: string; reason: string };
+  /** An operator asked to skip the remaining steps. */
+  promoted?: boolean;
+  /** The latest gate evaluation, and the one that failed (if any). */
+  lastGate?: GateEvaluation;
+  failedGate?: GateEvaluation;
+  /** Gate evaluations so far. */
+  evaluations: number;
+  /** What it created so far (the staging endpoint goes once its smoke tests pass). */
+  resources?: { stagingEndpoint?: string; model?: string; deployedModelId?: string };
+  /** A compensation that keeps failing while the upgrade is undone: what it is and Google's answer. */
+  blocked?: string;
+  outcome?: UpgradeOutcome;
+  reason?: string;
+  startedAt: string;
   endedAt?: string;
 }
 
@@ -126,6 +221,12 @@ export interface DeployProgress {
   updatedAt: string;
   /** The current revision (deployments of the current shape). */
   revision?: RevisionSummary;
+  /** Every revision after the first deploy started, oldest first (the latest 20). */
+  revisions?: RevisionSummary[];
+  /** The endpoint's traffic split by revision, as last set. */
+  traffic?: TrafficShare[];
+  /** The running upgrade, or the last one. */
+  upgrade?: UpgradeProgress;
   /** Replicas the serving revision is scaled to. */
   scale?: { min: number; max: number };
   /** Who this deployment is (labels and descriptions on its resources carry it). */
@@ -173,6 +274,32 @@ export interface DeploymentResult {
   rollbackWindowEndsAt?: string;
   /** What blocks the removal, for `cleanup-blocked`. */
   blocked?: CleanupTaskProgress[];
+  /** A deploy that turned out to be an upgrade: how it ended. */
+  upgrade?: UpgradeResult;
+}
+
+/** The answer to `upgrade` (and to a `deploy` that upgrades), `promote`, `pause`, `resume`, and a rollback of an upgrade. */
+export interface UpgradeResult {
+  deployment: string;
+  workflowId: string;
+  /** The upgrade's revision and the one it replaces. */
+  revision: number;
+  from: number;
+  /** `in-progress` for pause and resume, which answer at once. */
+  outcome: UpgradeOutcome | 'in-progress';
+  phase: UpgradePhase;
+  /** The revision serving now. */
+  serving: number;
+  traffic: TrafficShare[];
+  reason?: string;
+  paused?: boolean;
+  /** The gate that failed, with its numbers. */
+  failedGate?: GateEvaluation;
+}
+
+export interface UpgradeRequest {
+  /** As parsed by the DeploymentSpec schema. */
+  spec: DeploymentSpec;
 }
 
 /** Operator tuning of a deployment, not part of its description. */

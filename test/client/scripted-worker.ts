@@ -5,6 +5,7 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { expect } from 'vitest';
 import type { CleanupInput, DeploymentActivities } from '../../src/activities/contract';
+import type { ServingStats } from '../../src/rollout/gates';
 import { type DeploymentSpecInput, deploymentIds, parseDeploymentSpec } from '../../src/spec';
 import { getTestEnv, workflowBundle } from '../harness/env';
 
@@ -36,6 +37,13 @@ export interface Script {
   fail?: Partial<Record<ActivityName, string | (() => Error)>>;
   /** The smoke tests get an answer, but fail for this reason. */
   smokeFailure?: string;
+  /**
+   * What Monitoring reports during an upgrade's bakes: the new revision's and the serving one's
+   * requests (default: a busy, healthy canary).
+   */
+  traffic?: { candidate: ServingStats; baseline: ServingStats };
+  /** The deployed model ids the upgrade deployed, in order (the last one is the canary). */
+  deployedModels?: string[];
 }
 
 export interface ScriptedWorkerOptions {
@@ -233,6 +241,51 @@ function scriptedActivities(
         maxReplicas: input.maxReplicas,
         operation: 'projects/1/locations/us-central1/operations/mutate-1',
       })),
+    startRevisionDeploy: (input) =>
+      run(
+        'startRevisionDeploy',
+        (script) => {
+          script.deployedModels = [...(script.deployedModels ?? []), input.deployedModelId];
+          return {
+            operation: `projects/1/locations/us-central1/operations/deploy-model-${input.deployedModelId}`,
+            adopted: false,
+          };
+        },
+        input.model,
+      ),
+    finishRevisionDeploy: (input) =>
+      run('finishRevisionDeploy', () => ({ deployedModelId: input.deployedModelId })),
+    // Recorded as the share of the latest deployed model (the canary): setTraffic:10, …, setTraffic:0.
+    setTraffic: (input) => {
+      const canary = scriptOf().deployedModels?.at(-1) ?? '';
+      return run(
+        'setTraffic',
+        () => ({ trafficSplit: input.split, changed: true }),
+        String(input.split[canary] ?? 0),
+      );
+    },
+    undeployRevision: (input) =>
+      run(
+        'undeployRevision',
+        () => ({
+          outcomes: [
+            {
+              resource: `${input.endpoint}/deployedModels/${input.deployedModelId}`,
+              outcome: 'removed' as const,
+            },
+          ],
+        }),
+        input.deployedModelId,
+      ),
+    measureTraffic: () =>
+      run('measureTraffic', (script) => {
+        const traffic = script.traffic ?? {
+          candidate: { requests: 100, errors: 0, p95Ms: 100 },
+          baseline: { requests: 900, errors: 0, p95Ms: 100 },
+        };
+        const canary = script.deployedModels?.at(-1) ?? '0';
+        return { byDeployedModel: { [canary]: traffic.candidate, '42': traffic.baseline } };
+      }),
   };
 }
 

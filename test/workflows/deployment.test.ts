@@ -112,19 +112,18 @@ describe.concurrent('the durable deployment', () => {
     expect(again).toMatchObject({ started: false, runId: started.runId });
     expect((await again.result()).outcome).toBe('serving');
 
+    // Another endpoint cannot be had by upgrading (other weights can: test/workflows/upgrade.test.ts).
     const message = await refusal(
       startDeployment(
         client,
-        { ...spec, model: { uri: 'gs://models-bucket/other-weights/' } },
-        {
-          taskQueue: worker.taskQueue,
-        },
+        { ...spec, endpoint: { id: 'other-endpoint' } },
+        { taskQueue: worker.taskQueue },
       ),
     );
     expect(message).toContain(
       `deployment ${started.workflowId} already exists (stage SERVING) with another spec`,
     );
-    expect(message).toContain(`model.uri: "${spec.model.uri}" → "gs://models-bucket/other-weights/"`);
+    expect(message).toContain(`endpoint.id: unset → "other-endpoint"`);
     expect(message).toContain(`garden-deploy teardown ${started.workflowId}`);
     const replicas = await refusal(
       startDeployment(client, { ...spec, replicas: { min: 2 } }, { taskQueue: worker.taskQueue }),

@@ -30,14 +30,17 @@ import type {
   ScaleRequest,
   StepName,
   UndoKind,
+  UpgradeRequest,
+  UpgradeResult,
 } from '../types';
 import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
 import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
-import { type DeploymentState, type StepContext, deploySteps } from './deploy-steps';
+import { type DeploymentState, type StepContext, deploySteps, machineText } from './deploy-steps';
 import { cleanupInputOf, remainingResources, showCleanup } from './removal';
 import { scaleInPlace } from './scale-in-place';
 import { RequestLog } from './request-log';
 import { differentSpecMessage, specDifferences } from './spec-diff';
+import { type UpgradeHost, Upgrades } from './upgrades';
 
 /**
  * Where a deployment is in its life: deploying its first revision, serving (scale, rollback within
@@ -60,11 +63,13 @@ const UNDO_STAGES: Record<UndoKind, { running: DeployStage; done: DeployStage; o
  * so they are serialized: a cancel or rollback preempts the first deploy; scale, rollback and
  * teardown of a serving deployment take turns.
  */
-export class Deployment implements StepContext {
+export class Deployment implements StepContext, UpgradeHost {
   readonly tracker: ProgressTracker;
   readonly activities: DeploymentActivityStubs;
   readonly state: DeploymentState;
-  private readonly settings: Required<DeploymentSettings>;
+  readonly settings: Required<DeploymentSettings>;
+  /** Upgrades of the serving deployment (one at a time). */
+  readonly upgrades = new Upgrades(this);
   private readonly recovery?: RecoveryInput;
   private phase: Phase = 'deploying';
   private deployScope?: CancellationScope;
@@ -161,6 +166,7 @@ export class Deployment implements StepContext {
     }
     this.phase = 'serving';
     this.tracker.setRevisionState('serving');
+    this.recordServingRevision();
     const window = spec.rollbackWindow;
     if (window > 0) {
       this.rollbackWindowEndsAt = Date.now() + window;
@@ -240,25 +246,86 @@ export class Deployment implements StepContext {
         `deployment ${this.id} is being torn down (stage ${this.stage}); deploy it again once that ends`,
       );
     if (!request?.spec || typeof request.spec !== 'object') this.reject('the deploy request carries no spec');
-    const differences = specDifferences(this.spec, request.spec);
-    if (differences.length > 0) this.reject(differentSpecMessage(this.id, this.stage, differences));
     if (this.phase === 'undoing' || this.phase === 'ended')
       this.reject(
         `deployment ${this.id} is being removed (stage ${this.stage}); deploy it again once that ends`,
       );
     if (this.phase === 'blocked') this.reject(this.blockedReason());
+    const differences = specDifferences(this.spec, request.spec);
+    if (differences.length === 0) return;
+    // Another model, machine or validation on a serving deployment is a new revision: an upgrade.
+    if (this.phase === 'serving' && this.upgrades.isUpgrade(request.spec)) {
+      this.upgrades.validateUpgrade(request.spec);
+      return;
+    }
+    const running = this.upgrades.run;
+    if (running) this.reject(`deployment ${this.id} is upgrading: ${this.upgrades.inFlightMessage()}`);
+    if (this.phase === 'deploying')
+      this.reject(
+        `${differentSpecMessage(this.id, this.stage, differences)} It is still deploying its first revision; upgrade it once it serves.`,
+      );
+    this.reject(differentSpecMessage(this.id, this.stage, differences));
   }
 
-  /** Same spec: attaches, answering once the first deploy serves or has ended. */
-  deploy(_request: DeployRequest): Promise<DeploymentResult> {
+  /**
+   * Same spec: attaches, answering once the first deploy serves or has ended. Another model, machine
+   * or validation: upgrades the serving deployment, answering how the upgrade ended.
+   */
+  deploy(request: DeployRequest): Promise<DeploymentResult> {
     return this.requests.once('deploy', async () => {
+      if (this.phase === 'serving' && this.upgrades.isUpgrade(request.spec)) {
+        const upgrade = await this.upgrades.upgrade(request.spec);
+        return { ...this.result('serving'), upgrade };
+      }
       await condition(() => this.phase !== 'deploying' && this.phase !== 'undoing');
       return this.phase === 'serving' ? this.result('serving') : this.undoResult();
     });
   }
 
+  validateUpgrade(request: UpgradeRequest): void {
+    if (this.requests.known()) return;
+    this.upgrades.validateUpgrade(request?.spec);
+  }
+
+  /** Rolls out `request.spec` as a new revision of the serving deployment (or attaches to that upgrade). */
+  upgrade(request: UpgradeRequest): Promise<UpgradeResult> {
+    return this.requests.once('upgrade', () => this.upgrades.upgrade(request.spec));
+  }
+
+  validatePromote(_request?: ControlRequest): void {
+    if (this.requests.known()) return;
+    this.upgrades.validatePromote();
+  }
+
+  promote(_request: ControlRequest): Promise<UpgradeResult> {
+    return this.requests.once('promote', () => this.upgrades.promote());
+  }
+
+  validatePause(_request?: ControlRequest): void {
+    if (this.requests.known()) return;
+    this.upgrades.validatePause();
+  }
+
+  pause(request: ControlRequest): Promise<UpgradeResult> {
+    return this.requests.once('pause', () => this.upgrades.pause(request?.reason));
+  }
+
+  validateResume(_request?: ControlRequest): void {
+    if (this.requests.known()) return;
+    this.upgrades.validateResume();
+  }
+
+  resume(_request: ControlRequest): Promise<UpgradeResult> {
+    return this.requests.once('resume', () => this.upgrades.resume());
+  }
+
   validateCancel(_request?: ControlRequest): void {
     if (this.requests.known()) return;
+    if (this.phase === 'serving' && !this.removalAccepted && this.upgrades.run) {
+      const late = this.upgrades.tooLate();
+      if (late) this.reject(late);
+      return;
+    }
     if (this.phase === 'serving')
       this.reject(
         `deployment ${this.id} is serving: there is no deploy to cancel. Remove it with \`garden-deploy teardown ${this.id}\`` +
@@ -267,14 +334,32 @@ export class Deployment implements StepContext {
     this.rejectUnlessDeploying('cancel');
   }
 
+  /** While deploying: stops and removes everything. While upgrading: undoes the upgrade; the serving revision stays. */
   cancel(request: ControlRequest): Promise<DeploymentResult> {
-    return this.requests.once('cancel', () => this.preempt('cancel', request.reason));
+    return this.requests.once('cancel', () => {
+      if (this.phase === 'serving') return this.abortUpgrade('cancel', request.reason);
+      return this.preempt('cancel', request.reason);
+    });
   }
 
   validateRollback(_request?: ControlRequest): void {
     if (this.requests.known()) return;
     if (this.phase === 'serving') {
       if (this.removalAccepted) this.reject(`deployment ${this.id} is already being removed`);
+      if (this.upgrades.run) {
+        const late = this.upgrades.tooLate();
+        if (late) this.reject(late);
+        return;
+      }
+      const serving = this.tracker.revision?.number ?? 1;
+      if (serving > 1) {
+        this.reject(
+          `deployment ${this.id} serves r${serving}, and r${serving - 1} was retired when the upgrade completed: there ` +
+            `is no upgrade to roll back. To go back, upgrade to the earlier spec (\`garden-deploy upgrade ${this.spec.name} -f <spec>\`; ` +
+            'keep the previous revision deployed with strategy.retainPrevious for an instant rollback next time), or remove ' +
+            `the deployment with \`garden-deploy teardown ${this.id}\``,
+        );
+      }
       if (!this.inRollbackWindow()) {
         const ended = this.rollbackWindowEndsAt
           ? ` (it closed at ${new Date(this.rollbackWindowEndsAt).toISOString()})`
@@ -288,9 +373,14 @@ export class Deployment implements StepContext {
     this.rejectUnlessDeploying('rollback');
   }
 
+  /**
+   * While deploying: stops and removes everything. While upgrading: all traffic back on the serving
+   * revision and the new one removed. Serving r1 within its window: removes the deployment.
+   */
   rollback(request: ControlRequest): Promise<DeploymentResult> {
     return this.requests.once('rollback', () => {
       if (this.phase === 'deploying') return this.preempt('rollback', request.reason);
+      if (this.upgrades.run) return this.abortUpgrade('rollback', request.reason);
       return this.removeServing('rollback', request.reason ?? 'rollback requested');
     });
   }
@@ -309,7 +399,10 @@ export class Deployment implements StepContext {
 
   teardown(request: ControlRequest): Promise<DeploymentResult> {
     return this.requests.once('teardown', async () => {
-      if (!this.recovery) return this.removeServing('teardown', request.reason ?? 'teardown requested');
+      const reason = request.reason ?? 'teardown requested';
+      // The upgrade in flight is undone first (its new revision removed); the removal then takes its turn.
+      if (this.upgrades.abortable) void this.upgrades.abort('teardown', reason);
+      if (!this.recovery) return this.removeServing('teardown', reason);
       await condition(() => this.phase === 'blocked' || this.phase === 'ended');
       return this.undoResult();
     });
@@ -326,6 +419,8 @@ export class Deployment implements StepContext {
     if (this.phase === 'deploying')
       this.reject(`deployment ${this.id} is still deploying (stage ${this.stage}); scale it once it serves`);
     if (this.phase !== 'serving' || this.removalAccepted) this.rejectRemoving();
+    const upgrading = this.upgrades.blocksScale();
+    if (upgrading) this.reject(`deployment ${this.id}: ${upgrading}`);
   }
 
   scale(request: ScaleRequest): Promise<ScaleOutcome> {
@@ -409,6 +504,8 @@ export class Deployment implements StepContext {
     this.temporalCancellation ??= err;
     if (this.phase === 'serving' && !this.removalAccepted) {
       this.removalAccepted = true;
+      if (this.upgrades.abortable)
+        void this.upgrades.abort('teardown', 'the workflow was cancelled through Temporal');
       await this.exclusive(() => this.undo('teardown', 'the workflow was cancelled through Temporal'));
     }
     await condition(() => this.phase === 'ended');
@@ -474,7 +571,7 @@ export class Deployment implements StepContext {
   }
 
   /** The spec asked for; a teardown of an earlier run has none (nothing reads it there). */
-  private get spec() {
+  get spec() {
     if (!this.state.spec)
       throw ApplicationFailure.nonRetryable(`${this.id} has no spec`, 'DeploymentStateError');
     return this.state.spec;
@@ -497,6 +594,29 @@ export class Deployment implements StepContext {
     this.deployScope?.cancel();
     await condition(() => this.phase === 'blocked' || this.phase === 'ended');
     return this.undoResult();
+  }
+
+  /** Undoes the running upgrade; the deployment keeps serving its revision. */
+  private async abortUpgrade(kind: 'rollback' | 'cancel', reason?: string): Promise<DeploymentResult> {
+    const upgrade = await this.upgrades.abort(kind, reason?.trim() || `${kind} requested`);
+    return { ...this.result('serving'), upgrade };
+  }
+
+  /** The first revision serves: what it runs, and all the traffic on it. */
+  private recordServingRevision(): void {
+    const { model, deployedModelId } = this.tracker.resources;
+    const validated = this.state.validated;
+    const revision = this.tracker.revision;
+    if (!revision || !validated) return;
+    this.tracker.setRevision({
+      ...revision,
+      machine: machineText(validated.spec.machine),
+      ...(validated.validation.weights ? { weights: validated.validation.weights } : {}),
+      ...(model ? { model } : {}),
+      ...(deployedModelId ? { deployedModelId } : {}),
+    });
+    if (deployedModelId)
+      this.tracker.setTraffic([{ revision: revision.number, deployedModelId, percent: 100 }]);
   }
 
   private removeServing(kind: 'rollback' | 'teardown', reason: string): Promise<DeploymentResult> {
@@ -523,8 +643,19 @@ export class Deployment implements StepContext {
     return outcome;
   }
 
+  /** Why the deployment cannot start a serving operation now, or undefined when it can. */
+  notServing(): string | undefined {
+    if (this.recovery) return `deployment ${this.id} is being torn down (stage ${this.stage})`;
+    if (this.phase === 'deploying')
+      return `deployment ${this.id} is still deploying its first revision (stage ${this.stage}); upgrade it once it serves`;
+    if (this.phase === 'blocked') return this.blockedReason();
+    if (this.phase !== 'serving' || this.removalAccepted)
+      return `deployment ${this.id} is being removed (stage ${this.stage})`;
+    return undefined;
+  }
+
   /** Serving operations take turns. */
-  private async exclusive<T>(run: () => Promise<T>): Promise<T> {
+  async exclusive<T>(run: () => Promise<T>): Promise<T> {
     await condition(() => !this.busy);
     this.busy = true;
     try {

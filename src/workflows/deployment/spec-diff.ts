@@ -11,13 +11,53 @@ export interface SpecDifference {
   requested: unknown;
 }
 
+/**
+ * What a difference in a spec field means for a serving deployment:
+ * - `fixed`: names the deployment or its endpoint (name, project, region, endpoint, access): only a
+ *   new deployment can change it;
+ * - `revision`: what is served (model, machine, validation): a new revision, by upgrade;
+ * - `replicas`: changed in place by `scale`;
+ * - `settings`: how it is tested and upgraded (smoke, timeouts, strategy, gates, labels, windows):
+ *   recorded by the next upgrade.
+ */
+export type DifferenceKind = 'fixed' | 'revision' | 'replicas' | 'settings';
+
+const KIND_OF_FIELD: Record<keyof DeploymentSpec, DifferenceKind> = {
+  name: 'fixed',
+  project: 'fixed',
+  region: 'fixed',
+  endpoint: 'fixed',
+  access: 'fixed',
+  model: 'revision',
+  machine: 'revision',
+  validation: 'revision',
+  replicas: 'replicas',
+  smoke: 'settings',
+  timeouts: 'settings',
+  rollbackWindow: 'settings',
+  labels: 'settings',
+  strategy: 'settings',
+  gates: 'settings',
+};
+
+/** Fields added to the spec after deployments were running: a spec recorded without them differs in nothing there. */
+const ADDED_LATER = new Set<keyof DeploymentSpec>(['strategy', 'gates']);
+
+export function kindOf(difference: SpecDifference): DifferenceKind {
+  const field = difference.path.split(/[.[]/)[0] as keyof DeploymentSpec;
+  return KIND_OF_FIELD[field] ?? 'fixed';
+}
+
 /** The fields (dotted paths) where `requested` differs from `current`, both parsed specs. */
 export function specDifferences(current: DeploymentSpec, requested: DeploymentSpec): SpecDifference[] {
   const out: SpecDifference[] = [];
   const walk = (a: unknown, b: unknown, path: string) => {
     if (isRecord(a) && isRecord(b)) {
       const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-      for (const key of keys) walk(a[key], b[key], path ? `${path}.${key}` : key);
+      for (const key of keys) {
+        if (path === '' && a[key] === undefined && ADDED_LATER.has(key as keyof DeploymentSpec)) continue;
+        walk(a[key], b[key], path ? `${path}.${key}` : key);
+      }
       return;
     }
     if (JSON.stringify(a) !== JSON.stringify(b)) out.push({ path, current: a, requested: b });
@@ -26,29 +66,52 @@ export function specDifferences(current: DeploymentSpec, requested: DeploymentSp
   return out;
 }
 
+/** The differences of each kind. */
+export function classify(differences: SpecDifference[]): Record<DifferenceKind, SpecDifference[]> {
+  const out: Record<DifferenceKind, SpecDifference[]> = {
+    fixed: [],
+    revision: [],
+    replicas: [],
+    settings: [],
+  };
+  for (const difference of differences) out[kindOf(difference)].push(difference);
+  return out;
+}
+
 /**
- * Why a start with another spec is refused, what differs, and which command changes it: only the
- * replicas → `scale`; anything else → (until upgrades exist) teardown, then deploy.
+ * Why a spec is refused for this deployment, what differs, and which command changes it:
+ * fixed fields → teardown, then deploy; only replicas → `scale`; only settings → `upgrade`.
  */
 export function differentSpecMessage(
   workflowId: string,
   stage: string,
   differences: SpecDifference[],
 ): string {
+  const kinds = classify(differences);
+  const name = workflowId.split('/').pop() ?? workflowId;
+  const how =
+    kinds.fixed.length > 0
+      ? `${kinds.fixed.map((d) => d.path).join(', ')} cannot change on a deployment: to serve this spec instead, ` +
+        `remove it with \`garden-deploy teardown ${workflowId}\`, then deploy again`
+      : kinds.revision.length === 0 && kinds.settings.length === 0
+        ? `change the replicas in place with \`garden-deploy scale ${name} --min N [--max M]\``
+        : kinds.revision.length === 0
+          ? `these settings take effect through \`garden-deploy upgrade ${name} -f <spec>\` (a deploy starts an upgrade ` +
+            'only for another model, machine or validation)'
+          : `roll out the new revision with \`garden-deploy upgrade ${name} -f <spec>\``;
+  return (
+    `deployment ${workflowId} already exists (stage ${stage}) with another spec, so this one was not applied; ` +
+    `it differs in ${listDifferences(differences)}. Nothing was changed: ${how}.`
+  );
+}
+
+/** `model.uri: "gs://a" → "gs://b"; …; and 3 more`. */
+export function listDifferences(differences: SpecDifference[]): string {
   const listed = differences
     .slice(0, MAX_LISTED)
     .map((d) => `${d.path}: ${show(d.current)} → ${show(d.requested)}`)
     .join('; ');
-  const more = differences.length > MAX_LISTED ? `; and ${differences.length - MAX_LISTED} more` : '';
-  const onlyReplicas = differences.every((d) => d.path.startsWith('replicas.'));
-  const name = workflowId.split('/').pop() ?? workflowId;
-  const how = onlyReplicas
-    ? `change the replicas in place with \`garden-deploy scale ${name} --min N [--max M]\``
-    : `to serve this spec instead, remove the deployment with \`garden-deploy teardown ${workflowId}\`, then deploy again`;
-  return (
-    `deployment ${workflowId} already exists (stage ${stage}) with another spec, so this one was not applied; ` +
-    `it differs in ${listed}${more}. Nothing was changed: ${how}.`
-  );
+  return `${listed}${differences.length > MAX_LISTED ? `; and ${differences.length - MAX_LISTED} more` : ''}`;
 }
 
 function show(value: unknown): string {

@@ -10,11 +10,15 @@ import {
   abandonCleanupUpdate,
   cancelUpdate,
   deployUpdate,
+  pauseUpdate,
   progressQuery,
+  promoteUpdate,
+  resumeUpdate,
   retryCleanupUpdate,
   rollbackUpdate,
   scaleUpdate,
   teardownUpdate,
+  upgradeUpdate,
 } from '../messages';
 import type { DeploymentInput, DeploymentResult } from '../types';
 import { Deployment } from './entity';
@@ -31,15 +35,34 @@ export async function deployment(input: DeploymentInput): Promise<DeploymentResu
   setHandler(progressQuery, () => entity.progress());
   setHandler(deployUpdate, (request) => entity.deploy(request), {
     validator: (request) => entity.validateDeploy(request),
-    description: 'Deploy this spec: attaches when it is the deployment’s, refuses another',
+    description:
+      'Deploy this spec: attaches when it is the deployment’s, upgrades to another model or machine',
+  });
+  setHandler(upgradeUpdate, (request) => entity.upgrade(request), {
+    validator: (request) => entity.validateUpgrade(request),
+    description:
+      'Roll out a new revision: validate, stage, shift traffic under gates, roll back on a failure',
+  });
+  setHandler(promoteUpdate, (request) => entity.promote(request), {
+    validator: (request) => entity.validatePromote(request),
+    description: 'Skip the running upgrade’s remaining traffic steps',
+  });
+  setHandler(pauseUpdate, (request) => entity.pause(request), {
+    validator: (request) => entity.validatePause(request),
+    description: 'Hold the running upgrade at its traffic share',
+  });
+  setHandler(resumeUpdate, (request) => entity.resume(request), {
+    validator: (request) => entity.validateResume(request),
+    description: 'Continue a paused upgrade',
   });
   setHandler(cancelUpdate, (request) => entity.cancel(request), {
     validator: (request) => entity.validateCancel(request),
-    description: 'Stop the running deploy and remove what it created',
+    description: 'Stop the running deploy (or upgrade) and remove what it created',
   });
   setHandler(rollbackUpdate, (request) => entity.rollback(request), {
     validator: (request) => entity.validateRollback(request),
-    description: 'Remove the deployment while it deploys or within its rollback window',
+    description:
+      'Undo the running upgrade; or remove the deployment while it deploys or within its rollback window',
   });
   setHandler(teardownUpdate, (request) => entity.teardown(request), {
     validator: (request) => entity.validateTeardown(request),
