@@ -4,13 +4,16 @@ import {
   type DeploymentRequest,
   abandonCleanup,
   cancelDeployment,
+  pauseUpgrade,
+  promoteUpgrade,
+  resumeUpgrade,
   retryCleanup,
   rollbackDeployment,
   scaleDeployment,
   teardownDeployment,
 } from '../client';
 import type { TemporalConnection } from '../client';
-import type { DeploymentOutcome, DeploymentResult, ScaleOutcome } from '../workflows/types';
+import type { DeploymentResult } from '../workflows/types';
 import {
   addConnectionOptions,
   type CommandIo,
@@ -23,7 +26,14 @@ import {
   reportError,
   withTemporal,
 } from './client-command';
-import { follow, outcomeExitCode, outcomeJson, reportOutcome } from './follow';
+import {
+  type RequestResult,
+  type WantedOutcome,
+  follow,
+  outcomeExitCode,
+  outcomeJson,
+  reportOutcome,
+} from './follow';
 
 /**
  * The commands that send a deployment one of its control Updates, from one table: each is
@@ -32,7 +42,15 @@ import { follow, outcomeExitCode, outcomeJson, reportOutcome } from './follow';
  */
 
 export type ControlCommandName =
-  'cancel' | 'rollback' | 'teardown' | 'scale' | 'retry-cleanup' | 'abandon-cleanup';
+  | 'cancel'
+  | 'rollback'
+  | 'teardown'
+  | 'scale'
+  | 'retry-cleanup'
+  | 'abandon-cleanup'
+  | 'promote'
+  | 'pause'
+  | 'resume';
 
 const wholeNumber = (flag: string) =>
   z
@@ -57,8 +75,8 @@ type ControlFlags = z.infer<typeof ControlFlagsSchema>;
 interface ControlCommand {
   summary: string;
   description: string;
-  /** What `result.outcome` means success for this command (exit code 0). */
-  wanted: (outcome: DeploymentOutcome) => boolean;
+  /** Which deployment result means success for this command (exit code 0). */
+  wanted: WantedOutcome;
   accepted: string;
   /** Extra options of this command. */
   options?: Option[];
@@ -66,28 +84,37 @@ interface ControlCommand {
     temporal: TemporalConnection,
     ref: string,
     flags: ControlFlags,
-  ): Promise<DeploymentRequest<DeploymentResult | ScaleOutcome>>;
+  ): Promise<DeploymentRequest<RequestResult>>;
 }
 
-const notBlocked = (outcome: DeploymentOutcome) => outcome !== 'cleanup-blocked';
+const notBlocked: WantedOutcome = (result) => result.outcome !== 'cleanup-blocked';
+/** An upgrade undone counts as done, like a deployment removed. */
+const undone =
+  (outcome: DeploymentResult['outcome']): WantedOutcome =>
+  (result) =>
+    result.outcome === outcome || result.upgrade?.outcome === 'rolled-back';
+const always: WantedOutcome = () => true;
 
 const COMMANDS: Record<ControlCommandName, ControlCommand> = {
   cancel: {
-    summary: 'stop a deployment still deploying and remove what it created',
+    summary: 'stop a deployment still deploying (or its running upgrade) and remove what it created',
     description:
       'Stop a deployment that is still deploying (the running step and Vertex’s deploy operation) and remove ' +
-      'everything it created, then follow until done. Refused when it already serves (use teardown, or rollback ' +
-      'within its window) or is already being removed.',
-    wanted: (outcome) => outcome === 'cancelled',
+      'everything it created, then follow until done. On a serving deployment that is upgrading, the upgrade ' +
+      'stops instead: all traffic back on the serving revision, everything of the new one removed. Refused when ' +
+      'it serves with no upgrade running (use teardown, or rollback within its window) or is already being removed.',
+    wanted: undone('cancelled'),
     accepted: 'Cancel accepted for',
     send: (t, ref, flags) => cancelDeployment(t.client, ref, controlOptions(flags)),
   },
   rollback: {
-    summary: 'undo a deployment while it deploys or within its rollback window',
+    summary: 'undo a running upgrade; or a deployment while it deploys or within its rollback window',
     description:
-      'Remove everything a deployment created, while it deploys or within its rollback window after it serves, ' +
-      'then follow until done. Outside the window it is refused: use teardown.',
-    wanted: (outcome) => outcome === 'rolled-back',
+      'While an upgrade runs (up to retiring the previous revision): put all traffic back on the serving ' +
+      'revision and remove the new one. While a deployment deploys, or serves its first revision within its ' +
+      'rollback window: remove everything it created. Then follow until done. Otherwise it is refused, saying ' +
+      'what to do instead (teardown, or upgrade to the earlier spec).',
+    wanted: undone('rolled-back'),
     accepted: 'Rollback accepted for',
     send: (t, ref, flags) => rollbackDeployment(t.client, ref, controlOptions(flags)),
   },
@@ -98,7 +125,7 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
       'is provably its own, and end it. A deployment that ended without cleaning up (terminated, or a garden-deploy ' +
       '0.1 deployment that finished serving) is recovered: everything it could have created is found from its ' +
       'record, derived ids and identity labels, and removed. Refused while it still deploys (use cancel).',
-    wanted: (outcome) => outcome === 'torn-down',
+    wanted: (result) => result.outcome === 'torn-down',
     accepted: 'Teardown accepted for',
     options: [
       new Option(
@@ -117,7 +144,7 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
     description:
       'Change min/max replicas of a serving deployment in place (mutateDeployedModel: same endpoint, no new ' +
       'deployment), then follow until the new minimum is available. Refused while it deploys or is being removed.',
-    wanted: () => true,
+    wanted: always,
     accepted: 'Scale accepted for',
     options: [
       new Option('--min <n>', 'replicas that must be available').makeOptionMandatory(),
@@ -145,10 +172,39 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
     description:
       'For a deployment in CLEANUP_BLOCKED: stop trying and end it; the resources it could not remove are listed ' +
       'as abandoned and are yours to remove. --reason is required.',
-    wanted: () => true,
+    wanted: always,
     accepted: 'Abandon accepted for',
     send: (t, ref, flags) =>
       abandonCleanup(t.client, ref, { ...controlOptions(flags), reason: flags.reason ?? '' }),
+  },
+  promote: {
+    summary: 'skip the remaining traffic steps of a running upgrade',
+    description:
+      'Give the new revision all the traffic now, skipping the remaining traffic steps, bakes and the retention ' +
+      'of the previous revision, then follow until the upgrade is done. Before the new revision is on the ' +
+      'endpoint, it goes to 100 % as soon as it is. Refused when no upgrade runs or it is already retiring or ' +
+      'rolling back.',
+    wanted: always,
+    accepted: 'Promote accepted for',
+    send: (t, ref, flags) => promoteUpgrade(t.client, ref, controlOptions(flags)),
+  },
+  pause: {
+    summary: 'hold a running upgrade at its current traffic share',
+    description:
+      'Hold a running upgrade where it is: no further traffic step until `resume` (gates keep being evaluated, ' +
+      'and a failed one still rolls back). Answers at once. Refused when no upgrade runs or it is already paused.',
+    wanted: always,
+    accepted: 'Pause accepted for',
+    send: (t, ref, flags) => pauseUpgrade(t.client, ref, controlOptions(flags)),
+  },
+  resume: {
+    summary: 'continue a paused upgrade',
+    description:
+      'Continue a paused upgrade (paused by `pause`, or by an idle canary with gates.onIdle: pause, which then ' +
+      'bakes its step again). Answers at once. Refused when no upgrade is paused.',
+    wanted: always,
+    accepted: 'Resume accepted for',
+    send: (t, ref, flags) => resumeUpgrade(t.client, ref, controlOptions(flags)),
   },
 };
 
@@ -213,10 +269,9 @@ export async function runControl(
       return EXIT_OK;
     }
     const outcome = await follow(temporal, workflowId, io, { json: flags.json, until: request.result() });
-    const wanted = (result: { outcome: DeploymentOutcome }) => spec.wanted(result.outcome);
-    if (!flags.json) return reportOutcome(outcome, io, wanted);
+    if (!flags.json) return reportOutcome(outcome, io, spec.wanted);
     io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
-    return outcomeExitCode(outcome, wanted);
+    return outcomeExitCode(outcome, spec.wanted);
   });
 }
 

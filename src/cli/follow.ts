@@ -9,7 +9,7 @@ import {
   watchDeployment,
   watchTeardown,
 } from '../client';
-import type { DeploymentResult, ScaleOutcome, TeardownResult } from '../workflows/types';
+import type { DeploymentResult, ScaleOutcome, TeardownResult, UpgradeResult } from '../workflows/types';
 import {
   type CommandIo,
   EXIT_DEPLOYMENT_FAILED,
@@ -24,6 +24,7 @@ import {
   renderScaleOutcome,
   renderStatus,
   renderTeardownResult,
+  renderUpgradeResult,
 } from './progress-view';
 
 /** How following a deployment (or a request to it) ended. */
@@ -31,6 +32,8 @@ export type FollowOutcome =
   | { kind: 'deployment'; result: DeploymentResult }
   | { kind: 'torn-down'; result: TeardownResult }
   | { kind: 'scaled'; result: ScaleOutcome }
+  /** An upgrade (or promote, pause, resume of one) answered. */
+  | { kind: 'upgrade'; result: UpgradeResult }
   /** The deployment (workflow) failed, was terminated or timed out. */
   | { kind: 'failed'; error: DeploymentFailedError }
   /** An accepted request could not be carried out (e.g. the scale failed). */
@@ -44,10 +47,13 @@ export interface FollowOptions {
    * The outcome of the request being followed (an Update's result): following ends when it
    * settles. Without it, following ends once the deployment settles (serves, is blocked, ends).
    */
-  until?: Promise<DeploymentResult | ScaleOutcome>;
+  until?: Promise<RequestResult>;
   /** Time between progress polls (default 1 s). */
   intervalMs?: number;
 }
+
+/** What the Updates answer. */
+export type RequestResult = DeploymentResult | ScaleOutcome | UpgradeResult;
 
 /** Human output is coloured on a TTY unless NO_COLOR is set. */
 export function useColor(): boolean {
@@ -99,7 +105,7 @@ export async function follow(
 async function followRequest(
   temporal: TemporalConnection,
   workflowId: string,
-  until: Promise<DeploymentResult | ScaleOutcome>,
+  until: Promise<RequestResult>,
   onProgress: (status: DeploymentStatus) => void,
   signal: AbortSignal,
   options: FollowOptions,
@@ -121,7 +127,9 @@ async function followRequest(
   }
   const result = await Promise.race([outcome, stopped]);
   onProgress(await getProgress(temporal.client, workflowId));
-  return 'replicas' in result ? { kind: 'scaled', result } : { kind: 'deployment', result };
+  if ('replicas' in result) return { kind: 'scaled', result };
+  if ('from' in result && 'traffic' in result) return { kind: 'upgrade', result };
+  return { kind: 'deployment', result };
 }
 
 /** Which outcome a command asks for (deploy: serving; cancel: cancelled; …). */
@@ -135,6 +143,8 @@ export function outcomeExitCode(outcome: FollowOutcome, wanted: WantedOutcome = 
     case 'torn-down':
     case 'scaled':
       return EXIT_OK;
+    case 'upgrade':
+      return outcome.result.outcome === 'rolled-back' ? EXIT_DEPLOYMENT_FAILED : EXIT_OK;
     case 'failed':
     case 'request-failed':
       return EXIT_DEPLOYMENT_FAILED;
@@ -160,6 +170,9 @@ export function reportOutcome(
       break;
     case 'scaled':
       print(renderScaleOutcome(outcome.result, { color }));
+      break;
+    case 'upgrade':
+      print(renderUpgradeResult(outcome.result, { color }));
       break;
     case 'failed':
     case 'request-failed':
@@ -191,6 +204,7 @@ export function outcomeJson(outcome: FollowOutcome): Record<string, unknown> {
     case 'deployment':
     case 'torn-down':
     case 'scaled':
+    case 'upgrade':
       return { result: outcome.result };
     case 'failed':
       return { failure: { status: outcome.error.status, message: outcome.error.failure } };

@@ -1,14 +1,18 @@
 import pc from 'picocolors';
 import type { DeploymentStatus, RunningActivity, StepView } from '../client';
 import { formatDuration } from '../spec';
-import { STEP_TITLE } from '../workflows/progress';
+import { STEP_TITLE, trafficBar } from '../workflows/progress';
 import type {
   CleanupTaskProgress,
   DeployProgress,
   DeploymentResult,
+  RevisionSummary,
   ScaleOutcome,
   StepStatus,
   TeardownResult,
+  TrafficShare,
+  UpgradeProgress,
+  UpgradeResult,
 } from '../workflows/types';
 
 /**
@@ -121,6 +125,27 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
         (scale ? ` · replicas ${scale.min}${scale.max === scale.min ? '' : `–${scale.max}`}` : ''),
     );
   }
+  const upgrade = status.progress?.upgrade;
+  if (status.status === 'RUNNING' && upgrade && !upgrade.endedAt) {
+    lines.push(...renderUpgrade(upgrade, now, c));
+    const pending = status.activities.filter((a) => !a.step || a.compensation);
+    for (const activity of pending)
+      lines.push(
+        `    ${c.cyan(ICON.running)} ${activity.activityType.padEnd(22)} ${activityFacts(activity, now).join(' · ')}`.trimEnd(),
+      );
+  } else if (upgrade?.endedAt && upgrade.outcome) {
+    lines.push(
+      c.dim(
+        `  Last upgrade r${upgrade.from} → r${upgrade.revision}: ${upgrade.outcome}${upgrade.reason ? ` (${upgrade.reason})` : ''}`,
+      ),
+    );
+  }
+  const traffic = status.progress?.traffic ?? [];
+  if (status.status === 'RUNNING' && traffic.length > 0) lines.push(...renderTraffic(traffic, c));
+  const revisions = status.progress?.revisions ?? [];
+  if (revisions.length > 1) lines.push(...renderRevisions(revisions, c));
+  // An upgrade's activities are shown with it; the first deploy's steps once, when it ran them.
+  if (upgrade && !upgrade.endedAt && status.status === 'RUNNING') status = { ...status, activities: [] };
   for (const step of status.steps) {
     const paint = paintStatus(c, step.status);
     const detail = stepDetail(step, now);
@@ -149,6 +174,105 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
     lines.push(`  Open to rollback until ${windowEnd}: garden-deploy rollback ${status.workflowId}`);
   }
   for (const note of status.notes) lines.push(c.yellow(`  Note: ${note}`));
+  return lines;
+}
+
+const UPGRADE_PHASE_TEXT: Record<UpgradeProgress['phase'], string> = {
+  validating: 'validating the new weights',
+  staging: 'staging: own endpoint, replicas, smoke tests',
+  'freeing-staging': 'freeing the staging endpoint',
+  deploying: 'deploying on the endpoint at 0 %',
+  shifting: 'shifting traffic',
+  'final-bake': 'final bake at 100 %',
+  retaining: 'previous revision kept at 0 %',
+  retiring: 'retiring the previous revision',
+  'rolling-back': 'rolling back',
+  done: 'done',
+};
+
+/** The running upgrade: phase, traffic step, bake left, pause, the latest gates. */
+function renderUpgrade(upgrade: UpgradeProgress, now: number, c: Colors): string[] {
+  const step = upgrade.step;
+  const bakeLeft = step?.bakeEndsAt ? Date.parse(step.bakeEndsAt) - now : undefined;
+  const facts = [
+    UPGRADE_PHASE_TEXT[upgrade.phase],
+    step ? `step ${step.index}/${step.of} at ${step.percent} %` : undefined,
+    bakeLeft !== undefined && bakeLeft > 0 && !upgrade.paused
+      ? `bake ${formatDuration(bakeLeft)} left`
+      : undefined,
+    upgrade.promoted ? 'promoted' : undefined,
+  ].filter(Boolean);
+  const lines = [
+    `  ${c.bold(`Upgrade r${upgrade.from} → r${upgrade.revision}`)}: ${facts.join(' · ')}`,
+    c.dim(`    strategy ${upgrade.strategy}`),
+  ];
+  if (upgrade.paused) lines.push(c.yellow(`    Paused: ${upgrade.paused.reason}`));
+  if (upgrade.lastGate) {
+    const paint =
+      upgrade.lastGate.verdict === 'fail' ? c.red : upgrade.lastGate.verdict === 'idle' ? c.yellow : c.green;
+    lines.push(
+      paint(
+        `    Gates at ${upgrade.lastGate.percent} % (${upgrade.evaluations} evaluations): ${upgrade.lastGate.summary}`,
+      ),
+    );
+  }
+  if (upgrade.blocked) lines.push(c.red(`    Blocked (retrying): ${upgrade.blocked}`));
+  return lines;
+}
+
+/** The live traffic split, a bar per revision. */
+export function renderTraffic(traffic: TrafficShare[], c: Colors): string[] {
+  return [
+    '  Traffic:',
+    ...traffic.map(
+      (share) =>
+        `    r${String(share.revision).padEnd(3)} ${c.cyan(trafficBar(share.percent, 20))} ${String(share.percent).padStart(3)} %  ${c.dim(`deployed model ${share.deployedModelId}`)}`,
+    ),
+  ];
+}
+
+/** The latest revisions, newest first. */
+function renderRevisions(revisions: RevisionSummary[], c: Colors): string[] {
+  return [
+    '  Revisions:',
+    ...[...revisions]
+      .reverse()
+      .slice(0, 5)
+      .map((r) => {
+        const paint =
+          r.state === 'serving' ? c.green : r.state === 'rolled-back' || r.state === 'failed' ? c.red : c.dim;
+        return `    ${paint(`r${r.number} ${r.state}`.padEnd(18))} ${r.modelUri}${r.machine ? ` · ${r.machine}` : ''}${r.reason ? c.dim(` — ${r.reason}`) : ''}`;
+      }),
+  ];
+}
+
+/** How an upgrade (or a promote, pause or resume of one) was answered. */
+export function renderUpgradeResult(result: UpgradeResult, options: { color: boolean }): string[] {
+  const c = pc.createColors(options.color);
+  const headline: Record<UpgradeResult['outcome'], string> = {
+    completed: c.green(
+      c.bold(`✔ ${result.deployment}: r${result.revision} serves (upgrade from r${result.from} completed)`),
+    ),
+    'rolled-back': c.red(
+      c.bold(
+        `✖ ${result.deployment}: the upgrade to r${result.revision} was rolled back; r${result.serving} serves`,
+      ),
+    ),
+    unchanged: c.green(c.bold(`✔ ${result.deployment}: nothing to upgrade; r${result.serving} serves`)),
+    'in-progress': c.cyan(
+      c.bold(
+        `▶ ${result.deployment}: upgrade to r${result.revision} ${result.paused ? 'paused' : 'running'} (${result.phase})`,
+      ),
+    ),
+  };
+  const lines = [headline[result.outcome]];
+  if (result.reason) lines.push(`  ${result.reason}`);
+  if (result.failedGate) {
+    lines.push(c.red(`  Failed gate at ${result.failedGate.percent} %:`));
+    for (const check of result.failedGate.checks.filter((k) => k.verdict === 'fail'))
+      lines.push(c.red(`    ${check.gate}: ${check.message}`));
+  }
+  if (result.traffic.length > 0) lines.push(...renderTraffic(result.traffic, c));
   return lines;
 }
 
@@ -209,6 +333,7 @@ export function renderDeploymentResult(result: DeploymentResult, options: { colo
       ),
     );
   }
+  if (result.upgrade) lines.push(...renderUpgradeResult(result.upgrade, options).map((line) => `  ${line}`));
   if (result.smoke.length > 0) {
     lines.push('  Smoke tests:');
     for (const test of result.smoke) {

@@ -191,7 +191,12 @@ async function abortRequest(
   return sendUpdate(client, resolved, kind, reasonOf(options), idOf(options));
 }
 
-async function runningDeployment(client: Client, ref: string, what: string): Promise<ResolvedWorkflow> {
+/** The running deployment `ref` names, refused (with what to do) when it ended or is a 0.1 run. */
+export async function runningDeployment(
+  client: Client,
+  ref: string,
+  what: string,
+): Promise<ResolvedWorkflow> {
   const resolved = await resolveWorkflow(client, ref, 'deployment');
   const { workflowId, description } = resolved;
   if (description.status.name !== 'RUNNING')

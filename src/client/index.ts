@@ -12,4 +12,5 @@ export {
 } from './resolve';
 export type { DeploymentRequest } from './updates';
 export * from './start';
+export * from './upgrade';
 export * from './watch';

@@ -103,8 +103,11 @@ export interface GetProgressOptions {
   queryTimeoutMs?: number;
 }
 
-/** Which step each activity runs, and whether it undoes it; complete by construction. */
-const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step: StepName; compensation: boolean }> = {
+/**
+ * Which step of the first deploy each activity runs, and whether it undoes it; complete by
+ * construction. An upgrade's own activities belong to no step: they show among the pending ones.
+ */
+const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step?: StepName; compensation: boolean }> = {
   validateWeights: { step: 'validate', compensation: false },
   deployToVertex: { step: 'deploy', compensation: false },
   startDeploy: { step: 'deploy', compensation: false },
@@ -122,6 +125,11 @@ const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step: StepName; compe
   deleteModel: { step: 'deploy', compensation: true },
   // A scale is no step of the first deploy; its activity shows among the pending ones.
   scaleDeployment: { step: 'waitForReplicas', compensation: false },
+  startRevisionDeploy: { compensation: false },
+  finishRevisionDeploy: { compensation: false },
+  setTraffic: { compensation: false },
+  undeployRevision: { compensation: true },
+  measureTraffic: { compensation: false },
 };
 
 /** `PendingActivityState` proto enum, by number. */

@@ -12,7 +12,7 @@ import { DEFAULT_TASK_QUEUE } from '../constants';
 import { DeployStage, DeploymentName, GcpProject, GcpRegion, ModelUri } from '../search-attributes';
 import { type DeploymentSpec, deploymentWorkflowId, formatDuration, parseDeploymentSpec } from '../spec';
 import type { deployment } from '../workflows/deployment/workflow';
-import { deployUpdate } from '../workflows/messages';
+import { deployUpdate, progressQuery } from '../workflows/messages';
 import type { DeploymentResult, DeploymentSettings } from '../workflows/types';
 import { DeploymentStateError } from './errors';
 import { hasWorkflowPollers } from './progress';
@@ -40,6 +40,11 @@ export interface StartedDeployment {
   requestId: string;
   /** A deployment of garden-deploy 0.1 still running with this spec (followed, not controlled by Updates). */
   legacy: boolean;
+  /**
+   * The deployment was serving another model, machine or validation: this deploy is an upgrade to
+   * revision `revision` (from `from`); `result()` carries its outcome in `upgrade`.
+   */
+  upgrade?: { revision: number; from: number };
   /**
    * No worker polled the task queue: the deployment was started (or exists) and waits for one; the
    * spec is compared with the deployment's once a worker takes it (`result()` then rejects when it differs).
@@ -133,17 +138,30 @@ export async function startDeployment(
   await throwIfRefused(client, update, workflowId, 'deploy');
   const handle = await startOperation.workflowHandle();
   const runId = update.workflowRunId ?? (await handle.describe()).runId;
+  const started = !(previous?.status.name === 'RUNNING' && previous.runId === runId);
+  const upgrade = started ? undefined : await upgradeStartedBy(handle, requestId);
   return {
     workflowId,
     runId,
-    started: !(previous?.status.name === 'RUNNING' && previous.runId === runId),
+    started,
     spec,
     requestId,
     legacy: false,
+    ...(upgrade ? { upgrade } : {}),
     waitingForWorker: false,
     handle,
     result: outcomeOf(update, workflowId, 'deploy'),
   };
+}
+
+/** The upgrade this deploy request started (or attached to), from the deployment's progress. */
+async function upgradeStartedBy(
+  handle: WorkflowHandle,
+  requestId: string,
+): Promise<{ revision: number; from: number } | undefined> {
+  const progress = await handle.query(progressQuery).catch(() => undefined);
+  const upgrade = progress?.upgrade;
+  return upgrade?.requestId === requestId ? { revision: upgrade.revision, from: upgrade.from } : undefined;
 }
 
 async function describeLatest(
