@@ -114,6 +114,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     GOOGLE_APPLICATION_CREDENTIALS: credentialsFile,
     GARDEN_DEPLOY_VERTEX_BASE_URL: emulator.url,
     GARDEN_DEPLOY_COMPUTE_BASE_URL: emulator.url,
+    GARDEN_DEPLOY_MONITORING_BASE_URL: emulator.url,
     GARDEN_DEPLOY_PREDICTION_BASE_URL: emulator.url,
     ...(temporal.uiUrl ? { [UI_URL_ENV]: temporal.uiUrl } : {}),
     ...(options.worker ? { GARDEN_DEPLOY_TASK_QUEUE: options.worker.taskQueue } : {}),

@@ -61,6 +61,8 @@ export const WorkerEnvSchema = z.object({
   /** Vertex AI host; `{region}` is replaced per call. The local emulator's URL in development. */
   GARDEN_DEPLOY_VERTEX_BASE_URL: httpUrl('the Vertex AI API (may contain {region})').optional(),
   GARDEN_DEPLOY_COMPUTE_BASE_URL: httpUrl('the Compute Engine API').optional(),
+  /** Cloud Monitoring, read by upgrade gates. */
+  GARDEN_DEPLOY_MONITORING_BASE_URL: httpUrl('the Cloud Monitoring API').optional(),
   /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
   GARDEN_DEPLOY_PREDICTION_BASE_URL: httpUrl('the prediction front end').optional(),
   /**
@@ -184,6 +186,9 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     gcp: {
       ...(e.GARDEN_DEPLOY_VERTEX_BASE_URL ? { vertexBaseUrl: e.GARDEN_DEPLOY_VERTEX_BASE_URL } : {}),
       ...(e.GARDEN_DEPLOY_COMPUTE_BASE_URL ? { computeBaseUrl: e.GARDEN_DEPLOY_COMPUTE_BASE_URL } : {}),
+      ...(e.GARDEN_DEPLOY_MONITORING_BASE_URL
+        ? { monitoringBaseUrl: e.GARDEN_DEPLOY_MONITORING_BASE_URL }
+        : {}),
       ...(e.GARDEN_DEPLOY_PREDICTION_BASE_URL
         ? { predictionBaseUrl: e.GARDEN_DEPLOY_PREDICTION_BASE_URL }
         : {}),
@@ -220,6 +225,7 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
     taskQueue: config.taskQueue,
     vertexBaseUrl: config.gcp.vertexBaseUrl ?? 'Google',
     computeBaseUrl: config.gcp.computeBaseUrl ?? 'Google',
+    monitoringBaseUrl: config.gcp.monitoringBaseUrl ?? 'Google',
     predictionBaseUrl: config.gcp.predictionBaseUrl ?? 'endpoint hosts',
     storage: config.storageEndpoint ?? 'Google Cloud Storage',
     gcpRateLimitPerSecond: config.gcpRateLimitPerSecond,

@@ -59,6 +59,7 @@ export function getActivityTestEnv(): Promise<ActivityTestEnv> {
     const gcp = createGcpClient({
       vertexBaseUrl: emulatorUrl,
       computeBaseUrl: emulatorUrl,
+      monitoringBaseUrl: emulatorUrl,
       predictionBaseUrl: emulatorUrl,
       credentialsFile,
     });

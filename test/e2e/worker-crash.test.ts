@@ -69,6 +69,7 @@ async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
     GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
     GARDEN_DEPLOY_VERTEX_BASE_URL: t.emulatorUrl,
     GARDEN_DEPLOY_COMPUTE_BASE_URL: t.emulatorUrl,
+    GARDEN_DEPLOY_MONITORING_BASE_URL: t.emulatorUrl,
     GARDEN_DEPLOY_PREDICTION_BASE_URL: t.emulatorUrl,
     GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
     STORAGE_EMULATOR_HOST: gcsEndpoint,

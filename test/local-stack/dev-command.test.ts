@@ -121,6 +121,7 @@ describe('garden-deploy dev', () => {
       GOOGLE_APPLICATION_CREDENTIALS: path.join(dataDir, 'emulator', 'emulator-credentials.json'),
       GARDEN_DEPLOY_VERTEX_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_COMPUTE_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_MONITORING_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_PREDICTION_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_TEMPORAL_UI_URL: info.temporal.uiUrl,
       GARDEN_DEPLOY_TASK_QUEUE: DEFAULT_TASK_QUEUE,

@@ -40,6 +40,7 @@ describe('loadWorkerConfig', () => {
       GARDEN_DEPLOY_TASK_QUEUE: 'gpu-deploys',
       GARDEN_DEPLOY_VERTEX_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_COMPUTE_BASE_URL: 'http://127.0.0.1:8780',
+      GARDEN_DEPLOY_MONITORING_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_PREDICTION_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: 'false',
       STORAGE_EMULATOR_HOST: 'http://127.0.0.1:4443',
@@ -59,6 +60,7 @@ describe('loadWorkerConfig', () => {
       gcp: {
         vertexBaseUrl: 'http://127.0.0.1:8780',
         computeBaseUrl: 'http://127.0.0.1:8780',
+        monitoringBaseUrl: 'http://127.0.0.1:8780',
         predictionBaseUrl: 'http://127.0.0.1:8780',
         pscSkipTlsVerify: false,
       },
