@@ -11,6 +11,15 @@ describe('example spec files', () => {
     expect(files).toEqual(['private-psc.yaml', 'public.yaml']);
     const publicSpec = await loadDeploymentSpecFile(path.join(examples, 'public.yaml'));
     expect(publicSpec.access.type).toBe('public');
+    expect(publicSpec.strategy).toMatchObject({
+      canary: { percent: 10, bake: 600_000 },
+      retainPrevious: 3_600_000,
+    });
+    expect(publicSpec.gates).toMatchObject({
+      onIdle: 'pause',
+      errorRatio: { max: 0.05 },
+      latencyP95: { max: 20_000 },
+    });
     const privateSpec = await loadDeploymentSpecFile(path.join(examples, 'private-psc.yaml'));
     expect(privateSpec.access).toMatchObject({ type: 'private', consumerProject: 'my-network-project' });
   });

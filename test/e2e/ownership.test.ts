@@ -53,7 +53,7 @@ async function snapshot(project: string) {
 }
 
 describe.concurrent('ownership', () => {
-  it('a second deploy of a serving name with other weights or a failing smoke test changes nothing; the same spec attaches', async () => {
+  it('a second deploy of a serving name with another endpoint or a failing smoke test changes nothing; the same spec attaches', async () => {
     const project = await freshProject('own-redeploy');
     const { client } = await getTestEnv();
     const spec = publicSpec(project, t.modelUri, uniqueName('redeploy'));
@@ -68,9 +68,10 @@ describe.concurrent('ownership', () => {
       team: 'ml-platform',
     });
 
-    const otherWeights: DeploymentSpecInput = { ...spec, model: { uri: `${t.modelUri}v2/` } };
-    expect(await refusal(startDeployment(client, otherWeights, { taskQueue: t.worker.taskQueue }))).toMatch(
-      /already exists \(stage SERVING\) with another spec.*model\.uri: .*garden-deploy teardown/,
+    // Another endpoint is another deployment (other weights are an upgrade: test/e2e/upgrade.test.ts).
+    const otherEndpoint: DeploymentSpecInput = { ...spec, endpoint: { id: `${spec.name}-other` } };
+    expect(await refusal(startDeployment(client, otherEndpoint, { taskQueue: t.worker.taskQueue }))).toMatch(
+      /already exists \(stage SERVING\) with another spec.*endpoint\.id: .*garden-deploy teardown/,
     );
     const failingSmoke: DeploymentSpecInput = {
       ...spec,
