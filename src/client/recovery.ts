@@ -53,6 +53,9 @@ export async function recoveryInput(
     };
   }
   const spec = parseDeploymentSpec((input as { spec: unknown } | undefined)?.spec);
+  // An upgrade cut short may have left its staging endpoint and Model: the teardown looks for them too.
+  const upgrade =
+    progress?.upgrade && !progress.upgrade.endedAt ? { revision: progress.upgrade.revision } : undefined;
   const ids = legacy ? legacyIds(spec) : deploymentIds(spec);
   const ownership: OwnershipProof | undefined = legacy
     ? {
@@ -73,6 +76,7 @@ export async function recoveryInput(
     ids,
     ...(spec.access.type === 'private' ? { consumerProject: spec.access.consumerProject } : {}),
     ...(reason ? { reason } : {}),
+    ...(upgrade ? { upgrade } : {}),
   };
 }
 

@@ -184,6 +184,8 @@ export interface CleanupTaskProgress {
   state: 'pending' | 'running' | 'done' | 'blocked' | 'abandoned';
   /** A second look for resources that appear late (after a cancelled deploy operation). */
   lateLook?: boolean;
+  /** Removes what an upgrade to this revision created (its staging endpoint and Model), not the deployment's own. */
+  revision?: number;
   attempts: number;
   /** Why it is blocked: the resource, Google's error, and what an operator can do. */
   error?: string;
@@ -332,6 +334,8 @@ export interface RecoveryInput {
   ids: DeploymentIds;
   consumerProject?: string;
   reason?: string;
+  /** An upgrade that was running: what it may have created (staging endpoint, Model) is removed too. */
+  upgrade?: { revision: number };
 }
 
 /** The input of the `deployment` workflow. */

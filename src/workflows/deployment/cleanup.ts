@@ -23,17 +23,26 @@ export interface CleanupPlanOptions {
   lateLook: boolean;
   /** PSC consumer resources may exist. */
   psc: boolean;
+  /** An upgrade to this revision was cut short: its staging endpoint and Model may exist too. */
+  revision?: number;
   at: string;
 }
 
 export function planCleanup(options: CleanupPlanOptions): CleanupProgress {
-  const task = (name: CleanupTaskName, chain: 'vertex' | 'psc', lateLook = false): CleanupTaskProgress => ({
+  const task = (
+    name: CleanupTaskName,
+    chain: 'vertex' | 'psc',
+    lateLook = false,
+    revision?: number,
+  ): CleanupTaskProgress => ({
     task: name,
     chain,
     state: 'pending',
     attempts: 0,
     ...(lateLook ? { lateLook } : {}),
+    ...(revision ? { revision } : {}),
   });
+  const revision = options.revision;
   return {
     kind: options.kind,
     reason: options.reason,
@@ -52,13 +61,26 @@ export function planCleanup(options: CleanupPlanOptions): CleanupProgress {
           ]
         : []),
       ...(options.psc ? [task('deletePscForwardingRule', 'psc'), task('releasePscAddress', 'psc')] : []),
+      ...(revision
+        ? [
+            task('undeployModels', 'vertex', false, revision),
+            task('deleteEndpoint', 'vertex', false, revision),
+            task('deleteModel', 'vertex', false, revision),
+            ...(options.psc
+              ? [
+                  task('deletePscForwardingRule', 'psc', false, revision),
+                  task('releasePscAddress', 'psc', false, revision),
+                ]
+              : []),
+          ]
+        : []),
     ],
   };
 }
 
 export interface CleanupRunner {
   /** Runs one compensation's activity (with its retry budget); returns what it did. */
-  run(task: CleanupTaskName): Promise<{ outcomes: CleanupOutcome[]; attempt: number }>;
+  run(task: CleanupTaskProgress): Promise<{ outcomes: CleanupOutcome[]; attempt: number }>;
   /** Called after every change of the plan (progress, UI details). */
   changed(plan: CleanupProgress, outcomes: CleanupOutcome[]): void;
   /** Wait before the second look for late resources. */
@@ -82,7 +104,7 @@ export async function runCleanup(
       task.state = 'running';
       runner.changed(plan, []);
       try {
-        const { outcomes, attempt } = await runner.run(task.task);
+        const { outcomes, attempt } = await runner.run(task);
         task.state = 'done';
         task.attempts += attempt;
         delete task.error;

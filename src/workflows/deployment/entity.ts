@@ -36,7 +36,7 @@ import type {
 import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
 import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
 import { type DeploymentState, type StepContext, deploySteps, machineText } from './deploy-steps';
-import { cleanupInputOf, remainingResources, showCleanup } from './removal';
+import { cleanupInputOf, remainingResources, revisionCleanupInput, showCleanup } from './removal';
 import { scaleInPlace } from './scale-in-place';
 import { RequestLog } from './request-log';
 import { differentSpecMessage, specDifferences } from './spec-diff';
@@ -187,6 +187,7 @@ export class Deployment implements StepContext, UpgradeHost {
       deployOperation: Boolean(deployOperation) && !this.state.deployFinished,
       lateLook: this.state.deploySubmitted && !this.state.deployFinished,
       psc: this.state.pscStarted,
+      ...(this.recovery?.upgrade ? { revision: this.recovery.upgrade.revision } : {}),
       at: new Date().toISOString(),
     });
     this.publish(UNDO_STAGES[kind].running);
@@ -200,7 +201,16 @@ export class Deployment implements StepContext, UpgradeHost {
     const outcome = await runCleanup(
       plan,
       {
-        run: (task) => this.activities.cleanup[task](this.cleanupInput()),
+        run: (task) =>
+          this.activities.cleanup[task.task](
+            task.revision
+              ? revisionCleanupInput(
+                  this.cleanupInput(),
+                  this.recovery?.deployment ?? this.spec.name,
+                  task.revision,
+                )
+              : this.cleanupInput(),
+          ),
         changed: (current, outcomes) => {
           showCleanup(this.tracker, current, outcomes);
           this.publish();

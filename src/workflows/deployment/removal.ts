@@ -1,5 +1,6 @@
 import type { CleanupInput, CleanupOutcome, DeploymentResources } from '../../activities/contract';
 import type { DeploymentIds } from '../../spec';
+import { revisionIds } from '../../spec/ids';
 import type { ProgressTracker } from '../progress';
 import type { CleanupProgress, CleanupTaskName, StepName } from '../types';
 
@@ -74,5 +75,28 @@ export function cleanupInputOf(record: {
     ...(record.ids ? { ids: record.ids } : {}),
     ...(record.consumerProject ? { consumerProject: record.consumerProject } : {}),
     stopWaitMs: record.stopWaitMs,
+  };
+}
+
+/**
+ * What an upgrade to `revision` may have created, found by its derived ids (staging endpoint and
+ * PSC names, Model `{modelId}-r{n}`) and judged by the deployment's identity: for the teardown of a
+ * run that was cut short while upgrading.
+ */
+export function revisionCleanupInput(base: CleanupInput, name: string, revision: number): CleanupInput {
+  if (!base.ids || !base.ownership) return { ...base, resources: {} };
+  const ids = revisionIds(base.ids, name, revision);
+  const { identity } = base.ownership;
+  return {
+    ...base,
+    resources: {},
+    ids,
+    ownership: {
+      ...base.ownership,
+      endpointDisplayName: ids.endpointDisplayName,
+      modelDisplayName: ids.modelDisplayName,
+      ...(identity ? { identity: { ...identity, revision } } : {}),
+      fingerprints: {},
+    },
   };
 }
