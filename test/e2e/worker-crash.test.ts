@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getProgress, teardownDeployment } from '../../src/client';
+import { getProgress, teardownDeployment, upgradeDeployment } from '../../src/client';
 import type { DeploymentResult } from '../../src/workflows/types';
 import {
   type ActivityTestEnv,
@@ -29,7 +29,8 @@ import { cliCommand } from '../harness/built-cli';
  * The worker as users run it (`garden-deploy worker`, configured by env) is
  * SIGKILLed in the middle of the deploy operation and again while waiting for replicas. Each time
  * a new worker process picks the deployment up: the deploy resumes the operation it had started,
- * and the deployment completes with exactly one `:deploy` call and one endpoint.
+ * and the deployment completes with exactly one `:deploy` call and one endpoint. The same for an
+ * upgrade, killed while staging and during its canary bake.
  */
 
 const REPO = path.resolve(__dirname, '../..');
@@ -177,5 +178,52 @@ describe('worker process killed mid-deployment', () => {
     const output = logs.join('');
     expect(output).toContain('"message":"garden-deploy worker stopped"');
     for (const token of tokens) expect(output.includes(token)).toBe(false);
+  }, 180_000);
+
+  it('an upgrade resumes after SIGKILL while staging and during the canary: one staging :deploy, one deployModel, r1 retired', async () => {
+    const project = await freshProject('e2e-crash-upg');
+    const taskQueue = uniqueTaskQueue('e2e-crash-upg');
+    const { client } = await getTestEnv();
+    const first = await startWorkerProcess(taskQueue);
+    const spec = {
+      ...publicSpec(project, modelUri, uniqueName('crash-upg')),
+      // No traffic here: the canary passes as idle (onIdle: promote) once its bake ends.
+      strategy: { canary: { percent: 10, bake: '8s' } },
+      gates: { interval: '500ms', minRequests: 0, onIdle: 'promote' as const },
+    };
+    const started = await deploy(client, taskQueue, spec, 'worker-crash-upgrade');
+    expect((await started.result()).outcome).toBe('serving');
+    await t.admin.setTiming(project, { deployMs: 3_000 });
+    const upgrade = await upgradeDeployment(client, { ...spec, model: { uri: await uploadModel() } });
+    await eventually(
+      'the staging deploy heartbeat naming its operation',
+      async () => {
+        const status = await getProgress(client, started.workflowId);
+        return status.activities.find((a) => a.activityType === 'finishDeploy')?.operationName;
+      },
+      E2E_WAIT,
+    );
+    await kill(first);
+
+    const second = await startWorkerProcess(taskQueue);
+    await eventually(
+      'the canary bake',
+      async () => (await getProgress(client, started.workflowId)).progress?.upgrade?.step?.percent === 10,
+      E2E_WAIT,
+    );
+    await kill(second);
+
+    const third = await startWorkerProcess(taskQueue);
+    expect((await upgrade.result()).outcome).toBe('completed');
+    const stats = await t.admin.stats(project);
+    expect(stats.calls['vertex.deploy']).toBe(2); // r1, and r2 on its staging endpoint
+    expect(stats.creations).toEqual({ endpoint: 2, model: 2, deployedModel: 3 });
+    const left = await t.admin.resources(project);
+    expect(left.endpoints).toHaveLength(1);
+    expect(left.models.map((m) => m.name.split('/').pop())).toEqual([`${spec.name}-r2`]);
+    expect((await (await teardownDeployment(client, started.workflowId)).result()).outcome).toBe('torn-down');
+    await expectNothingLeft(project);
+    third.child.kill('SIGTERM');
+    expect(await third.exited).toBe(0);
   }, 180_000);
 });
