@@ -10,26 +10,15 @@
  *
  *   npm run bench:cancel [-- --runs 5]
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { cancellationSignal } from '@temporalio/activity';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { z } from 'zod';
 import { createActivities } from '../src/activities';
 import { cancelDeployment, startDeployment } from '../src/client';
-import { EmulatorAdminClient, startEmulator, writeEmulatorCredentials } from '../src/emulator';
-import { createGcpClient } from '../src/gcp';
-import { startFakeGcs } from '../src/local-stack/fake-gcs';
-import { findFreePort } from '../src/local-stack/process';
-import { startTemporalDevServer } from '../src/local-stack/temporal';
-import { requireTool } from '../src/local-stack/tools';
-import { generateSampleModel } from '../src/sample-model';
-import { createStorage } from '../src/storage';
 import { progressQuery } from '../src/workflows/messages';
+import { fmt, median as medianOf, startBenchStack } from './stack';
 
 const TARGET_MS = 2_000;
 const ArgsSchema = z.object({ runs: z.coerce.number().int().min(1).max(50).default(5) });
@@ -44,43 +33,9 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { runs: { type: 'string' } } });
   const args = ArgsSchema.parse(values);
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-bench-cancel-'));
-  const [temporal, gcs] = await Promise.all([
-    findFreePort().then((port) =>
-      startTemporalDevServer({
-        binary: requireTool('temporal'),
-        port,
-        dbFile: path.join(dir, 'temporal.db'),
-        logFile: path.join(dir, 'temporal.log'),
-      }),
-    ),
-    findFreePort().then((port) =>
-      startFakeGcs({
-        binary: requireTool('fakeGcs'),
-        port,
-        rootDir: path.join(dir, 'gcs'),
-        logFile: path.join(dir, 'gcs.log'),
-      }),
-    ),
-  ]);
-  const emulator = await startEmulator({ port: 0, gcsEndpoint: gcs.endpoint, log: () => undefined });
-  const connection = await Connection.connect({ address: temporal.address });
-  const native = await NativeConnection.connect({ address: temporal.address });
+  const stack = await startBenchStack('cancel');
   try {
-    const client = new Client({ connection, namespace: temporal.namespace });
-    const storage = createStorage({ endpoint: gcs.endpoint });
-    await storage.createBucket('bench');
-    const { modelUri } = await generateSampleModel(
-      { location: 'gs://bench/models/tiny/', shards: 1 },
-      { storage },
-    );
-    const gcp = createGcpClient({
-      vertexBaseUrl: emulator.url,
-      computeBaseUrl: emulator.url,
-      predictionBaseUrl: emulator.url,
-      credentialsFile: await writeEmulatorCredentials(dir, emulator.url),
-    });
-    const admin = new EmulatorAdminClient(emulator.url);
+    const { client, admin, gcp, storage, modelUri } = stack;
     const activities = createActivities({
       gcp,
       storage,
@@ -95,15 +50,11 @@ async function main(): Promise<void> {
       });
       return finishDeploy(input);
     };
-    const { code } = await bundleWorkflowCode({
-      workflowsPath: path.resolve(__dirname, '../src/workflows/index.ts'),
-      logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
-    });
     const worker = await Worker.create({
-      connection: native,
-      namespace: temporal.namespace,
+      connection: stack.native,
+      namespace: stack.namespace,
       taskQueue: 'bench-cancel',
-      workflowBundle: { code },
+      workflowBundle: { code: stack.workflowCode },
       activities,
       maxHeartbeatThrottleInterval: '1s',
     });
@@ -156,10 +107,7 @@ async function main(): Promise<void> {
         );
       }
     });
-    const median = (pick: (s: Sample) => number) => {
-      const sorted = samples.map(pick).sort((a, b) => a - b);
-      return sorted[Math.floor(sorted.length / 2)]!;
-    };
+    const median = (pick: (s: Sample) => number) => medianOf(samples.map(pick));
     const line = (what: string, ms: number) =>
       `  ${what.padEnd(34)} median ${fmt(ms).padStart(8)}  = ${(ms / TARGET_MS).toFixed(2)} × the 2 s target\n`;
     process.stdout.write(`\n${args.runs} cancels during a running deploy operation:\n`);
@@ -182,16 +130,8 @@ async function main(): Promise<void> {
       ),
     );
   } finally {
-    await connection.close();
-    await native.close();
-    await emulator.close();
-    await Promise.allSettled([temporal.stop(), gcs.stop()]);
-    await rm(dir, { recursive: true, force: true });
+    await stack.close();
   }
-}
-
-function fmt(ms: number): string {
-  return `${Math.round(ms)} ms`;
 }
 
 main().catch((err: unknown) => {
