@@ -148,6 +148,7 @@ export class EmulatorCore {
     for (const op of Object.values(this.state.operations)) {
       if (op.done) continue;
       if (op.kind === 'deploy') this.advanceDeploy(op, now);
+      else if (op.kind === 'deployModel') this.advanceDeployModel(op, now);
       else if (op.kind === 'mutateDeployedModel') this.advanceMutate(op, now);
       else if (now >= op.doneAt) this.finishSimpleOperation(op, now);
     }
@@ -272,6 +273,65 @@ export class EmulatorCore {
     work.created = true;
     op.updateTime = now;
     this.markDirty();
+  }
+
+  /**
+   * At `doneAt` the model joins the endpoint (its replicas ramp up from 0) and a non-empty
+   * requested split replaces the endpoint's, "0" becoming the new id.
+   */
+  private advanceDeployModel(op: VertexOperationRecord, now: number): void {
+    if (now < op.doneAt) return;
+    const work = op.deployModel!;
+    const endpoint = op.target ? this.state.endpoints[op.target] : undefined;
+    const model = this.state.models[work.model];
+    const fail = (code: number, message: string) => this.finish(op, now, { error: { code, message } });
+    if (!endpoint) return fail(5, `Endpoint ${op.target} was deleted during deployment.`);
+    if (work.fault === 'quotaExhausted') return this.finish(op, now, { error: quotaError(op, work) });
+    if (!model) return fail(5, `Model ${work.model} was deleted during deployment.`);
+    if (!model.served) {
+      return fail(
+        9,
+        `Model ${model.name} cannot be served: its serving container never started (the :deploy that created it failed). Deploy a model whose :deploy succeeded.`,
+      );
+    }
+    const split = work.trafficSplit;
+    const gone = Object.keys(split ?? {}).filter(
+      (id) => id !== '0' && !endpoint.deployedModels.some((m) => m.id === id),
+    );
+    if (gone.length > 0) {
+      return fail(
+        9,
+        `traffic_split names deployed model(s) [${gone.join(', ')}] that were undeployed from ${endpoint.name} during deployment; nothing was deployed. Retry with a split of the models deployed now.`,
+      );
+    }
+    const deployed: DeployedModelRecord = {
+      id: work.deployedModelId,
+      model: work.model,
+      displayName: work.displayName || model.displayName,
+      createTime: now,
+      dedicatedResources: work.dedicatedResources,
+      initialReplicas: work.initialReplicas,
+      rampStart: now,
+      rampMs: this.timing(op.project).replicaRampMs,
+      neverReady: work.fault === 'replicasNeverReady',
+      ...(work.enableContainerLogging ? { enableContainerLogging: true } : {}),
+      served: model.served,
+    };
+    endpoint.deployedModels.push(deployed);
+    if (split) {
+      endpoint.trafficSplit = Object.fromEntries(
+        Object.entries(split).map(([id, v]) => [id === '0' ? deployed.id : id, v]),
+      );
+    }
+    if (endpoint.psc) endpoint.psc.serviceAttachment ??= serviceAttachmentFor(endpoint);
+    touch(endpoint, now);
+    this.countCreation(op.project, 'deployedModel');
+    this.finish(op, now, {
+      response: {
+        '@type': `${V1BETA1_TYPE}.DeployModelResponse`,
+        deployedModel: deployedModelJson(endpoint, deployed, now),
+      },
+    });
   }
 
   /**

@@ -101,7 +101,12 @@ export const FaultActionSchema = z.unknown().transform((value, ctx): FaultAction
   return z.NEVER;
 }) as unknown as z.ZodType<FaultAction, FaultAction | FaultActionShorthand>;
 
-const DEPLOY_ONLY = new Set(['quotaExhausted', 'replicasNeverReady', 'createsAfterCancel']);
+/** Actions that act on a deployment's LRO, and the routes that start one. */
+const DEPLOY_ONLY: Record<string, readonly string[]> = {
+  quotaExhausted: ['vertex.deploy', 'vertex.endpoints.deployModel'],
+  replicasNeverReady: ['vertex.deploy', 'vertex.endpoints.deployModel'],
+  createsAfterCancel: ['vertex.deploy'],
+};
 const STREAM_ROUTES = new Set(['inference.chatCompletions', 'inference.streamRawPredict']);
 
 export const FaultRuleSchema = z
@@ -133,8 +138,12 @@ export const FaultRuleSchema = z
       ctx.addIssue({ code: 'custom', message: '"probability" applies to "action" only, not to "sequence"' });
     }
     for (const action of rule.sequence ?? [rule.action!]) {
-      if (DEPLOY_ONLY.has(action.type) && rule.route !== 'vertex.deploy') {
-        ctx.addIssue({ code: 'custom', message: `"${action.type}" only applies to route "vertex.deploy"` });
+      const deployRoutes = DEPLOY_ONLY[action.type];
+      if (deployRoutes && !deployRoutes.includes(rule.route)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${action.type}" only applies to route ${deployRoutes.map((r) => `"${r}"`).join(' or ')}`,
+        });
       }
       // STS is not an IAM-checked API; "*" and prefix rules simply do not refuse it.
       if (action.type === 'forbidden' && rule.route === 'sts.token') {

@@ -1,4 +1,4 @@
-import { ApiError } from './errors';
+import { badRequest } from './errors';
 
 /**
  * Which accelerator (type and count) each Vertex machine type carries (vertex-api.md §8). Google's
@@ -46,27 +46,30 @@ export const DEFAULT_MACHINE_SPEC = {
   acceleratorCount: 1,
 } as const;
 
-/** Throws 400 INVALID_ARGUMENT when the machine spec is not a shape Vertex serves. */
-export function checkMachineSpec(spec: {
-  machineType?: string;
-  acceleratorType?: string;
-  acceleratorCount?: number;
-}): void {
+/**
+ * Throws 400 INVALID_ARGUMENT when the machine spec is not a shape Vertex serves; `field` is the
+ * spec's path in the request (named in the BadRequest violation).
+ */
+export function checkMachineSpec(
+  spec: {
+    machineType?: string;
+    acceleratorType?: string;
+    acceleratorCount?: number;
+  },
+  field = 'deploy_config.dedicated_resources.machine_spec',
+): void {
   const machine = spec.machineType ?? '';
   const accelerator =
     spec.acceleratorType && spec.acceleratorType !== 'ACCELERATOR_TYPE_UNSPECIFIED'
       ? spec.acceleratorType
       : undefined;
   const count = spec.acceleratorCount ?? 0;
-  const field = 'deploy_config.dedicated_resources.machine_spec';
+  const refuse = (description: string) => badRequest([{ field, description }]);
   if (!machine) {
-    throw new ApiError('INVALID_ARGUMENT', `${field}.machine_type is required when machine_spec is set.`);
+    throw refuse(`${field}.machine_type is required when machine_spec is set.`);
   }
   if (count > 0 && !accelerator) {
-    throw new ApiError(
-      'INVALID_ARGUMENT',
-      `${field}.accelerator_type is required when accelerator_count is ${count}.`,
-    );
+    throw refuse(`${field}.accelerator_type is required when accelerator_count is ${count}.`);
   }
   let expected: readonly [string, number] | undefined = FIXED_SHAPES[machine];
   for (const [pattern, type] of COUNTED_FAMILIES) {
@@ -76,9 +79,8 @@ export function checkMachineSpec(spec: {
   if (expected) {
     const [type, n] = expected;
     if (accelerator !== type || count !== n) {
-      throw new ApiError(
-        'INVALID_ARGUMENT',
-        `Machine type "${machine}" is not supported with accelerator ${accelerator ?? 'none'} x ${count}: ` +
+      throw refuse(
+        `${field}: machine type "${machine}" is not supported with accelerator ${accelerator ?? 'none'} x ${count}: ` +
           `${machine} comes with ${n} x ${type}. Set accelerator_type ${type} and accelerator_count ${n}.`,
       );
     }
@@ -87,13 +89,11 @@ export function checkMachineSpec(spec: {
   if (N1_RE.test(machine) && accelerator && N1_ACCELERATORS.has(accelerator) && [1, 2, 4, 8].includes(count))
     return;
   if (CPU_RE.test(machine) && !accelerator) {
-    throw new ApiError(
-      'INVALID_ARGUMENT',
-      `Machine type "${machine}" has no GPU; large language models with custom weights need an accelerator machine such as g2-standard-12 with 1 x NVIDIA_L4.`,
+    throw refuse(
+      `${field}: machine type "${machine}" has no GPU; large language models with custom weights need an accelerator machine such as g2-standard-12 with 1 x NVIDIA_L4.`,
     );
   }
-  throw new ApiError(
-    'INVALID_ARGUMENT',
-    `Machine type "${machine}" with accelerator ${accelerator ?? 'none'} x ${count} is not supported for online prediction.`,
+  throw refuse(
+    `${field}: machine type "${machine}" with accelerator ${accelerator ?? 'none'} x ${count} is not supported for online prediction.`,
   );
 }

@@ -25,6 +25,8 @@ export const TimingSchema = z
     undeployMs: duration(DAY_MS, 300),
     /** `:mutateDeployedModel` accepted → the change applies (then new replicas ramp over replicaRampMs). */
     mutateMs: duration(DAY_MS, 300),
+    /** `:deployModel` accepted → LRO done and the model deployed (its replicas then ramp over replicaRampMs). */
+    deployModelMs: duration(DAY_MS, 1000),
     deleteMs: duration(DAY_MS, 200),
     /** Compute insert/delete operations: RUNNING → DONE. */
     computeOperationMs: duration(DAY_MS, 200),

@@ -6,6 +6,7 @@ import { adminRoutes } from './admin';
 import { OAuthError, STS_PATH } from './auth';
 import { computeRoutes, pscConnectionStatus } from './compute';
 import { EmulatorCore, endpointName } from './core';
+import { deployModelRoutes } from './deploy-model';
 import { ApiError, statusNameForHttp } from './errors';
 import type { FaultAction } from './faults';
 import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, holdCall, readBody, sendJson } from './http';
@@ -184,6 +185,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   const routes: Route[] = [];
   routes.push(
     ...vertexRoutes(core),
+    ...deployModelRoutes(core),
     ...inferenceRoutes(core),
     ...computeRoutes(core),
     {

@@ -129,8 +129,26 @@ export interface MutateWork {
   waitFor?: number;
 }
 
+/** An `endpoints.deployModel` in flight; the model is deployed at the operation's `doneAt`. */
+export interface DeployModelWork {
+  /** The id the request gave, or the one generated when it was accepted. */
+  deployedModelId: string;
+  /** Canonical Model name (project number, no version suffix). */
+  model: string;
+  /** Empty means the Model's display name. */
+  displayName?: string;
+  dedicatedResources: Record<string, unknown>;
+  initialReplicas: number;
+  enableContainerLogging?: boolean;
+  /** The request's non-empty split, "0" (or the given id) standing for the new model. */
+  trafficSplit?: Record<string, number>;
+  /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
+  acceleratorType?: string;
+  fault?: 'quotaExhausted' | 'replicasNeverReady';
+}
+
 export type VertexOperationKind =
-  'deploy' | 'undeploy' | 'mutateDeployedModel' | 'deleteEndpoint' | 'deleteModel';
+  'deploy' | 'deployModel' | 'undeploy' | 'mutateDeployedModel' | 'deleteEndpoint' | 'deleteModel';
 
 export interface VertexOperationRecord {
   name: string;
@@ -147,6 +165,7 @@ export interface VertexOperationRecord {
   /** Resource the operation acts on (endpoint or model name). */
   target?: string;
   deploy?: DeployWork;
+  deployModel?: DeployModelWork;
   undeploy?: { deployedModelId: string; trafficSplit?: Record<string, number> };
   mutate?: MutateWork;
 }

@@ -15,6 +15,8 @@ import {
 } from './http';
 import { DEFAULT_MACHINE_SPEC, checkMachineSpec } from './machines';
 import { V1BETA1, checkProtoJson } from './protos';
+import { checkQuery } from './query';
+import { type TrafficSplit, checkEndpointSplit, checkUndeploySplit } from './traffic';
 import {
   type DeployWork,
   type DeployedModelRecord,
@@ -31,60 +33,8 @@ import {
 export const VLLM_IMAGE =
   'us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20250601_0916_RC01';
 
-/** Query parameters every Google API accepts besides the request message's own fields. */
-const SYSTEM_PARAMETERS = new Set([
-  'alt',
-  '$alt',
-  'key',
-  'fields',
-  '$fields',
-  'prettyPrint',
-  'quotaUser',
-  'callback',
-  '$callback',
-  'access_token',
-  'upload_protocol',
-  'uploadType',
-  '$.xgafv',
-]);
-
-/** Checks query parameters against a request message (those bound from the path excluded). */
-export function checkQuery(
-  url: URL,
-  typeName: string | undefined,
-  pathFields: string[] = [],
-): Record<string, unknown> {
-  const values: Record<string, unknown> = {};
-  const unknown: string[] = [];
-  for (const [key, value] of url.searchParams) {
-    if (SYSTEM_PARAMETERS.has(key)) continue;
-    if (!typeName || pathFields.includes(key)) unknown.push(key);
-    else values[key] = value;
-  }
-  const violations = unknown.map((key) => ({
-    field: '',
-    description: `Invalid JSON payload received. Unknown name "${key}": Cannot bind query parameter. Field '${key}' could not be found in request message.`,
-  }));
-  if (violations.length) throw badRequest(violations);
-  if (!typeName) return {};
-  const result = checkProtoJson(typeName, values);
-  if (!result.ok) {
-    throw badRequest(
-      result.violations.map((v) =>
-        v.description.includes('Cannot find field')
-          ? {
-              field: '',
-              description: `Invalid JSON payload received. Unknown name "${v.description.match(/"([^"]+)"/)?.[1] ?? ''}": Cannot bind query parameter. Field could not be found in request message.`,
-            }
-          : v,
-      ),
-    );
-  }
-  return result.value;
-}
-
 /** Parses and checks a JSON body against an official request message. */
-async function readMessage(ctx: RequestContext, typeName: string): Promise<Record<string, unknown>> {
+export async function readMessage(ctx: RequestContext, typeName: string): Promise<Record<string, unknown>> {
   checkQuery(ctx.url, undefined);
   const body = parseJsonBody(await readBody(ctx.req, MANAGEMENT_BODY_LIMIT));
   const result = checkProtoJson(typeName, body);
@@ -180,6 +130,7 @@ export function modelJson(core: EmulatorCore, model: ModelRecord): Record<string
 
 const METADATA_TYPES: Record<VertexOperationRecord['kind'], string> = {
   deploy: 'DeployOperationMetadata',
+  deployModel: 'DeployModelOperationMetadata',
   undeploy: 'UndeployModelOperationMetadata',
   mutateDeployedModel: 'MutateDeployedModelOperationMetadata',
   deleteEndpoint: 'DeleteOperationMetadata',
@@ -221,12 +172,13 @@ function checkLocation(location: string): void {
   }
 }
 
-function newOperationName(project: string, location: string, parent?: string): string {
+export function newOperationName(project: string, location: string, parent?: string): string {
   return `${parent ?? `projects/${project}/locations/${location}`}/operations/${numericId()}`;
 }
 
-type Message = Record<string, unknown>;
-const asMessage = (value: unknown): Message => (value && typeof value === 'object' ? (value as Message) : {});
+export type Message = Record<string, unknown>;
+export const asMessage = (value: unknown): Message =>
+  value && typeof value === 'object' ? (value as Message) : {};
 
 async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const [projectParam, location] = ctx.params as [string, string];
@@ -553,7 +505,7 @@ function listEndpoints(core: EmulatorCore, ctx: RequestContext): void {
   });
 }
 
-function endpointFromPath(core: EmulatorCore, ctx: RequestContext): EndpointRecord {
+export function endpointFromPath(core: EmulatorCore, ctx: RequestContext): EndpointRecord {
   const [projectParam, location, id] = ctx.params as [string, string, string];
   return core.endpoint(endpointName({ project: core.resolveProject(projectParam).number, location }, id));
 }
@@ -563,7 +515,7 @@ function getEndpoint(core: EmulatorCore, ctx: RequestContext): void {
   sendJson(ctx.res, 200, endpointJson(endpointFromPath(core, ctx), ctx.now));
 }
 
-function runningOperationsOn(core: EmulatorCore, target: string): VertexOperationRecord[] {
+export function runningOperationsOn(core: EmulatorCore, target: string): VertexOperationRecord[] {
   return Object.values(core.state.operations).filter((op) => !op.done && op.target === target);
 }
 
@@ -615,7 +567,7 @@ function deleteEndpoint(core: EmulatorCore, ctx: RequestContext): void {
 }
 
 /** The body's `endpoint` (bound from the URL) may be repeated, but only as the same endpoint. */
-function checkBodyEndpoint(core: EmulatorCore, request: Message, endpoint: EndpointRecord): void {
+export function checkBodyEndpoint(core: EmulatorCore, request: Message, endpoint: EndpointRecord): void {
   if (
     typeof request.endpoint === 'string' &&
     request.endpoint !== '' &&
@@ -654,20 +606,12 @@ async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<v
       `Deployed model ${deployedModelId} is already being undeployed from ${endpoint.name}.`,
     );
   }
-  const remaining = endpoint.deployedModels.filter((m) => m.id !== deployedModelId).map((m) => m.id);
-  const split = request.trafficSplit as Record<string, number> | undefined;
-  if (split && Object.keys(split).length > 0) {
-    const total = Object.values(split).reduce((a, b) => a + b, 0);
-    const unknown = Object.keys(split).filter((id) => !remaining.includes(id));
-    if (unknown.length || total !== 100) {
-      throw badRequest([
-        {
-          field: 'traffic_split',
-          description: `traffic_split must assign 100 percent to models that remain deployed (${remaining.join(', ') || 'none'}); got ${JSON.stringify(split)}.`,
-        },
-      ]);
-    }
-  } else if (remaining.length > 0 && (endpoint.trafficSplit[deployedModelId] ?? 0) > 0) {
+  const split = checkUndeploySplit(
+    endpoint,
+    request.trafficSplit as TrafficSplit | undefined,
+    deployedModelId,
+  );
+  if (!split && endpoint.deployedModels.length > 1 && (endpoint.trafficSplit[deployedModelId] ?? 0) > 0) {
     throw new ApiError(
       'FAILED_PRECONDITION',
       `Deployed model ${deployedModelId} receives ${endpoint.trafficSplit[deployedModelId]}% of the traffic of ${endpoint.name}; pass a traffic_split that moves it to the remaining models.`,
@@ -683,7 +627,7 @@ async function undeployModel(core: EmulatorCore, ctx: RequestContext): Promise<v
     doneAt: ctx.now + core.timing(endpoint.project).undeployMs,
     done: false,
     target: endpoint.name,
-    undeploy: { deployedModelId, ...(split && Object.keys(split).length ? { trafficSplit: split } : {}) },
+    undeploy: { deployedModelId, ...(split ? { trafficSplit: split } : {}) },
   };
   core.state.operations[op.name] = op;
   core.markDirty();
@@ -836,16 +780,21 @@ async function mutateDeployedModel(core: EmulatorCore, ctx: RequestContext): Pro
   sendJson(ctx.res, 200, operationJson(op));
 }
 
-function modelFromPath(core: EmulatorCore, ctx: RequestContext): ModelRecord {
-  const [projectParam, location, id] = ctx.params as [string, string, string];
+/** The Model `projects/{project}/locations/{location}/models/{id}[@version]` names (project id or number). */
+export function findModel(core: EmulatorCore, project: string, location: string, id: string): ModelRecord {
   // `models/{id}@{version}` addresses a version; there is only version 1.
   const [modelId, version] = id.split('@') as [string, string | undefined];
-  const name = `projects/${core.resolveProject(projectParam).number}/locations/${location}/models/${modelId}`;
+  const name = `projects/${core.resolveProject(project).number}/locations/${location}/models/${modelId}`;
   const model = core.state.models[name];
   if (!model || (version !== undefined && version !== '1' && version !== 'default')) {
     throw new ApiError('NOT_FOUND', `Model \`${name}${version ? `@${version}` : ''}\` not found.`);
   }
   return model;
+}
+
+function modelFromPath(core: EmulatorCore, ctx: RequestContext): ModelRecord {
+  const [projectParam, location, id] = ctx.params as [string, string, string];
+  return findModel(core, projectParam, location, id);
 }
 
 function getModel(core: EmulatorCore, ctx: RequestContext): void {
@@ -878,10 +827,11 @@ function deleteModel(core: EmulatorCore, ctx: RequestContext): void {
     ...Object.values(core.state.operations)
       .filter(
         (op) =>
-          op.kind === 'deploy' &&
           !op.done &&
-          op.deploy!.created &&
-          `projects/${op.project}/locations/${op.location}/models/${op.deploy!.modelId}` === model.name,
+          ((op.kind === 'deploy' &&
+            op.deploy!.created &&
+            `projects/${op.project}/locations/${op.location}/models/${op.deploy!.modelId}` === model.name) ||
+            op.deployModel?.model === model.name),
       )
       .map((op) => op.target!),
   ];
@@ -912,16 +862,21 @@ function deleteModel(core: EmulatorCore, ctx: RequestContext): void {
 const LABEL_KEY_RE = /^[\p{Ll}\p{Lo}][\p{Ll}\p{Lo}\p{N}_-]{0,62}$/u;
 const LABEL_VALUE_RE = /^[\p{Ll}\p{Lo}\p{N}_-]{0,63}$/u;
 const UPDATABLE = { displayName: 'display_name', description: 'description', labels: 'labels' } as const;
+/** UpdateEndpoint also sets the traffic split (checked like every split, see traffic.ts). */
+const ENDPOINT_UPDATABLE = { ...UPDATABLE, trafficSplit: 'traffic_split' } as const;
+type UpdatableField = keyof typeof ENDPOINT_UPDATABLE;
 
 /**
- * `PATCH {resource}?updateMask=...` (UpdateEndpoint / UpdateModel): only display_name,
- * description and labels are emulated; an `etag` in the body must match the current one.
+ * `PATCH {resource}?updateMask=...` (UpdateEndpoint / UpdateModel): display_name, description,
+ * labels and an endpoint's traffic_split are emulated; an `etag` in the body must match the
+ * current one. Everything is checked before anything changes.
  */
 async function updateResource(
   ctx: RequestContext,
-  typeName: string,
-  resource: VertexResourceRecord,
+  target: { type: 'Endpoint'; record: EndpointRecord } | { type: 'Model'; record: ModelRecord },
 ): Promise<void> {
+  const { type: typeName, record: resource } = target;
+  const updatable: Record<string, string> = typeName === 'Endpoint' ? ENDPOINT_UPDATABLE : UPDATABLE;
   const query = checkQuery(
     ctx.url,
     `${V1BETA1}.${typeName === 'Endpoint' ? 'UpdateEndpointRequest' : 'UpdateModelRequest'}`,
@@ -938,16 +893,16 @@ async function updateResource(
       { field: 'update_mask', description: 'update_mask is required (e.g. updateMask=labels).' },
     ]);
   const fields = mask.map((path) => {
-    const field = Object.entries(UPDATABLE).find(([json, proto]) => path === json || path === proto)?.[0];
+    const field = Object.entries(updatable).find(([json, proto]) => path === json || path === proto)?.[0];
     if (!field) {
       throw badRequest([
         {
           field: 'update_mask',
-          description: `update_mask path "${path}" is not supported; updatable fields are ${Object.values(UPDATABLE).join(', ')}.`,
+          description: `update_mask path "${path}" is not supported; updatable fields are ${Object.values(updatable).join(', ')}.`,
         },
       ]);
     }
-    return field as keyof typeof UPDATABLE;
+    return field as UpdatableField;
   });
   if (typeof update.name === 'string' && update.name !== '' && update.name !== resource.name) {
     throw badRequest([
@@ -978,13 +933,20 @@ async function updateResource(
       ]);
     }
   }
+  if (
+    fields.includes('displayName') &&
+    (typeof update.displayName !== 'string' || update.displayName === '')
+  ) {
+    throw badRequest([{ field: 'display_name', description: 'display_name cannot be empty.' }]);
+  }
+  // A masked but absent split clears it (the endpoint then takes no traffic), as gcloud's --clear-traffic-split.
+  const split = (update.trafficSplit as TrafficSplit | undefined) ?? {};
+  if (target.type === 'Endpoint' && fields.includes('trafficSplit')) checkEndpointSplit(target.record, split);
   for (const field of fields) {
     if (field === 'labels') resource.labels = labels;
-    else if (field === 'displayName') {
-      if (typeof update.displayName !== 'string' || update.displayName === '') {
-        throw badRequest([{ field: 'display_name', description: 'display_name cannot be empty.' }]);
-      }
-      resource.displayName = update.displayName;
+    else if (field === 'displayName') resource.displayName = update.displayName as string;
+    else if (field === 'trafficSplit') {
+      if (target.type === 'Endpoint') target.record.trafficSplit = split;
     } else if (typeof update.description === 'string' && update.description !== '')
       resource.description = update.description;
     else delete resource.description;
@@ -994,27 +956,29 @@ async function updateResource(
 
 async function patchEndpoint(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const endpoint = endpointFromPath(core, ctx);
-  await updateResource(ctx, 'Endpoint', endpoint);
+  await updateResource(ctx, { type: 'Endpoint', record: endpoint });
   core.markDirty();
   sendJson(ctx.res, 200, endpointJson(endpoint, ctx.now));
 }
 
 async function patchModel(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const model = modelFromPath(core, ctx);
-  await updateResource(ctx, 'Model', model);
+  await updateResource(ctx, { type: 'Model', record: model });
   core.markDirty();
   sendJson(ctx.res, 200, modelJson(core, model));
 }
 
-const P = '/v1beta1/projects/([^/]+)/locations/([^/:]+)';
+/** `/v1beta1/projects/{project}/locations/{location}`, the prefix of every Vertex route pattern. */
+export const P = '/v1beta1/projects/([^/]+)/locations/([^/:]+)';
 const OPERATION = '(projects/[^/]+/locations/[^/]+/(?:(?:endpoints|models)/[^/:]+/)?operations/[^/:]+)';
 
+/** The route builder of Vertex management routes (project from the path, Vertex errors). */
+export function vertexRoute(core: EmulatorCore) {
+  return managementRoute(core, 'vertex', (params) => /^(?:projects\/)?([^/]+)/.exec(params[0] ?? '')?.[1]);
+}
+
 export function vertexRoutes(core: EmulatorCore): Route[] {
-  const route = managementRoute(
-    core,
-    'vertex',
-    (params) => /^(?:projects\/)?([^/]+)/.exec(params[0] ?? '')?.[1],
-  );
+  const route = vertexRoute(core);
   return [
     route('vertex.deploy', 'POST', `${P}:deploy`, 'aiplatform.endpoints.deploy', deploy),
     route('vertex.operations.get', 'GET', `/v1beta1/${OPERATION}`, 'aiplatform.operations.get', getOperation),

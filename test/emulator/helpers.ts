@@ -5,6 +5,7 @@ import {
   EmulatorAdminClient,
   type EmulatorOptions,
   type RunningEmulator,
+  checkProtoJson,
   parseProtoJson,
   roundTripProtoJson,
   startEmulator,
@@ -20,6 +21,7 @@ export const FAST_TIMING = {
   replicaRampMs: 200,
   undeployMs: 40,
   mutateMs: 40,
+  deployModelMs: 100,
   deleteMs: 40,
   computeOperationMs: 40,
   pscAcceptMs: 60,
@@ -208,4 +210,75 @@ export async function deployReady(
       : undefined;
   });
   return { endpoint, operation };
+}
+
+export const V1BETA1 = 'google.cloud.aiplatform.v1beta1';
+export const L4_MACHINE = {
+  machineType: 'g2-standard-12',
+  acceleratorType: 'NVIDIA_L4',
+  acceleratorCount: 1,
+};
+
+/** Asserts `json` is valid proto3 JSON of `typeName` (what a Google client would parse). */
+export function expectValidProto(typeName: string, json: unknown): void {
+  const check = checkProtoJson(typeName, json);
+  expect(check.ok ? [] : check.violations).toEqual([]);
+}
+
+/** An endpoint serving revision `tiny-r1`, and Model `tiny-r2` (deployed on an endpoint of its own) ready to join it. */
+export interface TwoRevisions {
+  endpoint: string;
+  /** The endpoint's dedicated DNS name (the inference Host). */
+  host: string;
+  /** Deployed model id of tiny-r1 on the endpoint. */
+  r1: string;
+  /** Full name of Model tiny-r2. */
+  r2Model: string;
+}
+
+export async function twoRevisions(api: Api, project: string, gcsUri: string): Promise<TwoRevisions> {
+  const [first, second] = await Promise.all([
+    deployReady(api, project, gcsUri, { endpoint: 'canary', model: 'tiny-r1' }),
+    deployReady(api, project, gcsUri, { endpoint: 'r2-home', model: 'tiny-r2' }),
+  ]);
+  return {
+    endpoint: first.endpoint.name,
+    host: first.endpoint.dedicatedEndpointDns,
+    r1: first.endpoint.deployedModels[0].id,
+    r2Model: second.operation.response.model,
+  };
+}
+
+/** `:deployModel` of `model` with `split`; waits for the operation and the new model's replicas; returns its id. */
+export async function deployRevision(
+  api: Api,
+  endpoint: string,
+  model: string,
+  split: Record<string, number>,
+  deployedModel: Record<string, unknown> = {},
+): Promise<string> {
+  const body = {
+    deployedModel: {
+      model,
+      dedicatedResources: { machineSpec: L4_MACHINE, minReplicaCount: 1, maxReplicaCount: 1 },
+      ...deployedModel,
+    },
+    trafficSplit: split,
+  };
+  const start = await api.post(`/v1beta1/${endpoint}:deployModel`, body);
+  expect(start.status, start.text).toBe(200);
+  const op = await waitForOperation(api, start.json.name);
+  expect(op.error, JSON.stringify(op.error)).toBeUndefined();
+  const id: string = op.response.deployedModel.id;
+  await waitForReplica(api, endpoint, id);
+  return id;
+}
+
+/** Waits until deployed model `id` of `endpoint` has a replica available. */
+export async function waitForReplica(api: Api, endpoint: string, id: string): Promise<void> {
+  await pollUntil(`a replica of deployed model ${id}`, async () => {
+    const res = await api.get(`/v1beta1/${endpoint}`);
+    const deployed = res.json.deployedModels.find((m: { id: string }) => m.id === id);
+    return deployed?.status?.availableReplicaCount >= 1 ? true : undefined;
+  });
 }
