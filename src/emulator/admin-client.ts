@@ -21,6 +21,14 @@ export interface EmulatorStats {
   creations: Partial<Record<CreationKind, number>>;
 }
 
+/**
+ * Answers of inference calls the traffic split routed to a deployed model, by endpoint name →
+ * deployed model id → HTTP status (as a string) → count.
+ */
+export interface EmulatorServed {
+  endpoints: Record<string, Record<string, Record<string, number>>>;
+}
+
 export interface IssuedToken {
   accessToken: string;
   issuedAt: number;
@@ -104,7 +112,12 @@ export class EmulatorAdminClient {
     return this.call('GET', '/stats', { project });
   }
 
-  /** Deletes every resource, operation and count (of one project, when given); tokens stay valid. */
+  /** Which deployed model answered each routed inference call, and with which status. */
+  served(project?: string): Promise<EmulatorServed> {
+    return this.call('GET', '/served', { project });
+  }
+
+  /** Deletes every resource, operation, count and served-call record (of one project, when given); tokens stay valid. */
   async reset(project?: string): Promise<void> {
     await this.call('POST', '/reset', { project });
   }

@@ -17,7 +17,8 @@ import { endpointJson, modelJson, operationJson } from './vertex';
 
 /**
  * The emulator's own API under `/_emulator/` (no auth, no faults, not counted): inspect every
- * resource, exact call and creation counts, faults, issued tokens, per-project timing, reset.
+ * resource, exact call and creation counts, served inference answers, faults, issued tokens,
+ * per-project timing, reset.
  * `?project=` (id or number) narrows reads and resets to one project, so concurrent test files
  * sharing one emulator never see each other.
  */
@@ -72,6 +73,11 @@ function stats(core: EmulatorCore, ctx: RequestContext): void {
   });
 }
 
+/** Answers of routed inference calls: endpoint → deployed model id → HTTP status → count. */
+function served(core: EmulatorCore, ctx: RequestContext): void {
+  sendJson(ctx.res, 200, { endpoints: core.served.counts(projectFilter(core, ctx)) });
+}
+
 function reset(core: EmulatorCore, ctx: RequestContext): void {
   const project = projectFilter(core, ctx);
   const { state } = core;
@@ -83,6 +89,7 @@ function reset(core: EmulatorCore, ctx: RequestContext): void {
       if (!project || projectNumberFor(item.projectId) === project || item.projectId === project)
         delete map[key];
   };
+  core.served.clear(project);
   keepVertex(state.endpoints);
   keepVertex(state.models);
   keepVertex(state.operations);
@@ -173,6 +180,7 @@ export function adminRoutes(core: EmulatorCore, allRoutes: () => Route[]): Route
     ),
     route('admin.resources', 'GET', '/resources', resources),
     route('admin.stats', 'GET', '/stats', stats),
+    route('admin.served', 'GET', '/served', served),
     route('admin.reset', 'POST', '/reset', reset),
     route('admin.faults.get', 'GET', '/faults', (c, ctx) => sendJson(ctx.res, 200, c.faults.view())),
     route('admin.faults.replace', 'PUT', '/faults', replaceFaults),

@@ -3,6 +3,7 @@ import { openModelStore } from '../storage';
 import { TokenAuthority } from './auth';
 import { ApiError, type RpcStatus } from './errors';
 import { FaultEngine } from './faults';
+import { ServedRequests } from './metrics';
 import { type EmulatorConfig, type Timing, TimingSchema } from './options';
 import { inspectModelFolder } from './serving';
 import {
@@ -40,6 +41,8 @@ export class EmulatorCore {
   state: EmulatorState;
   readonly faults: FaultEngine;
   readonly tokens: TokenAuthority;
+  /** Answers of routed inference calls (not saved: metrics restart empty, like a fresh process). */
+  readonly served = new ServedRequests();
   private dirty = false;
   private closed = false;
   private flushTimer: NodeJS.Timeout | undefined;

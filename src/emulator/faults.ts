@@ -1,11 +1,12 @@
 import { z } from 'zod';
 
 /**
- * Fault injection. A rule matches calls by route id (`vertex.deploy`, `vertex.*`, `*`) and
- * optionally by project, and decides what happens to each matching call: either an exact scripted
- * `sequence` (one action per call, in order; inert once used up unless `repeat`) or an `action`
- * applied with a `probability` drawn from a seeded generator. The first matching rule that still
- * has something to say decides; later rules are not consulted for that call.
+ * Fault injection. A rule matches calls by route id (`vertex.deploy`, `vertex.*`, `*`), optionally
+ * by project and, for inference, by the Model the traffic split routed the call to, and decides
+ * what happens to each matching call: either an exact scripted `sequence` (one action per call, in
+ * order; inert once used up unless `repeat`) or an `action` applied with a `probability` drawn
+ * from a seeded generator. The first matching rule that still has something to say decides; later
+ * rules are not consulted for that call.
  */
 
 const STATUS_SHORTHANDS = ['400', '429', '500', '503', '504'] as const;
@@ -123,6 +124,19 @@ export const FaultRuleSchema = z
       ),
     /** Project id or number; absent = every project. */
     project: z.string().min(1).max(100).optional(),
+    /**
+     * Inference only: the rule matches calls the traffic split routed to a deployed model serving
+     * this Model (its id, e.g. `tiny-r2`, or its full name with project id or number), so one
+     * revision of a canary can be made to fail or slow down. Absent = whichever model serves.
+     */
+    model: z
+      .string()
+      .max(300)
+      .regex(
+        /^(projects\/[^/]+\/locations\/[^/]+\/models\/)?[a-z0-9_-]{1,63}$/,
+        'model must be a Model id (e.g. "tiny-r2") or projects/{project}/locations/{location}/models/{id}',
+      )
+      .optional(),
     sequence: z.array(FaultActionSchema).min(1).max(1000).optional(),
     repeat: z.boolean().optional(),
     action: FaultActionSchema.optional(),
@@ -137,9 +151,20 @@ export const FaultRuleSchema = z
     if (rule.probability !== undefined && rule.action === undefined) {
       ctx.addIssue({ code: 'custom', message: '"probability" applies to "action" only, not to "sequence"' });
     }
+    if (rule.model !== undefined && rule.route !== '*' && !rule.route.startsWith('inference.')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `"model" selects inference calls by the model that serves them; use route "inference.*", an inference route id such as "inference.chatCompletions", or "*" (not "${rule.route}")`,
+      });
+    }
     for (const action of rule.sequence ?? [rule.action!]) {
       const deployRoutes = DEPLOY_ONLY[action.type];
-      if (deployRoutes && !deployRoutes.includes(rule.route)) {
+      if (deployRoutes && rule.model !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${action.type}" acts on a deployment operation, not on the inference calls a "model" rule selects; drop "model" and use route ${deployRoutes.map((r) => `"${r}"`).join(' or ')}`,
+        });
+      } else if (deployRoutes && !deployRoutes.includes(rule.route)) {
         ctx.addIssue({
           code: 'custom',
           message: `"${action.type}" only applies to route ${deployRoutes.map((r) => `"${r}"`).join(' or ')}`,
@@ -182,7 +207,7 @@ export type FaultConfigInput = z.input<typeof FaultConfigSchema>;
 export type FaultConfig = z.output<typeof FaultConfigSchema>;
 
 /** Deterministic 32-bit generator (mulberry32). */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -203,6 +228,8 @@ export interface FaultCallContext {
   route: string;
   /** The project as written in the request and, when known, its other form (id ↔ number). */
   projects: string[];
+  /** Inference: every spelling of the Model the call was routed to (id, full names); else absent. */
+  models?: string[];
 }
 
 export interface FaultRuleView extends FaultRule {
@@ -267,6 +294,7 @@ export class FaultEngine {
     for (const rule of this.rules) {
       if (!routeMatches(rule.route, call.route)) continue;
       if (rule.project !== undefined && !call.projects.includes(rule.project)) continue;
+      if (rule.model !== undefined && !(call.models ?? []).includes(rule.model)) continue;
       if (rule.sequence) {
         if (rule.position >= rule.sequence.length) {
           if (!rule.repeat) continue;

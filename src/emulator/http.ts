@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ApiError } from './errors';
 import type { FaultAction } from './faults';
+import type { Serving } from './traffic';
 
 /** Which API family a route belongs to: decides the error envelope, auth and host rules. */
 export type RouteApi = 'vertex' | 'compute' | 'inference' | 'sts' | 'admin';
@@ -17,6 +18,8 @@ export interface RequestContext {
   fault: FaultAction;
   /** For inference: the endpoint named by the Host header (dedicated DNS or PSC address), if any. */
   hostEndpoint?: string;
+  /** For inference: the deployed model the traffic split routed the call to. */
+  serving?: Serving;
 }
 
 export interface Route {

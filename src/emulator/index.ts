@@ -1,7 +1,7 @@
 /**
- * Local emulator of the Vertex AI (Model Garden deploy, endpoints, models, operations, prediction)
- * and Compute Engine (PSC consumer side) REST surface garden-deploy uses, with token exchange for
- * ADC, fault injection and an admin API. See `startEmulator`.
+ * Local emulator of the Vertex AI (Model Garden deploy, endpoints, deployModel and traffic splits,
+ * models, operations, prediction) and Compute Engine (PSC consumer side) REST surface garden-deploy
+ * uses, with token exchange for ADC, fault injection and an admin API. See `startEmulator`.
  */
 export { startEmulator, type RunningEmulator } from './server';
 export {
@@ -29,6 +29,7 @@ export {
   EmulatorAdminClient,
   EmulatorAdminError,
   type EmulatorResources,
+  type EmulatorServed,
   type EmulatorStats,
   type IssuedToken,
 } from './admin-client';

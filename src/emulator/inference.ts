@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { EmulatorCore, endpointName } from './core';
 import { ApiError, badRequest } from './errors';
 import {
   INFERENCE_BODY_LIMIT,
@@ -13,12 +12,13 @@ import {
   startEventStream,
 } from './http';
 import { V1BETA1, checkProtoJson } from './protos';
-import type { DeployedModelRecord, EndpointRecord } from './state';
+import type { Serving } from './traffic';
 
 /**
  * The dedicated (or PSC) prediction host of an endpoint: OpenAI-compatible chat completions as
  * served by the vLLM container, `:predict`, `:rawPredict` and `:streamRawPredict`. Answers are
- * deterministic functions of the prompt, with token counts (one token per word).
+ * deterministic functions of the prompt, with token counts (one token per word). Which deployed
+ * model answers is decided before the handler runs (traffic.ts, in dispatch).
  */
 
 const VOCABULARY = (
@@ -93,24 +93,14 @@ const STREAM_ERROR = JSON.stringify({
 });
 
 /** vLLM's OpenAI-server error body. */
-function vllmError(
-  res: ServerResponse,
-  status: number,
-  message: string,
-  headers: Record<string, string>,
-): void {
-  sendJson(
-    res,
-    status,
-    {
-      object: 'error',
-      message,
-      type: status === 400 ? 'BadRequestError' : 'InternalServerError',
-      param: null,
-      code: status,
-    },
-    headers,
-  );
+function vllmError(res: ServerResponse, status: number, message: string): void {
+  sendJson(res, status, {
+    object: 'error',
+    message,
+    type: status === 400 ? 'BadRequestError' : 'InternalServerError',
+    param: null,
+    code: status,
+  });
 }
 
 function flattenMessages(messages: ChatRequest['messages']): string {
@@ -122,60 +112,11 @@ function flattenMessages(messages: ChatRequest['messages']): string {
     .join('\n');
 }
 
-interface Serving {
-  endpoint: EndpointRecord;
-  deployed: DeployedModelRecord;
-  headers: Record<string, string>;
-}
-
-/** The endpoint and the deployed model that takes the request, or the error Vertex returns instead. */
-function serving(core: EmulatorCore, ctx: RequestContext): Serving {
-  const [, projectParam, location, id] = ctx.params as [string, string, string, string];
-  const name = endpointName({ project: core.resolveProject(projectParam).number, location }, id);
-  if (ctx.hostEndpoint !== undefined && ctx.hostEndpoint !== name) {
-    throw new ApiError(
-      'NOT_FOUND',
-      `Endpoint ${name} is not served at this host; this host serves ${ctx.hostEndpoint}.`,
-    );
-  }
-  const endpoint = core.state.endpoints[name];
-  if (!endpoint) throw new ApiError('NOT_FOUND', `Endpoint \`${name}\` not found.`);
-  if (ctx.hostEndpoint === undefined) {
-    if (endpoint.psc) {
-      throw new ApiError(
-        'FAILED_PRECONDITION',
-        `Endpoint ${name} is a private endpoint; send prediction requests to the IP address of a Private Service Connect forwarding rule that targets ${endpoint.psc.serviceAttachment ?? 'its service attachment'}.`,
-      );
-    }
-    if (endpoint.dedicatedEndpointEnabled) {
-      throw new ApiError(
-        'FAILED_PRECONDITION',
-        `Endpoint ${name} has a dedicated endpoint and cannot be reached through the shared domain; send requests to https://${endpoint.id}.${endpoint.location}-${endpoint.project}.prediction.vertexai.goog instead.`,
-      );
-    }
-  }
-  const byTraffic = [...endpoint.deployedModels].sort(
-    (a, b) => (endpoint.trafficSplit[b.id] ?? 0) - (endpoint.trafficSplit[a.id] ?? 0),
-  );
-  const deployed = byTraffic[0];
-  if (!deployed) {
-    throw new ApiError(
-      'FAILED_PRECONDITION',
-      `Endpoint ${name} does not have any deployed model yet; wait for the deploy operation to finish.`,
-    );
-  }
-  const available = EmulatorCore.availableReplicas(deployed, ctx.now);
-  if (available === 0) {
-    throw new ApiError(
-      'UNAVAILABLE',
-      `The model ${deployed.id} on endpoint ${name} is not ready to serve: 0 of ${deployed.initialReplicas} replicas are available. Retry once deployedModels[].status.availableReplicaCount is at least 1.`,
-    );
-  }
-  return {
-    endpoint,
-    deployed,
-    headers: { 'x-vertex-ai-endpoint-id': endpoint.id, 'x-vertex-ai-deployed-model-id': deployed.id },
-  };
+/** Who serves this call: dispatch routed it by the traffic split before the fault decision. */
+function routedTo(ctx: RequestContext): Serving {
+  if (!ctx.serving)
+    throw new Error(`inference route ${ctx.url.pathname} was dispatched without a routing decision`);
+  return ctx.serving;
 }
 
 async function readJsonBody(ctx: RequestContext): Promise<unknown> {
@@ -191,7 +132,7 @@ function chatCompletion(ctx: RequestContext, target: Serving, body: unknown, for
   const parsed = ChatRequest.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    return vllmError(ctx.res, 400, `${issue.path.join('.') || 'body'}: ${issue.message}`, target.headers);
+    return vllmError(ctx.res, 400, `${issue.path.join('.') || 'body'}: ${issue.message}`);
   }
   const request = parsed.data;
   if (!target.deployed.served.chatTemplate) {
@@ -199,7 +140,6 @@ function chatCompletion(ctx: RequestContext, target: Serving, body: unknown, for
       ctx.res,
       400,
       'As of transformers v4.44, default chat template is no longer allowed, so you must provide a chat template if the tokenizer does not define one.',
-      target.headers,
     );
   }
   const prompt = flattenMessages(request.messages);
@@ -221,26 +161,21 @@ function chatCompletion(ctx: RequestContext, target: Serving, body: unknown, for
     total_tokens: generations[0]!.promptTokens + generations.reduce((sum, g) => sum + g.completionTokens, 0),
   };
   if (!request.stream && !forceStream) {
-    return sendJson(
-      ctx.res,
-      200,
-      {
-        id,
-        object: 'chat.completion',
-        created,
-        model,
-        choices: generations.map((g, index) => ({
-          index,
-          message: { role: 'assistant', content: g.text },
-          logprobs: null,
-          finish_reason: g.finishReason,
-        })),
-        usage,
-      },
-      target.headers,
-    );
+    return sendJson(ctx.res, 200, {
+      id,
+      object: 'chat.completion',
+      created,
+      model,
+      choices: generations.map((g, index) => ({
+        index,
+        message: { role: 'assistant', content: g.text },
+        logprobs: null,
+        finish_reason: g.finishReason,
+      })),
+      usage,
+    });
   }
-  const send = startEventStream(ctx.res, target.headers);
+  const send = startEventStream(ctx.res);
   const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
     send(JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra }));
   generations.forEach((_, index) =>
@@ -274,8 +209,8 @@ function chatCompletion(ctx: RequestContext, target: Serving, body: unknown, for
   ctx.res.end();
 }
 
-async function chatCompletions(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const target = serving(core, ctx);
+async function chatCompletions(ctx: RequestContext): Promise<void> {
+  const target = routedTo(ctx);
   chatCompletion(ctx, target, await readJsonBody(ctx), false);
 }
 
@@ -343,61 +278,45 @@ function predictInstance(
     : `Prompt:\n${fields.prompt}\nOutput:\n${g.text}`;
 }
 
-async function predict(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const target = serving(core, ctx);
+async function predict(ctx: RequestContext): Promise<void> {
+  const target = routedTo(ctx);
   const result = checkProtoJson(`${V1BETA1}.PredictRequest`, await readJsonBody(ctx));
   if (!result.ok) throw badRequest(result.violations);
   const instances = (result.value.instances as unknown[] | undefined) ?? [];
   if (instances.length === 0)
     throw badRequest([{ field: 'instances', description: 'instances must contain at least one instance.' }]);
   const parameters = (result.value.parameters as Record<string, unknown> | undefined) ?? {};
-  sendJson(
-    ctx.res,
-    200,
-    {
-      predictions: instances.map((instance, i) => predictInstance(instance, parameters, i, target, ctx.now)),
-      deployedModelId: target.deployed.id,
-      model: target.deployed.model,
-      modelVersionId: '1',
-      modelDisplayName: target.deployed.displayName,
-    },
-    target.headers,
-  );
+  sendJson(ctx.res, 200, {
+    predictions: instances.map((instance, i) => predictInstance(instance, parameters, i, target, ctx.now)),
+    deployedModelId: target.deployed.id,
+    model: target.deployed.model,
+    modelVersionId: '1',
+    modelDisplayName: target.deployed.displayName,
+  });
 }
 
 /** `:rawPredict` hands the body to the container's predict route and returns its answer as-is. */
-async function rawPredict(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const target = serving(core, ctx);
+async function rawPredict(ctx: RequestContext): Promise<void> {
+  const target = routedTo(ctx);
   const body = await readJsonBody(ctx);
   const fields =
     body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
   if (Array.isArray(fields.messages)) return chatCompletion(ctx, target, body, false);
   if (Array.isArray(fields.instances)) {
     const parameters = (fields.parameters as Record<string, unknown> | undefined) ?? {};
-    return sendJson(
-      ctx.res,
-      200,
-      {
-        predictions: fields.instances.map((instance, i) =>
-          predictInstance(instance, parameters, i, target, ctx.now),
-        ),
-      },
-      target.headers,
-    );
+    return sendJson(ctx.res, 200, {
+      predictions: fields.instances.map((instance, i) =>
+        predictInstance(instance, parameters, i, target, ctx.now),
+      ),
+    });
   }
   if (typeof fields.prompt === 'string') {
-    return sendJson(
-      ctx.res,
-      200,
-      { predictions: [predictInstance(fields, {}, 0, target, ctx.now)] },
-      target.headers,
-    );
+    return sendJson(ctx.res, 200, { predictions: [predictInstance(fields, {}, 0, target, ctx.now)] });
   }
   vllmError(
     ctx.res,
     400,
     'The request body must be a chat completion ("messages"), a Vertex predict body ("instances") or a "prompt".',
-    target.headers,
   );
 }
 
@@ -433,8 +352,8 @@ const STREAM_RAW_PREDICT_SHAPE =
   'min_p, ignore_eos, seed, stop, …}]}';
 
 /** `:streamRawPredict` relays the container's completion chunks for the one instance's prompt. */
-async function streamRawPredict(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const target = serving(core, ctx);
+async function streamRawPredict(ctx: RequestContext): Promise<void> {
+  const target = routedTo(ctx);
   const parsed = StreamRawPredictRequest.safeParse(await readJsonBody(ctx));
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -442,7 +361,6 @@ async function streamRawPredict(core: EmulatorCore, ctx: RequestContext): Promis
       ctx.res,
       400,
       `The request body must be ${STREAM_RAW_PREDICT_SHAPE}; ${issue.path.join('.') || 'body'}: ${issue.message}.`,
-      target.headers,
     );
   }
   const instance = parsed.data.instances[0]!;
@@ -450,7 +368,7 @@ async function streamRawPredict(core: EmulatorCore, ctx: RequestContext): Promis
   const g = generate(prompt, instance.max_tokens);
   const id = completionId('cmpl', prompt);
   const created = Math.floor(ctx.now / 1000);
-  const send = startEventStream(ctx.res, target.headers);
+  const send = startEventStream(ctx.res);
   for (const [i, word] of g.words.entries()) {
     const last = i === g.words.length - 1;
     send(
@@ -480,12 +398,12 @@ async function streamRawPredict(core: EmulatorCore, ctx: RequestContext): Promis
 
 const E = '/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/endpoints/([^/:]+)';
 
-export function inferenceRoutes(core: EmulatorCore): Route[] {
+export function inferenceRoutes(): Route[] {
   const route = (
     id: string,
     pattern: string,
     permission: string,
-    handler: (core: EmulatorCore, ctx: RequestContext) => Promise<void>,
+    handler: (ctx: RequestContext) => Promise<void>,
   ): Route => ({
     id,
     method: 'POST',
@@ -493,7 +411,7 @@ export function inferenceRoutes(core: EmulatorCore): Route[] {
     api: 'inference',
     project: (params) => params[1],
     permission,
-    handler: (ctx) => handler(core, ctx),
+    handler,
   });
   return [
     route(

@@ -50,6 +50,16 @@ export const EmulatorConfigSchema = z
     /** JSON file the state is saved to after every change and loaded from at start. */
     stateFile: z.string().min(1).optional(),
     faults: FaultConfigSchema.optional(),
+    /**
+     * Seed of the traffic-split routing: the n-th request to an endpoint goes where a draw from
+     * (seed, endpoint, n) lands, so two emulators with the same seed route the same calls alike.
+     */
+    routingSeed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(1),
     timing: TimingSchema.default(() => TimingSchema.parse({})),
     /** Project ids or numbers whose every call is refused with 403 PERMISSION_DENIED. */
     forbiddenProjects: z.array(z.string().min(1).max(100)).max(1000).default([]),

@@ -11,7 +11,9 @@ import { ApiError, statusNameForHttp } from './errors';
 import type { FaultAction } from './faults';
 import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, holdCall, readBody, sendJson } from './http';
 import { inferenceRoutes } from './inference';
+import { recordWhenAnswered } from './metrics';
 import { type EmulatorOptions, parseEmulatorConfig } from './options';
+import { routeInference, servedModelSpellings, servingHeaders } from './traffic';
 import { vertexRoutes } from './vertex';
 
 export interface RunningEmulator {
@@ -186,7 +188,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
   routes.push(
     ...vertexRoutes(core),
     ...deployModelRoutes(core),
-    ...inferenceRoutes(core),
+    ...inferenceRoutes(),
     ...computeRoutes(core),
     {
       id: 'resourcemanager.projects.get',
@@ -246,10 +248,21 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     }
     if (host.kind !== 'shared') ctx.hostEndpoint = host.endpoint;
 
+    // Inference is routed by the traffic split first, so a fault rule can pick one revision.
+    const routing = route.api === 'inference' ? routeInference(core, ctx) : undefined;
+    const serving = routing?.serving;
     const fault = core.faults.decide({
       route: route.id,
       projects: project ? core.projectAliases(project) : [],
+      ...(serving ? { models: servedModelSpellings(core, serving.deployed) } : {}),
     });
+    // From here the routed model answers (an injected error included): name it, record the answer.
+    const takenByModel = () => {
+      if (!serving || ctx.serving) return;
+      ctx.serving = serving;
+      for (const [name, value] of Object.entries(servingHeaders(serving))) res.setHeader(name, value);
+      recordWhenAnswered(core.served, res, serving, now, () => core.now());
+    };
     // A caller that hung up during the added latency gets no answer (nor keeps the process alive).
     if (fault.type === 'latency' && !(await holdCall(ctx, fault.ms))) return;
     if (fault.type === 'drop') {
@@ -258,6 +271,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     }
     if (fault.type === 'error') {
       req.resume();
+      takenByModel();
       throw faultError(fault);
     }
     ctx.fault = fault;
@@ -270,7 +284,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         throw forbiddenError(route, url.pathname);
       }
     }
+    takenByModel();
     if (fault.type === 'dropResponse') loseResponse(req, res);
+    if (routing?.error) {
+      req.resume();
+      throw routing.error;
+    }
     await route.handler(ctx);
   }
 

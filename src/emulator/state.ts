@@ -80,6 +80,8 @@ export interface EndpointRecord extends VertexResourceRecord {
   };
   deployedModels: DeployedModelRecord[];
   trafficSplit: Record<string, number>;
+  /** Inference requests routed so far: the n-th takes routing draw n (see `traffic.ts`). */
+  requestCount?: number;
 }
 
 export interface ModelRecord extends VertexResourceRecord {

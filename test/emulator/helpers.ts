@@ -282,3 +282,23 @@ export async function waitForReplica(api: Api, endpoint: string, id: string): Pr
     return deployed?.status?.availableReplicaCount >= 1 ? true : undefined;
   });
 }
+
+/** Sends `count` chat completions one after another; returns who answered each (the x-vertex-ai-model header). */
+export async function chatSequence(
+  api: Api,
+  endpoint: string,
+  host: string,
+  count: number,
+): Promise<string[]> {
+  const served: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const res = await api.post(
+      `/v1beta1/${endpoint}/chat/completions`,
+      { messages: [{ role: 'user', content: `request ${i}` }], max_tokens: 4 },
+      { host },
+    );
+    expect(res.status, res.text).toBe(200);
+    served.push(String(res.headers['x-vertex-ai-model']));
+  }
+  return served;
+}

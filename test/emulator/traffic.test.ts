@@ -270,14 +270,17 @@ describe('endpoints.deployModel', () => {
     expect((await t.api.get(`/v1beta1/${endpoint}`)).json.deployedModels).toHaveLength(1);
   });
 
-  it('takes the quota fault: the operation ends RESOURCE_EXHAUSTED and deploys nothing', async () => {
+  it('takes the deploy faults: quota ends RESOURCE_EXHAUSTED deploying nothing, never-ready keeps 0 replicas', async () => {
     const project = uniqueProject('dmquota');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
-    await t.admin.addFaultRules([{ route: 'vertex.endpoints.deployModel', project, sequence: ['quota'] }]);
-    const quota = await t.api.post(`/v1beta1/${endpoint}:deployModel`, {
+    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, gcsUri);
+    await t.admin.addFaultRules([
+      { route: 'vertex.endpoints.deployModel', project, sequence: ['quota', 'never-ready'] },
+    ]);
+    const body = {
       deployedModel: { model: r2Model, dedicatedResources: resources },
       trafficSplit: { [r1]: 50, '0': 50 },
-    });
+    };
+    const quota = await t.api.post(`/v1beta1/${endpoint}:deployModel`, body);
     expect(quota.status).toBe(200);
     const failed = await waitForOperation(t.api, quota.json.name);
     expectValidProto('google.longrunning.Operation', failed);
@@ -287,13 +290,31 @@ describe('endpoints.deployModel', () => {
     const unchanged = (await t.api.get(`/v1beta1/${endpoint}`)).json;
     expect(unchanged.deployedModels).toHaveLength(1);
     expect(unchanged.trafficSplit).toEqual({ [r1]: 100 });
+
+    const never = await t.api.post(`/v1beta1/${endpoint}:deployModel`, body);
+    const done = await waitForOperation(t.api, never.json.name);
+    expect(done.error).toBeUndefined();
+    const id = done.response.deployedModel.id;
+    // Calls routed to it meet the 503 of a model without replicas, and say who it was.
+    const calls = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        t.api.post(`/v1beta1/${endpoint}:predict`, { instances: [{ prompt: 'x' }] }, { host }),
+      ),
+    );
+    const toCanary = calls.filter((c) => c.headers['x-vertex-ai-deployed-model-id'] === id);
+    expect(toCanary.length).toBeGreaterThan(0);
+    for (const c of toCanary) {
+      expect(c.status).toBe(503);
+      expect(c.json.error.message).toContain('0 of 1 replicas are available');
+    }
+    expect(calls.filter((c) => c.status === 200).length).toBe(20 - toCanary.length);
   });
 });
 
 describe('traffic_split', () => {
   it('UpdateEndpoint (PATCH ?updateMask=trafficSplit) sets it, checking ids, sums and the etag', async () => {
     const project = uniqueProject('patch');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, gcsUri);
     const r2 = await deployRevision(t.api, endpoint, r2Model, { [r1]: 100 });
     const patch = (mask: string, body: unknown) =>
       t.api.request('PATCH', `/v1beta1/${endpoint}?updateMask=${mask}`, { body });
@@ -325,6 +346,14 @@ describe('traffic_split', () => {
     expect(cleared.status, cleared.text).toBe(200);
     expect(cleared.json.trafficSplit).toBeUndefined();
     expect(cleared.json.labels).toEqual({ stage: 'paused' });
+    const noTraffic = await t.api.post(
+      `/v1beta1/${endpoint}:predict`,
+      { instances: [{ prompt: 'x' }] },
+      { host },
+    );
+    expect(noTraffic.status).toBe(400);
+    expect(noTraffic.json.error.status).toBe('FAILED_PRECONDITION');
+    expect(noTraffic.json.error.message).toContain('receives traffic');
   });
 
   it('undeployModel: "0" does not exist, the leaving model may be named at 0 but not with traffic', async () => {
