@@ -5,7 +5,7 @@ import type { FaultAction } from './faults';
 import type { Serving } from './traffic';
 
 /** Which API family a route belongs to: decides the error envelope, auth and host rules. */
-export type RouteApi = 'vertex' | 'compute' | 'inference' | 'sts' | 'admin';
+export type RouteApi = 'vertex' | 'compute' | 'inference' | 'monitoring' | 'sts' | 'admin';
 
 export interface RequestContext {
   req: IncomingMessage;

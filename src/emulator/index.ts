@@ -1,7 +1,8 @@
 /**
  * Local emulator of the Vertex AI (Model Garden deploy, endpoints, deployModel and traffic splits,
- * models, operations, prediction) and Compute Engine (PSC consumer side) REST surface garden-deploy
- * uses, with token exchange for ADC, fault injection and an admin API. See `startEmulator`.
+ * models, operations, prediction), Compute Engine (PSC consumer side) and Cloud Monitoring
+ * (Vertex prediction metrics) REST surface garden-deploy uses, with token exchange for ADC, fault
+ * injection and an admin API. See `startEmulator`.
  */
 export { startEmulator, type RunningEmulator } from './server';
 export {

@@ -5,8 +5,9 @@ import { Enum, type Field, MapField, Root, type Type, type Message } from 'proto
 /**
  * The official Vertex AI v1beta1 message definitions (the `.proto` files `@google-cloud/aiplatform`
  * ships, with their google/api, google/rpc, google/longrunning and google/protobuf imports from
- * google-gax) and a proto3-JSON checker over them: the emulator uses it to accept exactly what
- * Google's JSON transcoding accepts, and tests use it to prove request/response bodies are valid.
+ * google-gax), Cloud Monitoring v3's (from `@google-cloud/monitoring`), and a proto3-JSON checker
+ * over them: the emulator uses it to accept exactly what Google's JSON transcoding accepts, and
+ * tests use it to prove request/response bodies are valid.
  */
 
 const SERVICE_FILES = [
@@ -15,6 +16,7 @@ const SERVICE_FILES = [
   ),
   // The google.rpc.Status detail messages (ErrorInfo, BadRequest, RetryInfo, ...).
   'google/rpc/error_details.proto',
+  'google/monitoring/v3/metric_service.proto',
 ];
 
 export const V1BETA1 = 'google.cloud.aiplatform.v1beta1';
@@ -23,12 +25,13 @@ let cachedRoot: Root | undefined;
 
 function protoSearchPath(): string[] {
   const aiplatform = path.dirname(require.resolve('@google-cloud/aiplatform/package.json'));
+  const monitoring = path.dirname(require.resolve('@google-cloud/monitoring/package.json'));
   // google-gax exports no package.json; its protos sit at build/protos next to build/src.
   const gax = path.resolve(require.resolve('google-gax', { paths: [aiplatform] }), '../../protos');
-  return [path.join(aiplatform, 'build', 'protos'), gax];
+  return [path.join(aiplatform, 'build', 'protos'), path.join(monitoring, 'build', 'protos'), gax];
 }
 
-/** The loaded v1beta1 protos, field names as written in the .proto files (snake_case). */
+/** The loaded v1beta1 (and Monitoring v3) protos, field names as written in the .proto files (snake_case). */
 export function vertexProtoRoot(): Root {
   if (cachedRoot) return cachedRoot;
   const searchPath = protoSearchPath();

@@ -12,6 +12,7 @@ import type { FaultAction } from './faults';
 import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, holdCall, readBody, sendJson } from './http';
 import { inferenceRoutes } from './inference';
 import { recordWhenAnswered } from './metrics';
+import { monitoringRoutes } from './monitoring';
 import { type EmulatorOptions, parseEmulatorConfig } from './options';
 import { routeInference, servedModelSpellings, servingHeaders } from './traffic';
 import { vertexRoutes } from './vertex';
@@ -118,21 +119,25 @@ function authError(core: EmulatorCore, req: IncomingMessage, url: URL, now: numb
 }
 
 function forbiddenError(route: Route, path: string): ApiError {
-  const resource = path.replace(/^\/(v1|v1beta1|compute\/v1)\//, '').replace(/:[A-Za-z]+$/, '');
+  const resource = path
+    .replace(/^\/(v1|v1beta1|v3|compute\/v1)\//, '')
+    .replace(/:[A-Za-z]+$/, '')
+    .replace(/\/timeSeries$/, '');
   const permission = route.permission ?? 'unknown';
+  const service = route.api === 'monitoring' ? 'monitoring.googleapis.com' : 'aiplatform.googleapis.com';
   return route.api === 'compute'
     ? new ApiError('PERMISSION_DENIED', `Required '${permission}' permission for '${resource}'`, {
         computeReason: 'forbidden',
       })
     : new ApiError(
         'PERMISSION_DENIED',
-        `Permission '${permission}' denied on resource '//aiplatform.googleapis.com/${resource}' (or it may not exist).`,
+        `Permission '${permission}' denied on resource '//${service}/${resource}' (or it may not exist).`,
         {
           details: [
             {
               '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
               reason: 'IAM_PERMISSION_DENIED',
-              domain: 'aiplatform.googleapis.com',
+              domain: service,
               metadata: { permission, resource },
             },
           ],
@@ -176,7 +181,7 @@ async function stsToken(core: EmulatorCore, ctx: RequestContext): Promise<void> 
   }
 }
 
-/** Starts the emulator: one HTTP server for Vertex, Compute, inference, STS and the admin API. */
+/** Starts the emulator: one HTTP server for Vertex, Compute, inference, Monitoring, STS and the admin API. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const { storage: givenStorage, log: givenLog, ...rest } = options;
   const config = parseEmulatorConfig(rest);
@@ -189,6 +194,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     ...vertexRoutes(core),
     ...deployModelRoutes(core),
     ...inferenceRoutes(),
+    ...monitoringRoutes(core),
     ...computeRoutes(core),
     {
       id: 'resourcemanager.projects.get',
