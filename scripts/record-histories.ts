@@ -6,7 +6,8 @@ import path from 'node:path';
  * Re-records the replay fixtures in test/histories/ from real runs: the end-to-end tests save the
  * history of each representative deployment (serving public and private then torn down, broken
  * weights, flaky Google, quota, cancel, a late endpoint after a cancel, blocked cleanup retried,
- * Temporal cancel, rollback, worker crash) when GARDEN_DEPLOY_RECORD_HISTORIES is set. Run after a
+ * Temporal cancel, rollback, worker crash, an upgrade completed under load and one rolled back by its
+ * gate) when GARDEN_DEPLOY_RECORD_HISTORIES is set. Run after a
  * deliberate workflow change (with `patched()` where old runs must still replay), then commit the
  * JSON files. test/histories/0.1/ (garden-deploy 0.1's workflows) is never re-recorded.
  *
@@ -24,6 +25,7 @@ const run = spawnSync(
     'test/e2e/cancel-rollback.test.ts',
     'test/e2e/worker-crash.test.ts',
     'test/e2e/ownership.test.ts',
+    'test/e2e/upgrade.test.ts',
   ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, GARDEN_DEPLOY_RECORD_HISTORIES: '1' } },
 );

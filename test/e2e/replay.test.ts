@@ -55,6 +55,8 @@ describe('replay of recorded histories', () => {
           'temporal-cancel',
           'rollback-after-success',
           'worker-crash',
+          'upgrade-completed',
+          'upgrade-gate-rollback',
         ].map((name) => `histories/${name}`),
       ),
     );
