@@ -195,6 +195,22 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
   );
 }
 
+/** The first revision serves: what it runs (machine, weights, Model, deployed model), and all the traffic on it. */
+export function recordFirstRevision(tracker: ProgressTracker, state: DeploymentState): void {
+  const { model, deployedModelId } = tracker.resources;
+  const validated = state.validated;
+  const revision = tracker.revision;
+  if (!revision || !validated) return;
+  tracker.setRevision({
+    ...revision,
+    machine: machineText(validated.spec.machine),
+    ...(validated.validation.weights ? { weights: validated.validation.weights } : {}),
+    ...(model ? { model } : {}),
+    ...(deployedModelId ? { deployedModelId } : {}),
+  });
+  if (deployedModelId) tracker.setTraffic([{ revision: revision.number, deployedModelId, percent: 100 }]);
+}
+
 /** The identity this run's resources carry: the workflow's first run id tells it from earlier ones. */
 function identityOf(spec: DeploymentSpec): DeploymentIdentity {
   const info = workflowInfo();

@@ -30,14 +30,12 @@ import type {
   ScaleRequest,
   StepName,
   UndoKind,
-  UpgradeRequest,
-  UpgradeResult,
 } from '../types';
 import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
 import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
-import { type DeploymentState, type StepContext, deploySteps, machineText } from './deploy-steps';
+import { type DeploymentState, type StepContext, deploySteps, recordFirstRevision } from './deploy-steps';
 import { cleanupInputOf, remainingResources, revisionCleanupInput, showCleanup } from './removal';
-import { scaleInPlace } from './scale-in-place';
+import { scaleServing } from './scale-in-place';
 import { RequestLog } from './request-log';
 import { differentSpecMessage, specDifferences } from './spec-diff';
 import { type UpgradeHost, Upgrades } from './upgrades';
@@ -81,7 +79,8 @@ export class Deployment implements StepContext, UpgradeHost {
   private busy = false;
   /** A rollback or teardown was accepted: nothing else may start. */
   private removalAccepted = false;
-  private requests = new RequestLog();
+  /** Answers by request id: Updates are idempotent, also across continue-as-new. */
+  requests = new RequestLog();
   private temporalCancellation?: unknown;
   private publishedStage?: DeployStage;
 
@@ -166,7 +165,7 @@ export class Deployment implements StepContext, UpgradeHost {
     }
     this.phase = 'serving';
     this.tracker.setRevisionState('serving');
-    this.recordServingRevision();
+    recordFirstRevision(this.tracker, this.state);
     const window = spec.rollbackWindow;
     if (window > 0) {
       this.rollbackWindowEndsAt = Date.now() + window;
@@ -265,7 +264,7 @@ export class Deployment implements StepContext, UpgradeHost {
     if (differences.length === 0) return;
     // Another model, machine or validation on a serving deployment is a new revision: an upgrade.
     if (this.phase === 'serving' && this.upgrades.isUpgrade(request.spec)) {
-      this.upgrades.validateUpgrade(request.spec);
+      this.upgrades.validateSpec(request.spec);
       return;
     }
     const running = this.upgrades.run;
@@ -284,49 +283,12 @@ export class Deployment implements StepContext, UpgradeHost {
   deploy(request: DeployRequest): Promise<DeploymentResult> {
     return this.requests.once('deploy', async () => {
       if (this.phase === 'serving' && this.upgrades.isUpgrade(request.spec)) {
-        const upgrade = await this.upgrades.upgrade(request.spec);
+        const upgrade = await this.upgrades.upgradeTo(request.spec);
         return { ...this.result('serving'), upgrade };
       }
       await condition(() => this.phase !== 'deploying' && this.phase !== 'undoing');
       return this.phase === 'serving' ? this.result('serving') : this.undoResult();
     });
-  }
-
-  validateUpgrade(request: UpgradeRequest): void {
-    if (this.requests.known()) return;
-    this.upgrades.validateUpgrade(request?.spec);
-  }
-
-  /** Rolls out `request.spec` as a new revision of the serving deployment (or attaches to that upgrade). */
-  upgrade(request: UpgradeRequest): Promise<UpgradeResult> {
-    return this.requests.once('upgrade', () => this.upgrades.upgrade(request.spec));
-  }
-
-  validatePromote(_request?: ControlRequest): void {
-    if (this.requests.known()) return;
-    this.upgrades.validatePromote();
-  }
-
-  promote(_request: ControlRequest): Promise<UpgradeResult> {
-    return this.requests.once('promote', () => this.upgrades.promote());
-  }
-
-  validatePause(_request?: ControlRequest): void {
-    if (this.requests.known()) return;
-    this.upgrades.validatePause();
-  }
-
-  pause(request: ControlRequest): Promise<UpgradeResult> {
-    return this.requests.once('pause', () => this.upgrades.pause(request?.reason));
-  }
-
-  validateResume(_request?: ControlRequest): void {
-    if (this.requests.known()) return;
-    this.upgrades.validateResume();
-  }
-
-  resume(_request: ControlRequest): Promise<UpgradeResult> {
-    return this.requests.once('resume', () => this.upgrades.resume());
   }
 
   validateCancel(_request?: ControlRequest): void {
@@ -612,23 +574,6 @@ export class Deployment implements StepContext, UpgradeHost {
     return { ...this.result('serving'), upgrade };
   }
 
-  /** The first revision serves: what it runs, and all the traffic on it. */
-  private recordServingRevision(): void {
-    const { model, deployedModelId } = this.tracker.resources;
-    const validated = this.state.validated;
-    const revision = this.tracker.revision;
-    if (!revision || !validated) return;
-    this.tracker.setRevision({
-      ...revision,
-      machine: machineText(validated.spec.machine),
-      ...(validated.validation.weights ? { weights: validated.validation.weights } : {}),
-      ...(model ? { model } : {}),
-      ...(deployedModelId ? { deployedModelId } : {}),
-    });
-    if (deployedModelId)
-      this.tracker.setTraffic([{ revision: revision.number, deployedModelId, percent: 100 }]);
-  }
-
   private removeServing(kind: 'rollback' | 'teardown', reason: string): Promise<DeploymentResult> {
     this.removalAccepted = true;
     return this.exclusive(async () => {
@@ -638,19 +583,13 @@ export class Deployment implements StepContext, UpgradeHost {
   }
 
   private async scaleServing(request: ScaleRequest): Promise<ScaleOutcome> {
-    if (this.phase !== 'serving' || this.removalAccepted) {
+    const notServing = this.notServing();
+    if (notServing)
       throw ApplicationFailure.nonRetryable(
-        `deployment ${this.id} is being removed (stage ${this.stage}); the scale was not applied`,
+        `${notServing}; the scale was not applied`,
         'DeploymentStateError',
       );
-    }
-    const validated = this.state.validated!;
-    const current = this.tracker.snapshot().scale ?? this.spec.replicas;
-    const replicas = { min: request.min, max: request.max ?? Math.max(request.min, current.max) };
-    const outcome = await scaleInPlace(this, validated.spec, this.state.ownership!, replicas);
-    this.state.spec = { ...this.spec, replicas };
-    this.state.validated = { ...validated, spec: { ...validated.spec, replicas } };
-    return outcome;
+    return scaleServing(this, request);
   }
 
   /** Why the deployment cannot start a serving operation now, or undefined when it can. */

@@ -1,8 +1,24 @@
 import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { OwnershipProof, ValidatedDeployment } from '../../activities/contract';
 import { summarizeFailure } from '../failures';
-import type { ScaleOutcome } from '../types';
+import type { ScaleOutcome, ScaleRequest } from '../types';
 import type { StepContext } from './deploy-steps';
+
+/**
+ * `scale` of the serving deployment: the request's replicas (max defaults to the current one, at
+ * least min), applied in place; the deployment's spec then records them.
+ */
+export async function scaleServing(ctx: StepContext, request: ScaleRequest): Promise<ScaleOutcome> {
+  const { state, tracker } = ctx;
+  const validated = state.validated!;
+  const spec = state.spec!;
+  const current = tracker.snapshot().scale ?? spec.replicas;
+  const replicas = { min: request.min, max: request.max ?? Math.max(request.min, current.max) };
+  const outcome = await scaleInPlace(ctx, validated.spec, state.ownership!, replicas);
+  state.spec = { ...spec, replicas };
+  state.validated = { ...validated, spec: { ...validated.spec, replicas } };
+  return outcome;
+}
 
 /**
  * `scale` of a serving deployment: min/max replicas of its deployed model in place (same endpoint,

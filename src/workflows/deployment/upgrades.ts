@@ -11,7 +11,8 @@ import { describeStrategy } from '../../rollout/plan';
 import type { DeploymentSpec } from '../../spec';
 import { formatDuration } from '../../spec/duration';
 import { summarizeFailure } from '../failures';
-import type { UpgradeResult } from '../types';
+import type { ControlRequest, UpgradeRequest, UpgradeResult } from '../types';
+import type { RequestLog } from './request-log';
 import { classify, listDifferences, specDifferences } from './spec-diff';
 import { GateFailure, type UpgradeContext, upgradeSteps } from './upgrade-steps';
 import { type UpgradeAbortKind, UpgradeRun } from './upgrade-run';
@@ -20,6 +21,8 @@ import { type UpgradeAbortKind, UpgradeRun } from './upgrade-run';
 export interface UpgradeHost extends UpgradeContext {
   /** The serving spec. */
   readonly spec: DeploymentSpec;
+  /** The deployment's answers by request id (idempotent Updates, also across continue-as-new). */
+  readonly requests: RequestLog;
   /** Why nothing may start now (first deploy running, being removed, blocked), or undefined. */
   notServing(): string | undefined;
   /** Serving operations take turns. */
@@ -39,10 +42,74 @@ export class Upgrades {
 
   constructor(private readonly host: UpgradeHost) {}
 
+  // --- the Updates: upgrade, promote, pause, resume --------------------------------------------
+
+  validateUpgrade(request: UpgradeRequest): void {
+    if (this.host.requests.known()) return;
+    this.validateSpec(request?.spec);
+  }
+
+  /** Rolls out `request.spec` as a new revision of the serving deployment (or attaches to that upgrade). */
+  upgrade(request: UpgradeRequest): Promise<UpgradeResult> {
+    return this.host.requests.once('upgrade', () => this.upgradeTo(request.spec));
+  }
+
+  validatePromote(_request?: ControlRequest): void {
+    if (this.host.requests.known()) return;
+    const run = this.requireRun('promote');
+    if (!run.undoable)
+      reject(`the upgrade to r${run.revision} is ${run.phase}; there is nothing left to promote`);
+  }
+
+  /** Skips the remaining traffic steps and bakes (and the retention of the previous revision). */
+  promote(_request: ControlRequest): Promise<UpgradeResult> {
+    return this.host.requests.once('promote', async () => {
+      const run = this.current();
+      if (!run.ended) run.promote();
+      this.host.publish('UPGRADING');
+      await condition(() => run.ended);
+      return this.result(run);
+    });
+  }
+
+  validatePause(_request?: ControlRequest): void {
+    if (this.host.requests.known()) return;
+    const run = this.requireRun('pause');
+    if (!run.undoable) reject(`the upgrade to r${run.revision} is ${run.phase}; it cannot be paused now`);
+    if (run.paused) reject(`the upgrade to r${run.revision} is already paused (${run.paused.reason})`);
+  }
+
+  /** Holds the upgrade where it is: no further traffic step (gates keep being evaluated). */
+  pause(request: ControlRequest): Promise<UpgradeResult> {
+    return this.host.requests.once('pause', async () => {
+      const run = this.current();
+      if (run.ended) return this.result(run);
+      run.pause(request?.reason?.trim() || 'paused by an operator');
+      this.host.publish('UPGRADE_PAUSED');
+      return this.result(run);
+    });
+  }
+
+  validateResume(_request?: ControlRequest): void {
+    if (this.host.requests.known()) return;
+    const run = this.requireRun('resume');
+    if (!run.paused) reject(`the upgrade to r${run.revision} is not paused (phase ${run.phase})`);
+  }
+
+  resume(_request: ControlRequest): Promise<UpgradeResult> {
+    return this.host.requests.once('resume', async () => {
+      const run = this.current();
+      if (run.ended) return this.result(run);
+      run.resume();
+      this.host.publish('UPGRADING');
+      return this.result(run);
+    });
+  }
+
   // --- upgrade --------------------------------------------------------------------------------
 
   /** Refuses an upgrade that cannot start now, or a spec no upgrade can serve. */
-  validateUpgrade(spec: DeploymentSpec | undefined): void {
+  validateSpec(spec: DeploymentSpec | undefined): void {
     if (!spec || typeof spec !== 'object') reject('the upgrade request carries no spec');
     const notServing = this.host.notServing();
     if (notServing) reject(notServing);
@@ -72,58 +139,13 @@ export class Upgrades {
   }
 
   /** Runs the upgrade to `spec` (or attaches to the one running it); answers how it ended. */
-  async upgrade(spec: DeploymentSpec): Promise<UpgradeResult> {
+  async upgradeTo(spec: DeploymentSpec): Promise<UpgradeResult> {
     const running = this.run;
     if (running && sameSpec(running.spec, spec)) {
       await condition(() => running.ended);
       return this.result(running);
     }
     return this.host.exclusive(() => this.start(spec));
-  }
-
-  // --- promote, pause, resume -----------------------------------------------------------------
-
-  validatePromote(): void {
-    const run = this.requireRun('promote');
-    if (!run.undoable)
-      reject(`the upgrade to r${run.revision} is ${run.phase}; there is nothing left to promote`);
-  }
-
-  /** Skips the remaining traffic steps and bakes (and the retention of the previous revision). */
-  async promote(): Promise<UpgradeResult> {
-    const run = this.current();
-    if (!run.ended) run.promote();
-    this.host.publish('UPGRADING');
-    await condition(() => run.ended);
-    return this.result(run);
-  }
-
-  validatePause(): void {
-    const run = this.requireRun('pause');
-    if (!run.undoable) reject(`the upgrade to r${run.revision} is ${run.phase}; it cannot be paused now`);
-    if (run.paused) reject(`the upgrade to r${run.revision} is already paused (${run.paused.reason})`);
-  }
-
-  /** Holds the upgrade where it is: no further traffic step (gates keep being evaluated). */
-  async pause(reason: string | undefined): Promise<UpgradeResult> {
-    const run = this.current();
-    if (run.ended) return this.result(run);
-    run.pause(reason?.trim() || 'paused by an operator');
-    this.host.publish('UPGRADE_PAUSED');
-    return this.result(run);
-  }
-
-  validateResume(): void {
-    const run = this.requireRun('resume');
-    if (!run.paused) reject(`the upgrade to r${run.revision} is not paused (phase ${run.phase})`);
-  }
-
-  async resume(): Promise<UpgradeResult> {
-    const run = this.current();
-    if (run.ended) return this.result(run);
-    run.resume();
-    this.host.publish('UPGRADING');
-    return this.result(run);
   }
 
   // --- what the other Updates ask ------------------------------------------------------------

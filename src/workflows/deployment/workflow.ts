@@ -38,21 +38,22 @@ export async function deployment(input: DeploymentInput): Promise<DeploymentResu
     description:
       'Deploy this spec: attaches when it is the deployment’s, upgrades to another model or machine',
   });
-  setHandler(upgradeUpdate, (request) => entity.upgrade(request), {
-    validator: (request) => entity.validateUpgrade(request),
+  const { upgrades } = entity;
+  setHandler(upgradeUpdate, (request) => upgrades.upgrade(request), {
+    validator: (request) => upgrades.validateUpgrade(request),
     description:
       'Roll out a new revision: validate, stage, shift traffic under gates, roll back on a failure',
   });
-  setHandler(promoteUpdate, (request) => entity.promote(request), {
-    validator: (request) => entity.validatePromote(request),
+  setHandler(promoteUpdate, (request) => upgrades.promote(request), {
+    validator: (request) => upgrades.validatePromote(request),
     description: 'Skip the running upgrade’s remaining traffic steps',
   });
-  setHandler(pauseUpdate, (request) => entity.pause(request), {
-    validator: (request) => entity.validatePause(request),
+  setHandler(pauseUpdate, (request) => upgrades.pause(request), {
+    validator: (request) => upgrades.validatePause(request),
     description: 'Hold the running upgrade at its traffic share',
   });
-  setHandler(resumeUpdate, (request) => entity.resume(request), {
-    validator: (request) => entity.validateResume(request),
+  setHandler(resumeUpdate, (request) => upgrades.resume(request), {
+    validator: (request) => upgrades.validateResume(request),
     description: 'Continue a paused upgrade',
   });
   setHandler(cancelUpdate, (request) => entity.cancel(request), {
