@@ -277,6 +277,51 @@ describe.concurrent('upgrades', () => {
     expect(await refusal(rollbackDeployment(client, workflowId))).toMatch(/serves r2, and r1 was retired/);
   });
 
+  it.each([
+    ['validating', 'validateWeights', false],
+    ['staging', 'waitForReplicas', false],
+    ['freeing-staging', 'deleteEndpoint', false],
+    ['deploying', 'finishRevisionDeploy', true],
+    ['shifting', 'measureTraffic', true],
+    ['retaining', undefined, true],
+  ] as const)(
+    'while %s: pause and resume are accepted at once, and a rollback undoes everything of r2',
+    async (phase, held, onEndpoint) => {
+      const spec: DeploymentSpecInput = {
+        ...specOf(uniqueName(`phase-${phase.slice(0, 6)}`)),
+        strategy: { canary: { percent: 10, bake: '200ms' }, retainPrevious: '1h' },
+      };
+      const { client, script, workflowId } = await serving(spec);
+      const gate = new Gate();
+      if (held) script.hold = { [held]: { gate } };
+      const upgrade = await upgradeDeployment(client, nextSpec(spec));
+      await untilPhase(workflowId, phase);
+      expect(await (await pauseUpgrade(client, workflowId)).result()).toMatchObject({ paused: true, phase });
+      expect((await progressOf(workflowId)).stage).toBe('UPGRADE_PAUSED');
+      expect((await (await resumeUpgrade(client, workflowId)).result()).paused).toBeUndefined();
+      const rollback = await rollbackDeployment(client, workflowId);
+      gate.open(); // a held step ends; its undo may run the same activity again
+      const rolledBack = await rollback.result();
+      expect(rolledBack).toMatchObject({
+        outcome: 'serving',
+        upgrade: { outcome: 'rolled-back', serving: 1 },
+      });
+      expect((await upgrade.result()).outcome).toBe('rolled-back');
+      const progress = await progressOf(workflowId);
+      expect(progress).toMatchObject({ stage: 'SERVING', revision: { number: 1, state: 'serving' } });
+      expect(progress.traffic).toEqual([{ revision: 1, deployedModelId: '42', percent: 100 }]);
+      const next = script.deployedModels?.[0];
+      if (onEndpoint) {
+        expect(script.calls.slice(-3)).toEqual(['setTraffic:0', `undeployRevision:${next}`, 'deleteModel']);
+      } else {
+        expect(script.calls).not.toContain('startRevisionDeploy');
+        // Validating created nothing; later, the staging endpoint and the new model go.
+        if (phase === 'validating') expect(script.calls).not.toContain('startDeploy');
+        else expect(script.calls.slice(-3)).toEqual(['undeployModels', 'deleteEndpoint', 'deleteModel']);
+      }
+    },
+  );
+
   it('promote during the canary skips to 100 % and retires; rollback during a bake puts everything back', async () => {
     const spec: DeploymentSpecInput = {
       ...specOf(uniqueName('promote')),
