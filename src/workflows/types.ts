@@ -92,6 +92,8 @@ export interface RevisionSummary {
   number: number;
   modelUri: string;
   state: RevisionState;
+  /** The spec it was deployed from (as parsed). */
+  spec?: DeploymentSpec;
   startedAt: string;
   servingAt?: string;
   endedAt?: string;

@@ -141,6 +141,7 @@ export class Deployment implements StepContext, UpgradeHost {
       modelUri: spec.model.uri,
       state: 'validating',
       startedAt: new Date().toISOString(),
+      spec,
     });
     this.publish('VALIDATING');
     // A cancel can be the first thing a worker sees, before anything ran (then nothing is removed).

@@ -219,7 +219,7 @@ export class Upgrades {
     const requestId = currentUpdateInfo()?.id;
     const run = new UpgradeRun(revision, from, spec, tracker, requestId);
     this.run = run;
-    tracker.putRevision({ number: revision, modelUri: spec.model.uri, state: 'validating', startedAt });
+    tracker.putRevision({ number: revision, modelUri: spec.model.uri, state: 'validating', startedAt, spec });
     tracker.setUpgrade({
       revision,
       from,
