@@ -11,7 +11,7 @@ import {
   isNotFound,
   readDeployResponse,
 } from '../gcp';
-import { formatDuration } from '../spec';
+import { type MachineSpec, formatDuration } from '../spec';
 import {
   type Attempted,
   type DeployToVertexInput,
@@ -268,16 +268,21 @@ function deployRequest({ spec, ids }: StartDeployInput): DeployInput {
     modelDisplayName: ids.modelDisplayName,
     endpointUserId: ids.endpointId,
     endpointDisplayName: ids.endpointDisplayName,
-    machine: {
-      machineType: spec.machine.type,
-      acceleratorType: spec.machine.acceleratorType,
-      acceleratorCount: spec.machine.acceleratorCount,
-    },
+    machine: machineInput(spec.machine),
     minReplicaCount: spec.replicas.min,
     maxReplicaCount: spec.replicas.max,
     ...(spec.access.type === 'private'
       ? { privateServiceConnect: { projectAllowlist: spec.access.projectAllowlist } }
       : {}),
+  };
+}
+
+/** The spec's machine as the Vertex client takes it (MachineSpec). */
+export function machineInput(machine: MachineSpec): NonNullable<DeployInput['machine']> {
+  return {
+    machineType: machine.type,
+    acceleratorType: machine.acceleratorType,
+    acceleratorCount: machine.acceleratorCount,
   };
 }
 

@@ -21,6 +21,7 @@ import {
   type UndeployRevisionInput,
 } from './contract';
 import type { ActivityContext } from './deps';
+import { machineInput } from './deploy-to-vertex';
 import { cleanupFailure, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { getIfExists, judgeVertexOwnership } from './vertex-resources';
@@ -88,11 +89,7 @@ export function revisionActivities(ctx: ActivityContext) {
               deployedModelId: input.deployedModelId,
               model: input.model,
               displayName: input.displayName,
-              machine: {
-                machineType: spec.machine.type,
-                acceleratorType: spec.machine.acceleratorType,
-                acceleratorCount: spec.machine.acceleratorCount,
-              },
+              machine: machineInput(spec.machine),
               minReplicaCount: spec.replicas.min,
               maxReplicaCount: spec.replicas.max,
               trafficSplit: input.trafficSplit,

@@ -19,21 +19,13 @@ import {
   type CommandIo,
   CommandFlagsSchema,
   DEPLOYMENT_ARGUMENT_HELP,
-  EXIT_OK,
   exitOnUsageErrorWith2,
   parseFlags,
   processIo,
   reportError,
   withTemporal,
 } from './client-command';
-import {
-  type RequestResult,
-  type WantedOutcome,
-  follow,
-  outcomeExitCode,
-  outcomeJson,
-  reportOutcome,
-} from './follow';
+import { type RequestResult, type WantedOutcome, followAccepted } from './follow';
 
 /**
  * The commands that send a deployment one of its control Updates, from one table: each is
@@ -263,15 +255,12 @@ export async function runControl(
       uiUrl: temporal.workflowUrl(workflowId),
     };
     if (!flags.json) io.stdout(`${spec.accepted} ${workflowId} (it was at stage ${stage ?? 'unknown'})\n`);
-    if (flags.detach) {
-      if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
-      else io.stdout(`Follow it with: garden-deploy watch ${workflowId}\n`);
-      return EXIT_OK;
-    }
-    const outcome = await follow(temporal, workflowId, io, { json: flags.json, until: request.result() });
-    if (!flags.json) return reportOutcome(outcome, io, spec.wanted);
-    io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
-    return outcomeExitCode(outcome, spec.wanted);
+    return followAccepted(temporal, io, request, {
+      json: flags.json,
+      detach: flags.detach,
+      facts,
+      wanted: spec.wanted,
+    });
   });
 }
 

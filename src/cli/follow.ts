@@ -187,6 +187,28 @@ export function reportOutcome(
   return outcomeExitCode(outcome, wanted);
 }
 
+/**
+ * An accepted request, to the end: with --detach, the facts (or how to follow it); otherwise live
+ * progress until it is answered, then its outcome (human, or the facts and outcome as JSON).
+ */
+export async function followAccepted(
+  temporal: TemporalConnection,
+  io: CommandIo,
+  request: { workflowId: string; result(): Promise<RequestResult> },
+  options: { json: boolean; detach: boolean; facts: Record<string, unknown>; wanted?: WantedOutcome },
+): Promise<number> {
+  const { workflowId } = request;
+  if (options.detach) {
+    if (options.json) io.stdout(`${JSON.stringify(options.facts, null, 2)}\n`);
+    else io.stdout(`Follow it with: garden-deploy watch ${workflowId}\n`);
+    return EXIT_OK;
+  }
+  const outcome = await follow(temporal, workflowId, io, { json: options.json, until: request.result() });
+  if (!options.json) return reportOutcome(outcome, io, options.wanted);
+  io.stdout(`${JSON.stringify({ ...options.facts, ...outcomeJson(outcome) }, null, 2)}\n`);
+  return outcomeExitCode(outcome, options.wanted);
+}
+
 /** Human form of a status (the `status` command). */
 export function printStatus(status: DeploymentStatus, io: CommandIo, uiUrl: string | undefined): void {
   const color = useColor();

@@ -8,7 +8,6 @@ import {
   CommandFlagsSchema,
   EXIT_BAD_INPUT,
   EXIT_CODES_HELP,
-  EXIT_OK,
   NO_UI_LINK,
   exitOnUsageErrorWith2,
   parseFlags,
@@ -17,7 +16,7 @@ import {
   taskQueueOption,
   withTemporal,
 } from '../client-command';
-import { follow, outcomeExitCode, outcomeJson, reportOutcome } from '../follow';
+import { followAccepted } from '../follow';
 import { SpecFlagsSchema, addSpecOptions, specFromFlags } from '../spec-input';
 
 /**
@@ -92,19 +91,12 @@ export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
       uiUrl,
     };
     if (!flags.json) io.stdout(startedText(started, uiUrl));
-    if (flags.detach) {
-      if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
-      else io.stdout(`Follow it with: garden-deploy watch ${started.workflowId}\n`);
-      return EXIT_OK;
-    }
-    const outcome = await follow(temporal, started.workflowId, io, {
+    return followAccepted(temporal, io, started, {
       json: flags.json,
-      until: started.result(),
+      detach: flags.detach,
+      facts,
+      ...(started.upgrade ? { wanted: upgradeCompleted } : {}),
     });
-    const wanted = started.upgrade ? upgradeCompleted : undefined;
-    if (!flags.json) return reportOutcome(outcome, io, wanted);
-    io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
-    return outcomeExitCode(outcome, wanted);
   });
 }
 

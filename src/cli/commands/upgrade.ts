@@ -8,14 +8,13 @@ import {
   CommandFlagsSchema,
   DEPLOYMENT_ARGUMENT_HELP,
   EXIT_BAD_INPUT,
-  EXIT_OK,
   exitOnUsageErrorWith2,
   parseFlags,
   processIo,
   reportError,
   withTemporal,
 } from '../client-command';
-import { follow, outcomeExitCode, outcomeJson, reportOutcome } from '../follow';
+import { followAccepted } from '../follow';
 import { SpecFlagsSchema, addSpecOptions, specFromFlags } from '../spec-input';
 
 /**
@@ -90,14 +89,6 @@ export async function runUpgrade(ref: string, raw: unknown, io: CommandIo): Prom
           `${request.spec.model.uri} on ${request.spec.machine === 'auto' ? 'the recommended machine' : request.spec.machine.type}\n`,
       );
     }
-    if (flags.detach) {
-      if (flags.json) io.stdout(`${JSON.stringify(facts, null, 2)}\n`);
-      else io.stdout(`Follow it with: garden-deploy watch ${workflowId}\n`);
-      return EXIT_OK;
-    }
-    const outcome = await follow(temporal, workflowId, io, { json: flags.json, until: request.result() });
-    if (!flags.json) return reportOutcome(outcome, io);
-    io.stdout(`${JSON.stringify({ ...facts, ...outcomeJson(outcome) }, null, 2)}\n`);
-    return outcomeExitCode(outcome);
+    return followAccepted(temporal, io, request, { json: flags.json, detach: flags.detach, facts });
   });
 }
