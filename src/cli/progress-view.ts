@@ -107,7 +107,7 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   const headline = [
     c.bold(status.deployment ?? status.workflowId),
     stageText(c, status),
-    status.percent === undefined ? undefined : `${status.percent}%`,
+    status.percent === undefined || status.progress?.upgrade ? undefined : `${status.percent}%`,
     formatDuration(Math.max(0, end - Date.parse(status.startedAt))),
   ].filter(Boolean);
   const lines = [
@@ -144,14 +144,16 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   if (status.status === 'RUNNING' && traffic.length > 0) lines.push(...renderTraffic(traffic, c));
   const revisions = status.progress?.revisions ?? [];
   if (revisions.length > 1) lines.push(...renderRevisions(revisions, c));
-  // An upgrade's activities are shown with it; the first deploy's steps once, when it ran them.
-  if (upgrade && !upgrade.endedAt && status.status === 'RUNNING') status = { ...status, activities: [] };
-  for (const step of status.steps) {
+  // While an upgrade runs it is what moves: the first deploy's steps (long done) make way for it.
+  const upgrading = Boolean(upgrade && !upgrade.endedAt && status.status === 'RUNNING');
+  if (!upgrading && revisions.length > 1 && status.steps.length > 0)
+    lines.push(c.dim('  First deploy (r1):'));
+  for (const step of upgrading ? [] : status.steps) {
     const paint = paintStatus(c, step.status);
     const detail = stepDetail(step, now);
     lines.push(`  ${paint(ICON[step.status])} ${STEP_TITLE[step.name].padEnd(24)} ${detail}`.trimEnd());
   }
-  if (status.steps.length === 0) {
+  if (status.steps.length === 0 && !upgrading) {
     for (const activity of status.activities) {
       const facts = activityFacts(activity, now);
       lines.push(
@@ -437,21 +439,23 @@ export class ProgressDisplay {
     if (!this.startedAt.has(key)) this.startedAt.set(key, Date.parse(status.startedAt));
     const c = pc.createColors(this.options.color);
     const at = `[+${formatDuration(Math.max(0, Date.now() - (this.startedAt.get(key) ?? Date.now())))}]`;
+    // An empty text records that a line no longer applies (e.g. no longer paused) without printing.
     const emit = (id: string, text: string) => {
-      if (this.seen.get(id) === text) return;
+      if ((this.seen.get(id) ?? '') === text) return;
       this.seen.set(id, text);
-      this.write(`${c.dim(at)} ${text}\n`);
+      if (text) this.write(`${c.dim(at)} ${text}\n`);
     };
-    if (status.stage)
-      emit(
-        'stage',
-        `${status.deployment ?? key}: ${status.stage}${status.percent === undefined ? '' : ` (${status.percent}%)`}`,
-      );
-    for (const step of status.steps) {
+    // The percentage measures the first deploy; an upgrade shows its own progress below.
+    const percent = status.percent === undefined || status.progress?.upgrade ? '' : ` (${status.percent}%)`;
+    if (status.stage) emit('stage', `${status.deployment ?? key}: ${status.stage}${percent}`);
+    const upgrade = status.progress?.upgrade;
+    // Once a deployment has been upgraded, its first deploy's steps are history.
+    for (const step of upgrade ? [] : status.steps) {
       if (step.status === 'pending') continue;
       const detail = stepDetail(step);
       emit(`step:${step.name}`, `${STEP_TITLE[step.name]}: ${step.status}${detail ? ` · ${detail}` : ''}`);
     }
+    if (upgrade) this.appendUpgrade(upgrade, status.progress?.traffic ?? [], emit, c);
     if (status.steps.length === 0) {
       for (const activity of status.activities) {
         emit(
@@ -465,6 +469,31 @@ export class ProgressDisplay {
       emit('error', c.red(`last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
     for (const note of status.notes) emit(`note:${note}`, c.yellow(`note: ${note}`));
     if (status.status !== 'RUNNING') emit('closed', `workflow ${status.status}`);
+  }
+
+  /** An upgrade's phases, traffic shares, gate verdicts, pause and blocked compensations, as they change. */
+  private appendUpgrade(
+    upgrade: UpgradeProgress,
+    traffic: TrafficShare[],
+    emit: (id: string, text: string) => void,
+    c: Colors,
+  ): void {
+    const label = `upgrade r${upgrade.from} → r${upgrade.revision}`;
+    if (upgrade.phase !== 'done') emit('upgrade:phase', `${label}: ${UPGRADE_PHASE_TEXT[upgrade.phase]}`);
+    if (traffic.length > 1)
+      emit('upgrade:traffic', `traffic: ${traffic.map((t) => `r${t.revision} ${t.percent} %`).join(' · ')}`);
+    const gate = upgrade.lastGate;
+    if (gate) {
+      const text = `gates at ${gate.percent} %: ${gate.verdict}${gate.verdict === 'pass' ? '' : ` (${gate.summary})`}`;
+      emit(
+        'upgrade:gate',
+        gate.verdict === 'fail' ? c.red(text) : gate.verdict === 'idle' ? c.yellow(text) : text,
+      );
+    }
+    emit('upgrade:paused', upgrade.paused ? c.yellow(`paused: ${upgrade.paused.reason}`) : '');
+    if (upgrade.blocked) emit('upgrade:blocked', c.red(`blocked (retrying): ${upgrade.blocked}`));
+    if (upgrade.outcome)
+      emit('upgrade:outcome', `${label}: ${upgrade.outcome}${upgrade.reason ? ` (${upgrade.reason})` : ''}`);
   }
 }
 
