@@ -345,6 +345,8 @@ export interface TrafficWindowInput {
   project: string;
   endpointId: string;
   windowMs: number;
+  /** Read the p95 latencies too (only when a latency gate needs them). */
+  latency: boolean;
 }
 
 export interface TrafficWindowResult {

@@ -174,7 +174,14 @@ export interface DeployedModelTraffic {
  */
 export async function endpointTraffic(
   monitoring: MonitoringClient,
-  request: { project: string; endpointId: string; windowMs: number; now?: Date },
+  request: {
+    project: string;
+    endpointId: string;
+    windowMs: number;
+    /** Also read the p95 latencies (a second query). */
+    latency?: boolean;
+    now?: Date;
+  },
   options: CallOptions = {},
 ): Promise<Record<string, DeployedModelTraffic>> {
   const endTime = request.now ?? new Date();
@@ -196,20 +203,22 @@ export async function endpointTraffic(
       },
       options,
     ),
-    monitoring.listAllTimeSeries(
-      {
-        project: request.project,
-        filter: `metric.type = "${LATENCIES}" AND ${resource} AND metric.labels.latency_type = "total"`,
-        interval,
-        aggregation: {
-          alignmentSeconds: seconds,
-          perSeriesAligner: 'ALIGN_PERCENTILE_95',
-          crossSeriesReducer: 'REDUCE_MAX',
-          groupByFields: ['metric.label.deployed_model_id'],
-        },
-      },
-      options,
-    ),
+    request.latency === false
+      ? []
+      : monitoring.listAllTimeSeries(
+          {
+            project: request.project,
+            filter: `metric.type = "${LATENCIES}" AND ${resource} AND metric.labels.latency_type = "total"`,
+            interval,
+            aggregation: {
+              alignmentSeconds: seconds,
+              perSeriesAligner: 'ALIGN_PERCENTILE_95',
+              crossSeriesReducer: 'REDUCE_MAX',
+              groupByFields: ['metric.label.deployed_model_id'],
+            },
+          },
+          options,
+        ),
   ]);
   const out: Record<string, DeployedModelTraffic> = {};
   const entry = (id: string) => (out[id] ??= { requests: 0, errors: 0 });

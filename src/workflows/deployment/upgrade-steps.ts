@@ -470,6 +470,7 @@ async function evaluateGates(
       project: spec.project,
       endpointId: state.validated!.ids.endpointId,
       windowMs,
+      latency: gates.latencyP95 !== undefined,
     }),
     gates.smoke && target.kind !== 'skip'
       ? activities
