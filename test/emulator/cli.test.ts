@@ -106,7 +106,7 @@ describe('garden-deploy emulator', () => {
       JSON.stringify({ port: 1111, stateFile: '/tmp/from-file.json', timing: { deployMs: 5, importMs: 1 } }),
     );
     const merged = await resolveEmulatorConfig(
-      { config, port: '0', timing: '{"deployMs": 7}' },
+      { config, port: '0', timing: '{"deployMs": 7}', routingSeed: '42' },
       {
         GARDEN_EMULATOR_PORT: '2222',
         GARDEN_EMULATOR_STATE_FILE: '/tmp/from-env.json',
@@ -118,7 +118,11 @@ describe('garden-deploy emulator', () => {
       stateFile: '/tmp/from-env.json',
       gcsEndpoint: 'http://localhost:4443',
       timing: { deployMs: 7, importMs: 1 },
+      routingSeed: 42,
     });
+    await expect(resolveEmulatorConfig({ routingSeed: 'x' }, {})).rejects.toThrow(
+      '--routing-seed: "x" is not a whole number',
+    );
     await expect(resolveEmulatorConfig({ port: 'http' }, {})).rejects.toThrow(
       '--port: "http" is not a port number',
     );

@@ -24,6 +24,7 @@ interface RawFlags {
   faults?: string;
   timing?: string;
   seed?: string;
+  routingSeed?: string;
   forbiddenProject?: string[];
   writeCredentials?: string;
   json?: boolean;
@@ -79,6 +80,11 @@ export async function resolveEmulatorConfig(
       throw new EmulatorConfigError(`--seed: "${flags.seed}" is not a whole number`);
     merged.faults = { ...(merged.faults as object | undefined), seed: Number(flags.seed) };
   }
+  if (flags.routingSeed !== undefined) {
+    if (!/^\d+$/.test(flags.routingSeed))
+      throw new EmulatorConfigError(`--routing-seed: "${flags.routingSeed}" is not a whole number`);
+    merged.routingSeed = Number(flags.routingSeed);
+  }
   if (flags.forbiddenProject?.length) merged.forbiddenProjects = flags.forbiddenProject;
   // Validate now so every problem is reported before anything starts.
   parseEmulatorConfig(merged, 'emulator configuration');
@@ -91,7 +97,8 @@ export function register(program: Command): void {
     .summary('run the local Vertex AI + Compute Engine emulator')
     .description(
       'Run the local Vertex AI + Compute Engine emulator (Model Garden deploy, endpoints, models, ' +
-        'prediction, PSC forwarding rules, token exchange for ADC, fault injection, admin API under ' +
+        'deployModel and traffic splits, prediction routed by them, Cloud Monitoring timeSeries.list, PSC ' +
+        'forwarding rules, token exchange for ADC, fault injection, admin API under ' +
         '/_emulator). Model folders are read from GCS: STORAGE_EMULATOR_HOST or --gcs-endpoint points ' +
         'at fake-gcs-server. Exit code 0 stopped by a signal, 1 could not start, 2 bad options.',
     )
@@ -118,6 +125,7 @@ export function register(program: Command): void {
       'timing overrides in ms, e.g. \'{"deployMs":60000}\' [env GARDEN_EMULATOR_TIMING]',
     )
     .option('--seed <n>', 'seed of the fault probabilities')
+    .option('--routing-seed <n>', 'seed of the draw that routes inference by traffic split (default 1)')
     .option('--forbidden-project <project...>', 'projects whose calls get 403 PERMISSION_DENIED')
     .option(
       '--write-credentials <dir>',
