@@ -376,7 +376,11 @@ function pendingInsert(core: EmulatorCore, key: string): boolean {
   );
 }
 
-/** Deterministic internal address for a subnetwork: 10.<subnet hash>.<n>.<m>, the first one free. */
+/**
+ * Deterministic internal address for a subnetwork: 10.<subnet hash>.<n>.<m>, the first one free in
+ * the whole emulator. Real VPCs may overlap, but here a prediction call finds its PSC endpoint by IP
+ * alone, so two consumer networks must never hand out the same address.
+ */
 function allocateInternalAddress(
   core: EmulatorCore,
   projectId: string,
@@ -387,7 +391,7 @@ function allocateInternalAddress(
     createHash('sha256')
       .update(`${projectId}/${region}/${subnetwork ?? 'default'}`)
       .digest()[0]! % 250;
-  const taken = takenAddresses(core, projectId, region);
+  const taken = takenAddresses(core);
   for (let n = 2; n < 65_000; n++) {
     const candidate = `10.${second}.${Math.floor(n / 256)}.${n % 256}`;
     if (n % 256 !== 0 && n % 256 !== 255 && !taken.has(candidate)) return candidate;
@@ -399,14 +403,19 @@ function allocateInternalAddress(
   );
 }
 
-function takenAddresses(core: EmulatorCore, projectId: string, region: string): Set<string> {
+/** Addresses reserved (or being reserved) in one project and region, or anywhere. */
+function takenAddresses(core: EmulatorCore, scope?: { projectId: string; region: string }): Set<string> {
   const all = [
     ...Object.values(core.state.addresses),
     ...Object.values(core.state.computeOperations).flatMap((op) =>
       !op.done && op.apply.kind === 'createAddress' ? [op.apply.record] : [],
     ),
   ];
-  return new Set(all.filter((a) => a.projectId === projectId && a.region === region).map((a) => a.address));
+  return new Set(
+    all
+      .filter((a) => !scope || (a.projectId === scope.projectId && a.region === scope.region))
+      .map((a) => a.address),
+  );
 }
 
 async function readResource<T>(ctx: RequestContext, schema: z.ZodType<T>, resourceField: string): Promise<T> {
@@ -479,7 +488,7 @@ async function insertAddress(core: EmulatorCore, ctx: RequestContext): Promise<v
   if (ip !== undefined) {
     if (!IPV4_RE.test(ip))
       throw invalidField('resource.address', ip, 'Must be an IPv4 address such as 10.10.0.5.');
-    if (takenAddresses(core, projectId, region).has(ip)) {
+    if (takenAddresses(core, { projectId, region }).has(ip)) {
       throw new ApiError(
         'INVALID_ARGUMENT',
         `IP address '${ip}' is already being used by another resource.`,

@@ -67,8 +67,8 @@ export class ServedRequests {
 }
 
 /**
- * Records the call once its answer has been handed to the connection ('finish'); a call whose
- * client hung up, or whose connection a fault cut, never finishes and is not recorded.
+ * Records the call when its answer is completed (`end`); a call whose client hung up before that,
+ * or whose connection a fault cut, is not recorded.
  */
 export function recordWhenAnswered(
   served: ServedRequests,
@@ -77,7 +77,17 @@ export function recordWhenAnswered(
   startedAt: number,
   clock: () => number,
 ): void {
-  res.once('finish', () => {
+  // Not on 'finish': a client that has its answer may ask Monitoring before 'finish' runs here.
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  let recorded = false;
+  res.end = ((...args: unknown[]) => {
+    if (!recorded && !res.destroyed) {
+      recorded = true;
+      record();
+    }
+    return end(...args);
+  }) as typeof res.end;
+  const record = () => {
     const time = clock();
     served.record({
       time,
@@ -91,5 +101,5 @@ export function recordWhenAnswered(
       status: res.statusCode,
       latencyMs: time - startedAt,
     });
-  });
+  };
 }

@@ -119,8 +119,9 @@ async function kill(worker: WorkerProcess): Promise<void> {
 describe('worker process killed mid-deployment', () => {
   it('resumes after SIGKILL during the deploy operation and during waitForReplicas: one :deploy, one endpoint', async () => {
     // The ramp leaves room for the second worker to start and resume the deploy on a loaded machine
-    // before the replicas are up; otherwise waitForReplicas could finish before it can be killed.
-    const project = await freshProject('e2e-crash', { deployMs: 3_000, replicaRampMs: 15_000 });
+    // (seconds each) before the replicas are up; otherwise waitForReplicas could finish before it can
+    // be killed.
+    const project = await freshProject('e2e-crash', { deployMs: 3_000, replicaRampMs: 45_000 });
     const taskQueue = uniqueTaskQueue('e2e-crash');
     const { client } = await getTestEnv();
 
