@@ -303,9 +303,10 @@ describe.concurrent('client library', () => {
       await (await start(spec)).result();
     }
 
-    const both = await eventually('both deployments in visibility', async () => {
+    // Visibility is eventually consistent: the search attributes follow the workflows by a moment.
+    const both = await eventually('both deployments in visibility, serving', async () => {
       const found = await listDeployments(client, { modelUri: `gs://${bucket}/` });
-      return found.length === 2 ? found : undefined;
+      return found.length === 2 && found.every((d) => d.stage === 'SERVING') ? found : undefined;
     });
     expect(both.map((d) => d.region).sort()).toEqual(['europe-west4', 'us-central1']);
     expect(both[0]).toMatchObject({ deployment: inCentral.name, stage: 'SERVING', status: 'RUNNING' });

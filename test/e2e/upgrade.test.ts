@@ -10,7 +10,7 @@ import type { EmulatorResources } from '../../src/emulator/admin-client';
 import { dedicatedTarget } from '../../src/gcp';
 import type { DeploymentSpecInput } from '../../src/spec';
 import type { DeploymentResult, UpgradeResult } from '../../src/workflows/types';
-import { freshProject, publicSpec, uploadModel } from '../activities/env';
+import { freshProject, privateSpec, publicSpec, uploadModel } from '../activities/env';
 import { getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import { type Load, startLoad } from '../harness/load';
@@ -129,6 +129,37 @@ describe.concurrent('upgrades, end to end', { timeout: 240_000 }, () => {
     await recordHistory(d.client, d.run, 'upgrade-completed');
     await (await teardownDeployment(d.client, d.workflowId)).result();
     await expectNothingLeft(d.project);
+  });
+
+  it('a private deployment stages the new revision privately (its own PSC address) and keeps only its own PSC resources', async () => {
+    const [project, consumer] = await Promise.all([
+      freshProject('upg-priv', { deployModelMs: 300 }),
+      freshProject('upg-priv-c'),
+    ]);
+    const { client } = await getTestEnv();
+    const spec: DeploymentSpecInput = {
+      ...privateSpec(project, consumer, t.modelUri, uniqueName('upg-priv')),
+      strategy: { canary: { percent: 50, bake: '1s' } },
+      gates: { ...FAST_GATES, minRequests: 0, onIdle: 'promote' },
+    };
+    const started = await deploy(client, t.worker.taskQueue, spec);
+    const serving = await started.result();
+    expect(serving.outcome).toBe('serving');
+    const before = await t.admin.resources(consumer);
+    const upgrade = await upgradeDeployment(client, await nextRevision(spec));
+    // Staging runs behind a PSC connection of its own, next to the production one.
+    await eventually(
+      'the staging forwarding rule',
+      async () => (await t.admin.resources(consumer)).forwardingRules.length === 2,
+      E2E_WAIT,
+    );
+    expect((await upgrade.result()).outcome).toBe('completed');
+    const after = await t.admin.resources(consumer);
+    expect(after.addresses.map((a) => a.name)).toEqual(before.addresses.map((a) => a.name));
+    expect(after.forwardingRules.map((r) => r.name)).toEqual(before.forwardingRules.map((r) => r.name));
+    expect((await resourcesOf(project)).models).toEqual([`${spec.name}-r2`]);
+    await (await teardownDeployment(client, started.workflowId)).result();
+    await expectNothingLeft(project, consumer);
   });
 
   it('a revision that fails 20 % of its requests is rolled back in its first bake, naming the gate and the ratio', async () => {

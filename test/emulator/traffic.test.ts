@@ -45,6 +45,8 @@ describe('endpoints.deployModel', () => {
   it('deploys a second revision beside the first; "0" in the split becomes its generated id', async () => {
     const project = uniqueProject('dm');
     const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    // Long enough to see it running on a loaded machine.
+    await t.admin.setTiming(project, { deployModelMs: 2_000 });
     // The model named by project id and version, as clients may write it.
     const body = {
       deployedModel: {
