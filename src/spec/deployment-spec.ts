@@ -5,6 +5,13 @@ import { isDnsName } from '../gcp/prediction';
 import { InvalidModelUriError, parseGcsUri } from '../storage/uri';
 import { durationField } from './duration-field';
 import { DEFAULT_STRATEGY, GatesSchema, StrategySchema } from './rollout';
+import {
+  AutoscalingSchema,
+  CapacitySchema,
+  ContainerSchema,
+  LoggingSchema,
+  ScaleToZeroSchema,
+} from './serving';
 
 /**
  * `DeploymentSpec`: the one description of a deployment, shared by the CLI (YAML/JSON file or
@@ -53,6 +60,13 @@ export const MachineSpecSchema = z.strictObject({
   type: z.string().regex(/^[a-z][a-z0-9]*-[a-z0-9-]+$/, 'expected a machine type like "g2-standard-12"'),
   acceleratorType: z.enum(ACCELERATOR_TYPES),
   acceleratorCount: z.number().int().min(1).max(16),
+  /** A MIG partition of each GPU, e.g. "1g.10gb" (`gpuPartitionSize`; one accelerator). */
+  gpuPartitionSize: z
+    .string()
+    .regex(/^\d+g\.\d+gb$/, 'expected a MIG profile like "1g.10gb"')
+    .optional(),
+  /** Hosts per replica for models larger than one machine (`multihostGpuNodeCount`). */
+  multihostGpuNodeCount: z.number().int().min(2).max(64).optional(),
 });
 export type MachineSpec = z.output<typeof MachineSpecSchema>;
 
@@ -177,18 +191,48 @@ export const DeploymentSpecSchema = z
           .regex(ENDPOINT_USER_ID, 'endpoint ids: a letter then [a-z0-9-] (≤ 63), or ≤ 9 digits')
           .optional(),
         displayName: displayName.optional(),
+        /** A dedicated endpoint (its own DNS name); false serves on the shared regional domain. */
+        dedicated: z.boolean().default(true),
+        /** How long one inference request may take (`clientConnectionConfig.inferenceTimeout`). */
+        inferenceTimeout: durationField({ min: 1_000, max: HOUR }).optional(),
       })
       .prefault({}),
     /** A machine that must fit the model, or `auto` for the validator's recommendation. */
     machine: z.union([z.literal('auto'), MachineSpecSchema]).default('auto'),
     replicas: z
       .strictObject({
-        min: z.number().int().min(1).max(1_000),
+        /** Replicas kept available; 0 only with `scaleToZero`. */
+        min: z.number().int().min(0).max(1_000),
+        /** Autoscaling ceiling (default: min; quota is charged for it). */
         max: z.number().int().min(1).max(1_000).optional(),
+        /** Replicas that must come up for the deploy to succeed (`requiredReplicaCount`; default: min). */
+        required: z.number().int().min(1).max(1_000).optional(),
+        /** With `min: 0`: replicas started with the deployment (`initialReplicaCount`). */
+        initial: z.number().int().min(1).max(1_000).optional(),
+        /** Metrics and targets autoscaling follows (`autoscalingMetricSpecs`). */
+        autoscaling: AutoscalingSchema.optional(),
+        /** Scale to zero when idle (`scaleToZeroSpec`); needs `min: 0`. */
+        scaleToZero: ScaleToZeroSchema.optional(),
       })
-      .transform(({ min, max }) => ({ min, max: max ?? min }))
+      .transform(({ max, ...rest }) => ({ ...rest, max: max ?? Math.max(rest.min, 1) }))
       .refine(({ min, max }) => max >= min, { message: 'replicas.max must be ≥ replicas.min', path: ['max'] })
+      .refine(({ min, scaleToZero }) => min > 0 || scaleToZero !== undefined, {
+        message: 'replicas.min 0 needs replicas.scaleToZero (otherwise at least 1)',
+        path: ['min'],
+      })
+      .refine(({ initial, min }) => initial === undefined || min === 0, {
+        message: 'replicas.initial applies with min 0 (scale to zero) only',
+        path: ['initial'],
+      })
       .prefault({ min: 1 }),
+    /** Spot VMs, flex start, reservations. */
+    capacity: CapacitySchema.prefault({}),
+    /** Overrides of the serving container (image, vLLM args, env, routes, probes, shared memory, timeout). */
+    container: ContainerSchema.optional(),
+    /** Stdout/stderr and access logs of the deployed model. */
+    logging: LoggingSchema.prefault({}),
+    /** Model Garden's faster deploy path for popular models (`fastTryoutEnabled`; not for production). */
+    fastTryout: z.boolean().default(false),
     access: AccessSchema.default({ type: 'public' }),
     smoke: z
       .strictObject({

@@ -4,3 +4,4 @@ export * from './duration-field';
 export * from './ids';
 export * from './load';
 export * from './rollout';
+export * from './serving';

@@ -15,12 +15,14 @@ export interface SpecDifference {
  * What a difference in a spec field means for a serving deployment:
  * - `fixed`: names the deployment or its endpoint (name, project, region, endpoint, access): only a
  *   new deployment can change it;
- * - `revision`: what is served (model, machine, validation): a new revision, by upgrade;
- * - `replicas`: changed in place by `scale`;
- * - `settings`: how it is tested and upgraded (smoke, timeouts, strategy, gates, labels, windows):
- *   recorded by the next upgrade.
+ * - `revision`: what is served and how (model, machine, validation, capacity, container, fast
+ *   tryout, access logging, initial replicas, scale to zero): a new revision, by upgrade;
+ * - `inPlace`: replicas, autoscaling and container logging, changed on the serving deployed model
+ *   by `scale` (mutateDeployedModel);
+ * - `settings`: how it is tested and upgraded (smoke, timeouts, strategy, gates, labels, windows,
+ *   the inference timeout): recorded by the next upgrade.
  */
-export type DifferenceKind = 'fixed' | 'revision' | 'replicas' | 'settings';
+export type DifferenceKind = 'fixed' | 'revision' | 'inPlace' | 'settings';
 
 const KIND_OF_FIELD: Record<keyof DeploymentSpec, DifferenceKind> = {
   name: 'fixed',
@@ -31,7 +33,11 @@ const KIND_OF_FIELD: Record<keyof DeploymentSpec, DifferenceKind> = {
   model: 'revision',
   machine: 'revision',
   validation: 'revision',
-  replicas: 'replicas',
+  capacity: 'revision',
+  container: 'revision',
+  fastTryout: 'revision',
+  replicas: 'inPlace',
+  logging: 'inPlace',
   smoke: 'settings',
   timeouts: 'settings',
   rollbackWindow: 'settings',
@@ -40,11 +46,32 @@ const KIND_OF_FIELD: Record<keyof DeploymentSpec, DifferenceKind> = {
   gates: 'settings',
 };
 
-/** Fields added to the spec after deployments were running: a spec recorded without them differs in nothing there. */
-const ADDED_LATER = new Set<keyof DeploymentSpec>(['strategy', 'gates']);
+/** Nested fields whose kind differs from their section's. */
+const KIND_OF_PATH: Record<string, DifferenceKind> = {
+  'replicas.initial': 'revision',
+  'replicas.scaleToZero': 'revision',
+  'logging.access': 'revision',
+  'endpoint.inferenceTimeout': 'settings',
+};
+
+/**
+ * Fields added to the spec after deployments were running, with the value a recorded spec without
+ * them means (`undefined`: any). A recorded spec that lacks one differs only from another value.
+ */
+const ADDED_LATER: Record<string, unknown> = {
+  strategy: undefined,
+  gates: undefined,
+  capacity: { spot: false },
+  logging: { container: true, access: false },
+  fastTryout: false,
+  'endpoint.dedicated': true,
+};
 
 export function kindOf(difference: SpecDifference): DifferenceKind {
-  const field = difference.path.split(/[.[]/)[0] as keyof DeploymentSpec;
+  const path = difference.path;
+  const nested = Object.keys(KIND_OF_PATH).find((prefix) => path === prefix || path.startsWith(`${prefix}.`));
+  if (nested) return KIND_OF_PATH[nested]!;
+  const field = path.split(/[.[]/)[0] as keyof DeploymentSpec;
   return KIND_OF_FIELD[field] ?? 'fixed';
 }
 
@@ -55,8 +82,12 @@ export function specDifferences(current: DeploymentSpec, requested: DeploymentSp
     if (isRecord(a) && isRecord(b)) {
       const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
       for (const key of keys) {
-        if (path === '' && a[key] === undefined && ADDED_LATER.has(key as keyof DeploymentSpec)) continue;
-        walk(a[key], b[key], path ? `${path}.${key}` : key);
+        const child = path ? `${path}.${key}` : key;
+        if (a[key] === undefined && child in ADDED_LATER) {
+          const meant = ADDED_LATER[child];
+          if (meant === undefined || JSON.stringify(meant) === JSON.stringify(b[key])) continue;
+        }
+        walk(a[key], b[key], child);
       }
       return;
     }
@@ -71,7 +102,7 @@ export function classify(differences: SpecDifference[]): Record<DifferenceKind, 
   const out: Record<DifferenceKind, SpecDifference[]> = {
     fixed: [],
     revision: [],
-    replicas: [],
+    inPlace: [],
     settings: [],
   };
   for (const difference of differences) out[kindOf(difference)].push(difference);
@@ -80,7 +111,7 @@ export function classify(differences: SpecDifference[]): Record<DifferenceKind, 
 
 /**
  * Why a spec is refused for this deployment, what differs, and which command changes it:
- * fixed fields → teardown, then deploy; only replicas → `scale`; only settings → `upgrade`.
+ * fixed fields → teardown, then deploy; only replicas, autoscaling, logging → `scale`; only settings → `upgrade`.
  */
 export function differentSpecMessage(
   workflowId: string,
@@ -94,7 +125,7 @@ export function differentSpecMessage(
       ? `${kinds.fixed.map((d) => d.path).join(', ')} cannot change on a deployment: to serve this spec instead, ` +
         `remove it with \`garden-deploy teardown ${workflowId}\`, then deploy again`
       : kinds.revision.length === 0 && kinds.settings.length === 0
-        ? `change the replicas in place with \`garden-deploy scale ${name} --min N [--max M]\``
+        ? `change them in place with \`garden-deploy scale ${name}\` (--min, --max, --autoscaling, --container-logging)`
         : kinds.revision.length === 0
           ? `these settings take effect through \`garden-deploy upgrade ${name} -f <spec>\` (a deploy starts an upgrade ` +
             'only for another model, machine or validation)'

@@ -124,10 +124,10 @@ export class Upgrades {
           `deployment (its endpoint stays). Nothing was changed; to serve it, tear the deployment down and deploy again`,
       );
     }
-    if (kinds.revision.length === 0 && kinds.settings.length === 0 && kinds.replicas.length > 0) {
+    if (kinds.revision.length === 0 && kinds.settings.length === 0 && kinds.inPlace.length > 0) {
       reject(
-        `only the replicas differ (${listDifferences(kinds.replicas)}): change them in place with ` +
-          `\`garden-deploy scale ${spec.name} --min N [--max M]\`; nothing was changed`,
+        `only what changes in place differs (${listDifferences(kinds.inPlace)}): change it with ` +
+          `\`garden-deploy scale ${spec.name}\` (--min, --max, --autoscaling, --container-logging); nothing was changed`,
       );
     }
   }
