@@ -9,7 +9,21 @@ import type { AcceleratorType, MachineSpec } from '../spec/deployment-spec';
 
 const GIB = 1024 ** 3;
 
-export type GpuGeneration = 'ada' | 'ampere' | 'hopper' | 'blackwell';
+export type GpuGeneration = 'volta' | 'turing' | 'ampere' | 'ada' | 'hopper' | 'blackwell';
+
+/**
+ * The lowest CUDA compute capability of each generation's GPUs in the table (V100 7.0, T4 7.5,
+ * A100 8.0, L4 8.9, H100/H200 9.0, B200/GB200 10.0, RTX PRO 6000 12.0): what vLLM compares with a
+ * feature's minimum (BF16 needs 8.0, FP8 kernels 8.9).
+ */
+export const COMPUTE_CAPABILITY: Record<GpuGeneration, number> = {
+  volta: 7.0,
+  turing: 7.5,
+  ampere: 8.0,
+  ada: 8.9,
+  hopper: 9.0,
+  blackwell: 10.0,
+};
 
 export interface MachineShape {
   machine: MachineSpec;
@@ -18,8 +32,13 @@ export interface MachineShape {
   generation: GpuGeneration;
   /** The memory figure comes from a vendor spec Google has not confirmed for Vertex (§8). */
   memoryUnconfirmed?: boolean;
-  /** Other machine types with the same GPUs exist (e.g. g2-standard-4 … -32 for 1×L4); this one is recommended. */
+  /**
+   * Recommended: other machine types with the same GPUs exist (e.g. g2-standard-4 … -32 for 1×L4),
+   * and GPUs too old for today's serving (T4, V100) are only ever checked, never recommended.
+   */
   preferred: boolean;
+  /** Takes `multihostGpuNodeCount` (UNCONFIRMED: Google documents multi-host serving for these 8-GPU shapes only). */
+  multihost?: boolean;
 }
 
 function shape(
@@ -28,7 +47,7 @@ function shape(
   acceleratorCount: number,
   gpuMemoryGiB: number,
   generation: GpuGeneration,
-  extra: { preferred?: boolean; memoryUnconfirmed?: boolean } = {},
+  extra: { preferred?: boolean; memoryUnconfirmed?: boolean; multihost?: boolean } = {},
 ): MachineShape {
   return {
     machine: { type, acceleratorType, acceleratorCount },
@@ -36,7 +55,31 @@ function shape(
     generation,
     preferred: extra.preferred ?? true,
     ...(extra.memoryUnconfirmed ? { memoryUnconfirmed: true } : {}),
+    ...(extra.multihost ? { multihost: true } : {}),
   };
+}
+
+const N1_VCPUS = [2, 4, 8, 16, 32, 64, 96];
+
+/**
+ * N1 machines with T4 or V100 GPUs: every n1-standard / n1-highmem size within Compute Engine's
+ * vCPU limit for that GPU count (T4: 48 vCPUs for 1–2 GPUs, 96 for 4; V100: 12 per GPU).
+ */
+function n1Shapes(
+  acceleratorType: AcceleratorType,
+  gpuMemoryGiB: number,
+  generation: GpuGeneration,
+  maxVcpus: Record<number, number>,
+): MachineShape[] {
+  return Object.entries(maxVcpus).flatMap(([count, limit]) =>
+    ['n1-standard', 'n1-highmem'].flatMap((series) =>
+      N1_VCPUS.filter((vcpus) => vcpus <= limit).map((vcpus) =>
+        shape(`${series}-${vcpus}`, acceleratorType, Number(count), gpuMemoryGiB, generation, {
+          preferred: false,
+        }),
+      ),
+    ),
+  );
 }
 
 // Per-GPU memory in GiB as hf-weights §6.3 uses it: L4 22.5, A100 40/80, H100 79.6, H200 140.
@@ -45,6 +88,9 @@ const A100_40 = 40;
 const A100_80 = 80;
 const H100 = 79.6;
 const H200 = 140;
+// 16 GB parts, as torch.cuda reports them.
+const T4 = 14.75;
+const V100 = 15.78;
 
 /**
  * Ordered cheapest class first: the recommendation prefers earlier rows among equal GPU counts.
@@ -70,14 +116,16 @@ export const MACHINE_TABLE: readonly MachineShape[] = [
   shape('a3-highgpu-1g', 'NVIDIA_H100_80GB', 1, H100, 'hopper'),
   shape('a3-highgpu-2g', 'NVIDIA_H100_80GB', 2, H100, 'hopper'),
   shape('a3-highgpu-4g', 'NVIDIA_H100_80GB', 4, H100, 'hopper'),
-  shape('a3-highgpu-8g', 'NVIDIA_H100_80GB', 8, H100, 'hopper'),
-  shape('a3-megagpu-8g', 'NVIDIA_H100_MEGA_80GB', 8, H100, 'hopper'),
-  shape('a3-ultragpu-8g', 'NVIDIA_H200_141GB', 8, H200, 'hopper'),
+  shape('a3-highgpu-8g', 'NVIDIA_H100_80GB', 8, H100, 'hopper', { multihost: true }),
+  shape('a3-megagpu-8g', 'NVIDIA_H100_MEGA_80GB', 8, H100, 'hopper', { multihost: true }),
+  shape('a3-ultragpu-8g', 'NVIDIA_H200_141GB', 8, H200, 'hopper', { multihost: true }),
   shape('g4-standard-48', 'NVIDIA_RTX_PRO_6000', 1, 95.6, 'blackwell', { memoryUnconfirmed: true }),
   shape('g4-standard-96', 'NVIDIA_RTX_PRO_6000', 2, 95.6, 'blackwell', { memoryUnconfirmed: true }),
   shape('g4-standard-384', 'NVIDIA_RTX_PRO_6000', 8, 95.6, 'blackwell', { memoryUnconfirmed: true }),
-  shape('a4-highgpu-8g', 'NVIDIA_B200', 8, 179, 'blackwell', { memoryUnconfirmed: true }),
+  shape('a4-highgpu-8g', 'NVIDIA_B200', 8, 179, 'blackwell', { memoryUnconfirmed: true, multihost: true }),
   shape('a4x-highgpu-4g', 'NVIDIA_GB200', 4, 184, 'blackwell', { memoryUnconfirmed: true }),
+  ...n1Shapes('NVIDIA_TESLA_T4', T4, 'turing', { 1: 48, 2: 48, 4: 96 }),
+  ...n1Shapes('NVIDIA_TESLA_V100', V100, 'volta', { 1: 12, 2: 24, 4: 48, 8: 96 }),
 ];
 
 /** vLLM's default `gpu_memory_utilization` (Vertex samples pass 0.9 explicitly). */
@@ -128,28 +176,70 @@ export function findMachineShape(machine: MachineSpec): MachineShape | undefined
   );
 }
 
-/** The memory arithmetic of one machine shape for one model. */
-export function fitMachine(requirement: SizingRequirement, shape: MachineShape): MachineFit {
-  const gpus = shape.machine.acceleratorCount;
-  const kvShards = Math.max(1, Math.min(gpus, requirement.kvShardLimit));
-  const weightsPerGpu = (requirement.weightBytes * WEIGHT_OVERHEAD_FACTOR) / gpus;
+/**
+ * Bytes of KV cache one GPU keeps after its share of the weights (split `gpus` ways) and the
+ * runtime overhead, under vLLM's `gpu_memory_utilization`; ≤ 0 when the weights do not fit.
+ */
+export function kvRoomPerGpu(
+  weightBytes: number,
+  gpuMemoryBytes: number,
+  gpus: number,
+  utilization = GPU_MEMORY_UTILIZATION,
+): number {
+  const weightsPerGpu = (weightBytes * WEIGHT_OVERHEAD_FACTOR) / gpus;
+  return Math.floor(utilization * gpuMemoryBytes) - weightsPerGpu - PER_GPU_OVERHEAD_BYTES;
+}
+
+/** Where one replica runs beyond the shape itself: on several hosts, or on a partition of its GPU. */
+export interface Placement {
+  /** `multihostGpuNodeCount`: hosts per replica, one pipeline stage each (default 1). */
+  hosts?: number;
+  /** GPU memory the replica gets per GPU (less than the shape's on a MIG partition). */
+  gpuMemoryBytes?: number;
+}
+
+/** The placement a machine spec asks for: its hosts, and the memory of its MIG partition ("1g.10gb": 10 GB). */
+export function placementOf(machine: MachineSpec, shape: MachineShape): Required<Placement> {
+  const partition = /^\d+g\.(\d+)gb$/.exec(machine.gpuPartitionSize ?? '');
+  return {
+    hosts: machine.multihostGpuNodeCount ?? 1,
+    gpuMemoryBytes: partition
+      ? Math.min(shape.gpuMemoryBytes, Number(partition[1]) * 1e9)
+      : shape.gpuMemoryBytes,
+  };
+}
+
+/**
+ * The memory arithmetic of one machine shape for one model: tensor parallelism over the GPUs of a
+ * host, one pipeline stage per host (weights and KV cache split across hosts too).
+ */
+export function fitMachine(
+  requirement: SizingRequirement,
+  shape: MachineShape,
+  placement: Placement = {},
+): MachineFit {
+  const perHost = shape.machine.acceleratorCount;
+  const hosts = placement.hosts ?? 1;
+  const gpuMemoryBytes = placement.gpuMemoryBytes ?? shape.gpuMemoryBytes;
+  const kvShards = Math.max(1, Math.min(perHost, requirement.kvShardLimit)) * hosts;
   const kvPerGpu = (requirement.kvBytesPerToken * requirement.contextTokens) / kvShards;
-  const perGpuRequiredBytes = Math.ceil(weightsPerGpu + kvPerGpu + PER_GPU_OVERHEAD_BYTES);
-  const perGpuUsableBytes = Math.floor(GPU_MEMORY_UTILIZATION * shape.gpuMemoryBytes);
-  const tensorParallelValid = requirement.tensorParallelSizes.includes(gpus);
-  const kvRoomPerGpu = perGpuUsableBytes - weightsPerGpu - PER_GPU_OVERHEAD_BYTES;
+  const kvRoom = kvRoomPerGpu(requirement.weightBytes, gpuMemoryBytes, perHost * hosts);
+  const perGpuUsableBytes = Math.floor(GPU_MEMORY_UTILIZATION * gpuMemoryBytes);
+  // The usable memory the weights and overhead leave is the KV room; the KV cache comes on top of them.
+  const perGpuRequiredBytes = Math.ceil(perGpuUsableBytes - kvRoom + kvPerGpu);
+  const tensorParallelValid = requirement.tensorParallelSizes.includes(perHost);
   let maxContextTokens =
-    kvRoomPerGpu <= 0
+    kvRoom <= 0
       ? 0
       : requirement.kvBytesPerToken > 0
-        ? Math.floor((kvRoomPerGpu * kvShards) / requirement.kvBytesPerToken)
+        ? Math.floor((kvRoom * kvShards) / requirement.kvBytesPerToken)
         : Number.MAX_SAFE_INTEGER;
   if (requirement.maxPositionEmbeddings !== undefined) {
     maxContextTokens = Math.min(maxContextTokens, requirement.maxPositionEmbeddings);
   }
   return {
     machine: shape.machine,
-    gpuMemoryBytes: shape.gpuMemoryBytes,
+    gpuMemoryBytes,
     perGpuRequiredBytes,
     perGpuUsableBytes,
     fits: tensorParallelValid && perGpuRequiredBytes <= perGpuUsableBytes,
@@ -213,7 +303,7 @@ export type MachineCheck =
   | { known: false; machine: MachineSpec; message: string }
   | { known: true; fit: MachineFit; shape: MachineShape };
 
-/** Checks a user-chosen machine: a real Vertex shape, a valid TP size, enough memory. */
+/** Checks a user-chosen machine: a real Vertex shape, a valid TP size, enough memory (on all its hosts, or in its partition). */
 export function checkMachine(requirement: SizingRequirement, machine: MachineSpec): MachineCheck {
   const shape = findMachineShape(machine);
   if (!shape) {
@@ -228,7 +318,7 @@ export function checkMachine(requirement: SizingRequirement, machine: MachineSpe
           : `; known shapes: ${[...new Set(MACHINE_TABLE.filter((s) => s.preferred).map((s) => s.machine.type))].join(', ')}`),
     };
   }
-  return { known: true, fit: fitMachine(requirement, shape), shape };
+  return { known: true, fit: fitMachine(requirement, shape, placementOf(machine, shape)), shape };
 }
 
 export function describeMachine({ machine }: { machine: MachineSpec }): string {

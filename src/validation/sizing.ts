@@ -2,6 +2,7 @@ import {
   expectedTensors,
   expectedWeightBytes,
   kvCacheBytesForSequence,
+  type ModelDims,
   validTensorParallelSizes,
 } from '../models';
 import type { MachineSpec } from '../spec/deployment-spec';
@@ -66,8 +67,7 @@ export function computeSizing(
     kvBytesPerToken: kvCacheBytesForSequence(dims, contextTokens) / Math.max(1, contextTokens),
     contextTokens,
     tensorParallelSizes: validTensorParallelSizes(dims),
-    // MLA's latent cache is replicated on every TP rank; KV heads split at most K ways.
-    kvShardLimit: dims.mla ? 1 : dims.numKeyValueHeads,
+    kvShardLimit: kvShardLimit(dims),
     ...(dims.maxPositionEmbeddings === undefined
       ? {}
       : { maxPositionEmbeddings: dims.maxPositionEmbeddings }),
@@ -124,6 +124,11 @@ export function computeSizing(
   return sizing;
 }
 
+/** How many ways tensor parallelism splits the KV cache: MLA's latent cache is replicated on every rank; KV heads split at most K ways. */
+export function kvShardLimit(dims: ModelDims): number {
+  return dims.mla ? 1 : dims.numKeyValueHeads;
+}
+
 function checkChosenMachine(
   machine: MachineSpec,
   requirement: SizingRequirement,
@@ -151,7 +156,7 @@ function checkChosenMachine(
     findings.add(
       'machine.insufficient-memory',
       `${name} cannot hold the model: each GPU needs ${formatBytes(check.fit.perGpuRequiredBytes)} ` +
-        `(weights ${formatBytes(requirement.weightBytes)} split ${machine.acceleratorCount} ways, KV cache for ${requirement.contextTokens} tokens, runtime overhead) ` +
+        `(weights ${formatBytes(requirement.weightBytes)} split ${machine.acceleratorCount * (machine.multihostGpuNodeCount ?? 1)} ways, KV cache for ${requirement.contextTokens} tokens, runtime overhead) ` +
         `but vLLM may use ${formatBytes(check.fit.perGpuUsableBytes)}.` +
         (weightsFit ? ` It fits a context of at most ${check.fit.maxContextTokens} tokens.` : '') +
         suggestion,

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import {
   checkMachine,
+  COMPUTE_CAPABILITY,
   findMachineShape,
   fitMachine,
   formatBytes,
+  kvRoomPerGpu,
   MACHINE_TABLE,
   recommendMachine,
   type SizingRequirement,
@@ -46,6 +48,37 @@ describe('machine table', () => {
       findMachineShape({ type: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 2 }),
     ).toBeUndefined();
     for (const shape of MACHINE_TABLE) expect([1, 2, 4, 8]).toContain(shape.machine.acceleratorCount);
+  });
+
+  it('has T4 (Turing) and V100 (Volta) N1 shapes, checked when chosen but never recommended', () => {
+    const t4 = findMachineShape({
+      type: 'n1-standard-8',
+      acceleratorType: 'NVIDIA_TESLA_T4',
+      acceleratorCount: 1,
+    });
+    const v100 = findMachineShape({
+      type: 'n1-highmem-32',
+      acceleratorType: 'NVIDIA_TESLA_V100',
+      acceleratorCount: 4,
+    });
+    expect(t4 && COMPUTE_CAPABILITY[t4.generation]).toBe(7.5);
+    expect(v100 && COMPUTE_CAPABILITY[v100.generation]).toBe(7.0);
+    // V100s allow 12 vCPUs per GPU.
+    expect(
+      findMachineShape({ type: 'n1-standard-16', acceleratorType: 'NVIDIA_TESLA_V100', acceleratorCount: 1 }),
+    ).toBeUndefined();
+    const tiny = recommendMachine(requirement(0.5, 16));
+    for (const fit of [tiny.recommended!, ...tiny.alternatives]) {
+      expect(['NVIDIA_TESLA_T4', 'NVIDIA_TESLA_V100']).not.toContain(fit.machine.acceleratorType);
+    }
+  });
+
+  it('marks the 8-GPU H100/H200/B200 shapes as multi-host', () => {
+    expect(
+      MACHINE_TABLE.filter((s) => s.multihost)
+        .map((s) => s.machine.type)
+        .sort(),
+    ).toEqual(['a3-highgpu-8g', 'a3-megagpu-8g', 'a3-ultragpu-8g', 'a4-highgpu-8g']);
   });
 });
 
@@ -129,6 +162,19 @@ describe('fitMachine / checkMachine', () => {
     expect(atMax.fits).toBe(true);
   });
 
+  it('the KV room is what the fit leaves after weights and overhead, and shrinks with the utilisation', () => {
+    const shape = findMachineShape({
+      type: 'g2-standard-12',
+      acceleratorType: 'NVIDIA_L4',
+      acceleratorCount: 1,
+    })!;
+    const fit = fitMachine(requirement(15, 128), shape);
+    const room = kvRoomPerGpu(15 * GiB, shape.gpuMemoryBytes, 1);
+    expect(fit.maxContextTokens).toBe(Math.floor(room / (128 * KiB)));
+    expect(kvRoomPerGpu(15 * GiB, shape.gpuMemoryBytes, 1, 0.8)).toBeLessThan(room);
+    expect(kvRoomPerGpu(15 * GiB, shape.gpuMemoryBytes, 2)).toBeGreaterThan(room);
+  });
+
   it('KV heads fewer than GPUs are replicated: the KV share per GPU stops shrinking', () => {
     const shape = findMachineShape({
       type: 'g2-standard-96',
@@ -138,6 +184,28 @@ describe('fitMachine / checkMachine', () => {
     const twoHeads = fitMachine(requirement(1, 1024, { kvShardLimit: 2 }), shape);
     const eightHeads = fitMachine(requirement(1, 1024, { kvShardLimit: 8 }), shape);
     expect(twoHeads.perGpuRequiredBytes).toBeGreaterThan(eightHeads.perGpuRequiredBytes);
+  });
+
+  it('a multi-host replica spreads the weights over every host; a MIG partition holds only its share', () => {
+    const h200 = {
+      type: 'a3-ultragpu-8g',
+      acceleratorType: 'NVIDIA_H200_141GB',
+      acceleratorCount: 8,
+    } as const;
+    const deepseekBf16 = requirement(1276, 69, { kvShardLimit: 1 });
+    const one = checkMachine(deepseekBf16, h200);
+    const two = checkMachine(deepseekBf16, { ...h200, multihostGpuNodeCount: 2 });
+    expect(one.known && one.fit.fits).toBe(false);
+    expect(two.known && two.fit.fits).toBe(true);
+    const a100 = {
+      type: 'a2-ultragpu-1g',
+      acceleratorType: 'NVIDIA_A100_80GB',
+      acceleratorCount: 1,
+    } as const;
+    const whole = checkMachine(requirement(15, 128), a100);
+    const slice = checkMachine(requirement(15, 128), { ...a100, gpuPartitionSize: '1g.10gb' });
+    expect(whole.known && whole.fit.fits).toBe(true);
+    expect(slice.known && slice.fit).toMatchObject({ fits: false, gpuMemoryBytes: 10e9 });
   });
 
   it('rejects unknown shapes with the valid ones for that machine type', () => {
