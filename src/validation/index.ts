@@ -11,5 +11,15 @@ export {
   validateStore,
 } from './validate';
 export { DEFAULT_CONTEXT_LENGTH } from './sizing';
+export {
+  checkDeploymentSettings,
+  type DeploymentCheckInput,
+  type DeploymentSettings,
+  type DeploymentSettingsInput,
+  DeploymentSettingsSchema,
+  type ServingModel,
+} from './serving-checks';
+export { derivedMaxModelLen } from './vllm-checks';
+export { parseVllmArgs, type VllmArgs } from './vllm-args';
 export { countingStore, type ReadStats } from './io';
 export { formatParameters } from './config-checks';

@@ -374,6 +374,77 @@ export const RULES = {
     description:
       'MXFP4 / block-FP8 kernels target Hopper GPUs (H100/H200); other GPUs depend on vLLM fallbacks.',
   },
+  'machine.multihost-unsupported': {
+    severity: 'error',
+    description:
+      'multihostGpuNodeCount on a machine other than a3-highgpu-8g, a3-megagpu-8g, a3-ultragpu-8g, a4-highgpu-8g (UNCONFIRMED list).',
+  },
+  'machine.gpu-partition-count': {
+    severity: 'error',
+    description: 'gpuPartitionSize (a MIG partition) with more than one accelerator.',
+  },
+
+  // Deployment settings (checked when the deployment's settings are given)
+  'capacity.spot-reservation': {
+    severity: 'error',
+    description: 'Spot VMs with a SPECIFIC_RESERVATION reservation (spot VMs cannot consume reservations).',
+  },
+  'replicas.scale-to-zero-min': {
+    severity: 'error',
+    description: 'replicas.scaleToZero with replicas.min above 0.',
+  },
+  'replicas.autoscaling-target': {
+    severity: 'error',
+    description: 'An autoscaling target out of range: duty cycle and CPU 1–100 %, request_count at least 1.',
+  },
+  'replicas.autoscaling-fixed': {
+    severity: 'warning',
+    description: 'Autoscaling metrics with replicas.max equal to replicas.min (nothing to scale).',
+  },
+
+  // vLLM arguments of the serving container (container.args) against the model and machine
+  'vllm.invalid-argument': {
+    severity: 'error',
+    description:
+      'A checked vLLM flag has a value vLLM refuses (not a number, --dtype bf16, a memory fraction outside (0, 1]).',
+  },
+  'vllm.max-model-len-exceeds-model': {
+    severity: 'error',
+    description:
+      "--max-model-len beyond the model's maximum (max_position_embeddings with its RoPE scaling); a warning with VLLM_ALLOW_LONG_MAX_MODEL_LEN.",
+  },
+  'vllm.max-model-len-exceeds-kv-cache': {
+    severity: 'error',
+    description:
+      '--max-model-len (or, without it, the model maximum) needs more KV cache than the GPUs keep after the weights.',
+  },
+  'vllm.parallel-size': {
+    severity: 'error',
+    description:
+      'Tensor × pipeline (× data) parallel size differs from the GPUs per replica × hosts (a warning when GPUs sit idle).',
+  },
+  'vllm.tensor-parallel-heads': {
+    severity: 'error',
+    description: "--tensor-parallel-size does not divide the model's attention / KV heads.",
+  },
+  'vllm.batched-tokens': {
+    severity: 'warning',
+    description:
+      '--max-num-batched-tokens below the max model length without chunked prefill (V0 refuses to start; error with VLLM_USE_V1=0).',
+  },
+  'vllm.quantization': {
+    severity: 'error',
+    description:
+      '--quantization the weights or GPU cannot take: a pre-quantized format on 16-bit weights, unknown, FP8 below compute capability 8.0.',
+  },
+  'vllm.dtype-unsupported': {
+    severity: 'error',
+    description: '--dtype bfloat16 on a GPU below compute capability 8.0 (T4, V100).',
+  },
+  'vllm.dtype-auto-bfloat16': {
+    severity: 'warning',
+    description: '--dtype auto (the default) with bfloat16 weights on a GPU without bfloat16 (T4, V100).',
+  },
 } as const satisfies Record<string, RuleDefinition>;
 
 export type RuleId = keyof typeof RULES;

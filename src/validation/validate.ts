@@ -22,6 +22,12 @@ import {
   type Sizing,
   type ValidationReport,
 } from './report';
+import {
+  addDeploymentFindings,
+  checkMachinePlacement,
+  DeploymentSettingsSchema,
+  type ServingModel,
+} from './serving-checks';
 import { computeSizing, DEFAULT_CONTEXT_LENGTH } from './sizing';
 import { checkTensors } from './tensor-checks';
 import { checkTokenizer, type TokenizerSummary } from './tokenizer';
@@ -37,6 +43,11 @@ import { checkWeightPrecision, checkWeights, emptyInventory, type WeightInventor
 export const ValidateOptionsSchema = z.strictObject({
   /** A machine the deployment will use: checked to hold the model. */
   machine: MachineSpecSchema.optional(),
+  /**
+   * The deployment's container, capacity and replicas (as the spec parses them): cross-checked
+   * against the model and the machine (`machine`, or else the recommended one).
+   */
+  deployment: DeploymentSettingsSchema.optional(),
   /** Tokens of KV cache the sizing must leave room for (clamped to max_position_embeddings). */
   contextLength: z.number().int().min(1).max(10_485_760).default(DEFAULT_CONTEXT_LENGTH),
   /** The deployment needs /chat/completions: a missing chat template is an error. */
@@ -184,6 +195,16 @@ export async function validateStore(
       findings,
     );
   }
+  if (opts.deployment) {
+    const machine = opts.machine ?? sizing?.recommended?.machine;
+    const model = servingModel(config, sizing);
+    addDeploymentFindings(
+      { deployment: opts.deployment, ...(machine ? { machine } : {}), ...(model ? { model } : {}) },
+      findings,
+    );
+  } else if (opts.machine) {
+    checkMachinePlacement(opts.machine, findings);
+  }
   onProgress?.({ phase: 'done' });
 
   const { findings: kept, omitted, summary } = findings.result();
@@ -258,14 +279,29 @@ function modelSummary(
     summary.vocabSize = dims.vocabSize;
     if (dims.maxPositionEmbeddings !== undefined) summary.maxPositionEmbeddings = dims.maxPositionEmbeddings;
   }
-  if (config.quantizationMethod !== undefined || config.nativeQuantization !== undefined) {
-    summary.quantization = {
-      ...(config.quantizationMethod !== undefined ? { method: config.quantizationMethod } : {}),
-      native: config.nativeQuantization !== undefined,
-    };
-  }
+  const quantization = modelQuantization(config);
+  if (quantization) summary.quantization = quantization;
   if (tokenizer) summary.chatTemplate = tokenizer.chatTemplate;
   return summary;
+}
+
+/** What the serving cross-checks need of the model: its dims and the weight bytes sizing counted. */
+function servingModel(config: ConfigAnalysis, sizing: Sizing | undefined): ServingModel | undefined {
+  if (!config.dims || !sizing) return undefined;
+  const quantization = modelQuantization(config);
+  return {
+    dims: config.dims,
+    weightBytes: sizing.requirement.weightBytes,
+    ...(quantization ? { quantization } : {}),
+  };
+}
+
+function modelQuantization(config: ConfigAnalysis): ModelSummary['quantization'] {
+  if (config.quantizationMethod === undefined && config.nativeQuantization === undefined) return undefined;
+  return {
+    ...(config.quantizationMethod !== undefined ? { method: config.quantizationMethod } : {}),
+    native: config.nativeQuantization !== undefined,
+  };
 }
 
 function objectRecords(

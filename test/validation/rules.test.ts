@@ -64,6 +64,11 @@ const SHARD_1 = 'model-00001-of-00002.safetensors';
 const SHARD_2 = 'model-00002-of-00002.safetensors';
 const INDEX = 'model.safetensors.index.json';
 
+const L4_1 = { type: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 } as const;
+const T4_1 = { type: 'n1-standard-8', acceleratorType: 'NVIDIA_TESLA_T4', acceleratorCount: 1 } as const;
+/** Deployment settings whose serving container runs vLLM with these arguments. */
+const vllmArgs = (...args: string[]): ValidateOptions => ({ deployment: { container: { args } } });
+
 /** Replaces the single shard of a one-shard sample with raw bytes. */
 const rawShard = (bytes: Buffer) => async (dir: string) => put(dir, 'model.safetensors', bytes);
 const entry = (dtype: string, shape: string, offsets: string) =>
@@ -426,6 +431,63 @@ const CASES: Record<RuleId, RuleCase> = {
       machine: { type: 'a2-ultragpu-1g', acceleratorType: 'NVIDIA_A100_80GB', acceleratorCount: 1 },
     },
   },
+  'machine.multihost-unsupported': {
+    options: { machine: { ...L4_1, multihostGpuNodeCount: 2 } },
+  },
+  'machine.gpu-partition-count': {
+    options: {
+      machine: {
+        type: 'a2-ultragpu-2g',
+        acceleratorType: 'NVIDIA_A100_80GB',
+        acceleratorCount: 2,
+        gpuPartitionSize: '1g.10gb',
+      },
+    },
+  },
+
+  'capacity.spot-reservation': {
+    options: {
+      deployment: {
+        capacity: {
+          spot: true,
+          reservation: {
+            type: 'SPECIFIC_RESERVATION',
+            key: 'compute.googleapis.com/reservation-name',
+            values: ['projects/p/zones/us-central1-a/reservations/r'],
+          },
+        },
+      },
+    },
+  },
+  'replicas.scale-to-zero-min': {
+    options: { deployment: { replicas: { min: 1, max: 2, scaleToZero: {} } } },
+  },
+  'replicas.autoscaling-target': {
+    options: {
+      deployment: { replicas: { min: 1, max: 3, autoscaling: [{ metric: 'cpu/utilization', target: 250 }] } },
+    },
+  },
+  'replicas.autoscaling-fixed': {
+    options: {
+      deployment: { replicas: { min: 2, max: 2, autoscaling: [{ metric: 'request_count', target: 100 }] } },
+    },
+  },
+
+  'vllm.invalid-argument': { options: vllmArgs('--gpu-memory-utilization=1.5') },
+  'vllm.max-model-len-exceeds-model': { options: vllmArgs('--max-model-len=8192') },
+  'vllm.max-model-len-exceeds-kv-cache': {
+    mutate: (dir) =>
+      editJson(dir, 'config.json', (c) => {
+        c.max_position_embeddings = 1 << 30;
+      }),
+    options: vllmArgs('--max-model-len=200m'),
+  },
+  'vllm.parallel-size': { options: vllmArgs('--tensor-parallel-size=2') },
+  'vllm.tensor-parallel-heads': { options: vllmArgs('--tensor-parallel-size=3') },
+  'vllm.batched-tokens': { options: vllmArgs('--max-model-len=4096', '--max-num-batched-tokens=1024') },
+  'vllm.quantization': { options: vllmArgs('--quantization=awq') },
+  'vllm.dtype-unsupported': { options: { machine: T4_1, ...vllmArgs('--dtype=bfloat16') } },
+  'vllm.dtype-auto-bfloat16': { options: { machine: T4_1, deployment: {} } },
 };
 
 afterAll(async () => {
