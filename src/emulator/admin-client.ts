@@ -1,5 +1,6 @@
 import type { FaultConfigInput, FaultRuleInput, FaultRuleView } from './faults';
 import type { Timing, TimingInput } from './options';
+import type { QuotaSettingInput, QuotaView } from './quotas';
 import type { CreationKind } from './core';
 
 /** Resource JSON as the emulator serves it (the same bodies as the Vertex / Compute GETs). */
@@ -117,7 +118,7 @@ export class EmulatorAdminClient {
     return this.call('GET', '/served', { project });
   }
 
-  /** Deletes every resource, operation, count and served-call record (of one project, when given); tokens stay valid. */
+  /** Deletes every resource, operation, count, served-call record, log entry, timing and quota setting (of one project, when given); tokens stay valid. */
   async reset(project?: string): Promise<void> {
     await this.call('POST', '/reset', { project });
   }
@@ -157,5 +158,18 @@ export class EmulatorAdminClient {
   /** Per-project timing overrides (e.g. a slow deploy to test cancellation); returns the effective timing. */
   setTiming(project: string, timing: Partial<TimingInput>): Promise<Timing> {
     return this.call('PUT', `/projects/${encodeURIComponent(project)}/timing`, {}, timing);
+  }
+
+  /** A region's serving GPU limits and usage (what its deployments charge plus the extra usage set), per accelerator type. */
+  quota(project: string, region: string): Promise<QuotaView> {
+    return this.call('GET', `/projects/${encodeURIComponent(project)}/quota`, { region });
+  }
+
+  /**
+   * Merges limits and extra usage (per accelerator type, e.g. `{NVIDIA_L4: 8}`) into a region's
+   * quota; returns the region's effective limits and usage.
+   */
+  setQuota(project: string, setting: QuotaSettingInput): Promise<QuotaView> {
+    return this.call('PUT', `/projects/${encodeURIComponent(project)}/quota`, {}, setting);
   }
 }

@@ -12,13 +12,14 @@ import {
   sendJson,
 } from './http';
 import { TimingSchema } from './options';
+import { QuotaSettingSchema, quotaView, setQuota } from './quotas';
 import { projectNumberFor } from './state';
 import { endpointJson, modelJson, operationJson } from './vertex';
 
 /**
  * The emulator's own API under `/_emulator/` (no auth, no faults, not counted): inspect every
  * resource, exact call and creation counts, served inference answers, faults, issued tokens,
- * per-project timing, reset.
+ * per-project timing and accelerator quota, reset.
  * `?project=` (id or number) narrows reads and resets to one project, so concurrent test files
  * sharing one emulator never see each other.
  */
@@ -90,6 +91,7 @@ function reset(core: EmulatorCore, ctx: RequestContext): void {
         delete map[key];
   };
   core.served.clear(project);
+  core.logs.clear(project);
   keepVertex(state.endpoints);
   keepVertex(state.models);
   keepVertex(state.operations);
@@ -100,11 +102,15 @@ function reset(core: EmulatorCore, ctx: RequestContext): void {
     delete state.calls[project];
     delete state.creations[project];
     delete state.projects[project]?.timing;
+    delete state.projects[project]?.quota;
   } else {
     // Issued tokens stay valid: clients holding one keep working after a reset.
     state.calls = {};
     state.creations = {};
-    for (const record of Object.values(state.projects)) delete record.timing;
+    for (const record of Object.values(state.projects)) {
+      delete record.timing;
+      delete record.quota;
+    }
   }
   core.markDirty();
   sendJson(ctx.res, 200, {});
@@ -156,6 +162,22 @@ async function setTiming(core: EmulatorCore, ctx: RequestContext): Promise<void>
   sendJson(ctx.res, 200, core.timing(number));
 }
 
+function getQuota(core: EmulatorCore, ctx: RequestContext): void {
+  const region = ctx.url.searchParams.get('region');
+  if (!region) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      'region is required: GET /_emulator/projects/{project}/quota?region=us-central1',
+    );
+  }
+  sendJson(ctx.res, 200, quotaView(core, core.resolveProject(ctx.params[0]!).number, region));
+}
+
+async function putQuota(core: EmulatorCore, ctx: RequestContext): Promise<void> {
+  const setting = await readAdminBody(ctx, QuotaSettingSchema, 'quota');
+  sendJson(ctx.res, 200, setQuota(core, core.resolveProject(ctx.params[0]!).number, setting, ctx.now));
+}
+
 export function adminRoutes(core: EmulatorCore, allRoutes: () => Route[]): Route[] {
   const route = (
     id: string,
@@ -190,5 +212,7 @@ export function adminRoutes(core: EmulatorCore, allRoutes: () => Route[]): Route
     route('admin.tokens.issue', 'POST', '/tokens', issueToken),
     route('admin.timing.get', 'GET', '/projects/([^/]+)/timing', getTiming),
     route('admin.timing.set', 'PUT', '/projects/([^/]+)/timing', setTiming),
+    route('admin.quota.get', 'GET', '/projects/([^/]+)/quota', getQuota),
+    route('admin.quota.set', 'PUT', '/projects/([^/]+)/quota', putQuota),
   ];
 }

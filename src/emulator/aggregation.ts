@@ -7,6 +7,7 @@ import {
   percentileOf,
 } from './distribution';
 import { ApiError, badRequest } from './errors';
+import { durationMs } from './protos';
 
 /**
  * Cloud Monitoring's `Aggregation` (google/monitoring/v3/common.proto) over DELTA series: per-series
@@ -17,8 +18,12 @@ import { ApiError, badRequest } from './errors';
 
 export type Labels = Record<string, string>;
 export type ValueType = 'INT64' | 'DOUBLE' | 'DISTRIBUTION';
+export type MetricKind = 'DELTA' | 'GAUGE';
 
-/** A DELTA series as written: one point per request (1 for counts, the latency for distributions). */
+/**
+ * A series as written: for DELTA one point per request (1 for counts, the latency for
+ * distributions), for GAUGE one point per measurement.
+ */
 export interface RawSeries {
   metric: Labels;
   resource: Labels;
@@ -58,7 +63,19 @@ const NUMERIC_ALIGNERS = [
   'ALIGN_MIN',
 ];
 const DISTRIBUTION_ALIGNERS = ['ALIGN_DELTA', 'ALIGN_SUM', 'ALIGN_MEAN', ...Object.keys(PERCENTILES)];
-const SERVED_ALIGNERS = [...new Set(['ALIGN_NONE', ...NUMERIC_ALIGNERS, ...DISTRIBUTION_ALIGNERS])];
+/** Point aligners: the value at the period's end, from the points around it. */
+const POINT_ALIGNERS = ['ALIGN_NEXT_OLDER', 'ALIGN_INTERPOLATE'];
+const GAUGE_NUMERIC_ALIGNERS = [
+  ...POINT_ALIGNERS,
+  'ALIGN_MEAN',
+  'ALIGN_MAX',
+  'ALIGN_MIN',
+  'ALIGN_COUNT',
+  'ALIGN_SUM',
+];
+const SERVED_ALIGNERS = [
+  ...new Set(['ALIGN_NONE', ...NUMERIC_ALIGNERS, ...DISTRIBUTION_ALIGNERS, ...POINT_ALIGNERS]),
+];
 const REDUCERS = ['REDUCE_NONE', 'REDUCE_SUM', 'REDUCE_MEAN', 'REDUCE_MAX', 'REDUCE_MIN', 'REDUCE_COUNT'];
 /** Aligners whose output is a GAUGE (the others keep DELTA). */
 const GAUGE_ALIGNERS = ['ALIGN_RATE', 'ALIGN_MEAN', 'ALIGN_MAX', 'ALIGN_MIN', ...Object.keys(PERCENTILES)];
@@ -66,26 +83,32 @@ const GAUGE_ALIGNERS = ['ALIGN_RATE', 'ALIGN_MEAN', 'ALIGN_MAX', 'ALIGN_MIN', ..
 const refuse = (field: string, description: string) =>
   badRequest([{ field: `aggregation.${field}`, description }]);
 
-/** Checks `aggregation` for a DELTA metric of `valueType` by common.proto's rules. */
+/** Checks `aggregation` for a metric of `kind` and `valueType` by common.proto's rules. */
 export function parseAggregation(
   given: Record<string, unknown> | undefined,
+  kind: MetricKind,
   valueType: 'INT64' | 'DISTRIBUTION',
 ): Aggregation {
   const aligner = (given?.perSeriesAligner as string | undefined) ?? 'ALIGN_NONE';
   const reducer = (given?.crossSeriesReducer as string | undefined) ?? 'REDUCE_NONE';
   const period = typeof given?.alignmentPeriod === 'string' ? given.alignmentPeriod : undefined;
-  const periodMs = period ? Math.round(Number(period.slice(0, -1)) * 1000) : 0;
+  const periodMs = period ? durationMs(period) : 0;
   if (!SERVED_ALIGNERS.includes(aligner)) {
     throw new ApiError(
       'UNIMPLEMENTED',
       `The emulator does not serve per_series_aligner ${aligner}; it serves ${SERVED_ALIGNERS.join(', ')}.`,
     );
   }
-  const valid = valueType === 'DISTRIBUTION' ? DISTRIBUTION_ALIGNERS : NUMERIC_ALIGNERS;
+  const valid =
+    kind === 'GAUGE'
+      ? GAUGE_NUMERIC_ALIGNERS
+      : valueType === 'DISTRIBUTION'
+        ? DISTRIBUTION_ALIGNERS
+        : NUMERIC_ALIGNERS;
   if (aligner !== 'ALIGN_NONE' && !valid.includes(aligner)) {
     throw refuse(
       'per_series_aligner',
-      `${aligner} is not valid for a DELTA ${valueType} metric; use one of ${valid.join(', ')}.`,
+      `${aligner} is not valid for a ${kind} ${valueType} metric; use one of ${valid.join(', ')}.`,
     );
   }
   if (aligner !== 'ALIGN_NONE' && !period) {
@@ -140,7 +163,9 @@ export function parseAggregation(
 }
 
 function alignedType(aligner: string, valueType: 'INT64' | 'DISTRIBUTION'): ValueType {
-  if (['ALIGN_NONE', 'ALIGN_DELTA', 'ALIGN_SUM', 'ALIGN_MAX', 'ALIGN_MIN'].includes(aligner))
+  if (
+    ['ALIGN_NONE', 'ALIGN_DELTA', 'ALIGN_SUM', 'ALIGN_MAX', 'ALIGN_MIN', ...POINT_ALIGNERS].includes(aligner)
+  )
     return valueType;
   return aligner === 'ALIGN_COUNT' ? 'INT64' : 'DOUBLE';
 }
@@ -148,11 +173,12 @@ function alignedType(aligner: string, valueType: 'INT64' | 'DISTRIBUTION'): Valu
 /** Kind, value type and unit of the series an aggregation returns. */
 export function outputShape(
   { aligner, reducer }: Aggregation,
+  kind: MetricKind,
   valueType: 'INT64' | 'DISTRIBUTION',
   unit: string,
-): { metricKind: 'DELTA' | 'GAUGE'; valueType: ValueType; unit: string } {
+): { metricKind: MetricKind; valueType: ValueType; unit: string } {
   return {
-    metricKind: GAUGE_ALIGNERS.includes(aligner) ? 'GAUGE' : 'DELTA',
+    metricKind: kind === 'GAUGE' || GAUGE_ALIGNERS.includes(aligner) ? 'GAUGE' : 'DELTA',
     valueType:
       reducer === 'REDUCE_COUNT'
         ? 'INT64'
@@ -218,9 +244,31 @@ export const seriesKey = (s: { metric: Labels; resource: Labels }) =>
   `${labelsKey(s.metric)}|${labelsKey(s.resource)}`;
 
 /**
+ * The value at `e` of a GAUGE series (points oldest first): the newest point at or before it
+ * (ALIGN_NEXT_OLDER), or the line between it and the next newer one (ALIGN_INTERPOLATE; an INT64
+ * series stays INT64, rounded). Undefined before the first point.
+ */
+function pointAt(
+  aligner: string,
+  points: RawSeries['points'],
+  e: number,
+  valueType: string,
+): Value | undefined {
+  const older = points.filter((p) => p.time <= e).at(-1);
+  if (!older) return undefined;
+  const newer = points.find((p) => p.time > e);
+  const value =
+    aligner === 'ALIGN_INTERPOLATE' && newer
+      ? older.value + ((newer.value - older.value) * (e - older.time)) / (newer.time - older.time)
+      : older.value;
+  return valueType === 'INT64' ? { int: Math.round(value) } : { double: value };
+}
+
+/**
  * Aligns each series over (start, end] into points ending at end, end − P, … (each covering
- * (e − P, e]; windows without data get no point), then reduces across series; ALIGN_NONE returns
- * the raw points. Series without points are dropped; the rest come in a stable order.
+ * (e − P, e]; windows without data get no point; point aligners take the value at e), then reduces
+ * across series; ALIGN_NONE returns the raw points. Series without points are dropped; the rest
+ * come in a stable order.
  */
 export function aggregate(
   raw: RawSeries[],
@@ -239,6 +287,13 @@ export function aggregate(
       return { metric, resource, points: rawPoints.reverse() };
     }
     const aligned: [number, Value][] = [];
+    if (POINT_ALIGNERS.includes(aligner)) {
+      for (let e = end; e > start; e -= periodMs) {
+        const value = pointAt(aligner, points, e, valueType);
+        if (value) aligned.push([e, value]);
+      }
+      return { metric, resource, points: aligned };
+    }
     for (let e = end; e > start; e -= periodMs) {
       const from = Math.max(e - periodMs, start);
       const values = points.filter((p) => p.time > from && p.time <= e).map((p) => p.value);

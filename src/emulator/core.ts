@@ -1,16 +1,21 @@
 import type { Storage } from '@google-cloud/storage';
 import { openModelStore } from '../storage';
 import { TokenAuthority } from './auth';
+import { restartLines, serveAttempt } from './container';
 import { ApiError, type RpcStatus } from './errors';
 import { FaultEngine } from './faults';
+import { LogStore } from './logging';
+import type { MachineSpecJson } from './machines';
 import { ServedRequests } from './metrics';
 import { type EmulatorConfig, type Timing, TimingSchema } from './options';
+import { quotaError } from './quotas';
 import { inspectModelFolder } from './serving';
 import {
   type DeployedModelRecord,
   type EmulatorState,
   type EndpointRecord,
   type ServingInspection,
+  type VertexOperationKind,
   type VertexOperationRecord,
   emptyState,
   isProjectNumber,
@@ -43,10 +48,14 @@ export class EmulatorCore {
   readonly tokens: TokenAuthority;
   /** Answers of routed inference calls (not saved: metrics restart empty, like a fresh process). */
   readonly served = new ServedRequests();
+  /** Lines of the serving containers, for Cloud Logging (not saved either). */
+  readonly logs = new LogStore();
   private dirty = false;
   private closed = false;
   private flushTimer: NodeJS.Timeout | undefined;
   private readonly inspections = new Map<string, Promise<void>>();
+  /** How operations of kinds other modules own complete (registered with their routes). */
+  readonly completions = new Map<VertexOperationKind, (op: VertexOperationRecord, now: number) => void>();
 
   constructor(
     readonly config: EmulatorConfig,
@@ -153,8 +162,15 @@ export class EmulatorCore {
       if (op.kind === 'deploy') this.advanceDeploy(op, now);
       else if (op.kind === 'deployModel') this.advanceDeployModel(op, now);
       else if (op.kind === 'mutateDeployedModel') this.advanceMutate(op, now);
-      else if (now >= op.doneAt) this.finishSimpleOperation(op, now);
+      else if (now >= op.doneAt) {
+        const complete = this.completions.get(op.kind);
+        if (complete) complete(op, now);
+        else this.finishSimpleOperation(op, now);
+      }
     }
+    for (const endpoint of Object.values(this.state.endpoints))
+      for (const deployed of endpoint.deployedModels)
+        if (deployed.stuck) this.logRestarts(endpoint, deployed, now);
     for (const op of Object.values(this.state.computeOperations)) {
       if (op.done || now < op.doneAt) continue;
       const apply = op.apply;
@@ -195,9 +211,30 @@ export class EmulatorCore {
       this.createDeployResources(op, now);
     }
     if (now < op.doneAt) return;
+    if (work.fault === 'quotaExhausted')
+      return this.finish(op, now, { error: quotaError(op, work.acceleratorType) });
+    if (!inspection.ok && inspection.stage === 'import')
+      return this.finish(op, now, { error: inspection.error });
+    const modelName = `projects/${op.project}/locations/${op.location}/models/${work.modelId}`;
+    const model = this.state.models[modelName];
+    // What the folder holds is the Model's, whatever this deployment's machine and flags make of it.
+    if (model && inspection.ok) model.served = inspection.served;
+    const { outcome, lines } = serveAttempt({
+      project: op.project,
+      location: op.location,
+      endpointId: work.endpointId,
+      deployedModelId: work.deployedModelId,
+      start: work.importAt,
+      end: op.doneAt,
+      replicas: work.initialReplicas,
+      machineSpec: work.dedicatedResources.machineSpec as MachineSpecJson,
+      ...(work.containerSpec ? { containerSpec: work.containerSpec } : {}),
+      inspection,
+      ...(work.fault ? { fault: work.fault } : {}),
+    });
+    this.logs.write(lines, now);
+    if (outcome.kind === 'failed') return this.finish(op, now, { error: outcome.error });
     const endpoint = this.state.endpoints[endpointName(op, work.endpointId)];
-    if (work.fault === 'quotaExhausted') return this.finish(op, now, { error: quotaError(op, work) });
-    if (!inspection.ok) return this.finish(op, now, { error: inspection.error });
     if (!endpoint) {
       return this.finish(op, now, {
         error: {
@@ -206,7 +243,6 @@ export class EmulatorCore {
         },
       });
     }
-    const modelName = `projects/${op.project}/locations/${op.location}/models/${work.modelId}`;
     endpoint.deployedModels.push({
       id: work.deployedModelId,
       model: modelName,
@@ -216,19 +252,16 @@ export class EmulatorCore {
       initialReplicas: work.initialReplicas,
       rampStart: now,
       rampMs: this.timing(op.project).replicaRampMs,
-      neverReady: work.fault === 'replicasNeverReady',
+      neverReady: outcome.kind === 'stuck',
+      ...(outcome.kind === 'stuck' ? { stuck: outcome.stuck } : {}),
       ...(work.systemLabels ? { systemLabels: work.systemLabels } : {}),
       ...(work.fastTryoutEnabled ? { fastTryoutEnabled: true } : {}),
-      served: inspection.served,
+      served: outcome.served,
     });
     endpoint.trafficSplit = { [work.deployedModelId]: 100 };
     if (endpoint.psc) endpoint.psc.serviceAttachment = serviceAttachmentFor(endpoint);
     touch(endpoint, now);
-    const model = this.state.models[modelName];
-    if (model) {
-      model.served = inspection.served;
-      touch(model, now);
-    }
+    if (model) touch(model, now);
     this.countCreation(op.project, 'deployedModel');
     this.finish(op, now, {
       response: {
@@ -237,6 +270,29 @@ export class EmulatorCore {
         model: modelName,
       },
     });
+  }
+
+  /** Logs the restarts of a container that never gets ready, up to `now` (see container.ts). */
+  private logRestarts(endpoint: EndpointRecord, deployed: DeployedModelRecord, now: number): void {
+    const stuck = deployed.stuck!;
+    const before = stuck.logged;
+    const model = this.state.models[deployed.model];
+    const lines = restartLines(
+      {
+        project: endpoint.project,
+        location: endpoint.location,
+        endpointId: endpoint.id,
+        deployedModelId: deployed.id,
+        machineSpec: deployed.dedicatedResources.machineSpec as MachineSpecJson,
+        ...(model?.containerSpec ? { containerSpec: model.containerSpec } : {}),
+        inspection: { ok: true, served: deployed.served },
+      },
+      stuck,
+      this.timing(endpoint.project).restartMs,
+      now,
+    );
+    if (lines.length > 0) this.logs.write(lines, now);
+    if (stuck.logged !== before) this.markDirty();
   }
 
   private createDeployResources(op: VertexOperationRecord, now: number): void {
@@ -289,7 +345,8 @@ export class EmulatorCore {
     const model = this.state.models[work.model];
     const fail = (code: number, message: string) => this.finish(op, now, { error: { code, message } });
     if (!endpoint) return fail(5, `Endpoint ${op.target} was deleted during deployment.`);
-    if (work.fault === 'quotaExhausted') return this.finish(op, now, { error: quotaError(op, work) });
+    if (work.fault === 'quotaExhausted')
+      return this.finish(op, now, { error: quotaError(op, work.acceleratorType) });
     if (!model) return fail(5, `Model ${work.model} was deleted during deployment.`);
     if (!model.served) {
       return fail(
@@ -307,6 +364,21 @@ export class EmulatorCore {
         `traffic_split names deployed model(s) [${gone.join(', ')}] that were undeployed from ${endpoint.name} during deployment; nothing was deployed. Retry with a split of the models deployed now.`,
       );
     }
+    const { outcome, lines } = serveAttempt({
+      project: op.project,
+      location: op.location,
+      endpointId: endpoint.id,
+      deployedModelId: work.deployedModelId,
+      start: op.createTime,
+      end: op.doneAt,
+      replicas: work.initialReplicas,
+      machineSpec: work.dedicatedResources.machineSpec as MachineSpecJson,
+      ...(model.containerSpec ? { containerSpec: model.containerSpec } : {}),
+      inspection: { ok: true, served: model.served },
+      ...(work.fault ? { fault: work.fault } : {}),
+    });
+    this.logs.write(lines, now);
+    if (outcome.kind === 'failed') return this.finish(op, now, { error: outcome.error });
     const deployed: DeployedModelRecord = {
       id: work.deployedModelId,
       model: work.model,
@@ -316,9 +388,11 @@ export class EmulatorCore {
       initialReplicas: work.initialReplicas,
       rampStart: now,
       rampMs: this.timing(op.project).replicaRampMs,
-      neverReady: work.fault === 'replicasNeverReady',
+      neverReady: outcome.kind === 'stuck',
+      ...(outcome.kind === 'stuck' ? { stuck: outcome.stuck } : {}),
       ...(work.enableContainerLogging ? { enableContainerLogging: true } : {}),
-      served: model.served,
+      ...(work.enableAccessLogging ? { enableAccessLogging: true } : {}),
+      served: outcome.served,
     };
     endpoint.deployedModels.push(deployed);
     if (split) {
@@ -498,6 +572,7 @@ export function deployedModelJson(
       ? { privateEndpoints: { serviceAttachment: endpoint.psc.serviceAttachment } }
       : {}),
     ...(model.enableContainerLogging ? { enableContainerLogging: true } : {}),
+    ...(model.enableAccessLogging ? { enableAccessLogging: true } : {}),
     status: {
       lastUpdateTime: timestamp(Math.floor(lastChange)),
       ...(available > 0 ? { availableReplicaCount: available } : {}),
@@ -520,26 +595,4 @@ export function endpointName(op: { project: string; location: string }, endpoint
 export function serviceAttachmentFor(endpoint: EndpointRecord): string {
   const tenant = `${projectNumberFor(endpoint.name).slice(0, 10)}-tp`;
   return `projects/a${tenant}/regions/${endpoint.location}/serviceAttachments/gkedpm-${endpoint.id.slice(0, 40)}`;
-}
-
-function quotaError(op: VertexOperationRecord, work: { acceleratorType?: string }): RpcStatus {
-  const gpu = (work.acceleratorType ?? 'NVIDIA_L4')
-    .replace(/^NVIDIA_(TESLA_)?/, '')
-    .toLowerCase()
-    .replace(/^(h100(_mega)?|h200)_\d+gb$/, '$1');
-  const metric = `aiplatform.googleapis.com/custom_model_serving_nvidia_${gpu}_gpus`;
-  return {
-    code: 8,
-    message:
-      `The following quota metrics exceed quota limits: ${metric}. ` +
-      `Request a quota increase for ${metric} in region ${op.location}, or deploy with fewer or different accelerators.`,
-    details: [
-      {
-        '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
-        reason: 'RESOURCE_EXHAUSTED',
-        domain: 'aiplatform.googleapis.com',
-        metadata: { quota_metric: metric, consumer: `projects/${op.project}`, location: op.location },
-      },
-    ],
-  };
 }

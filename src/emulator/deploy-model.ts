@@ -1,7 +1,7 @@
 import type { EmulatorCore } from './core';
 import { ApiError, badRequest } from './errors';
 import { type RequestContext, type Route, sendJson } from './http';
-import { checkMachineSpec } from './machines';
+import { checkDedicatedResources } from './deploy-config';
 import { V1BETA1 } from './protos';
 import { type DeployModelWork, type EndpointRecord, type VertexOperationRecord, numericId } from './state';
 import { type TrafficSplit, checkDeployModelSplit } from './traffic';
@@ -9,6 +9,7 @@ import {
   P,
   asMessage,
   checkBodyEndpoint,
+  deployFault,
   endpointFromPath,
   findModel,
   newOperationName,
@@ -97,35 +98,11 @@ async function deployModel(core: EmulatorCore, ctx: RequestContext): Promise<voi
       'deployed_model.dedicated_resources is required: machine_spec, min_replica_count and max_replica_count.',
     );
   }
-  const resources = asMessage(requested.dedicatedResources);
-  if (resources.machineSpec === undefined) {
-    throw field(
-      'deployed_model.dedicated_resources.machine_spec',
-      'deployed_model.dedicated_resources.machine_spec is required (e.g. g2-standard-12 with 1 x NVIDIA_L4).',
-    );
-  }
-  const machineSpec = asMessage(resources.machineSpec);
-  checkMachineSpec(
-    machineSpec as { machineType?: string; acceleratorType?: string; acceleratorCount?: number },
-    'deployed_model.dedicated_resources.machine_spec',
+  const { resources, machineSpec, initialReplicas } = checkDedicatedResources(
+    asMessage(requested.dedicatedResources),
+    'deployed_model.dedicated_resources',
+    { defaults: false },
   );
-  const min = typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : 0;
-  if (min < 1) {
-    throw field(
-      'deployed_model.dedicated_resources.min_replica_count',
-      `deployed_model.dedicated_resources.min_replica_count must be at least 1 (got ${min}).`,
-    );
-  }
-  const max =
-    typeof resources.maxReplicaCount === 'number' && resources.maxReplicaCount > 0
-      ? resources.maxReplicaCount
-      : min;
-  if (max < min) {
-    throw field(
-      'deployed_model.dedicated_resources.max_replica_count',
-      `deployed_model.dedicated_resources.max_replica_count (${max}) must not be less than min_replica_count (${min}).`,
-    );
-  }
 
   // A given id is taken from the moment the request is accepted: a retry meets ALREADY_EXISTS.
   if (givenId !== undefined) {
@@ -155,16 +132,13 @@ async function deployModel(core: EmulatorCore, ctx: RequestContext): Promise<voi
     ...(typeof requested.displayName === 'string' && requested.displayName !== ''
       ? { displayName: requested.displayName }
       : {}),
-    dedicatedResources: { ...resources, machineSpec, minReplicaCount: min, maxReplicaCount: max },
-    initialReplicas: min,
+    dedicatedResources: resources,
+    initialReplicas,
     ...(requested.enableContainerLogging === true ? { enableContainerLogging: true } : {}),
+    ...(requested.enableAccessLogging === true ? { enableAccessLogging: true } : {}),
     ...(split ? { trafficSplit: split } : {}),
-    ...(typeof machineSpec.acceleratorType === 'string'
-      ? { acceleratorType: machineSpec.acceleratorType }
-      : {}),
-    ...(ctx.fault.type === 'quotaExhausted' || ctx.fault.type === 'replicasNeverReady'
-      ? { fault: ctx.fault.type }
-      : {}),
+    ...(machineSpec.acceleratorType ? { acceleratorType: machineSpec.acceleratorType } : {}),
+    ...deployFault(core, ctx, endpoint.project, endpoint.location, resources),
   };
   const op: VertexOperationRecord = {
     name: newOperationName(endpoint.project, endpoint.location, endpoint.name),

@@ -34,6 +34,8 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('quotaExhausted') }).strict(),
   // Deploy only: the LRO succeeds but no replica ever becomes available.
   z.object({ type: z.literal('replicasNeverReady') }).strict(),
+  // Deploy only: the serving container runs out of GPU memory loading the model; the LRO fails.
+  z.object({ type: z.literal('outOfMemory') }).strict(),
   // Deploy only: a `:cancel` that arrives early is best effort: the LRO keeps running for `ms`,
   // creates the Endpoint and Model anyway, then ends CANCELLED.
   z.object({ type: z.literal('createsAfterCancel'), ms: z.number().int().min(0).max(600_000) }).strict(),
@@ -44,7 +46,7 @@ const FaultActionObjectSchema = z.discriminatedUnion('type', [
 export type FaultAction = z.infer<typeof FaultActionObjectSchema>;
 
 const SHORTHAND_HELP =
-  '"pass", "400", "403", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "creates-after-cancel:<ms>", "stream-error", "latency:<ms>" or an object with a "type"';
+  '"pass", "400", "403", "429", "500", "503", "504", "drop", "drop-response", "quota", "never-ready", "oom", "creates-after-cancel:<ms>", "stream-error", "latency:<ms>" or an object with a "type"';
 
 /** Shorthand strings accepted wherever an action is. */
 export type FaultActionShorthand =
@@ -59,6 +61,7 @@ export type FaultActionShorthand =
   | 'drop-response'
   | 'quota'
   | 'never-ready'
+  | 'oom'
   | 'stream-error'
   | `latency:${number}`
   | `creates-after-cancel:${number}`;
@@ -78,6 +81,7 @@ function fromShorthand(text: string): FaultAction | undefined {
     'drop-response': { type: 'dropResponse' },
     quota: { type: 'quotaExhausted' },
     'never-ready': { type: 'replicasNeverReady' },
+    oom: { type: 'outOfMemory' },
     'stream-error': { type: 'streamError' },
   };
   return named[text];
@@ -106,6 +110,7 @@ export const FaultActionSchema = z.unknown().transform((value, ctx): FaultAction
 const DEPLOY_ONLY: Record<string, readonly string[]> = {
   quotaExhausted: ['vertex.deploy', 'vertex.endpoints.deployModel'],
   replicasNeverReady: ['vertex.deploy', 'vertex.endpoints.deployModel'],
+  outOfMemory: ['vertex.deploy', 'vertex.endpoints.deployModel'],
   createsAfterCancel: ['vertex.deploy'],
 };
 const STREAM_ROUTES = new Set(['inference.chatCompletions', 'inference.streamRawPredict']);

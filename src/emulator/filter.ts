@@ -3,7 +3,9 @@ import { ApiError } from './errors';
 /**
  * The `filter` of Vertex List calls (AIP-160 subset the endpoint/model list docs describe):
  * `endpoint=ID` / `model=ID`, `display_name="x"`, `labels.key=value`, `labels.key:*`, `labels:key`,
- * joined with AND / OR / NOT / `-` and parentheses; whitespace between terms means AND.
+ * joined with AND / OR / NOT / `-` and parentheses; whitespace between terms means AND. The parser
+ * (`parseFilterExpression`) also reads Cloud Logging's filters (logging.ts), whose keywords may be
+ * in any case.
  */
 
 export interface Filterable {
@@ -12,6 +14,7 @@ export interface Filterable {
   labels: Record<string, string>;
 }
 
+export type FilterNode = Node;
 type Node =
   | { kind: 'and'; children: Node[] }
   | { kind: 'or'; children: Node[] }
@@ -68,7 +71,13 @@ class Parser {
   constructor(
     private readonly filter: string,
     private readonly tokens: Token[],
+    private readonly anyCaseKeywords: boolean,
   ) {}
+
+  private isKeyword(token: Token | undefined, keyword: 'AND' | 'OR' | 'NOT'): boolean {
+    if (token?.type !== 'word') return false;
+    return (this.anyCaseKeywords ? token.text.toUpperCase() : token.text) === keyword;
+  }
 
   parse(): Node {
     const node = this.expression();
@@ -86,7 +95,7 @@ class Parser {
     for (;;) {
       const next = this.peek();
       if (!next || next.type === 'rparen') break;
-      if (next.type === 'word' && next.text === 'AND') this.pos++;
+      if (this.isKeyword(next, 'AND')) this.pos++;
       children.push(this.factor());
     }
     return children.length === 1 ? children[0]! : { kind: 'and', children };
@@ -94,7 +103,7 @@ class Parser {
 
   private factor(): Node {
     const children = [this.term()];
-    while (this.peek()?.type === 'word' && this.peek()!.text === 'OR') {
+    while (this.isKeyword(this.peek(), 'OR')) {
       this.pos++;
       children.push(this.term());
     }
@@ -104,7 +113,7 @@ class Parser {
   private term(): Node {
     const token = this.peek();
     if (!token) throw invalid(this.filter, 'expression ends early');
-    if (token.type === 'word' && (token.text === 'NOT' || token.text === '-')) {
+    if (this.isKeyword(token, 'NOT') || (token.type === 'word' && token.text === '-')) {
       this.pos++;
       return { kind: 'not', child: this.term() };
     }
@@ -147,12 +156,21 @@ class Parser {
   }
 }
 
+/** The tree of a filter (undefined when empty); throws 400 INVALID_ARGUMENT when it does not parse. */
+export function parseFilterExpression(
+  filter: string,
+  options: { maxLength: number; anyCaseKeywords?: boolean },
+): FilterNode | undefined {
+  if (filter.trim() === '') return undefined;
+  if (filter.length > options.maxLength)
+    throw invalid(filter.slice(0, 50), `longer than ${options.maxLength} characters`);
+  return new Parser(filter, tokenize(filter), options.anyCaseKeywords ?? false).parse();
+}
+
 /** Parses `filter` for a list of `idField` resources (`endpoint` or `model`); throws 400 when it is invalid. */
 export function compileFilter(filter: string, idField: 'endpoint' | 'model'): (item: Filterable) => boolean {
-  if (filter.trim() === '') return () => true;
-  if (filter.length > MAX_FILTER_LENGTH)
-    throw invalid(filter.slice(0, 50), `longer than ${MAX_FILTER_LENGTH} characters`);
-  const root = new Parser(filter, tokenize(filter)).parse();
+  const root = parseFilterExpression(filter, { maxLength: MAX_FILTER_LENGTH });
+  if (!root) return () => true;
   const evaluate = (node: Node, item: Filterable): boolean => {
     switch (node.kind) {
       case 'and':

@@ -5,7 +5,8 @@ import type { FaultAction } from './faults';
 import type { Serving } from './traffic';
 
 /** Which API family a route belongs to: decides the error envelope, auth and host rules. */
-export type RouteApi = 'vertex' | 'compute' | 'inference' | 'monitoring' | 'sts' | 'admin';
+export type RouteApi =
+  'vertex' | 'compute' | 'inference' | 'monitoring' | 'cloudquotas' | 'logging' | 'sts' | 'admin';
 
 export interface RequestContext {
   req: IncomingMessage;
@@ -20,6 +21,8 @@ export interface RequestContext {
   hostEndpoint?: string;
   /** For inference: the deployed model the traffic split routed the call to. */
   serving?: Serving;
+  /** The request body, when dispatch read it to learn the call's project (`Route.projectFromBody`). */
+  body?: Buffer;
 }
 
 export interface Route {
@@ -30,6 +33,11 @@ export interface Route {
   api: RouteApi;
   /** The project (id or number) a call is about, from the path parameters. */
   project?: (params: string[]) => string | undefined;
+  /**
+   * For APIs that name the project in the body (Logging's `resourceNames`): dispatch reads the
+   * body first, so statistics, fault rules and forbidden projects see the project as for others.
+   */
+  projectFromBody?: (body: unknown) => string | undefined;
   /** IAM permission named in the 403 for a forbidden project. */
   permission?: string;
   handler: (ctx: RequestContext) => Promise<void> | void;
@@ -85,7 +93,6 @@ function payloadTooLarge(limit: number): ApiError {
   });
 }
 
-/** Parses a JSON body; an empty body is `{}` (as for bodiless POSTs such as `:cancel`). */
 /**
  * Holds a long poll (`:wait`) for `ms`; false once the caller has hung up, so the poll ends like
  * Google's does. The timer is unref'd: a held call never keeps the process alive.
@@ -95,6 +102,7 @@ export async function holdCall(ctx: RequestContext, ms: number): Promise<boolean
   return !ctx.res.closed;
 }
 
+/** Parses a JSON body; an empty body is `{}` (as for bodiless POSTs such as `:cancel`). */
 export function parseJsonBody(body: Buffer): unknown {
   if (body.length === 0) return {};
   try {

@@ -1,8 +1,9 @@
 /**
  * Local emulator of the Vertex AI (Model Garden deploy, endpoints, deployModel and traffic splits,
- * models, operations, prediction), Compute Engine (PSC consumer side) and Cloud Monitoring
- * (Vertex prediction metrics) REST surface garden-deploy uses, with token exchange for ADC, fault
- * injection and an admin API. See `startEmulator`.
+ * models, operations, prediction), Compute Engine (PSC consumer side), Cloud Monitoring (Vertex
+ * prediction metrics, quota usage), Cloud Quotas (serving GPU limits) and Cloud Logging (serving
+ * container lines) REST surface garden-deploy uses, with token exchange for ADC, fault injection
+ * and an admin API. See `startEmulator`.
  */
 export { startEmulator, type RunningEmulator } from './server';
 export {
@@ -35,6 +36,7 @@ export {
   type IssuedToken,
 } from './admin-client';
 export { StateFileError, projectNumberFor } from './state';
+export { DEFAULT_GPU_QUOTA, SERVING_QUOTAS, type QuotaSettingInput, type QuotaView } from './quotas';
 export { dedicatedEndpointDns } from './vertex';
 export {
   checkProtoJson,

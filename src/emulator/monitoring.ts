@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   type Aggregation,
   type Labels,
+  type MetricKind,
   type RawSeries,
   type Series,
   aggregate,
@@ -15,24 +16,45 @@ import { ApiError, badRequest } from './errors';
 import { type RequestContext, type Route, managementRoute, sendJson } from './http';
 import type { ServedSample } from './metrics';
 import { checkQuery } from './query';
+import { quotaUsageSeries } from './quotas';
 import { timestamp } from './state';
 
 /**
  * Cloud Monitoring v3 `projects.timeSeries.list` over the served-request samples (metrics.ts): the
- * Vertex `prediction/online/*` metrics a canary gate reads (lifecycle-apis.md §2), with the filter
- * grammar, alignment and cross-series reduction that gate needs. Anything beyond is refused with
- * an error saying what is supported, never answered with made-up data.
+ * Vertex `prediction/online/*` metrics a canary gate reads (lifecycle-apis.md §2), and the consumer
+ * quota usage gcloud's quota check reads (quotas.ts, §4.2), with the filter grammar, alignment and
+ * cross-series reduction they need. Anything beyond is refused with an error saying what is
+ * supported, never answered with made-up data.
  */
 
 const MONITORING = 'google.monitoring.v3';
 const ENDPOINT_RESOURCE = 'aiplatform.googleapis.com/Endpoint';
 const METRIC_PREFIX = 'aiplatform.googleapis.com/prediction/online/';
+const QUOTA_USAGE = 'serviceruntime.googleapis.com/quota/allocation/usage';
 
 interface MetricDef {
+  kind: MetricKind;
   unit: string;
   valueType: 'INT64' | 'DISTRIBUTION';
-  counts: (s: ServedSample) => boolean;
-  labels: (s: ServedSample) => Labels;
+  resourceType: string;
+  /** The metric's series in the project (number) over the read interval, before the filter's labels. */
+  series: (core: EmulatorCore, project: string, q: ListRequest) => RawSeries[];
+}
+
+/** A Vertex serving metric, from the samples of the calls the emulator served. */
+function servedMetric(
+  unit: string,
+  valueType: MetricDef['valueType'],
+  counts: (s: ServedSample) => boolean,
+  labels: (s: ServedSample) => Labels,
+): MetricDef {
+  return {
+    kind: 'DELTA',
+    unit,
+    valueType,
+    resourceType: ENDPOINT_RESOURCE,
+    series: (core, project, q) => servedSeries(core.served.samples(project), q, counts, labels),
+  };
 }
 
 const modelLabels = (s: ServedSample): Labels => ({
@@ -42,31 +64,31 @@ const modelLabels = (s: ServedSample): Labels => ({
   endpoint_display_name: s.endpointDisplayName,
 });
 
-/** The metrics served, per [MGCP] (metric kind DELTA for all). */
+/** The metrics served: the Vertex ones per [MGCP] (all DELTA), and consumer quota usage (GAUGE). */
 const METRICS: Record<string, MetricDef> = {
-  [`${METRIC_PREFIX}prediction_count`]: {
+  [`${METRIC_PREFIX}prediction_count`]: servedMetric('1', 'INT64', () => true, modelLabels),
+  [`${METRIC_PREFIX}error_count`]: servedMetric('1', 'INT64', (s) => s.status >= 500, modelLabels),
+  [`${METRIC_PREFIX}response_count`]: servedMetric(
+    '1',
+    'INT64',
+    () => true,
+    (s) => ({ ...modelLabels(s), response_code: `${Math.floor(s.status / 100)}xx` }),
+  ),
+  [`${METRIC_PREFIX}prediction_latencies`]: servedMetric(
+    'ms',
+    'DISTRIBUTION',
+    () => true,
+    (s) => ({
+      ...modelLabels(s),
+      latency_type: 'total',
+    }),
+  ),
+  [QUOTA_USAGE]: {
+    kind: 'GAUGE',
     unit: '1',
     valueType: 'INT64',
-    counts: () => true,
-    labels: modelLabels,
-  },
-  [`${METRIC_PREFIX}error_count`]: {
-    unit: '1',
-    valueType: 'INT64',
-    counts: (s) => s.status >= 500,
-    labels: modelLabels,
-  },
-  [`${METRIC_PREFIX}response_count`]: {
-    unit: '1',
-    valueType: 'INT64',
-    counts: () => true,
-    labels: (s) => ({ ...modelLabels(s), response_code: `${Math.floor(s.status / 100)}xx` }),
-  },
-  [`${METRIC_PREFIX}prediction_latencies`]: {
-    unit: 'ms',
-    valueType: 'DISTRIBUTION',
-    counts: () => true,
-    labels: (s) => ({ ...modelLabels(s), latency_type: 'total' }),
+    resourceType: 'consumer_quota',
+    series: (core, project, q) => quotaUsageSeries(core, project, q.start, q.end, core.now()),
   },
 };
 
@@ -139,11 +161,11 @@ function parseFilter(filter: string): { metricType: string; terms: Term[] } {
   return { metricType: types[0]!.value, terms: terms.filter((t) => t !== types[0]) };
 }
 
-function matches(terms: Term[], metric: Labels, resource: Labels): boolean {
+function matches(terms: Term[], resourceType: string, metric: Labels, resource: Labels): boolean {
   return terms.every((t) => {
     const actual =
       t.selector === 'resource.type'
-        ? ENDPOINT_RESOURCE
+        ? resourceType
         : t.selector === 'metric.labels'
           ? metric[t.key!]
           : resource[t.key!];
@@ -184,19 +206,30 @@ function readListRequest(request: Record<string, unknown>): ListRequest {
     ]);
   }
   const { metricType, terms } = parseFilter(filter);
+  const def = METRICS[metricType];
+  if (!def) {
+    throw new ApiError(
+      'UNIMPLEMENTED',
+      `The emulator does not serve metric type "${metricType}"; it serves ${Object.keys(METRICS).join(', ')}.`,
+    );
+  }
   const interval = (request.interval ?? {}) as Record<string, unknown>;
   const end = parseTime(interval.endTime);
-  const start = parseTime(interval.startTime);
   if (end === undefined) {
     throw badRequest([
       { field: 'interval.end_time', description: 'interval.end_time is required (RFC 3339).' },
     ]);
   }
-  if (start === undefined || start >= end) {
+  // A GAUGE may be read at one instant (start defaults to end); a DELTA needs a span.
+  const start = parseTime(interval.startTime) ?? (def.kind === 'GAUGE' ? end : undefined);
+  if (start === undefined || start > end || (start === end && def.kind === 'DELTA')) {
     throw badRequest([
       {
         field: 'interval.start_time',
-        description: `The start time must be before the end time (${String(interval.endTime)}) for the non-gauge metric "${metricType}"; set interval.start_time earlier.`,
+        description:
+          def.kind === 'DELTA'
+            ? `The start time must be before the end time (${String(interval.endTime)}) for the non-gauge metric "${metricType}"; set interval.start_time earlier.`
+            : `The start time must not be after the end time (${String(interval.endTime)}).`,
       },
     ]);
   }
@@ -218,15 +251,9 @@ function readListRequest(request: Record<string, unknown>): ListRequest {
   if (pageSize < 0) {
     throw badRequest([{ field: 'page_size', description: `page_size must be positive (got ${pageSize}).` }]);
   }
-  const def = METRICS[metricType];
-  if (!def) {
-    throw new ApiError(
-      'UNIMPLEMENTED',
-      `The emulator does not serve metric type "${metricType}"; it serves ${Object.keys(METRICS).join(', ')}.`,
-    );
-  }
   const aggregation = parseAggregation(
     request.aggregation as Record<string, unknown> | undefined,
+    def.kind,
     def.valueType,
   );
   const headersOnly = request.view === 'HEADERS';
@@ -234,7 +261,8 @@ function readListRequest(request: Record<string, unknown>): ListRequest {
     metricType,
     def,
     terms,
-    start,
+    // An instant [end, end] is read as (end − 1 ms, end].
+    start: start === end ? end - 1 : start,
     end,
     aggregation,
     headersOnly,
@@ -246,14 +274,18 @@ function readListRequest(request: Record<string, unknown>): ListRequest {
   };
 }
 
-/** The samples of the metric in (start, end] that the filter keeps, one series per label set. */
-function rawSeries(samples: ServedSample[], q: ListRequest): RawSeries[] {
+/** The served samples in (start, end] that count for a metric, one series per label set. */
+function servedSeries(
+  samples: ServedSample[],
+  q: ListRequest,
+  counts: (s: ServedSample) => boolean,
+  labels: (s: ServedSample) => Labels,
+): RawSeries[] {
   const series = new Map<string, RawSeries>();
   for (const s of samples) {
-    if (s.time <= q.start || s.time > q.end || !q.def.counts(s)) continue;
-    const metric = q.def.labels(s);
+    if (s.time <= q.start || s.time > q.end || !counts(s)) continue;
+    const metric = labels(s);
     const resource = resourceLabels(s);
-    if (!matches(q.terms, metric, resource)) continue;
     const id = seriesKey({ metric, resource });
     let one = series.get(id);
     if (!one) series.set(id, (one = { metric, resource, points: [] }));
@@ -262,25 +294,33 @@ function rawSeries(samples: ServedSample[], q: ListRequest): RawSeries[] {
   return [...series.values()];
 }
 
+/** The metric's series the filter keeps, with their points in (start, end]. */
+function rawSeries(core: EmulatorCore, project: string, q: ListRequest): RawSeries[] {
+  return q.def
+    .series(core, project, q)
+    .filter((s) => matches(q.terms, q.def.resourceType, s.metric, s.resource))
+    .map((s) => ({ ...s, points: s.points.filter((p) => p.time > q.start && p.time <= q.end) }));
+}
+
 function listTimeSeries(core: EmulatorCore, ctx: RequestContext): void {
   const project = core.resolveProject(ctx.params[0]!);
   const q = readListRequest(checkQuery(ctx.url, `${MONITORING}.ListTimeSeriesRequest`, ['name']));
-  const raw = rawSeries(core.served.samples(project.number), q);
+  const raw = rawSeries(core, project.number, q);
   const series = aggregate(raw, q.aggregation, q.def.valueType, q.start, q.end);
   const page = paginate(series, q);
   if (page.items.length === 0) return sendJson(ctx.res, 200, {});
-  const shape = outputShape(q.aggregation, q.def.valueType, q.def.unit);
+  const shape = outputShape(q.aggregation, q.def.kind, q.def.valueType, q.def.unit);
   const { aligner, periodMs } = q.aggregation;
-  // Raw points cover the millisecond of their request; GAUGE points are instants.
+  // GAUGE points are instants; raw DELTA points cover the millisecond of their request.
   const intervalOf = (e: number) => ({
-    startTime: timestamp(aligner === 'ALIGN_NONE' ? e - 1 : shape.metricKind === 'GAUGE' ? e : e - periodMs),
+    startTime: timestamp(shape.metricKind === 'GAUGE' ? e : aligner === 'ALIGN_NONE' ? e - 1 : e - periodMs),
     endTime: timestamp(e),
   });
   sendJson(ctx.res, 200, {
     timeSeries: page.items.map((s) => ({
       metric: { type: q.metricType, ...(Object.keys(s.metric).length ? { labels: s.metric } : {}) },
       resource: {
-        type: ENDPOINT_RESOURCE,
+        type: q.def.resourceType,
         ...(Object.keys(s.resource).length ? { labels: s.resource } : {}),
       },
       metricKind: shape.metricKind,

@@ -32,6 +32,8 @@ export const TimingSchema = z
     computeOperationMs: duration(DAY_MS, 200),
     /** Forwarding rule created → `pscConnectionStatus` leaves PENDING. */
     pscAcceptMs: duration(DAY_MS, 300),
+    /** A deployed model that never gets ready restarts its container (logging its start again) this often; 0: never. */
+    restartMs: duration(DAY_MS, 10_000),
     tokenLifetimeSeconds: z.number().int().min(1).max(86_400).default(3600),
   })
   .strict();

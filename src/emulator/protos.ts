@@ -5,9 +5,10 @@ import { Enum, type Field, MapField, Root, type Type, type Message } from 'proto
 /**
  * The official Vertex AI v1beta1 message definitions (the `.proto` files `@google-cloud/aiplatform`
  * ships, with their google/api, google/rpc, google/longrunning and google/protobuf imports from
- * google-gax), Cloud Monitoring v3's (from `@google-cloud/monitoring`), and a proto3-JSON checker
- * over them: the emulator uses it to accept exactly what Google's JSON transcoding accepts, and
- * tests use it to prove request/response bodies are valid.
+ * google-gax), Cloud Monitoring v3's (from `@google-cloud/monitoring`), Cloud Quotas v1's (from
+ * `@google-cloud/cloudquotas`), Cloud Logging v2's (from `@google-cloud/logging-api`), and a
+ * proto3-JSON checker over them: the emulator uses it to accept exactly what Google's JSON
+ * transcoding accepts, and tests use it to prove request/response bodies are valid.
  */
 
 const SERVICE_FILES = [
@@ -17,6 +18,8 @@ const SERVICE_FILES = [
   // The google.rpc.Status detail messages (ErrorInfo, BadRequest, RetryInfo, ...).
   'google/rpc/error_details.proto',
   'google/monitoring/v3/metric_service.proto',
+  'google/api/cloudquotas/v1/cloudquotas.proto',
+  'google/logging/v2/logging.proto',
 ];
 
 export const V1BETA1 = 'google.cloud.aiplatform.v1beta1';
@@ -25,13 +28,15 @@ let cachedRoot: Root | undefined;
 
 function protoSearchPath(): string[] {
   const aiplatform = path.dirname(require.resolve('@google-cloud/aiplatform/package.json'));
-  const monitoring = path.dirname(require.resolve('@google-cloud/monitoring/package.json'));
+  const packages = ['monitoring', 'cloudquotas', 'logging-api'].map((name) =>
+    path.dirname(require.resolve(`@google-cloud/${name}/package.json`)),
+  );
   // google-gax exports no package.json; its protos sit at build/protos next to build/src.
   const gax = path.resolve(require.resolve('google-gax', { paths: [aiplatform] }), '../../protos');
-  return [path.join(aiplatform, 'build', 'protos'), path.join(monitoring, 'build', 'protos'), gax];
+  return [aiplatform, ...packages].map((dir) => path.join(dir, 'build', 'protos')).concat(gax);
 }
 
-/** The loaded v1beta1 (and Monitoring v3) protos, field names as written in the .proto files (snake_case). */
+/** The loaded protos (v1beta1, Monitoring v3, Cloud Quotas v1, Logging v2), field names as written in the .proto files (snake_case). */
 export function vertexProtoRoot(): Root {
   if (cachedRoot) return cachedRoot;
   const searchPath = protoSearchPath();
@@ -92,6 +97,11 @@ const WRAPPERS: Record<string, string> = {
 const DURATION_RE = /^(-)?(\d+)(?:\.(\d{1,9}))?s$/;
 const TIMESTAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$/;
 const MAX_DURATION_SECONDS = 315_576_000_000n;
+
+/** Milliseconds of a proto3-JSON Duration already checked by `checkProtoJson` (`"300s"`, `"1.5s"`). */
+export function durationMs(duration: string): number {
+  return Math.round(Number(duration.slice(0, -1)) * 1000);
+}
 
 class Walker {
   readonly violations: FieldViolation[] = [];

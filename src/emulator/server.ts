@@ -7,13 +7,16 @@ import { OAuthError, STS_PATH } from './auth';
 import { computeRoutes, pscConnectionStatus } from './compute';
 import { EmulatorCore, endpointName } from './core';
 import { deployModelRoutes } from './deploy-model';
+import { endpointUpdateRoutes } from './endpoint-update';
 import { ApiError, statusNameForHttp } from './errors';
 import type { FaultAction } from './faults';
 import { MANAGEMENT_BODY_LIMIT, type RequestContext, type Route, holdCall, readBody, sendJson } from './http';
 import { inferenceRoutes } from './inference';
+import { loggingRoutes } from './logging';
 import { recordWhenAnswered } from './metrics';
 import { monitoringRoutes } from './monitoring';
 import { type EmulatorOptions, parseEmulatorConfig } from './options';
+import { cloudQuotasRoutes } from './quotas';
 import { routeInference, servedModelSpellings, servingHeaders } from './traffic';
 import { vertexRoutes } from './vertex';
 
@@ -118,13 +121,24 @@ function authError(core: EmulatorCore, req: IncomingMessage, url: URL, now: numb
   );
 }
 
-function forbiddenError(route: Route, path: string): ApiError {
-  const resource = path
-    .replace(/^\/(v1|v1beta1|v3|compute\/v1)\//, '')
-    .replace(/:[A-Za-z]+$/, '')
-    .replace(/\/timeSeries$/, '');
+/** The service an API's 403s name. */
+const SERVICES: Partial<Record<Route['api'], string>> = {
+  monitoring: 'monitoring.googleapis.com',
+  cloudquotas: 'cloudquotas.googleapis.com',
+  logging: 'logging.googleapis.com',
+};
+
+function forbiddenError(route: Route, path: string, project: string | undefined): ApiError {
+  // Logging names its project in the body; the others in the path.
+  const resource =
+    route.api === 'logging'
+      ? `projects/${project ?? '-'}`
+      : path
+          .replace(/^\/(v1|v1beta1|v3|compute\/v1)\//, '')
+          .replace(/:[A-Za-z]+$/, '')
+          .replace(/\/timeSeries$/, '');
   const permission = route.permission ?? 'unknown';
-  const service = route.api === 'monitoring' ? 'monitoring.googleapis.com' : 'aiplatform.googleapis.com';
+  const service = SERVICES[route.api] ?? 'aiplatform.googleapis.com';
   return route.api === 'compute'
     ? new ApiError('PERMISSION_DENIED', `Required '${permission}' permission for '${resource}'`, {
         computeReason: 'forbidden',
@@ -161,6 +175,15 @@ function getProject(core: EmulatorCore, ctx: RequestContext): void {
   });
 }
 
+/** The body as JSON, or undefined: its handler reports a malformed body properly. */
+function tryParseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** Lets the handler run to completion, then cuts the connection instead of answering. */
 function loseResponse(req: IncomingMessage, res: ServerResponse): void {
   res.writeHead = (() => res) as typeof res.writeHead;
@@ -181,7 +204,7 @@ async function stsToken(core: EmulatorCore, ctx: RequestContext): Promise<void> 
   }
 }
 
-/** Starts the emulator: one HTTP server for Vertex, Compute, inference, Monitoring, STS and the admin API. */
+/** Starts the emulator: one HTTP server for Vertex, Compute, inference, Monitoring, Cloud Quotas, Logging, STS and the admin API. */
 export async function startEmulator(options: EmulatorOptions = {}): Promise<RunningEmulator> {
   const { storage: givenStorage, log: givenLog, ...rest } = options;
   const config = parseEmulatorConfig(rest);
@@ -194,7 +217,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     ...vertexRoutes(core),
     ...deployModelRoutes(core),
     ...inferenceRoutes(),
+    ...endpointUpdateRoutes(core),
     ...monitoringRoutes(core),
+    ...cloudQuotasRoutes(core),
+    ...loggingRoutes(core),
     ...computeRoutes(core),
     {
       id: 'resourcemanager.projects.get',
@@ -245,7 +271,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         `The requested URL ${url.pathname} was not found on this server (prediction host).`,
       );
     }
-    const project = route.project?.(params);
+    if (route.projectFromBody) ctx.body = await readBody(req, MANAGEMENT_BODY_LIMIT);
+    const project = route.projectFromBody
+      ? route.projectFromBody(tryParseJson(ctx.body!))
+      : route.project?.(params);
     core.countCall(project ? core.resolveProject(project).number : undefined, route.id);
     if (host.kind === 'psc' && !host.accepted) {
       // No accepted PSC connection: packets to this address go nowhere.
@@ -287,7 +316,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
       // A `403` fault refuses like a forbidden project: after authentication, as IAM does.
       if (fault.type === 'forbidden' || (project && core.isForbidden(project))) {
         req.resume();
-        throw forbiddenError(route, url.pathname);
+        throw forbiddenError(route, url.pathname, project);
       }
     }
     takenByModel();

@@ -3,6 +3,7 @@ import {
   type ModelDims,
   type ModelFamily,
   SUPPORTED_ARCHITECTURES,
+  countParameters,
   detectFamily,
   detectLayout,
   expectedTensors,
@@ -15,7 +16,7 @@ import {
 } from '../safetensors/header';
 import { type ModelStore, StorageAccessError, type StoredObject } from '../storage';
 import type { RpcStatus } from './errors';
-import type { ServedModel, ServingInspection } from './state';
+import type { ModelFacts, ServedModel, ServingInspection } from './state';
 
 /**
  * What Google's side does with a custom-weights folder, modelled on the two programs involved:
@@ -65,9 +66,14 @@ const SAFETENSORS_VARIANTS: Partial<Record<HeaderProblemCode, string>> = {
 };
 
 class Failure extends Error {
+  /** config.json's facts, once read (a serving-stage failure comes after them). */
+  facts?: ModelFacts;
+
   constructor(
     readonly stage: 'import' | 'serving',
     readonly status: RpcStatus,
+    /** For serving failures: the server's last log line, and what it was loading. */
+    readonly serverLog?: { line: string; phase: 'tokenizer' | 'weights' },
   ) {
     super(status.message);
   }
@@ -77,8 +83,15 @@ export async function inspectModelFolder(store: ModelStore, ctx: InspectContext)
   try {
     return { ok: true, served: await inspect(store, ctx) };
   } catch (err) {
-    if (err instanceof Failure) return { ok: false, stage: err.stage, error: err.status };
-    throw err;
+    if (!(err instanceof Failure)) throw err;
+    if (err.stage === 'import') return { ok: false, stage: 'import', error: err.status };
+    return {
+      ok: false,
+      stage: 'serving',
+      error: err.status,
+      ...(err.serverLog ? { logLine: err.serverLog.line, phase: err.serverLog.phase } : {}),
+      ...(err.facts ? { facts: err.facts } : {}),
+    };
   }
 }
 
@@ -90,17 +103,48 @@ function importFailure(ctx: InspectContext, why: string): Failure {
 }
 
 /** How Vertex reports a serving container that died at startup, with the log line that explains it. */
-function serverFailure(ctx: InspectContext, logLine: string): Failure {
+export function serverExitedStatus(
+  ctx: Pick<InspectContext, 'projectNumber' | 'endpointId' | 'location'>,
+  logLine: string,
+): RpcStatus {
   const logs =
     `https://console.cloud.google.com/logs/viewer?project=${ctx.projectNumber}` +
     `&resource=aiplatform.googleapis.com%2FEndpoint&advancedFilter=resource.labels.endpoint_id%3D%22${ctx.endpointId}%22` +
     `%20resource.labels.location%3D%22${ctx.location}%22`;
-  return new Failure('serving', {
+  return {
     code: 9,
     message:
       `Model server exited unexpectedly. Model server logs can be found at ${logs}. ` +
       `Last error in the model server log: ${logLine}`,
-  });
+  };
+}
+
+function serverFailure(
+  ctx: InspectContext,
+  logLine: string,
+  phase: 'tokenizer' | 'weights' = 'weights',
+): Failure {
+  return new Failure('serving', serverExitedStatus(ctx, logLine), { line: logLine, phase });
+}
+
+/** vLLM's names of the float dtypes `--dtype auto` takes from config.json. */
+const VLLM_DTYPES: Record<string, string> = { BF16: 'bfloat16', F16: 'float16', F32: 'float32' };
+
+function factsOf(architecture: string, family: ModelFamily, dims: ModelDims): ModelFacts {
+  let parameters: number | undefined;
+  try {
+    parameters = countParameters(family, dims).total;
+  } catch {
+    parameters = undefined; // a layout the arithmetic does not know: the memory check uses the headers
+  }
+  const dtype = dims.dtype ? VLLM_DTYPES[dims.dtype] : undefined;
+  return {
+    architecture,
+    ...(dims.maxPositionEmbeddings ? { maxModelLen: dims.maxPositionEmbeddings } : {}),
+    ...(parameters ? { parameters } : {}),
+    ...(dtype ? { dtype } : {}),
+    numLayers: dims.numLayers,
+  };
 }
 
 async function listFolder(store: ModelStore, ctx: InspectContext): Promise<StoredObject[]> {
@@ -195,6 +239,27 @@ async function inspect(store: ModelStore, ctx: InspectContext): Promise<ServedMo
   }
 
   // --- vLLM serving container: tokenizer first, then weights.
+  const facts = factsOf(detection.architecture, family, dims);
+  try {
+    return {
+      ...facts,
+      family: family.id,
+      ...(await loadModel(store, files, ctx, detection.architecture, family, dims)),
+    };
+  } catch (err) {
+    if (err instanceof Failure) err.facts = facts;
+    throw err;
+  }
+}
+
+async function loadModel(
+  store: ModelStore,
+  files: Map<string, StoredObject>,
+  ctx: InspectContext,
+  architecture: string,
+  family: ModelFamily,
+  dims: ModelDims,
+): Promise<{ chatTemplate: boolean; weightBytes?: number }> {
   const tokenizerConfig = await readTokenizerConfig(store, files, ctx);
   const hasSlowBpe = files.has('vocab.json') && files.has('merges.txt');
   if (!TOKENIZER_FILES.some((f) => files.has(f)) && !hasSlowBpe) {
@@ -202,7 +267,8 @@ async function inspect(store: ModelStore, ctx: InspectContext): Promise<ServedMo
       ctx,
       `OSError: Can't load tokenizer for '/tmp/model'. If you were trying to load it from 'https://huggingface.co/models', ` +
         `make sure you don't have a local directory with the same name. Otherwise, make sure '/tmp/model' is the correct path ` +
-        `to a directory containing all relevant files for a ${detection.architecture.replace(/For\w+$/, '')}TokenizerFast tokenizer.`,
+        `to a directory containing all relevant files for a ${architecture.replace(/For\w+$/, '')}TokenizerFast tokenizer.`,
+      'tokenizer',
     );
   }
   const chatTemplate =
@@ -212,17 +278,11 @@ async function inspect(store: ModelStore, ctx: InspectContext): Promise<ServedMo
     files.has('chat_template.json');
 
   const weightFiles = await selectWeightFiles(store, files, ctx);
-  if (weightFiles.format === 'safetensors') {
-    const tensors = await readAllHeaders(store, weightFiles.files, ctx);
-    // Mistral-format (consolidated) checkpoints use other names; vLLM remaps them, we only check headers.
-    if (!weightFiles.mistral) checkTensors(family, dims, tensors, detection.architecture, ctx);
-  }
-  return {
-    architecture: detection.architecture,
-    family: family.id,
-    chatTemplate,
-    ...(dims.maxPositionEmbeddings ? { maxModelLen: dims.maxPositionEmbeddings } : {}),
-  };
+  if (weightFiles.format !== 'safetensors') return { chatTemplate };
+  const { tensors, bytes } = await readAllHeaders(store, weightFiles.files, ctx);
+  // Mistral-format (consolidated) checkpoints use other names; vLLM remaps them, we only check headers.
+  if (!weightFiles.mistral) checkTensors(family, dims, tensors, architecture, ctx);
+  return { chatTemplate, weightBytes: bytes };
 }
 
 async function readTokenizerConfig(
@@ -238,6 +298,7 @@ async function readTokenizerConfig(
     throw serverFailure(
       ctx,
       `json.decoder.JSONDecodeError in tokenizer_config.json: ${(err as Error).message}`,
+      'tokenizer',
     );
   }
 }
@@ -295,8 +356,9 @@ async function readAllHeaders(
   store: ModelStore,
   files: StoredObject[],
   ctx: InspectContext,
-): Promise<Map<string, LoadedTensor>> {
+): Promise<{ tensors: Map<string, LoadedTensor>; bytes: number }> {
   const tensors = new Map<string, LoadedTensor>();
+  let bytes = 0;
   for (const file of files) {
     const result = await readSafetensorsHeader(store, file, { maxHeaderBytes: SAFETENSORS_MAX_HEADER_BYTES });
     for (const problem of result.problems) {
@@ -314,8 +376,9 @@ async function readAllHeaders(
     }
     for (const tensor of result.header?.tensors ?? [])
       tensors.set(tensor.name, { shape: tensor.shape, file: file.name });
+    bytes += result.header?.dataBytes ?? 0;
   }
-  return tensors;
+  return { tensors, bytes };
 }
 
 const MAX_NAMES_IN_MESSAGE = 10;

@@ -11,19 +11,58 @@ import type { TimingInput } from './options';
  * a state saved to disk resumes exactly where it was (running operations keep their deadlines).
  */
 
-/** What the serving container learned from the model folder; kept with the model for inference. */
-export interface ServedModel {
+/** What config.json says about the model: what a serving container checks its flags and memory against. */
+export interface ModelFacts {
   architecture: string;
+  /** `max_position_embeddings`. */
+  maxModelLen?: number;
+  /** Parameters the server allocates at start (counted from config.json). */
+  parameters?: number;
+  /** config.json's `torch_dtype` as vLLM names it (`bfloat16`, `float16`, `float32`), what `--dtype auto` takes. */
+  dtype?: string;
+  numLayers?: number;
+}
+
+/** What the serving container learned from the model folder; kept with the model for inference. */
+export interface ServedModel extends ModelFacts {
   /** Family id from `src/models` when the architecture is one we know. */
   family?: string;
   /** Chat completions need a chat template, as in vLLM. */
   chatTemplate: boolean;
-  maxModelLen?: number;
+  /** Bytes of the tensors the safetensors headers declare. */
+  weightBytes?: number;
 }
 
 /** Result of the serving stack reading the model folder (see `serving.ts`). */
 export type ServingInspection =
-  { ok: true; served: ServedModel } | { ok: false; stage: 'import' | 'serving'; error: RpcStatus };
+  | { ok: true; served: ServedModel }
+  | { ok: false; stage: 'import'; error: RpcStatus }
+  | {
+      ok: false;
+      stage: 'serving';
+      error: RpcStatus;
+      /** The server's last log line (quoted in `error`) and what it was loading when it died. */
+      logLine?: string;
+      phase?: 'tokenizer' | 'weights';
+      /** config.json's facts (read before the server failed). */
+      facts?: ModelFacts;
+    };
+
+/**
+ * A deployed model whose replicas never become ready: its container starts again and again, and
+ * each attempt's lines are logged (lazily, up to the current time; see `container.ts`).
+ */
+export interface StuckContainer {
+  cause: 'healthTimeout' | 'wrongPort';
+  /** The port the server listens on, and the one Vertex sends its health checks to. */
+  listenPort: number;
+  probePort: number;
+  healthRoute: string;
+  /** When the deployment's own attempt ended; restarts follow every `restartMs`. */
+  since: number;
+  /** Restarts logged so far. */
+  logged: number;
+}
 
 export interface DeployedModelRecord {
   id: string;
@@ -46,6 +85,9 @@ export interface DeployedModelRecord {
   systemLabels?: Record<string, string>;
   fastTryoutEnabled?: boolean;
   enableContainerLogging?: boolean;
+  enableAccessLogging?: boolean;
+  /** Set when no replica ever becomes ready (with `neverReady`). */
+  stuck?: StuckContainer;
   served: ServedModel;
 }
 
@@ -80,6 +122,8 @@ export interface EndpointRecord extends VertexResourceRecord {
   };
   deployedModels: DeployedModelRecord[];
   trafficSplit: Record<string, number>;
+  /** Set by UpdateEndpointLongRunning (`:update`). */
+  clientConnectionConfig?: { inferenceTimeout?: string };
   /** Inference requests routed so far: the n-th takes routing draw n (see `traffic.ts`). */
   requestCount?: number;
 }
@@ -89,6 +133,9 @@ export interface ModelRecord extends VertexResourceRecord {
   containerSpec?: Record<string, unknown>;
   served?: ServedModel;
 }
+
+/** What a deploy-only fault (or the quota check) decided when the deployment was accepted. */
+export type DeployFault = 'quotaExhausted' | 'replicasNeverReady' | 'outOfMemory';
 
 export interface DeployWork {
   gcsUri: string;
@@ -109,7 +156,7 @@ export interface DeployWork {
   fastTryoutEnabled?: boolean;
   /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
   acceleratorType?: string;
-  fault?: 'quotaExhausted' | 'replicasNeverReady';
+  fault?: DeployFault;
   /**
    * The `createsAfterCancel` fault: a `:cancel` sets `endsAt` (cancel + `ms`) instead of ending the
    * operation; then the Model and Endpoint are created (if not yet) and it ends CANCELLED.
@@ -146,11 +193,18 @@ export interface DeployModelWork {
   trafficSplit?: Record<string, number>;
   /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
   acceleratorType?: string;
-  fault?: 'quotaExhausted' | 'replicasNeverReady';
+  fault?: DeployFault;
+  enableAccessLogging?: boolean;
 }
 
 export type VertexOperationKind =
-  'deploy' | 'deployModel' | 'undeploy' | 'mutateDeployedModel' | 'deleteEndpoint' | 'deleteModel';
+  | 'deploy'
+  | 'deployModel'
+  | 'undeploy'
+  | 'mutateDeployedModel'
+  | 'updateEndpoint'
+  | 'deleteEndpoint'
+  | 'deleteModel';
 
 export interface VertexOperationRecord {
   name: string;
@@ -170,6 +224,8 @@ export interface VertexOperationRecord {
   deployModel?: DeployModelWork;
   undeploy?: { deployedModelId: string; trafficSplit?: Record<string, number> };
   mutate?: MutateWork;
+  /** UpdateEndpointLongRunning: the endpoint's new `clientConnectionConfig` (absent = cleared). */
+  update?: { clientConnectionConfig?: { inferenceTimeout?: string } };
 }
 
 export interface AddressRecord {
@@ -247,10 +303,22 @@ export interface TokenRecord {
   scope?: string;
 }
 
+/** A region's accelerator quota as the admin API set it (keys: AcceleratorType names). */
+export interface RegionQuota {
+  /** Limits other than the default. */
+  limits?: Record<string, number>;
+  /** Usage on top of what the emulator's own deployments charge. */
+  usage?: Record<string, number>;
+  /** When `usage` was last set (Monitoring's usage series steps there). */
+  usageSetAt?: number;
+}
+
 export interface ProjectRecord {
   id?: string;
   /** Per-project timing overrides set through the admin API. */
   timing?: TimingInput;
+  /** Accelerator quota per region, set through the admin API. */
+  quota?: Record<string, RegionQuota>;
 }
 
 export interface EmulatorState {

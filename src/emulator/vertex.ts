@@ -13,11 +13,14 @@ import {
   readBody,
   sendJson,
 } from './http';
-import { DEFAULT_MACHINE_SPEC, checkMachineSpec } from './machines';
-import { V1BETA1, checkProtoJson } from './protos';
+import { checkContainerSpec, checkDedicatedResources } from './deploy-config';
+import { V1BETA1, checkProtoJson, durationMs } from './protos';
+import { paginate } from './paging';
 import { checkQuery } from './query';
+import { exceedsQuota } from './quotas';
 import { type TrafficSplit, checkEndpointSplit, checkUndeploySplit } from './traffic';
 import {
+  type DeployFault,
   type DeployWork,
   type DeployedModelRecord,
   type EndpointRecord,
@@ -42,7 +45,7 @@ export async function readMessage(ctx: RequestContext, typeName: string): Promis
   return result.value;
 }
 
-function etag(resource: VertexResourceRecord): string {
+export function etag(resource: VertexResourceRecord): string {
   return createHash('sha256')
     .update(`${resource.name}#${resource.revision}#${resource.updateTime}`)
     .digest('base64url')
@@ -81,6 +84,7 @@ export function endpointJson(endpoint: EndpointRecord, now: number): Record<stri
     ...(endpoint.dedicatedEndpointEnabled
       ? { dedicatedEndpointEnabled: true, dedicatedEndpointDns: dedicatedEndpointDns(endpoint) }
       : {}),
+    ...(endpoint.clientConnectionConfig ? { clientConnectionConfig: endpoint.clientConnectionConfig } : {}),
   };
 }
 
@@ -133,6 +137,7 @@ const METADATA_TYPES: Record<VertexOperationRecord['kind'], string> = {
   deployModel: 'DeployModelOperationMetadata',
   undeploy: 'UndeployModelOperationMetadata',
   mutateDeployedModel: 'MutateDeployedModelOperationMetadata',
+  updateEndpoint: 'UpdateEndpointOperationMetadata',
   deleteEndpoint: 'DeleteOperationMetadata',
   deleteModel: 'DeleteOperationMetadata',
 };
@@ -174,6 +179,24 @@ function checkLocation(location: string): void {
 
 export function newOperationName(project: string, location: string, parent?: string): string {
   return `${parent ?? `projects/${project}/locations/${location}`}/operations/${numericId()}`;
+}
+
+/**
+ * What a deployment accepted now will meet: a deploy fault, or (as Vertex decides once the
+ * operation runs) the accelerator quota it would exceed.
+ */
+export function deployFault(
+  core: EmulatorCore,
+  ctx: RequestContext,
+  project: string,
+  location: string,
+  resources: Record<string, unknown>,
+): { fault?: DeployFault } {
+  const { type } = ctx.fault;
+  if (type === 'quotaExhausted' || exceedsQuota(core, project, location, resources))
+    return { fault: 'quotaExhausted' };
+  if (type === 'replicasNeverReady' || type === 'outOfMemory') return { fault: type };
+  return {};
 }
 
 export type Message = Record<string, unknown>;
@@ -224,12 +247,15 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const endpointConfig = asMessage(request.endpointConfig);
   const deployConfig = asMessage(request.deployConfig);
   const containerSpec =
-    modelConfig.containerSpec === undefined ? undefined : asMessage(modelConfig.containerSpec);
-  if (containerSpec && typeof containerSpec.imageUri !== 'string') {
+    modelConfig.containerSpec === undefined
+      ? undefined
+      : checkContainerSpec(asMessage(modelConfig.containerSpec));
+  if (endpointConfig.dedicatedEndpointDisabled === true && endpointConfig.dedicatedEndpointEnabled === true) {
     throw badRequest([
       {
-        field: 'model_config.container_spec.image_uri',
-        description: 'container_spec.image_uri is required when container_spec is set.',
+        field: 'endpoint_config.dedicated_endpoint_disabled',
+        description:
+          'endpoint_config.dedicated_endpoint_disabled and the deprecated dedicated_endpoint_enabled contradict each other; set only dedicated_endpoint_disabled.',
       },
     ]);
   }
@@ -256,42 +282,11 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
     ]);
   }
 
-  const resources = asMessage(deployConfig.dedicatedResources);
-  const machineSpec =
-    resources.machineSpec === undefined ? { ...DEFAULT_MACHINE_SPEC } : asMessage(resources.machineSpec);
-  checkMachineSpec(
-    machineSpec as { machineType?: string; acceleratorType?: string; acceleratorCount?: number },
+  const { resources, machineSpec, initialReplicas } = checkDedicatedResources(
+    deployConfig.dedicatedResources === undefined ? undefined : asMessage(deployConfig.dedicatedResources),
+    'deploy_config.dedicated_resources',
+    { defaults: true },
   );
-  const scaleToZero = resources.scaleToZeroSpec !== undefined;
-  const minReplicaCount =
-    typeof resources.minReplicaCount === 'number' ? resources.minReplicaCount : scaleToZero ? 0 : 1;
-  const maxReplicaCount =
-    typeof resources.maxReplicaCount === 'number' && resources.maxReplicaCount > 0
-      ? resources.maxReplicaCount
-      : minReplicaCount;
-  if (minReplicaCount < 1 && !scaleToZero) {
-    throw badRequest([
-      {
-        field: 'deploy_config.dedicated_resources.min_replica_count',
-        description: `min_replica_count must be at least 1 (got ${minReplicaCount}); 0 needs scale_to_zero_spec.`,
-      },
-    ]);
-  }
-  // With scale-to-zero the deployment starts with initial_replica_count replicas (default 1).
-  const initialReplicas =
-    minReplicaCount > 0
-      ? minReplicaCount
-      : typeof resources.initialReplicaCount === 'number' && resources.initialReplicaCount > 0
-        ? resources.initialReplicaCount
-        : 1;
-  if (maxReplicaCount < minReplicaCount) {
-    throw badRequest([
-      {
-        field: 'deploy_config.dedicated_resources.max_replica_count',
-        description: `max_replica_count (${maxReplicaCount}) must not be less than min_replica_count (${minReplicaCount}).`,
-      },
-    ]);
-  }
   const pscConfig = asMessage(endpointConfig.privateServiceConnectConfig);
   const psc =
     pscConfig.enablePrivateServiceConnect === true
@@ -355,13 +350,7 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
     endpointDisplayName:
       (endpointConfig.endpointDisplayName as string | undefined) || `${folderName}-mg-custom-deploy`,
     modelDisplayName: (modelConfig.modelDisplayName as string | undefined) || folderName,
-    // proto3 JSON leaves zero counts out.
-    dedicatedResources: {
-      ...resources,
-      machineSpec,
-      ...(minReplicaCount > 0 ? { minReplicaCount } : {}),
-      ...(maxReplicaCount > 0 ? { maxReplicaCount } : {}),
-    },
+    dedicatedResources: resources,
     initialReplicas,
     ...(containerSpec ? { containerSpec } : {}),
     dedicatedEndpointEnabled: !psc && endpointConfig.dedicatedEndpointDisabled !== true,
@@ -370,12 +359,8 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
       ? { systemLabels: deployConfig.systemLabels as Record<string, string> }
       : {}),
     ...(deployConfig.fastTryoutEnabled === true ? { fastTryoutEnabled: true } : {}),
-    ...(typeof machineSpec.acceleratorType === 'string'
-      ? { acceleratorType: machineSpec.acceleratorType }
-      : {}),
-    ...(ctx.fault.type === 'quotaExhausted' || ctx.fault.type === 'replicasNeverReady'
-      ? { fault: ctx.fault.type }
-      : {}),
+    ...(machineSpec.acceleratorType ? { acceleratorType: machineSpec.acceleratorType } : {}),
+    ...deployFault(core, ctx, project.number, location, resources),
     ...(ctx.fault.type === 'createsAfterCancel' ? { createsAfterCancel: { ms: ctx.fault.ms } } : {}),
     created: false,
   };
@@ -398,7 +383,7 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
 }
 
 /** Operation names may use the project id; stored names use the number. */
-function canonicalName(core: EmulatorCore, name: string): string {
+export function canonicalName(core: EmulatorCore, name: string): string {
   const match = /^projects\/([^/]+)\/(.*)$/.exec(name);
   return match ? `projects/${core.resolveProject(match[1]!).number}/${match[2]}` : name;
 }
@@ -442,8 +427,7 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
   const name = canonicalName(core, ctx.params[0]!);
   if (!core.state.operations[name])
     throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
-  const timeout =
-    typeof request.timeout === 'string' ? Number(request.timeout.replace(/s$/, '')) * 1000 : MAX_WAIT_MS;
+  const timeout = typeof request.timeout === 'string' ? durationMs(request.timeout) : MAX_WAIT_MS;
   const deadline = ctx.now + Math.min(Math.max(timeout, 0), MAX_WAIT_MS);
   for (;;) {
     core.advance(core.now());
@@ -454,40 +438,6 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
   const op = core.state.operations[name];
   if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
   sendJson(ctx.res, 200, operationJson(op));
-}
-
-interface PageToken {
-  offset: number;
-  filter: string;
-}
-
-function paginate<T>(items: T[], query: Record<string, unknown>): { page: T[]; nextPageToken?: string } {
-  const filter = typeof query.filter === 'string' ? query.filter : '';
-  const requested = typeof query.pageSize === 'number' && query.pageSize > 0 ? query.pageSize : 100;
-  const pageSize = Math.min(requested, 1000);
-  let offset = 0;
-  if (typeof query.pageToken === 'string' && query.pageToken !== '') {
-    let token: PageToken | undefined;
-    try {
-      token = JSON.parse(Buffer.from(query.pageToken, 'base64url').toString('utf8')) as PageToken;
-    } catch {
-      token = undefined;
-    }
-    if (!token || typeof token.offset !== 'number' || token.filter !== filter) {
-      throw badRequest([
-        {
-          field: 'page_token',
-          description: 'Invalid page_token: it does not come from a previous list call with the same filter.',
-        },
-      ]);
-    }
-    offset = token.offset;
-  }
-  const page = items.slice(offset, offset + pageSize);
-  const next = offset + pageSize;
-  return next < items.length
-    ? { page, nextPageToken: Buffer.from(JSON.stringify({ offset: next, filter })).toString('base64url') }
-    : { page };
 }
 
 function listEndpoints(core: EmulatorCore, ctx: RequestContext): void {
