@@ -25,6 +25,7 @@ export const FAST_TIMING = {
   deleteMs: 40,
   computeOperationMs: 40,
   pscAcceptMs: 60,
+  restartMs: 100,
 };
 
 export interface ApiResponse {
