@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { formatReport, runValidate } from '../../src/cli/commands/validate';
 import { RULES, ValidationReportSchema, validateModel } from '../../src/validation';
@@ -90,5 +93,92 @@ describe('garden-deploy validate', () => {
     const code = await runValidate(undefined, {}, { stdout: () => undefined, stderr: (t) => errors.push(t) });
     expect(code).toBe(2);
     expect(errors.join('')).toContain('give a model location');
+  });
+});
+
+describe('garden-deploy validate --spec', () => {
+  const RESERVATION = {
+    type: 'SPECIFIC_RESERVATION',
+    key: 'compute.googleapis.com/reservation-name',
+    values: ['projects/my-project-123/zones/us-central1-a/reservations/gpus'],
+  };
+  const spec = (overrides: Record<string, unknown> = {}) => ({
+    name: 'demo',
+    project: 'my-project-123',
+    region: 'us-central1',
+    model: { uri: 'gs://models-bucket/demo/' },
+    machine: { type: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
+    container: {
+      image: 'us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:latest',
+      args: ['--max-model-len=8192', '--tensor-parallel-size=2'],
+    },
+    capacity: { spot: true, reservation: RESERVATION },
+    validation: { contextLength: 2048 },
+    ...overrides,
+  });
+  const specDirs: string[] = [];
+  afterAll(() => Promise.all(specDirs.map((dir) => rm(dir, { recursive: true, force: true }))));
+  async function specFile(document: unknown): Promise<string> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-validate-spec-'));
+    specDirs.push(dir);
+    const file = path.join(dir, 'spec.yaml');
+    // JSON is YAML.
+    await writeFile(file, JSON.stringify(document, null, 2));
+    return file;
+  }
+
+  it("checks the folder with the spec's machine, context and serving settings; the corrected spec passes", async () => {
+    const dir = await sampleFolder();
+    expect(await run(dir, '--spec', await specFile(spec()))).toBe(1);
+    for (const rule of [
+      'vllm.max-model-len-exceeds-model',
+      'vllm.parallel-size',
+      'capacity.spot-reservation',
+    ])
+      expect(io.out).toContain(rule);
+    io.out = '';
+    const corrected = spec({
+      container: {
+        image: 'us-docker.pkg.dev/x/vllm:1',
+        args: ['--max-model-len=4096', '--tensor-parallel-size=1'],
+      },
+      capacity: { spot: false, reservation: RESERVATION },
+    });
+    expect(await run(dir, '--spec', await specFile(corrected), '--json'), io.out).toBe(0);
+    const report = ValidationReportSchema.parse(JSON.parse(io.out));
+    expect(report.sizing?.requirement.contextTokens).toBe(2048);
+    expect(report.sizing?.chosen?.machine.type).toBe('g2-standard-12');
+  });
+
+  it("validates the spec's model.uri when no location is given", async () => {
+    const { storage, gcsEndpoint } = await getTestEnv();
+    const bucket = await createTestBucket(storage, 'validate-spec');
+    const uri = await upload(storage, bucket, await sampleFolder(), 'model');
+    vi.stubEnv('STORAGE_EMULATOR_HOST', gcsEndpoint);
+    const file = await specFile(
+      spec({ model: { uri }, machine: 'auto', container: undefined, capacity: {} }),
+    );
+    expect(await run('--spec', file, '--json'), io.err).toBe(0);
+    expect(ValidationReportSchema.parse(JSON.parse(io.out)).location).toBe(uri);
+  });
+
+  it('exit 2 for a spec that cannot be read or used, or machine options beside it', async () => {
+    const dir = await sampleFolder();
+    expect(await run(dir, '--spec', path.join(os.tmpdir(), 'no-such-spec.yaml'))).toBe(2);
+    expect(io.err).toContain('cannot read the spec file');
+    io.err = '';
+    expect(await run(dir, '--spec', await specFile(spec({ project: 'X' })))).toBe(2);
+    expect(io.err).toMatch(/invalid deployment spec[\s\S]*project/);
+    io.err = '';
+    const args = [
+      '--machine-type',
+      'g2-standard-12',
+      '--accelerator-type',
+      'NVIDIA_L4',
+      '--accelerator-count',
+      '1',
+    ];
+    expect(await run(dir, '--spec', await specFile(spec()), ...args)).toBe(2);
+    expect(io.err).toContain('--spec takes the machine from the spec');
   });
 });

@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { z } from 'zod';
 import { MODEL_FAMILIES } from '../../models';
-import { ACCELERATOR_TYPES } from '../../spec/deployment-spec';
+import { ACCELERATOR_TYPES, type DeploymentSpec } from '../../spec/deployment-spec';
+import { InvalidSpecError, loadDeploymentSpecFile } from '../../spec/load';
 import { createStorage, isGcsUri, StorageAccessError } from '../../storage';
 import {
   DEFAULT_CONTEXT_LENGTH,
@@ -21,9 +22,11 @@ import {
 } from '../../validation';
 
 /**
- * `garden-deploy validate <gs://bucket/prefix | ./dir>`: pre-flight checks of a model folder.
- * Exit codes: 0 no errors (warnings allowed), 1 the model has errors, 2 the location could not be
- * read (bad URI, 403, 404, storage unavailable) or the options are invalid.
+ * `garden-deploy validate <gs://bucket/prefix | ./dir>`: pre-flight checks of a model folder;
+ * `--spec spec.yaml` checks the spec's model (or the given location) with the spec's machine,
+ * context length and serving settings (container args, capacity, replicas).
+ * Exit codes: 0 no errors (warnings allowed), 1 the model or settings have errors, 2 the location
+ * could not be read (bad URI, 403, 404, storage unavailable) or the options or spec are invalid.
  */
 
 export const EXIT_OK = 0;
@@ -57,8 +60,16 @@ const CliOptionsSchema = z
     concurrency: positiveInt('--concurrency', 64).optional(),
     maxHeaderBytes: positiveInt('--max-header-bytes', 100_000_000).optional(),
     nativeQuantization: z.boolean().default(true),
+    spec: z.string().min(1).optional(),
   })
   .superRefine((o, ctx) => {
+    if (o.spec !== undefined && (o.machineType ?? o.acceleratorType ?? o.acceleratorCount) !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          '--spec takes the machine from the spec: drop --machine-type, --accelerator-type and --accelerator-count',
+      });
+    }
     const given = [o.machineType, o.acceleratorType, o.acceleratorCount].filter(
       (v) => v !== undefined,
     ).length;
@@ -87,10 +98,18 @@ export function register(program: Command): void {
     .description(
       'Check a Hugging Face model folder before deploying it: files, config.json family, safetensors headers ' +
         '(ranged reads only), index, tensor shapes, quantization, tokenizer and chat template, and the Vertex machine ' +
-        'it needs. Exit code 0: no errors; 1: the model has errors; 2: the location could not be read or bad options.',
+        'it needs; with --spec, also the deployment settings against the model and machine (vLLM args, capacity, replicas). ' +
+        'Exit code 0: no errors; 1: the model or settings have errors; 2: the location could not be read, or bad options or spec.',
     )
-    .argument('[location]', 'gs://bucket/path/to/model or a local directory')
+    .argument(
+      '[location]',
+      'gs://bucket/path/to/model or a local directory (default with --spec: its model.uri)',
+    )
     .option('--json', 'print the report as JSON')
+    .option(
+      '--spec <file>',
+      'check as this deployment spec would deploy: its machine, validation.contextLength, container args, capacity and replicas',
+    )
     .option(
       '--machine-type <type>',
       'check this machine type, e.g. g2-standard-24 (with the two options below)',
@@ -126,23 +145,39 @@ export async function runValidate(
   rawOptions: Record<string, unknown>,
   io: ValidateIo,
 ): Promise<number> {
-  if (!location) {
-    io.stderr(
-      'garden-deploy validate: give a model location (gs://bucket/path or a local directory), or --rules\n',
-    );
-    return EXIT_UNREADABLE;
-  }
   const parsed = CliOptionsSchema.safeParse(rawOptions);
   if (!parsed.success) {
     io.stderr(`garden-deploy validate: ${parsed.error.issues.map((i) => i.message).join('; ')}\n`);
     return EXIT_UNREADABLE;
   }
   const cli = parsed.data;
+  let spec: DeploymentSpec | undefined;
+  if (cli.spec !== undefined) {
+    try {
+      spec = await loadDeploymentSpecFile(cli.spec);
+    } catch (err) {
+      const reason = err instanceof InvalidSpecError ? err.message : unreadableFile(err);
+      if (reason === undefined) throw err;
+      io.stderr(`garden-deploy validate: ${reason}\n`);
+      return EXIT_UNREADABLE;
+    }
+    location ??= spec.model.uri;
+  }
+  if (!location) {
+    io.stderr(
+      'garden-deploy validate: give a model location (gs://bucket/path or a local directory), --spec or --rules\n',
+    );
+    return EXIT_UNREADABLE;
+  }
   let report: ValidationReport;
   try {
-    report = await validateModel(location, toValidateOptions(cli), {
-      ...(isGcsUri(location) ? { storage: io.storage ?? createStorage() } : {}),
-    });
+    report = await validateModel(
+      location,
+      { ...toValidateOptions(cli), ...specOptions(spec, cli) },
+      {
+        ...(isGcsUri(location) ? { storage: io.storage ?? createStorage() } : {}),
+      },
+    );
   } catch (err) {
     if (err instanceof StorageAccessError || err instanceof InvalidValidationOptionsError) {
       io.stderr(`garden-deploy validate: ${err.message}\n`);
@@ -180,6 +215,28 @@ function toValidateOptions(cli: CliOptions): ValidateOptions {
     ...(cli.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: cli.maxHeaderBytes }),
     allowNativeQuantization: cli.nativeQuantization,
   };
+}
+
+/** What a spec adds: its machine (unless auto), context length and serving settings; CLI flags win. */
+function specOptions(spec: DeploymentSpec | undefined, cli: CliOptions): ValidateOptions {
+  if (!spec) return {};
+  return {
+    ...(spec.machine === 'auto' ? {} : { machine: spec.machine }),
+    contextLength: cli.contextLength ?? spec.validation.contextLength,
+    requireChat: cli.requireChat || (spec.validation.requireChat ?? false),
+    deployment: {
+      ...(spec.container ? { container: spec.container } : {}),
+      capacity: spec.capacity,
+      replicas: spec.replicas,
+    },
+  };
+}
+
+/** A spec file that cannot be read (missing, a directory, no permission), said plainly. */
+function unreadableFile(err: unknown): string | undefined {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'EACCES') return undefined;
+  return `cannot read the spec file: ${(err as Error).message}`;
 }
 
 const SECTIONS: Array<{ severity: Severity; title: string; mark: string }> = [
