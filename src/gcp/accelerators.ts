@@ -25,3 +25,39 @@ export type AcceleratorType = (typeof ACCELERATOR_TYPES)[number];
 export const DEPLOYABLE_ACCELERATOR_TYPES = ACCELERATOR_TYPES.filter(
   (type): type is Exclude<AcceleratorType, 'NVIDIA_TESLA_K80'> => type !== 'NVIDIA_TESLA_K80',
 );
+
+/** A serving accelerator's quota: its Cloud Quotas id and its metric (lifecycle-apis.md §4.2). */
+export interface ServingQuota {
+  quotaId: string;
+  metric: string;
+  /** No public source names it: the analogous name, assumed. */
+  unconfirmed?: true;
+}
+
+const quota = (id: string, metric: string, unconfirmed = false): ServingQuota => ({
+  quotaId: `CustomModelServing${id}PerProjectPerRegion`,
+  metric: `aiplatform.googleapis.com/custom_model_serving_${metric}`,
+  ...(unconfirmed ? { unconfirmed: true as const } : {}),
+});
+
+/**
+ * The per-project, per-region quota each serving accelerator is charged to (`maxReplicaCount ×
+ * acceleratorCount`), as gcloud's quota check maps them; the H100 Mega, H200, B200 and GB200 ids
+ * follow the same pattern without a source.
+ */
+export const SERVING_GPU_QUOTAS: Partial<Record<AcceleratorType, ServingQuota>> = {
+  NVIDIA_TESLA_P4: quota('P4GPUs', 'nvidia_p4_gpus'),
+  NVIDIA_TESLA_T4: quota('T4GPUs', 'nvidia_t4_gpus'),
+  NVIDIA_L4: quota('L4GPUs', 'nvidia_l4_gpus'),
+  NVIDIA_TESLA_V100: quota('V100GPUs', 'nvidia_v100_gpus'),
+  NVIDIA_TESLA_P100: quota('P100GPUs', 'nvidia_p100_gpus'),
+  NVIDIA_TESLA_A100: quota('A100GPUs', 'nvidia_a100_gpus'),
+  NVIDIA_A100_80GB: quota('A10080GBGPUs', 'nvidia_a100_80gb_gpus'),
+  NVIDIA_H100_80GB: quota('H100GPUs', 'nvidia_h100_gpus'),
+  NVIDIA_H100_MEGA_80GB: quota('H100MegaGPUs', 'nvidia_h100_mega_gpus', true),
+  NVIDIA_H200_141GB: quota('H200GPUs', 'nvidia_h200_gpus', true),
+  NVIDIA_B200: quota('B200GPUs', 'nvidia_b200_gpus', true),
+  NVIDIA_GB200: quota('GB200GPUs', 'nvidia_gb200_gpus', true),
+  NVIDIA_RTX_PRO_6000: quota('RTXPRO6000GPUs', 'nvidia_rtx_pro_6000_gpus'),
+  TPU_V5_LITEPOD: quota('V5ETPU', 'tpu_v5e'),
+};

@@ -3,6 +3,8 @@ import { z } from 'zod';
 export const DEFAULT_VERTEX_BASE_URL = 'https://{region}-aiplatform.googleapis.com';
 export const DEFAULT_COMPUTE_BASE_URL = 'https://compute.googleapis.com';
 export const DEFAULT_MONITORING_BASE_URL = 'https://monitoring.googleapis.com';
+export const DEFAULT_CLOUD_QUOTAS_BASE_URL = 'https://cloudquotas.googleapis.com';
+export const DEFAULT_LOGGING_BASE_URL = 'https://logging.googleapis.com';
 export const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 /** Where Vertex AI puts dedicated endpoint hosts (`{id}.{region}-{projectNumber}.prediction.vertexai.goog`). */
 export const DEFAULT_DEDICATED_DNS_SUFFIX = '.prediction.vertexai.goog';
@@ -27,8 +29,12 @@ export const GcpClientConfigSchema = z.strictObject({
       error: 'vertexBaseUrl must be an http(s) URL, optionally containing {region}',
     }),
   computeBaseUrl: httpUrl.default(DEFAULT_COMPUTE_BASE_URL),
-  /** Cloud Monitoring (upgrade gates read the endpoint's serving metrics there). */
+  /** Cloud Monitoring (upgrade gates read the endpoint's serving metrics there; quota usage too). */
   monitoringBaseUrl: httpUrl.default(DEFAULT_MONITORING_BASE_URL),
+  /** Cloud Quotas (the serving GPU quota limit, checked before `:deploy`). */
+  cloudQuotasBaseUrl: httpUrl.default(DEFAULT_CLOUD_QUOTAS_BASE_URL),
+  /** Cloud Logging (the serving container's lines, read when a start fails). */
+  loggingBaseUrl: httpUrl.default(DEFAULT_LOGGING_BASE_URL),
   /**
    * Unset: inference goes to `https://{dedicatedEndpointDns}` or `https://{PSC address}`. Set: the
    * connection goes to this URL instead, with `Host:` still naming the real host (how the local
@@ -93,6 +99,22 @@ export const GcpClientConfigSchema = z.strictObject({
 
 export type GcpClientConfigInput = z.input<typeof GcpClientConfigSchema>;
 export type GcpClientConfig = z.output<typeof GcpClientConfigSchema>;
+
+/** The client's base URLs: one per Google API it calls (plus inference's front end). */
+export const BASE_URL_KEYS = [
+  'vertexBaseUrl',
+  'computeBaseUrl',
+  'monitoringBaseUrl',
+  'cloudQuotasBaseUrl',
+  'loggingBaseUrl',
+  'predictionBaseUrl',
+] as const satisfies ReadonlyArray<keyof GcpClientConfigInput>;
+export type BaseUrlKey = (typeof BASE_URL_KEYS)[number];
+
+/** Every API at one URL: how the client talks to an emulator that serves them all. */
+export function everyApiAt(url: string): Record<BaseUrlKey, string> {
+  return Object.fromEntries(BASE_URL_KEYS.map((key) => [key, url])) as Record<BaseUrlKey, string>;
+}
 
 export class GcpConfigError extends Error {
   override readonly name = 'GcpConfigError';

@@ -6,7 +6,9 @@ import { type AccessTokenSource, googleAuthTokenSource } from './auth';
 import { type GcpClientConfig, type GcpClientConfigInput, parseGcpClientConfig } from './config';
 import { ComputeClient } from './compute';
 import { HttpTransport } from './http';
+import { LoggingClient } from './logging';
 import { MonitoringClient } from './monitoring';
+import { CloudQuotasClient } from './quotas';
 import { PredictionClient } from './prediction';
 import { SecretRegistry } from './redact';
 import { VertexClient } from './vertex';
@@ -20,9 +22,12 @@ export type { CallOptions } from './http';
 export * from './idempotency';
 export * from './input';
 export * from './labels';
+export * from './logging';
 export * from './monitoring';
 export * from './names';
 export * from './prediction';
+export * from './quotas';
+export type { ContainerInput } from './serving-resources';
 export { redactSecrets } from './redact';
 export * from './schemas';
 export * from './sse';
@@ -35,8 +40,12 @@ export interface GcpClient {
   compute: ComputeClient;
   /** Chat completions (unary/streaming), predict, rawPredict, streamRawPredict on an endpoint's host. */
   prediction: PredictionClient;
-  /** Cloud Monitoring reads (the serving metrics upgrade gates judge). */
+  /** Cloud Monitoring reads (the serving metrics upgrade gates judge, quota usage). */
   monitoring: MonitoringClient;
+  /** Cloud Quotas reads (the serving GPU quota limit). */
+  quotas: CloudQuotasClient;
+  /** Cloud Logging reads (the serving container's lines). */
+  logging: LoggingClient;
   config: GcpClientConfig;
 }
 
@@ -72,6 +81,8 @@ export function createGcpClient(config: GcpClientConfigInput = {}, deps: GcpClie
     compute: new ComputeClient(transport, parsed),
     prediction: new PredictionClient(transport, parsed),
     monitoring: new MonitoringClient(transport, parsed),
+    quotas: new CloudQuotasClient(transport, parsed),
+    logging: new LoggingClient(transport, parsed),
     config: parsed,
   };
 }

@@ -44,6 +44,7 @@ const ListTimeSeriesResponseSchema = z.looseObject({
 
 const ALIGNERS = [
   'ALIGN_NONE',
+  'ALIGN_NEXT_OLDER',
   'ALIGN_DELTA',
   'ALIGN_RATE',
   'ALIGN_SUM',

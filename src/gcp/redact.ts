@@ -13,6 +13,14 @@ const SECRET_PATTERNS: ReadonlyArray<[RegExp, string]> = [
   [/\b1\/\/[\w.-]{20,}/g, '[REDACTED]'],
   // JWTs (ID tokens, self-signed service-account assertions, STS subject tokens).
   [/\beyJ[\w-]*\.[\w-]+\.[\w-]*/g, '[REDACTED]'],
+  // Hugging Face and other vendor tokens a container may print.
+  [/\bhf_[A-Za-z0-9]{20,}/g, '[REDACTED]'],
+  [/\b(?:AKIA|ASIA)[A-Z0-9]{16}\b/g, '[REDACTED]'],
+  // `--hf-token X`, `HF_TOKEN=X`, `api_key: X` and the like, as servers log them.
+  [
+    /(\b[\w-]*(?:token|secret|password|api[_-]?key)\b["']?\s*(?:[:=]|\s)\s*["']?)(?!\[REDACTED\])(?=[^\s"',;]*[A-Za-z])[^\s"',;]{6,}/gi,
+    '$1[REDACTED]',
+  ],
   // Token fields in JSON or form bodies.
   [
     /("?(?:access_token|refresh_token|id_token|subject_token|client_secret|private_key|assertion)"?\s*[:=]\s*)("[^"]*"|[^&\s,}]+)/gi,

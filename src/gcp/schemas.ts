@@ -48,6 +48,8 @@ export const DeployedModelSchema = z.looseObject({
   displayName: z.string().optional(),
   createTime: z.string().optional(),
   dedicatedResources: DedicatedResourcesSchema.optional(),
+  enableContainerLogging: z.boolean().optional(),
+  enableAccessLogging: z.boolean().optional(),
   privateEndpoints: z
     .looseObject({
       predictHttpUri: z.string().optional(),
@@ -87,6 +89,7 @@ export const EndpointSchema = z.looseObject({
   updateTime: z.string().optional(),
   dedicatedEndpointEnabled: z.boolean().optional(),
   dedicatedEndpointDns: z.string().optional(),
+  clientConnectionConfig: z.looseObject({ inferenceTimeout: z.string().optional() }).optional(),
   privateServiceConnectConfig: PrivateServiceConnectConfigSchema.optional(),
 });
 export type Endpoint = z.infer<typeof EndpointSchema>;

@@ -1,11 +1,19 @@
 import { z } from 'zod';
-import { ACCELERATOR_TYPES } from './accelerators';
 import { parseGcsUri } from '../storage/uri';
 import { type GcpClientConfig, vertexBaseUrlFor } from './config';
 import { type GcpApiError, errorFromOperation, errorFromUnexpectedBody } from './errors';
 import { type CallOptions, type HttpMethod, type HttpTransport, sendJsonCall } from './http';
 import { parseInput } from './input';
 import { type Labels, LabelsSchema } from './labels';
+import {
+  ContainerInputSchema,
+  MachineInputSchema,
+  ScalingInputShape,
+  compact,
+  containerSpecJson,
+  dedicatedResourcesJson,
+  seconds,
+} from './serving-resources';
 import {
   ENDPOINT_USER_ID_RE,
   LOCATION_RE,
@@ -35,19 +43,6 @@ const DeployModelResponseSchema = MutateDeployedModelResponseSchema;
 const SERVICE = 'aiplatform.googleapis.com';
 
 const DisplayName = z.string().min(1).max(128);
-
-/** A replica's machine (MachineSpec); the accelerator type and count go together. */
-const MachineInputSchema = z
-  .strictObject({
-    machineType: z
-      .string()
-      .regex(/^[a-z0-9]+(?:-[a-z0-9]+)+$/, 'must be a machine type such as g2-standard-12'),
-    acceleratorType: z.enum(ACCELERATOR_TYPES).optional(),
-    acceleratorCount: z.number().int().min(1).max(16).optional(),
-  })
-  .refine((m) => (m.acceleratorType === undefined) === (m.acceleratorCount === undefined), {
-    error: 'acceleratorType and acceleratorCount must be given together',
-  });
 
 /** What `:deploy` needs for custom weights; validated before anything is sent. */
 export const DeployInputSchema = z
@@ -79,9 +74,13 @@ export const DeployInputSchema = z
     endpointDisplayName: DisplayName.optional(),
     /** Machine shape; the accelerator type and count go together. */
     machine: MachineInputSchema.optional(),
-    minReplicaCount: z.number().int().min(1).max(1000).default(1),
-    /** Defaults to minReplicaCount; GPU quota is charged for this many replicas. */
-    maxReplicaCount: z.number().int().min(1).max(1000).optional(),
+    ...ScalingInputShape,
+    minReplicaCount: ScalingInputShape.minReplicaCount.default(1),
+    /** Overrides of the serving container (ModelContainerSpec). */
+    container: ContainerInputSchema.optional(),
+    /** Serve on the shared regional domain instead of a dedicated endpoint. */
+    dedicatedEndpointDisabled: z.boolean().optional(),
+    fastTryoutEnabled: z.boolean().optional(),
     /** Private endpoint reachable only through Private Service Connect from these projects. */
     privateServiceConnect: z
       .strictObject({
@@ -106,32 +105,29 @@ export type DeployInput = z.input<typeof DeployInputSchema>;
  */
 export function buildDeployRequest(input: DeployInput): Record<string, unknown> {
   const i = parseInput(DeployInputSchema, input, 'deploy request');
-  const modelConfig = compact({ modelUserId: i.modelUserId, modelDisplayName: i.modelDisplayName });
+  const modelConfig = compact({
+    modelUserId: i.modelUserId,
+    modelDisplayName: i.modelDisplayName,
+    containerSpec: i.container && containerSpecJson(i.container),
+  });
   const endpointConfig = compact({
     endpointUserId: i.endpointUserId,
     endpointDisplayName: i.endpointDisplayName,
+    dedicatedEndpointDisabled: i.dedicatedEndpointDisabled || undefined,
     privateServiceConnectConfig: i.privateServiceConnect && {
       enablePrivateServiceConnect: true,
       projectAllowlist: i.privateServiceConnect.projectAllowlist,
     },
   });
-  const machineSpec = i.machine && compact({ ...i.machine });
   return compact({
     customModel: { gcsUri: i.gcsUri },
     modelConfig: Object.keys(modelConfig).length ? modelConfig : undefined,
     endpointConfig: Object.keys(endpointConfig).length ? endpointConfig : undefined,
-    deployConfig: {
-      dedicatedResources: compact({
-        machineSpec,
-        minReplicaCount: i.minReplicaCount,
-        maxReplicaCount: i.maxReplicaCount ?? i.minReplicaCount,
-      }),
-    },
+    deployConfig: compact({
+      dedicatedResources: dedicatedResourcesJson(i.machine, i),
+      fastTryoutEnabled: i.fastTryoutEnabled || undefined,
+    }),
   });
-}
-
-function compact<T extends Record<string, unknown>>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** A google.longrunning.Operation; `error` is already mapped (and not thrown). */
@@ -215,9 +211,9 @@ const DeployModelInputSchema = z
     model: z.string().min(1).max(1000),
     displayName: DisplayName.optional(),
     machine: MachineInputSchema,
-    minReplicaCount: ReplicaCount,
-    maxReplicaCount: ReplicaCount.optional(),
+    ...ScalingInputShape,
     enableContainerLogging: z.boolean().optional(),
+    enableAccessLogging: z.boolean().optional(),
     /** The endpoint's new split; "0" names the model being deployed. Empty/absent: split unchanged. */
     trafficSplit: TrafficSplitSchema.optional(),
   })
@@ -234,10 +230,17 @@ const MutateInputSchema = z
     deployedModelId: z.string().min(1).max(128),
     minReplicaCount: ReplicaCount.optional(),
     maxReplicaCount: ReplicaCount.optional(),
+    autoscalingMetricSpecs: ScalingInputShape.autoscalingMetricSpecs,
+    enableContainerLogging: z.boolean().optional(),
   })
-  .refine((i) => i.minReplicaCount !== undefined || i.maxReplicaCount !== undefined, {
-    error: 'give minReplicaCount, maxReplicaCount or both',
-  })
+  .refine(
+    (i) =>
+      i.minReplicaCount !== undefined ||
+      i.maxReplicaCount !== undefined ||
+      i.autoscalingMetricSpecs !== undefined ||
+      i.enableContainerLogging !== undefined,
+    { error: 'give what to change: replica counts, autoscalingMetricSpecs or enableContainerLogging' },
+  )
   .refine(
     (i) =>
       i.minReplicaCount === undefined ||
@@ -364,12 +367,21 @@ export class VertexClient {
     const dedicatedResources = compact({
       minReplicaCount: i.minReplicaCount,
       maxReplicaCount: i.maxReplicaCount,
+      autoscalingMetricSpecs: i.autoscalingMetricSpecs,
     });
     // FieldMask JSON: comma-separated lowerCamelCase paths relative to the DeployedModel.
-    const updateMask = Object.keys(dedicatedResources)
-      .map((field) => `dedicatedResources.${field}`)
-      .join(',');
-    const body = { deployedModel: { id: i.deployedModelId, dedicatedResources }, updateMask };
+    const updateMask = [
+      ...Object.keys(dedicatedResources).map((field) => `dedicatedResources.${field}`),
+      ...(i.enableContainerLogging !== undefined ? ['enableContainerLogging'] : []),
+    ].join(',');
+    const body = {
+      deployedModel: compact({
+        id: i.deployedModelId,
+        ...(Object.keys(dedicatedResources).length ? { dedicatedResources } : {}),
+        enableContainerLogging: i.enableContainerLogging,
+      }),
+      updateMask,
+    };
     return toOperation(
       await this.call(
         'POST',
@@ -393,12 +405,9 @@ export class VertexClient {
       id: i.deployedModelId,
       model: i.model,
       displayName: i.displayName,
-      dedicatedResources: {
-        machineSpec: compact({ ...i.machine }),
-        minReplicaCount: i.minReplicaCount,
-        maxReplicaCount: i.maxReplicaCount ?? i.minReplicaCount,
-      },
+      dedicatedResources: dedicatedResourcesJson(i.machine, i),
       enableContainerLogging: i.enableContainerLogging,
+      enableAccessLogging: i.enableAccessLogging,
     });
     const body = {
       deployedModel,
@@ -427,6 +436,19 @@ export class VertexClient {
   ): Promise<Endpoint> {
     const split = parseInput(TrafficSplitSchema, trafficSplit, 'traffic split');
     return this.patch('endpoint', name, 'trafficSplit', { trafficSplit: split }, options, EndpointSchema);
+  }
+
+  /**
+   * `POST v1beta1/{endpoint}:update` (UpdateEndpointLongRunning) — the one way to change
+   * `clientConnectionConfig`, here the inference timeout; returns its operation (response: Endpoint).
+   */
+  async setInferenceTimeout(name: string, timeoutMs: number, options: CallOptions = {}): Promise<Operation> {
+    const parsed = parseVertexName('endpoint', name);
+    const ms = parseInput(z.number().int().min(1_000).max(3_600_000), timeoutMs, 'inference timeout (ms)');
+    const body = { endpoint: { name, clientConnectionConfig: { inferenceTimeout: seconds(ms) } } };
+    return toOperation(
+      await this.call('POST', parsed.location, `${name}:update`, { body, options }, OperationSchema),
+    );
   }
 
   /** `DELETE v1beta1/{endpoint}` — fails with FAILED_PRECONDITION while models are deployed. */
