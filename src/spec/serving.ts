@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import { durationField } from './duration-field';
+import { AUTOSCALING_METRICS, autoscalingProblem } from './autoscaling';
+
+export { AUTOSCALING_METRICS, type AutoscalingMetric, PERCENT_METRICS } from './autoscaling';
 
 /**
  * The rest of Model Garden `:deploy`'s surface for custom weights (vertex-api.md §1.1–1.3), as the
@@ -110,10 +113,6 @@ export const ContainerSchema = z.strictObject({
 });
 export type Container = z.output<typeof ContainerSchema>;
 
-/** Short names of the autoscaling metrics Vertex accepts (under `aiplatform.googleapis.com/prediction/online/`). */
-export const AUTOSCALING_METRICS = ['accelerator/duty_cycle', 'cpu/utilization', 'request_count'] as const;
-export type AutoscalingMetric = (typeof AUTOSCALING_METRICS)[number];
-
 /** `dedicatedResources.autoscalingMetricSpecs[]`: scale out when a metric passes its target. */
 export const AutoscalingSchema = z
   .array(
@@ -123,9 +122,10 @@ export const AutoscalingSchema = z
       target: z.number().int().min(1).max(1_000_000),
     }),
   )
-  .min(1)
-  .max(AUTOSCALING_METRICS.length)
-  .refine((specs) => new Set(specs.map((s) => s.metric)).size === specs.length, 'each metric at most once');
+  .superRefine((targets, ctx) => {
+    const problem = autoscalingProblem(targets);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 /** `dedicatedResources.scaleToZeroSpec`: with `replicas.min: 0` (periods 5m–8h). */
 export const ScaleToZeroSchema = z.strictObject({

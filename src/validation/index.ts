@@ -14,6 +14,7 @@ export { DEFAULT_CONTEXT_LENGTH } from './sizing';
 export {
   checkDeploymentSettings,
   type DeploymentCheckInput,
+  deploymentSettingsOf,
   type DeploymentSettings,
   type DeploymentSettingsInput,
   DeploymentSettingsSchema,

@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import type { MachineSpec } from '../spec/deployment-spec';
+import type { DeploymentSpec, MachineSpec } from '../spec/deployment-spec';
 import {
   AUTOSCALING_METRICS,
-  type AutoscalingMetric,
   CapacitySchema,
+  PERCENT_METRICS,
   ContainerSchema,
   ScaleToZeroSchema,
 } from '../spec/serving';
@@ -41,6 +41,17 @@ export const DeploymentSettingsSchema = z.strictObject({
 export type DeploymentSettings = z.output<typeof DeploymentSettingsSchema>;
 export type DeploymentSettingsInput = z.input<typeof DeploymentSettingsSchema>;
 
+/** The settings of a parsed spec the validator cross-checks (the workflow's and `validate --spec`'s). */
+export function deploymentSettingsOf(
+  spec: Pick<DeploymentSpec, 'container' | 'capacity' | 'replicas'>,
+): DeploymentSettingsInput {
+  return {
+    ...(spec.container ? { container: spec.container } : {}),
+    capacity: spec.capacity,
+    replicas: spec.replicas,
+  };
+}
+
 export interface DeploymentCheckInput {
   deployment: DeploymentSettings;
   /** The machine each replica runs on (explicit, or the recommended one). */
@@ -50,9 +61,6 @@ export interface DeploymentCheckInput {
 }
 
 export type { ServingModel } from './vllm-checks';
-
-/** Percent metrics' range (Vertex's target for duty cycle and CPU utilisation). */
-const PERCENT_METRICS: readonly AutoscalingMetric[] = ['accelerator/duty_cycle', 'cpu/utilization'];
 
 /**
  * The findings of the deployment settings, from known inputs. `deployment` is the parsed form
