@@ -11,7 +11,7 @@ import {
   readBody,
   sendJson,
 } from './http';
-import { TimingSchema } from './options';
+import { TimingOverridesSchema } from './options';
 import { QuotaSettingSchema, quotaView, setQuota } from './quotas';
 import { projectNumberFor } from './state';
 import { endpointJson, modelJson, operationJson } from './vertex';
@@ -147,14 +147,12 @@ function issueToken(core: EmulatorCore, ctx: RequestContext): void {
   sendJson(ctx.res, 200, core.tokens.issue(ctx.now, 'https://www.googleapis.com/auth/cloud-platform'));
 }
 
-const PartialTimingSchema = TimingSchema.partial().strict();
-
 function getTiming(core: EmulatorCore, ctx: RequestContext): void {
   sendJson(ctx.res, 200, core.timing(core.resolveProject(ctx.params[0]!).number));
 }
 
 async function setTiming(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  const overrides = await readAdminBody(ctx, PartialTimingSchema, 'timing');
+  const overrides = await readAdminBody(ctx, TimingOverridesSchema, 'timing');
   const number = core.resolveProject(ctx.params[0]!).number;
   const record = (core.state.projects[number] ??= {});
   record.timing = { ...record.timing, ...overrides };

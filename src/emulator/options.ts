@@ -38,6 +38,20 @@ export const TimingSchema = z
   })
   .strict();
 
+type TimingShape = typeof TimingSchema.shape;
+
+/**
+ * A subset of the timing fields without their defaults: per-project overrides keep only what they
+ * name (the rest comes from the emulator's config, e.g. a test's fast timings).
+ */
+export const TimingOverridesSchema = z
+  .object(
+    Object.fromEntries(
+      Object.entries(TimingSchema.shape).map(([key, field]) => [key, field.unwrap().optional()]),
+    ) as { [K in keyof TimingShape]: z.ZodOptional<ReturnType<TimingShape[K]['unwrap']>> },
+  )
+  .strict();
+
 export type Timing = z.output<typeof TimingSchema>;
 export type TimingInput = z.input<typeof TimingSchema>;
 
