@@ -22,6 +22,7 @@ const VLLM_FLAGS: Record<string, 'int' | 'float' | 'string' | 'switch' | readonl
   'max-model-len': 'int',
   'tensor-parallel-size': 'int',
   'pipeline-parallel-size': 'int',
+  'data-parallel-size': 'int',
   dtype: ['auto', 'half', 'float16', 'bfloat16', 'float', 'float32'],
   'gpu-memory-utilization': 'float',
   'max-num-seqs': 'int',
@@ -58,6 +59,14 @@ const VLLM_FLAGS: Record<string, 'int' | 'float' | 'string' | 'switch' | readonl
   'generation-config': 'string',
   'uvicorn-log-level': ['debug', 'info', 'warning', 'error', 'critical', 'trace'],
   'api-key': 'string',
+};
+
+/** vLLM's short spellings. */
+const ALIASES: Record<string, string> = {
+  tp: 'tensor-parallel-size',
+  pp: 'pipeline-parallel-size',
+  dp: 'data-parallel-size',
+  q: 'quantization',
 };
 
 const PORT = 8080;
@@ -107,7 +116,7 @@ interface ParsedArgs {
   error?: string;
 }
 
-/** `vllm serve`'s argparse: `--flag=value` and `--flag value`, `_` spelled `-` as vLLM allows. */
+/** `vllm serve`'s argparse: `--flag=value` and `--flag value`, `_` spelled `-` and the short `-tp`/`-pp`/`-dp`/`-q`, as vLLM allows. */
 export function parseVllmArgs(args: readonly string[]): ParsedArgs {
   const values = new Map<string, string>();
   const switches = new Set<string>();
@@ -123,21 +132,24 @@ export function parseVllmArgs(args: readonly string[]): ParsedArgs {
   const first = i;
   for (; i < args.length; i++) {
     const token = args[i]!;
-    if (!token.startsWith('--')) {
-      // One positional: the model tag.
-      if (i === first && !values.has('model')) values.set('model', token);
+    const option = /^(--?)([^=]*)(?:=(.*))?$/s.exec(token);
+    if (!option || /^-\d/.test(token) || (option[1] === '-' && !ALIASES[option[2]!])) {
+      // One positional, the model tag; anything else argparse does not know.
+      if (!option && i === first && !values.has('model')) values.set('model', token);
       else unknown.push(token);
       continue;
     }
-    const [, rawName, inline] = /^--([^=]*)(?:=(.*))?$/s.exec(token)!;
-    const name = rawName!.replace(/_/g, '-');
+    const [, dashes, rawName, inline] = option as unknown as [string, string, string, string | undefined];
+    const name = dashes === '-' ? ALIASES[rawName]! : rawName.replace(/_/g, '-');
     const kind =
       VLLM_FLAGS[name] ??
       (name.startsWith('no-') && VLLM_FLAGS[name.slice(3)] === 'switch' ? 'switch' : undefined);
+    // A value is the next token unless that is an option (negative numbers are values).
+    const next = args[i + 1];
+    const nextIsValue = next !== undefined && !/^-(?!\d)/.test(next);
     if (kind === undefined) {
       unknown.push(token);
-      if (inline === undefined && args[i + 1] !== undefined && !args[i + 1]!.startsWith('--'))
-        unknown.push(args[++i]!);
+      if (inline === undefined && nextIsValue) unknown.push(args[++i]!);
       continue;
     }
     if (kind === 'switch') {
@@ -145,8 +157,7 @@ export function parseVllmArgs(args: readonly string[]): ParsedArgs {
       switches.add(name);
       continue;
     }
-    const value =
-      inline ?? (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') ? args[++i] : undefined);
+    const value = inline ?? (nextIsValue ? args[++i] : undefined);
     if (value === undefined) return fail(`argument --${name}: expected one argument`);
     if (kind === 'int' && !/^-?\d+$/.test(value))
       return fail(`argument --${name}: invalid int value: '${value}'`);

@@ -50,14 +50,15 @@ export interface GpuFacts {
 
 /**
  * The GPUs behind each accelerator type. Memory figures are those of src/validation/machines.ts
- * (L4 22.5 GiB, A100 40/80, H100 79.6, H200 140, …) plus the N1 attachable GPUs; the emulator keeps
- * its own table because it models the hardware, not our validator's arithmetic.
+ * (L4 22.5 GiB, A100 40/80, H100 79.6, H200 140, T4 14.75, V100 15.78, …); the emulator keeps its
+ * own table (by accelerator, with names and compute capabilities) because it models the hardware,
+ * not our validator's arithmetic.
  */
 export const GPUS: Readonly<Record<string, GpuFacts>> = {
   NVIDIA_TESLA_P4: { name: 'Tesla P4', memoryGiB: 7.4, computeCapability: 6.1 },
   NVIDIA_TESLA_P100: { name: 'Tesla P100-PCIE-16GB', memoryGiB: 16, computeCapability: 6.0 },
-  NVIDIA_TESLA_V100: { name: 'Tesla V100-SXM2-16GB', memoryGiB: 16, computeCapability: 7.0 },
-  NVIDIA_TESLA_T4: { name: 'Tesla T4', memoryGiB: 15, computeCapability: 7.5 },
+  NVIDIA_TESLA_V100: { name: 'Tesla V100-SXM2-16GB', memoryGiB: 15.78, computeCapability: 7.0 },
+  NVIDIA_TESLA_T4: { name: 'Tesla T4', memoryGiB: 14.75, computeCapability: 7.5 },
   NVIDIA_L4: { name: 'NVIDIA L4', memoryGiB: 22.5, computeCapability: 8.9 },
   NVIDIA_TESLA_A100: { name: 'NVIDIA A100-SXM4-40GB', memoryGiB: 40, computeCapability: 8.0 },
   NVIDIA_A100_80GB: { name: 'NVIDIA A100-SXM4-80GB', memoryGiB: 80, computeCapability: 8.0 },
