@@ -6,8 +6,10 @@ import { StateFileError, startEmulator } from '../../src/emulator';
 import { closeTestEnv } from '../harness/env';
 import {
   Api,
+  L4_MACHINE,
   deployBody,
   deployReady,
+  pollUntil,
   startTestEmulator,
   uniqueProject,
   uploadSampleModel,
@@ -105,6 +107,93 @@ describe('state file', () => {
       const resources = await second.admin.resources(project);
       expect(resources.endpoints.map((e) => e.name)).toEqual([expect.stringMatching(/\/endpoints\/late$/)]);
       expect(resources.models).toHaveLength(1);
+    } finally {
+      await second.emulator.close();
+    }
+  });
+
+  it('keeps quota settings, the inference timeout, logging flags and a never-ready container across a restart', async () => {
+    const stateFile = path.join(dir, 'serving.json');
+    const project = uniqueProject();
+    const first = await startTestEmulator({ stateFile });
+    await first.admin.setQuota(project, {
+      region: 'us-central1',
+      limits: { NVIDIA_L4: 9 },
+      usage: { NVIDIA_L4: 1 },
+    });
+    const { endpoint, operation } = await deployReady(first.api, project, model, {
+      endpoint: 'kept',
+      model: 'kept',
+    });
+    const updated = await first.api.post(`/v1beta1/${endpoint.name}:update`, {
+      endpoint: { clientConnectionConfig: { inferenceTimeout: '900s' } },
+    });
+    await waitForOperation(first.api, updated.json.name);
+    const deployModel = await first.api.post(`/v1beta1/${endpoint.name}:deployModel`, {
+      deployedModel: {
+        id: '5',
+        model: operation.response.model,
+        dedicatedResources: { machineSpec: L4_MACHINE, minReplicaCount: 1 },
+        enableAccessLogging: true,
+        enableContainerLogging: true,
+      },
+    });
+    await waitForOperation(first.api, deployModel.json.name);
+    const stuck = await first.api.post(
+      `/v1beta1/projects/${project}/locations/us-central1:deploy`,
+      deployBody(
+        model,
+        { endpoint: 'stuck', model: 'stuck' },
+        {
+          model_config: {
+            model_user_id: 'stuck',
+            container_spec: { image_uri: 'vllm', args: ['--port=9000'] },
+          },
+        },
+      ),
+    );
+    await waitForOperation(first.api, stuck.json.name);
+    // A timeout update still running when the emulator stops.
+    await first.admin.setTiming(project, { mutateMs: 300 });
+    const pending = await first.api.post(`/v1beta1/${endpoint.name}:update`, {
+      endpoint: { clientConnectionConfig: { inferenceTimeout: '1200s' } },
+    });
+    const token = first.api.token!;
+    await first.emulator.close();
+
+    const second = await startTestEmulator({ stateFile });
+    try {
+      const api = new Api(second.emulator.url, token);
+      expect(await second.admin.quota(project, 'us-central1')).toMatchObject({
+        limits: { NVIDIA_L4: 9 },
+        // 1 extra + 2 replicas + deployed model 5 + the stuck deployment's 2 replicas.
+        usage: { NVIDIA_L4: 6 },
+      });
+      const read = (await api.get(`/v1beta1/${endpoint.name}`)).json;
+      expect(read.clientConnectionConfig).toEqual({ inferenceTimeout: '900s' });
+      expect(read.deployedModels.find((m: { id: string }) => m.id === '5')).toMatchObject({
+        enableAccessLogging: true,
+        enableContainerLogging: true,
+      });
+      expect((await waitForOperation(api, pending.json.name)).response.clientConnectionConfig).toEqual({
+        inferenceTimeout: '1200s',
+      });
+      // Logs are not saved; the stuck container goes on restarting and logging.
+      await pollUntil('a restart after the restart', async () => {
+        const res = await api.post('/v2/entries:list', {
+          resourceNames: [`projects/${project}`],
+          filter: 'resource.labels.endpoint_id="stuck"',
+        });
+        return (res.json.entries ?? []).some((e: { jsonPayload: { message: string } }) =>
+          e.jsonPayload.message.includes('Uvicorn running on http://0.0.0.0:9000'),
+        )
+          ? true
+          : undefined;
+      });
+      const stuckEndpoint = (
+        await api.get(`/v1beta1/projects/${project}/locations/us-central1/endpoints/stuck`)
+      ).json;
+      expect(stuckEndpoint.deployedModels[0].status.availableReplicaCount).toBeUndefined();
     } finally {
       await second.emulator.close();
     }
