@@ -1,3 +1,4 @@
+import type { RootCause } from '../diagnosis/container-logs';
 import type { ServingStats } from '../rollout/gates';
 import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput, MachineSpec, SmokeMode } from '../spec';
 
@@ -22,6 +23,8 @@ export const NON_RETRYABLE_ERRORS = {
   scaleFailed: 'ScaleFailed',
   /** An upgrade's step that cannot work as asked (e.g. the endpoint lost a deployed model it needs). */
   upgradeFailed: 'UpgradeFailed',
+  /** The quota check found too little serving GPU quota: nothing was created. */
+  quotaShortfall: 'QuotaShortfall',
 } as const;
 
 /**
@@ -65,6 +68,8 @@ export interface ValidatedDeployment {
   spec: DeploymentSpec & { machine: MachineSpec };
   ids: DeploymentIds;
   validation: ValidationSummary;
+  /** With `machine: auto`: the machines that fit the model, best first (the quota check may pick a later one). */
+  machines?: MachineSpec[];
 }
 
 /**
@@ -171,6 +176,10 @@ export interface ScaleInput {
   deployedModelId: string;
   minReplicas: number;
   maxReplicas: number;
+  /** New autoscaling targets (all of them), when they change. */
+  autoscaling?: NonNullable<DeploymentSpec['replicas']['autoscaling']>;
+  /** Container logging on or off, when it changes. */
+  containerLogging?: boolean;
   ownership: OwnershipProof;
   /** Epoch ms after which the step fails when `minReplicas` are not available yet. */
   deadline: number;
@@ -353,6 +362,58 @@ export interface TrafficWindowResult {
   byDeployedModel: Record<string, ServingStats>;
 }
 
+/** `checkServingQuota`: the serving GPU quota against what the deployment asks for, before `:deploy`. */
+export interface QuotaCheckInput {
+  project: string;
+  region: string;
+  /** The chosen machine first; with `machine: auto`, the other fitting machines in order of preference. */
+  machines: MachineSpec[];
+  maxReplicas: number;
+}
+
+export interface QuotaCheckResult {
+  /** `fits`: enough quota; `unchecked`: the check could not run (warning says why); the deploy goes on either way. */
+  verdict: 'fits' | 'unchecked';
+  /** The machine to deploy on: the chosen one, or (machine auto) the first candidate that fits. */
+  machine: MachineSpec;
+  reading?: QuotaReading;
+  warning?: string;
+}
+
+/** One quota as read: its id and metric, the limit, what is used, and what the deployment asks for. */
+export interface QuotaReading {
+  quotaId: string;
+  metric: string;
+  limit: number;
+  usage: number;
+  requested: number;
+}
+
+/** `diagnoseStart`: the serving container's last lines and what they say, after a failed start. */
+export interface DiagnoseInput {
+  project: string;
+  region: string;
+  endpointId: string;
+  deployedModelId?: string;
+  /** Epoch ms: lines since then (the deploy's start). */
+  since: number;
+}
+
+export interface DiagnoseResult {
+  rootCause?: RootCause;
+  /** Why no lines could be read (e.g. roles/logging.viewer missing). */
+  unavailable?: string;
+}
+
+/** `configureDeployedModel`: what `:deploy` cannot set, once the deployed model exists. */
+export interface ConfigureInput {
+  endpoint: string;
+  deployedModelId: string;
+  ownership: OwnershipProof;
+  containerLogging: boolean;
+  inferenceTimeoutMs?: number;
+}
+
 export interface DeploymentActivities {
   validateWeights(spec: DeploymentSpecInput): Promise<Attempted<ValidatedDeployment>>;
   /** 0.1 workflows: `startDeploy` and `finishDeploy` in one activity, resumed from its heartbeat. */
@@ -383,4 +444,7 @@ export interface DeploymentActivities {
   setTraffic(input: TrafficInput): Promise<Attempted<TrafficResult>>;
   undeployRevision(input: UndeployRevisionInput): Promise<Attempted<CleanupResult>>;
   measureTraffic(input: TrafficWindowInput): Promise<Attempted<TrafficWindowResult>>;
+  checkServingQuota(input: QuotaCheckInput): Promise<Attempted<QuotaCheckResult>>;
+  diagnoseStart(input: DiagnoseInput): Promise<Attempted<DiagnoseResult>>;
+  configureDeployedModel(input: ConfigureInput): Promise<Attempted<{ changed: string[] }>>;
 }

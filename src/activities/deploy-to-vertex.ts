@@ -11,7 +11,7 @@ import {
   isNotFound,
   readDeployResponse,
 } from '../gcp';
-import { type MachineSpec, formatDuration } from '../spec';
+import { formatDuration } from '../spec';
 import {
   type Attempted,
   type DeployToVertexInput,
@@ -25,6 +25,7 @@ import type { ActivityContext } from './deps';
 import { currentAttempt, isCancellation, permanentFailure, toActivityFailure } from './failures';
 import { identityLabels } from './ownership';
 import { beat, callOptions, cancelRequestedByWorkflow, pollUntil, retryTransient } from './runtime';
+import { servingInput } from './serving-request';
 import {
   dedicatedDnsOf,
   deployedModelOf,
@@ -268,21 +269,12 @@ function deployRequest({ spec, ids }: StartDeployInput): DeployInput {
     modelDisplayName: ids.modelDisplayName,
     endpointUserId: ids.endpointId,
     endpointDisplayName: ids.endpointDisplayName,
-    machine: machineInput(spec.machine),
-    minReplicaCount: spec.replicas.min,
-    maxReplicaCount: spec.replicas.max,
+    ...servingInput(spec),
+    ...(spec.endpoint.dedicated === false ? { dedicatedEndpointDisabled: true } : {}),
+    ...(spec.fastTryout ? { fastTryoutEnabled: true } : {}),
     ...(spec.access.type === 'private'
       ? { privateServiceConnect: { projectAllowlist: spec.access.projectAllowlist } }
       : {}),
-  };
-}
-
-/** The spec's machine as the Vertex client takes it (MachineSpec). */
-export function machineInput(machine: MachineSpec): NonNullable<DeployInput['machine']> {
-  return {
-    machineType: machine.type,
-    acceleratorType: machine.acceleratorType,
-    acceleratorCount: machine.acceleratorCount,
   };
 }
 

@@ -4,6 +4,7 @@ import { type ActivityDeps, resolveActivityDeps } from './deps';
 import { deployActivities } from './deploy-to-vertex';
 import { pscActivities } from './psc';
 import { revisionActivities } from './revisions';
+import { servingCheckActivities } from './serving-checks';
 import { scaleActivity } from './scale';
 import { runSmokeTestsActivity } from './smoke-tests';
 import { validateWeightsActivity } from './validate-weights';
@@ -33,5 +34,6 @@ export function createActivities(deps: ActivityDeps): DeploymentActivities {
     ...compensationActivities(ctx),
     scaleDeployment: scaleActivity(ctx),
     ...revisionActivities(ctx),
+    ...servingCheckActivities(ctx),
   };
 }

@@ -21,7 +21,7 @@ import {
   type UndeployRevisionInput,
 } from './contract';
 import type { ActivityContext } from './deps';
-import { machineInput } from './deploy-to-vertex';
+import { machineInput, scalingInput } from './serving-request';
 import { cleanupFailure, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { getIfExists, judgeVertexOwnership } from './vertex-resources';
@@ -89,9 +89,11 @@ export function revisionActivities(ctx: ActivityContext) {
               deployedModelId: input.deployedModelId,
               model: input.model,
               displayName: input.displayName,
-              machine: machineInput(spec.machine),
-              minReplicaCount: spec.replicas.min,
-              maxReplicaCount: spec.replicas.max,
+              // The Model carries its container already; the deployed model gets its resources.
+              machine: machineInput(spec.machine, spec.capacity),
+              ...scalingInput(spec),
+              enableContainerLogging: spec.logging.container,
+              ...(spec.logging.access ? { enableAccessLogging: true } : {}),
               trafficSplit: input.trafficSplit,
             },
             callOptions(),

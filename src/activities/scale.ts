@@ -2,11 +2,13 @@ import { type Attempted, NON_RETRYABLE_ERRORS, type ScaleInput, type ScaleResult
 import type { ActivityContext } from './deps';
 import { currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
+import { autoscalingInput } from './serving-request';
 import { judgeVertexOwnership } from './vertex-resources';
 
 /**
- * Changes min/max replicas of the serving deployed model in place (`mutateDeployedModel`, no new
- * deployment, no traffic change), then waits until `minReplicas` are available. The endpoint must
+ * Changes the replicas, autoscaling targets and container logging of the serving deployed model in
+ * place (`mutateDeployedModel`, no new deployment, no traffic change), then waits until
+ * `minReplicas` are available. The endpoint must
  * still be this deployment's; a deployed model already at the asked counts is left alone, so a
  * retried attempt sends no second mutation.
  */
@@ -34,13 +36,24 @@ export function scaleActivity(ctx: ActivityContext) {
         );
       }
       const current = deployed.dedicatedResources;
+      const autoscaling = input.autoscaling && autoscalingInput(input.autoscaling);
+      const change = {
+        ...(current?.minReplicaCount !== minReplicas || current?.maxReplicaCount !== maxReplicas
+          ? { minReplicaCount: minReplicas, maxReplicaCount: maxReplicas }
+          : {}),
+        ...(autoscaling &&
+        JSON.stringify(current?.autoscalingMetricSpecs ?? []) !== JSON.stringify(autoscaling)
+          ? { autoscalingMetricSpecs: autoscaling }
+          : {}),
+        ...(input.containerLogging !== undefined &&
+        Boolean(deployed.enableContainerLogging) !== input.containerLogging
+          ? { enableContainerLogging: input.containerLogging }
+          : {}),
+      };
       let operation = '';
-      if (current?.minReplicaCount !== minReplicas || current?.maxReplicaCount !== maxReplicas) {
+      if (Object.keys(change).length > 0) {
         const op = await retryTransient(ctx, () =>
-          vertex.mutateDeployedModel(
-            { endpoint: name, deployedModelId, minReplicaCount: minReplicas, maxReplicaCount: maxReplicas },
-            callOptions(),
-          ),
+          vertex.mutateDeployedModel({ endpoint: name, deployedModelId, ...change }, callOptions()),
         );
         operation = op.name;
         const finished = await pollUntil(ctx, {

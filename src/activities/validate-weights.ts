@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { cancellationSignal } from '@temporalio/activity';
 import {
+  chatRequired,
   type DeploymentSpec,
   type DeploymentSpecInput,
   InvalidSpecError,
   deploymentIds,
   parseDeploymentSpec,
 } from '../spec';
-import { type Finding, type ValidationReport, validateModel } from '../validation';
+import { deploymentSettingsOf, type Finding, type ValidationReport, validateModel } from '../validation';
 import {
   type Attempted,
   NON_RETRYABLE_ERRORS,
@@ -18,6 +19,9 @@ import {
 import type { ActivityContext } from './deps';
 import { bounded, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, keepAlive } from './runtime';
+
+/** Machines offered to the quota check besides the recommended one. */
+const MAX_MACHINE_CANDIDATES = 5;
 
 /** Object generations kept in the summary; the digest covers all of them. */
 const MAX_GENERATIONS = 64;
@@ -38,9 +42,6 @@ export function validateWeightsActivity(ctx: ActivityContext) {
     specInput: DeploymentSpecInput,
   ): Promise<Attempted<ValidatedDeployment>> {
     const spec = parseSpec(specInput);
-    const chatTested =
-      spec.smoke.target !== 'skip' &&
-      spec.smoke.tests.some((test) => test.mode === 'chat' || test.mode === 'chat-stream');
     beat({ phase: 'starting', uri: spec.model.uri });
     let report: ValidationReport;
     try {
@@ -50,7 +51,8 @@ export function validateWeightsActivity(ctx: ActivityContext) {
           {
             ...(spec.machine === 'auto' ? {} : { machine: spec.machine }),
             contextLength: spec.validation.contextLength,
-            requireChat: spec.validation.requireChat ?? chatTested,
+            requireChat: chatRequired(spec),
+            deployment: deploymentSettingsOf(spec),
             signal: cancellationSignal(),
             onProgress: (progress) => beat({ uri: spec.model.uri, ...progress }),
           },
@@ -73,7 +75,21 @@ export function validateWeightsActivity(ctx: ActivityContext) {
         { validation },
       );
     }
-    return { spec: { ...spec, machine }, ids: deploymentIds(spec), validation, attempt: currentAttempt() };
+    // With `machine: auto`, the other machines that fit, best first: the quota check may need one.
+    const machines =
+      spec.machine === 'auto'
+        ? (report.sizing?.alternatives ?? [])
+            .filter((fit) => fit.fits && fit.tensorParallelValid)
+            .map((fit) => fit.machine)
+            .slice(0, MAX_MACHINE_CANDIDATES)
+        : [];
+    return {
+      spec: { ...spec, machine },
+      ids: deploymentIds(spec),
+      validation,
+      ...(machines.length ? { machines: [machine, ...machines] } : {}),
+      attempt: currentAttempt(),
+    };
   };
 }
 

@@ -2,6 +2,7 @@ import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import {
   type DeploymentRequest,
+  type ScaleChange,
   abandonCleanup,
   cancelDeployment,
   pauseUpgrade,
@@ -13,6 +14,7 @@ import {
   teardownDeployment,
 } from '../client';
 import type { TemporalConnection } from '../client';
+import { AUTOSCALING_METRICS, AutoscalingSchema } from '../spec/serving';
 import type { DeploymentResult } from '../workflows/types';
 import {
   addConnectionOptions,
@@ -20,6 +22,7 @@ import {
   CommandFlagsSchema,
   DEPLOYMENT_ARGUMENT_HELP,
   exitOnUsageErrorWith2,
+  InvalidFlagsError,
   parseFlags,
   processIo,
   reportError,
@@ -44,12 +47,37 @@ export type ControlCommandName =
   | 'pause'
   | 'resume';
 
-const wholeNumber = (flag: string) =>
+const wholeNumber = (flag: string, lowest: number) =>
   z
     .string()
     .regex(/^\d+$/, `${flag} must be a whole number`)
     .transform(Number)
-    .pipe(z.number().int().min(1, `${flag} must be at least 1`).max(1000, `${flag} must be at most 1000`));
+    .pipe(
+      z
+        .number()
+        .int()
+        .min(lowest, `${flag} must be at least ${lowest}`)
+        .max(1000, `${flag} must be at most 1000`),
+    );
+
+/** `--autoscaling accelerator/duty_cycle=70,request_count=600`: every target, replacing the current ones. */
+const AutoscalingFlagSchema = z
+  .string()
+  .transform((text, ctx) => {
+    const targets = text.split(',').map((pair) => {
+      const match = /^\s*([a-z_/]+)\s*=\s*(\d+)\s*$/.exec(pair);
+      return match ? { metric: match[1], target: Number(match[2]) } : undefined;
+    });
+    if (targets.some((t) => t === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `--autoscaling takes metric=target pairs separated by commas (metrics: ${AUTOSCALING_METRICS.join(', ')})`,
+      });
+      return z.NEVER;
+    }
+    return targets;
+  })
+  .pipe(AutoscalingSchema);
 
 const ControlFlagsSchema = CommandFlagsSchema.extend({
   reason: z.string().max(500, '--reason is at most 500 characters').optional(),
@@ -59,8 +87,13 @@ const ControlFlagsSchema = CommandFlagsSchema.extend({
     .optional(),
   detach: z.boolean().default(false),
   taskQueue: z.string().min(1).optional(),
-  min: wholeNumber('--min').optional(),
-  max: wholeNumber('--max').optional(),
+  min: wholeNumber('--min', 0).optional(),
+  max: wholeNumber('--max', 1).optional(),
+  autoscaling: AutoscalingFlagSchema.optional(),
+  containerLogging: z
+    .enum(['on', 'off'], { message: '--container-logging is on or off' })
+    .transform((v) => v === 'on')
+    .optional(),
 });
 type ControlFlags = z.infer<typeof ControlFlagsSchema>;
 
@@ -72,6 +105,8 @@ interface ControlCommand {
   accepted: string;
   /** Extra options of this command. */
   options?: Option[];
+  /** Refuses flags that parse but make no request, before connecting. */
+  check?(flags: ControlFlags): void;
   send(
     temporal: TemporalConnection,
     ref: string,
@@ -132,23 +167,25 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
       }),
   },
   scale: {
-    summary: 'change the replicas of a serving deployment in place',
+    summary: 'change replicas, autoscaling or container logging of a serving deployment in place',
     description:
-      'Change min/max replicas of a serving deployment in place (mutateDeployedModel: same endpoint, no new ' +
-      'deployment), then follow until the new minimum is available. Refused while it deploys or is being removed.',
+      'Change min/max replicas, autoscaling targets or container logging of a serving deployment in place ' +
+      '(mutateDeployedModel: same endpoint, no new deployment, no traffic change), then follow until the new ' +
+      'minimum is available. What you leave out stays as it is; the deployment’s spec records the change. ' +
+      'Refused while it deploys, upgrades or is being removed.',
     wanted: always,
     accepted: 'Scale accepted for',
     options: [
-      new Option('--min <n>', 'replicas that must be available').makeOptionMandatory(),
+      new Option('--min <n>', 'replicas kept available (0 only when the spec scales to zero)'),
       new Option('--max <n>', 'autoscaling ceiling (default: the current one, at least --min)'),
-    ],
-    send: (t, ref, flags) =>
-      scaleDeployment(
-        t.client,
-        ref,
-        { min: flags.min!, ...(flags.max !== undefined ? { max: flags.max } : {}) },
-        controlOptions(flags),
+      new Option(
+        '--autoscaling <metric=target,...>',
+        `autoscaling targets, replacing the current ones (${AUTOSCALING_METRICS.join(', ')}; percent for the first two)`,
       ),
+      new Option('--container-logging <on|off>', 'serving container stdout/stderr to Cloud Logging'),
+    ],
+    check: scaleChange,
+    send: (t, ref, flags) => scaleDeployment(t.client, ref, scaleChange(flags), controlOptions(flags)),
   },
   'retry-cleanup': {
     summary: 'run the blocked cleanup of a deployment again',
@@ -200,6 +237,20 @@ const COMMANDS: Record<ControlCommandName, ControlCommand> = {
   },
 };
 
+function scaleChange(flags: ControlFlags): ScaleChange {
+  const change: ScaleChange = {
+    ...(flags.min !== undefined ? { min: flags.min } : {}),
+    ...(flags.max !== undefined ? { max: flags.max } : {}),
+    ...(flags.autoscaling ? { autoscaling: flags.autoscaling } : {}),
+    ...(flags.containerLogging !== undefined ? { containerLogging: flags.containerLogging } : {}),
+  };
+  if (Object.keys(change).length === 0)
+    throw new InvalidFlagsError(
+      'scale needs at least one of --min, --max, --autoscaling, --container-logging',
+    );
+  return change;
+}
+
 export function registerControlCommand(program: Command, name: ControlCommandName): void {
   const spec = COMMANDS[name];
   const command = program
@@ -237,13 +288,14 @@ export async function runControl(
   raw: unknown,
   io: CommandIo,
 ): Promise<number> {
+  const spec = COMMANDS[name];
   let flags: ControlFlags;
   try {
     flags = parseFlags(ControlFlagsSchema, raw);
+    spec.check?.(flags);
   } catch (err) {
     return reportError(name, err, io);
   }
-  const spec = COMMANDS[name];
   return withTemporal(name, flags, io, async (temporal) => {
     const request = await spec.send(temporal, ref, flags);
     const { workflowId, runId, stage, requestId } = request;

@@ -1,6 +1,8 @@
 import pc from 'picocolors';
 import type { DeploymentStatus, RunningActivity, StepView } from '../client';
 import { formatDuration } from '../spec';
+import type { QuotaReading } from '../activities/contract';
+import type { RootCause } from '../diagnosis/container-logs';
 import { STEP_TITLE, trafficBar } from '../workflows/progress';
 import type {
   CleanupTaskProgress,
@@ -161,6 +163,12 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
       );
     }
   }
+  const quota = status.progress?.quota;
+  if (quota?.warning) lines.push(c.yellow(`  Quota not checked: ${quota.warning}`));
+  else if (quota?.reading && status.status === 'RUNNING' && status.stage !== 'SERVING')
+    lines.push(c.dim(`  Quota: ${quotaText(quota.reading)}`));
+  const rootCause = status.progress?.rootCause;
+  if (rootCause) lines.push(...renderRootCause(rootCause, c));
   const lastError = unshownLastError(status);
   if (lastError)
     lines.push(c.red(`  Last error${lastError.step ? ` (${lastError.step})` : ''}: ${lastError.message}`));
@@ -178,6 +186,23 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   for (const note of status.notes) lines.push(c.yellow(`  Note: ${note}`));
   return lines;
 }
+
+/** `NVIDIA_L4_GPUS… 1 of 8 used, 2 asked`. */
+export function quotaText(reading: QuotaReading): string {
+  return `${reading.quotaId}: ${reading.usage} of ${reading.limit} used, ${reading.requested} asked`;
+}
+
+/** Why the container did not start: its class, what to change, and its last lines. */
+function renderRootCause(rootCause: RootCause, c: Colors): string[] {
+  const lines = [c.red(`  Root cause (${rootCause.class}): ${rootCause.explanation}`)];
+  if (rootCause.lines.length > 0) {
+    lines.push(c.dim('  Container’s last lines:'));
+    for (const line of rootCause.lines.slice(-MAX_CONTAINER_LINES)) lines.push(c.dim(`    ${line}`));
+  }
+  return lines;
+}
+
+const MAX_CONTAINER_LINES = 20;
 
 const UPGRADE_PHASE_TEXT: Record<UpgradeProgress['phase'], string> = {
   validating: 'validating the new weights',

@@ -14,6 +14,7 @@ import type {
   DeploymentResult,
   DeploymentSettings,
   ScaleOutcome,
+  ScaleRequest,
   TeardownResult,
 } from '../workflows/types';
 import { DeploymentStateError } from './errors';
@@ -70,11 +71,17 @@ export function rollbackDeployment(
   return abortRequest(client, ref, 'rollback', options);
 }
 
-/** Changes min/max replicas of a serving deployment in place. */
+/** What `scaleDeployment` changes; each field left out keeps its current value. */
+export type ScaleChange = Omit<ScaleRequest, 'reason'>;
+
+/**
+ * Changes replicas, autoscaling targets or container logging of a serving deployment in place.
+ * The deployment checks the change (refusing it with the reason) before anything runs.
+ */
 export async function scaleDeployment(
   client: Client,
   ref: string,
-  replicas: { min: number; max?: number },
+  change: ScaleChange,
   options: ControlOptions = {},
 ): Promise<DeploymentRequest<ScaleOutcome>> {
   const resolved = await runningDeployment(client, ref, 'scale');
@@ -82,7 +89,7 @@ export async function scaleDeployment(
     client,
     resolved,
     'scale',
-    { ...replicas, ...reasonOf(options) },
+    { ...change, ...reasonOf(options) },
     idOf(options),
   );
 }

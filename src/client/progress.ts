@@ -130,6 +130,9 @@ const ACTIVITY_STEPS: Record<keyof DeploymentActivities, { step?: StepName; comp
   setTraffic: { compensation: false },
   undeployRevision: { compensation: true },
   measureTraffic: { compensation: false },
+  checkServingQuota: { step: 'deploy', compensation: false },
+  diagnoseStart: { compensation: false },
+  configureDeployedModel: { step: 'waitForReplicas', compensation: false },
 };
 
 /** `PendingActivityState` proto enum, by number. */

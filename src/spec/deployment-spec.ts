@@ -325,3 +325,12 @@ export const DeploymentSpecSchema = z
 export type DeploymentSpecInput = z.input<typeof DeploymentSpecSchema>;
 export type DeploymentSpec = z.output<typeof DeploymentSpecSchema>;
 export type SmokeTest = DeploymentSpec['smoke']['tests'][number];
+
+/** Whether a missing chat template fails validation: as set, else when a chat smoke test runs. */
+export function chatRequired(spec: Pick<DeploymentSpec, 'validation' | 'smoke'>): boolean {
+  return (
+    spec.validation.requireChat ??
+    (spec.smoke.target !== 'skip' &&
+      spec.smoke.tests.some((test) => test.mode === 'chat' || test.mode === 'chat-stream'))
+  );
+}

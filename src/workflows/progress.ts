@@ -1,8 +1,10 @@
+import type { RootCause } from '../diagnosis/container-logs';
 import type {
   CleanupOutcome,
   DeploymentIdentity,
   DeploymentResources,
   OwnershipProof,
+  QuotaCheckResult,
   SmokeResult,
   ValidationSummary,
 } from '../activities/contract';
@@ -192,6 +194,16 @@ export class ProgressTracker {
     this.touch();
   }
 
+  setQuota(quota: QuotaCheckResult): void {
+    this.state.quota = quota;
+    this.touch();
+  }
+
+  setRootCause(rootCause: RootCause): void {
+    this.state.rootCause = rootCause;
+    this.touch();
+  }
+
   get upgrade(): UpgradeProgress | undefined {
     return this.state.upgrade;
   }
@@ -320,6 +332,11 @@ export class ProgressTracker {
       lines.push('', `Cleanup (${s.cleanup.kind}): ${s.cleanup.state}`);
       for (const task of s.cleanup.tasks.filter((t) => t.state === 'blocked' || t.state === 'abandoned'))
         lines.push(`- ${task.state} ${task.task}: ${escapeCell(task.error ?? '')}`);
+    }
+    if (s.quota?.warning) lines.push('', `Quota: ${escapeCell(s.quota.warning)}`);
+    if (s.rootCause) {
+      lines.push('', `Root cause (${s.rootCause.class}): ${escapeCell(s.rootCause.explanation)}`, '```');
+      lines.push(...s.rootCause.lines.slice(-10).map((line) => line.replace(/```/g, "'''")), '```');
     }
     if (s.lastError) lines.push('', `Last error: ${escapeCell(s.lastError.message)}`);
     return lines.join('\n');

@@ -3,12 +3,15 @@ import type {
   DeploymentIdentity,
   DeploymentResources,
   OwnershipProof,
+  QuotaCheckResult,
   SmokeResult,
   ValidatedDeployment,
   ValidationSummary,
   WeightsFingerprint,
 } from '../activities/contract';
+import type { RootCause } from '../diagnosis/container-logs';
 import type { GateReport } from '../rollout/gates';
+import type { AutoscalingTarget } from '../spec/autoscaling';
 import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput } from '../spec';
 
 /** Steps in the order they run; `psc` only for private endpoints. */
@@ -231,6 +234,10 @@ export interface DeployProgress {
   traffic?: TrafficShare[];
   /** The running upgrade, or the last one. */
   upgrade?: UpgradeProgress;
+  /** The serving GPU quota check before `:deploy` (a `warning` when it could not run). */
+  quota?: QuotaCheckResult;
+  /** Why the serving container did not start, from its own lines (after a failed start). */
+  rootCause?: RootCause;
   /** Replicas the serving revision is scaled to. */
   scale?: { min: number; max: number };
   /** Who this deployment is (labels and descriptions on its resources carry it). */
@@ -381,15 +388,26 @@ export interface DeployRequest {
   spec: DeploymentSpec;
 }
 
+/**
+ * `scale`: what changes in place on the serving deployed model. Each field left out keeps its
+ * current value (`max` defaults to the current one, at least `min`).
+ */
 export interface ScaleRequest {
-  min: number;
+  /** Replicas kept available; 0 only when the spec scales to zero. */
+  min?: number;
   max?: number;
+  /** Replaces all autoscaling targets. */
+  autoscaling?: AutoscalingTarget[];
+  /** Container logging on or off. */
+  containerLogging?: boolean;
   reason?: string;
 }
 
 export interface ScaleOutcome {
   deployment: string;
   replicas: { min: number; max: number };
+  autoscaling?: AutoscalingTarget[];
+  containerLogging: boolean;
   available: number;
   /** False when the deployment already had these counts. */
   changed: boolean;

@@ -277,6 +277,10 @@ function scriptedActivities(
         }),
         input.deployedModelId,
       ),
+    checkServingQuota: (input) =>
+      run('checkServingQuota', () => ({ verdict: 'fits' as const, machine: input.machines[0]! })),
+    diagnoseStart: () => run('diagnoseStart', () => ({ unavailable: 'scripted: no container logs' })),
+    configureDeployedModel: () => run('configureDeployedModel', () => ({ changed: [] })),
     measureTraffic: () =>
       run('measureTraffic', (script) => {
         const traffic = script.traffic ?? {

@@ -94,9 +94,11 @@ describe.concurrent('the durable deployment', () => {
     const name = spec.name;
     expect(script.calls).toEqual([
       'validateWeights',
+      'checkServingQuota',
       `startDeploy:${name}`,
       `finishDeploy:${name}`,
       'waitForReplicas',
+      'configureDeployedModel',
       'runSmokeTests:dedicated',
     ]);
     const description = await handle.describe();
@@ -128,8 +130,10 @@ describe.concurrent('the durable deployment', () => {
     const replicas = await refusal(
       startDeployment(client, { ...spec, replicas: { min: 2 } }, { taskQueue: worker.taskQueue }),
     );
-    expect(replicas).toContain(`garden-deploy scale ${name} --min N`);
-    expect(script.calls).toHaveLength(5); // nothing ran for the refused specs
+    expect(replicas).toContain(
+      `garden-deploy scale ${name}\` (--min, --max, --autoscaling, --container-logging)`,
+    );
+    expect(script.calls).toHaveLength(7); // nothing ran for the refused specs
     expect((await progressOf(started.workflowId)).revision?.modelUri).toBe(spec.model.uri);
   });
 
@@ -141,7 +145,7 @@ describe.concurrent('the durable deployment', () => {
     expect(request.stage).toBe('SERVING');
     const result = await request.result();
     expect(result).toMatchObject({ outcome: 'torn-down', reason: 'retired' });
-    const removal = script.calls.slice(8);
+    const removal = script.calls.slice(10);
     expect(removal.filter((c) => vertexCleanup.includes(c))).toEqual(vertexCleanup);
     expect(removal.filter((c) => !vertexCleanup.includes(c))).toEqual([
       'deletePscForwardingRule',
@@ -177,7 +181,7 @@ describe.concurrent('the durable deployment', () => {
     expect(request.stage).toBe('DEPLOYING');
     const result = await request.result();
     expect(result).toMatchObject({ outcome: 'cancelled', reason: 'wrong weights' });
-    expect(script.calls.slice(3)).toEqual(['stopDeployOperation', ...vertexCleanup, ...vertexCleanup]);
+    expect(script.calls.slice(4)).toEqual(['stopDeployOperation', ...vertexCleanup, ...vertexCleanup]);
     const progress = await progressOf(started.workflowId);
     expect(progress.stage).toBe('CANCELLED');
     expect(progress.steps.find((s) => s.name === 'deploy')?.status).toBe('compensated');
@@ -217,8 +221,9 @@ describe.concurrent('the durable deployment', () => {
     const result = await started.result();
     expect(result.outcome).toBe('failed');
     expect(result.reason).toMatch(/replicas never became ready/);
-    // The deploy had finished: no operation to stop, nothing to look for later.
-    expect(script.calls.slice(4)).toEqual(vertexCleanup);
+    // The container's lines are read for the root cause; the deploy had finished: no operation to
+    // stop, nothing to look for later.
+    expect(script.calls.slice(5)).toEqual(['diagnoseStart', ...vertexCleanup]);
     const error = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
     expect(error).toBeInstanceOf(WorkflowFailedError);
     expect(error.cause?.message).toMatch(/replicas never became ready — rolled back: removed /);
@@ -237,6 +242,7 @@ describe.concurrent('the durable deployment', () => {
     expect(await first.result()).toEqual({
       deployment: spec.name,
       replicas: { min: 2, max: 4 },
+      containerLogging: true,
       available: 2,
       changed: true,
     });
@@ -252,6 +258,26 @@ describe.concurrent('the durable deployment', () => {
     expect(progress).toMatchObject({ stage: 'SERVING', scale: { min: 2, max: 4 } });
     expect(await refusal(scaleDeployment(client, started.workflowId, { min: 5, max: 3 }))).toMatch(
       /max replicas \(3\) must be at least min replicas \(5\)/,
+    );
+    // Autoscaling and container logging alone: the replicas stay, the spec records both.
+    const tuned = await scaleDeployment(client, started.workflowId, {
+      autoscaling: [{ metric: 'request_count', target: 600 }],
+      containerLogging: false,
+    });
+    expect(await tuned.result()).toMatchObject({
+      replicas: { min: 2, max: 4 },
+      autoscaling: [{ metric: 'request_count', target: 600 }],
+      containerLogging: false,
+    });
+    expect(
+      await refusal(
+        scaleDeployment(client, started.workflowId, {
+          autoscaling: [{ metric: 'cpu/utilization', target: 150 }],
+        }),
+      ),
+    ).toMatch(/target of cpu\/utilization must be a whole number from 1 to 100/);
+    expect(await refusal(scaleDeployment(client, started.workflowId, { min: 0 }))).toMatch(
+      /min 0 needs replicas.scaleToZero/,
     );
     expect(await refusal(startDeployment(client, spec, { taskQueue: worker.taskQueue }))).toContain(
       'replicas.max: 4 → 1',

@@ -361,7 +361,7 @@ describe.concurrent('upgrades', () => {
 
     const replicas = { ...nextSpec(spec), replicas: { min: 3 } };
     expect(await refusal(upgradeDeployment(client, replicas))).toMatch(
-      /only the replicas differ.*garden-deploy scale/,
+      /only what changes in place differs.*garden-deploy scale/,
     );
     const access: DeploymentSpecInput = {
       ...nextSpec(spec),

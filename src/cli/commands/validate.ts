@@ -3,11 +3,12 @@ import type { Command } from 'commander';
 import pc from 'picocolors';
 import { z } from 'zod';
 import { MODEL_FAMILIES } from '../../models';
-import { ACCELERATOR_TYPES, type DeploymentSpec } from '../../spec/deployment-spec';
+import { ACCELERATOR_TYPES, chatRequired, type DeploymentSpec } from '../../spec/deployment-spec';
 import { InvalidSpecError, loadDeploymentSpecFile } from '../../spec/load';
 import { createStorage, isGcsUri, StorageAccessError } from '../../storage';
 import {
   DEFAULT_CONTEXT_LENGTH,
+  deploymentSettingsOf,
   describeMachine,
   type Finding,
   formatBytes,
@@ -223,12 +224,8 @@ function specOptions(spec: DeploymentSpec | undefined, cli: CliOptions): Validat
   return {
     ...(spec.machine === 'auto' ? {} : { machine: spec.machine }),
     contextLength: cli.contextLength ?? spec.validation.contextLength,
-    requireChat: cli.requireChat || (spec.validation.requireChat ?? false),
-    deployment: {
-      ...(spec.container ? { container: spec.container } : {}),
-      capacity: spec.capacity,
-      replicas: spec.replicas,
-    },
+    requireChat: cli.requireChat || chatRequired(spec),
+    deployment: deploymentSettingsOf(spec),
   };
 }
 

@@ -1,6 +1,7 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  patched,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -66,7 +67,8 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
     (v) =>
       `${v.validation.sizeGuess ?? v.validation.family ?? 'model'} ok; machine ${machineText(v.spec.machine)}`,
   );
-  const { spec, ids } = validated;
+  const { ids } = validated;
+  let spec = validated.spec;
   state.validated = { spec, ids, validation: validated.validation };
   tracker.setValidation(validated.validation);
   describeDeployment(tracker, spec);
@@ -86,6 +88,8 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
     'deploy',
     'DEPLOYING',
     async () => {
+      // Before any GPU is asked for: too little quota fails here, in seconds, with the numbers.
+      if (patched(QUOTA_CHECK)) spec = await checkQuota(ctx, validated);
       state.deploySubmitted = true;
       // Never cut short: the operation name must reach the workflow state, or a cancel could not stop it.
       const started = await CancellationScope.nonCancellable(() =>
@@ -126,6 +130,16 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
   );
   tracker.setReplicas(replicas.available, replicas.target);
   tracker.setScale({ min: spec.replicas.min, max: spec.replicas.max });
+  // What `:deploy` cannot set (container logging, the inference timeout), now that the model is deployed.
+  if (patched(CONFIGURE_DEPLOYED_MODEL) && replicas.deployedModelId) {
+    await activities.short.configureDeployedModel({
+      endpoint,
+      deployedModelId: replicas.deployedModelId,
+      ownership,
+      containerLogging: spec.logging.container,
+      ...(spec.endpoint.inferenceTimeout ? { inferenceTimeoutMs: spec.endpoint.inferenceTimeout } : {}),
+    });
+  }
   tracker.addResources({
     dedicatedEndpointDns: replicas.dedicatedEndpointDns,
     serviceAttachment: replicas.serviceAttachment,
@@ -209,6 +223,37 @@ export function recordFirstRevision(tracker: ProgressTracker, state: DeploymentS
     ...(deployedModelId ? { deployedModelId } : {}),
   });
   if (deployedModelId) tracker.setTraffic([{ revision: revision.number, deployedModelId, percent: 100 }]);
+}
+
+/** Workflow changes of issue 11, for runs that started before them (`patched`). */
+const QUOTA_CHECK = 'quota-check-before-deploy';
+const CONFIGURE_DEPLOYED_MODEL = 'configure-deployed-model';
+
+/**
+ * The serving GPU quota against `replicas.max × accelerators`, before `:deploy`. A shortfall fails
+ * the step (nothing created); a check that cannot run is a warning in the progress. With `machine:
+ * auto` the first recommended machine that fits the remaining quota is used.
+ */
+async function checkQuota(
+  ctx: StepContext,
+  validated: ValidatedDeployment,
+): Promise<ValidatedDeployment['spec']> {
+  const { spec } = validated;
+  const machines = [
+    spec.machine,
+    ...(validated.machines ?? []).filter((m) => machineText(m) !== machineText(spec.machine)),
+  ];
+  const checked = await ctx.activities.short.checkServingQuota({
+    project: spec.project,
+    region: spec.region,
+    machines,
+    maxReplicas: spec.replicas.max,
+  });
+  ctx.tracker.setQuota(checked);
+  ctx.publish();
+  const chosen = { ...spec, machine: checked.machine };
+  ctx.state.validated = { ...validated, spec: chosen };
+  return chosen;
 }
 
 /** The identity this run's resources carry: the workflow's first run id tells it from earlier ones. */

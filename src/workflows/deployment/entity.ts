@@ -34,8 +34,9 @@ import type {
 import { DEFAULT_SETTINGS, type DeploymentActivityStubs, deploymentActivities } from './activities';
 import { abandonRemaining, blockedSummary, planCleanup, retryBlocked, runCleanup } from './cleanup';
 import { type DeploymentState, type StepContext, deploySteps, recordFirstRevision } from './deploy-steps';
+import { explainFailedStart } from './diagnosis';
 import { cleanupInputOf, remainingResources, revisionCleanupInput, showCleanup } from './removal';
-import { scaleServing } from './scale-in-place';
+import { scaleRequestProblem, scaleServing } from './scale-in-place';
 import { RequestLog } from './request-log';
 import { differentSpecMessage, specDifferences } from './spec-diff';
 import { type UpgradeHost, Upgrades } from './upgrades';
@@ -160,6 +161,7 @@ export class Deployment implements StepContext, UpgradeHost {
         this.failure = summarizeFailure(err);
         if (!this.tracker.runningStep()) this.tracker.recordError(this.failure);
         if (this.failure.validation) this.tracker.setValidation(this.failure.validation);
+        this.failure = await explainFailedStart(this, this.failure);
       }
       await this.undo(this.abort?.kind ?? 'failure', this.abort?.reason ?? this.failure?.message ?? 'failed');
       return;
@@ -383,15 +385,11 @@ export class Deployment implements StepContext, UpgradeHost {
 
   validateScale(request: ScaleRequest): void {
     if (this.requests.known()) return;
-    const min = request?.min;
-    const max = request?.max ?? Math.max(min, this.tracker.snapshot().scale?.max ?? min);
-    const whole = (n: unknown): n is number =>
-      Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 1000;
-    if (!whole(min) || !whole(max)) this.reject('min and max replicas must be whole numbers from 1 to 1000');
-    if (max < min) this.reject(`max replicas (${max}) must be at least min replicas (${min})`);
     if (this.phase === 'deploying')
       this.reject(`deployment ${this.id} is still deploying (stage ${this.stage}); scale it once it serves`);
     if (this.phase !== 'serving' || this.removalAccepted) this.rejectRemoving();
+    const problem = scaleRequestProblem(request, this.state.spec!, this.tracker.snapshot().scale);
+    if (problem) this.reject(problem);
     const upgrading = this.upgrades.blocksScale();
     if (upgrading) this.reject(`deployment ${this.id}: ${upgrading}`);
   }
