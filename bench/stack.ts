@@ -5,7 +5,7 @@ import type { Storage } from '@google-cloud/storage';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, bundleWorkflowCode } from '@temporalio/worker';
 import { EmulatorAdminClient, startEmulator, writeEmulatorCredentials } from '../src/emulator';
-import { type GcpClient, createGcpClient } from '../src/gcp';
+import { type GcpClient, createGcpClient, everyApiAt } from '../src/gcp';
 import { startFakeGcs } from '../src/local-stack/fake-gcs';
 import { findFreePort } from '../src/local-stack/process';
 import { startTemporalDevServer } from '../src/local-stack/temporal';
@@ -69,10 +69,7 @@ export async function startBenchStack(label: string): Promise<BenchStack> {
     }),
   ]);
   const gcp = createGcpClient({
-    vertexBaseUrl: emulator.url,
-    computeBaseUrl: emulator.url,
-    monitoringBaseUrl: emulator.url,
-    predictionBaseUrl: emulator.url,
+    ...everyApiAt(emulator.url),
     credentialsFile,
   });
   return {

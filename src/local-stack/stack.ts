@@ -8,6 +8,7 @@ import type { StackInfo } from './stack-file';
 import { type TemporalDevServer, startTemporalDevServer } from './temporal';
 import { requireTool } from './tools';
 import { startLocalWorker } from './worker';
+import { emulatorBaseUrlEnv } from '../worker/config';
 
 export interface LocalStackOptions {
   /** Holds `temporal.db`, the fake-gcs filesystem (`gcs/`) and `logs/`; created if missing. */
@@ -112,10 +113,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     STORAGE_EMULATOR_HOST: gcs.endpoint,
     // google-auth-library ADC then gets its tokens from the emulator.
     GOOGLE_APPLICATION_CREDENTIALS: credentialsFile,
-    GARDEN_DEPLOY_VERTEX_BASE_URL: emulator.url,
-    GARDEN_DEPLOY_COMPUTE_BASE_URL: emulator.url,
-    GARDEN_DEPLOY_MONITORING_BASE_URL: emulator.url,
-    GARDEN_DEPLOY_PREDICTION_BASE_URL: emulator.url,
+    ...emulatorBaseUrlEnv(emulator.url),
     ...(temporal.uiUrl ? { [UI_URL_ENV]: temporal.uiUrl } : {}),
     ...(options.worker ? { GARDEN_DEPLOY_TASK_QUEUE: options.worker.taskQueue } : {}),
   };

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ActivityOptionsInput } from '../activities';
 import { TemporalConnectionError, resolveTemporalTarget } from '../client';
 import { DEFAULT_TASK_QUEUE } from '../constants';
-import type { GcpClientConfigInput } from '../gcp';
+import type { BaseUrlKey, GcpClientConfigInput } from '../gcp';
 import { parseDuration } from '../spec';
 
 /**
@@ -55,16 +55,33 @@ const duration = (max: number) =>
     })
     .pipe(z.number().max(max, `must be at most ${max / 1000} s`));
 
+/**
+ * Where each Google API is reached instead of Google (the local emulator in development), one
+ * variable per API: the schema, the client configuration and the start-up log derive from this.
+ */
+export const GCP_BASE_URL_VARIABLES = {
+  /** Vertex AI host; `{region}` is replaced per call. */
+  GARDEN_DEPLOY_VERTEX_BASE_URL: { key: 'vertexBaseUrl', api: 'the Vertex AI API (may contain {region})' },
+  GARDEN_DEPLOY_COMPUTE_BASE_URL: { key: 'computeBaseUrl', api: 'the Compute Engine API' },
+  /** Read by upgrade gates and the quota check (usage). */
+  GARDEN_DEPLOY_MONITORING_BASE_URL: { key: 'monitoringBaseUrl', api: 'the Cloud Monitoring API' },
+  /** The serving GPU quota's limit, checked before `:deploy`. */
+  GARDEN_DEPLOY_CLOUD_QUOTAS_BASE_URL: { key: 'cloudQuotasBaseUrl', api: 'the Cloud Quotas API' },
+  /** The serving container's lines, read when a start fails. */
+  GARDEN_DEPLOY_LOGGING_BASE_URL: { key: 'loggingBaseUrl', api: 'the Cloud Logging API' },
+  /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
+  GARDEN_DEPLOY_PREDICTION_BASE_URL: { key: 'predictionBaseUrl', api: 'the prediction front end' },
+} as const satisfies Record<string, { key: BaseUrlKey; api: string }>;
+type GcpBaseUrlVariable = keyof typeof GCP_BASE_URL_VARIABLES;
+
+const baseUrlSchemas = Object.fromEntries(
+  Object.entries(GCP_BASE_URL_VARIABLES).map(([name, { api }]) => [name, httpUrl(api).optional()]),
+) as Record<GcpBaseUrlVariable, z.ZodOptional<ReturnType<typeof httpUrl>>>;
+
 /** Every variable the worker reads besides Temporal's own; the key is the variable's name. */
 export const WorkerEnvSchema = z.object({
   GARDEN_DEPLOY_TASK_QUEUE: z.string().trim().min(1).max(200).default(DEFAULT_TASK_QUEUE),
-  /** Vertex AI host; `{region}` is replaced per call. The local emulator's URL in development. */
-  GARDEN_DEPLOY_VERTEX_BASE_URL: httpUrl('the Vertex AI API (may contain {region})').optional(),
-  GARDEN_DEPLOY_COMPUTE_BASE_URL: httpUrl('the Compute Engine API').optional(),
-  /** Cloud Monitoring, read by upgrade gates. */
-  GARDEN_DEPLOY_MONITORING_BASE_URL: httpUrl('the Cloud Monitoring API').optional(),
-  /** Inference goes to this URL instead of the endpoint's own host (the emulator routes by Host). */
-  GARDEN_DEPLOY_PREDICTION_BASE_URL: httpUrl('the prediction front end').optional(),
+  ...baseUrlSchemas,
   /**
    * Explicit opt-out (default false): call a PSC internal IP without verifying its certificate, as
    * Google's Python SDK does. Without it a private smoke test needs `access.tlsServerName` (the DNS
@@ -184,14 +201,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     },
     taskQueue: e.GARDEN_DEPLOY_TASK_QUEUE,
     gcp: {
-      ...(e.GARDEN_DEPLOY_VERTEX_BASE_URL ? { vertexBaseUrl: e.GARDEN_DEPLOY_VERTEX_BASE_URL } : {}),
-      ...(e.GARDEN_DEPLOY_COMPUTE_BASE_URL ? { computeBaseUrl: e.GARDEN_DEPLOY_COMPUTE_BASE_URL } : {}),
-      ...(e.GARDEN_DEPLOY_MONITORING_BASE_URL
-        ? { monitoringBaseUrl: e.GARDEN_DEPLOY_MONITORING_BASE_URL }
-        : {}),
-      ...(e.GARDEN_DEPLOY_PREDICTION_BASE_URL
-        ? { predictionBaseUrl: e.GARDEN_DEPLOY_PREDICTION_BASE_URL }
-        : {}),
+      ...baseUrlsOf(e),
       ...(e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT ? { quotaProjectId: e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT } : {}),
       pscSkipTlsVerify: e.GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY,
     },
@@ -214,6 +224,23 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   };
 }
 
+/** Every base URL variable set to one URL: a worker talking to an emulator that serves every API. */
+export function emulatorBaseUrlEnv(url: string): Record<GcpBaseUrlVariable, string> {
+  return Object.fromEntries(Object.keys(GCP_BASE_URL_VARIABLES).map((name) => [name, url])) as Record<
+    GcpBaseUrlVariable,
+    string
+  >;
+}
+
+/** The client's base URLs from the variables that are set. */
+function baseUrlsOf(e: Partial<Record<GcpBaseUrlVariable, string>>): Partial<GcpClientConfigInput> {
+  return Object.fromEntries(
+    Object.entries(GCP_BASE_URL_VARIABLES)
+      .filter(([name]) => e[name as GcpBaseUrlVariable])
+      .map(([name, { key }]) => [key, e[name as GcpBaseUrlVariable]]),
+  );
+}
+
 /** The configuration as it may be logged: where things are, never how to authenticate. */
 export function describeWorkerConfig(config: WorkerConfig): Record<string, unknown> {
   const { connectionOptions } = config.temporal;
@@ -223,10 +250,12 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
     namespace: config.temporal.namespace,
     temporalAuth: connectionOptions.apiKey ? 'api-key' : connectionOptions.tls ? 'tls' : 'none',
     taskQueue: config.taskQueue,
-    vertexBaseUrl: config.gcp.vertexBaseUrl ?? 'Google',
-    computeBaseUrl: config.gcp.computeBaseUrl ?? 'Google',
-    monitoringBaseUrl: config.gcp.monitoringBaseUrl ?? 'Google',
-    predictionBaseUrl: config.gcp.predictionBaseUrl ?? 'endpoint hosts',
+    ...Object.fromEntries(
+      Object.values(GCP_BASE_URL_VARIABLES).map(({ key }) => [
+        key,
+        config.gcp[key] ?? (key === 'predictionBaseUrl' ? 'endpoint hosts' : 'Google'),
+      ]),
+    ),
     storage: config.storageEndpoint ?? 'Google Cloud Storage',
     gcpRateLimitPerSecond: config.gcpRateLimitPerSecond,
     maxConcurrentActivities: config.maxConcurrentActivities,

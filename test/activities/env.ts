@@ -14,7 +14,7 @@ import type {
 } from '../../src/activities/contract';
 import { EmulatorAdminClient, writeEmulatorCredentials } from '../../src/emulator';
 import type { TimingInput } from '../../src/emulator';
-import { type GcpClient, createGcpClient } from '../../src/gcp';
+import { type GcpClient, createGcpClient, everyApiAt } from '../../src/gcp';
 import { type SampleModelOptions, generateSampleModel } from '../../src/sample-model';
 import type { DeploymentSpecInput } from '../../src/spec';
 import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
@@ -57,10 +57,7 @@ export function getActivityTestEnv(): Promise<ActivityTestEnv> {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-adc-'));
     const credentialsFile = await writeEmulatorCredentials(dir, emulatorUrl);
     const gcp = createGcpClient({
-      vertexBaseUrl: emulatorUrl,
-      computeBaseUrl: emulatorUrl,
-      monitoringBaseUrl: emulatorUrl,
-      predictionBaseUrl: emulatorUrl,
+      ...everyApiAt(emulatorUrl),
       credentialsFile,
     });
     return {

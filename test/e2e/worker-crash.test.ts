@@ -24,6 +24,7 @@ import {
   untilStage,
 } from './harness';
 import { cliCommand } from '../harness/built-cli';
+import { emulatorBaseUrlEnv } from '../../src/worker/config';
 
 /**
  * The worker as users run it (`garden-deploy worker`, configured by env) is
@@ -68,10 +69,7 @@ async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
     // Keep the local stack's stack.json (if a developer runs one) out of the picture.
     GARDEN_DEPLOY_DATA_DIR: dir,
     GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
-    GARDEN_DEPLOY_VERTEX_BASE_URL: t.emulatorUrl,
-    GARDEN_DEPLOY_COMPUTE_BASE_URL: t.emulatorUrl,
-    GARDEN_DEPLOY_MONITORING_BASE_URL: t.emulatorUrl,
-    GARDEN_DEPLOY_PREDICTION_BASE_URL: t.emulatorUrl,
+    ...emulatorBaseUrlEnv(t.emulatorUrl),
     GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
     STORAGE_EMULATOR_HOST: gcsEndpoint,
     // Prebuilt, so each restarted worker starts in about a second.

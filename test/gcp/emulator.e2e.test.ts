@@ -10,6 +10,7 @@ import {
   computeOperationError,
   computeRequestId,
   createGcpClient,
+  everyApiAt,
   dedicatedTarget,
   isGcpApiError,
   deleteIfExists,
@@ -46,9 +47,7 @@ beforeAll(async () => {
   credentialsDir = await mkdtemp(path.join(os.tmpdir(), 'gcp-e2e-adc-'));
   const credentialsFile = await writeEmulatorCredentials(credentialsDir, env.emulatorUrl);
   gcp = createGcpClient({
-    vertexBaseUrl: env.emulatorUrl,
-    computeBaseUrl: env.emulatorUrl,
-    predictionBaseUrl: env.emulatorUrl,
+    ...everyApiAt(env.emulatorUrl),
     credentialsFile,
   });
 });

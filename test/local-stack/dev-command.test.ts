@@ -122,6 +122,8 @@ describe('garden-deploy dev', () => {
       GARDEN_DEPLOY_VERTEX_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_COMPUTE_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_MONITORING_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_CLOUD_QUOTAS_BASE_URL: info.emulator.url,
+      GARDEN_DEPLOY_LOGGING_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_PREDICTION_BASE_URL: info.emulator.url,
       GARDEN_DEPLOY_TEMPORAL_UI_URL: info.temporal.uiUrl,
       GARDEN_DEPLOY_TASK_QUEUE: DEFAULT_TASK_QUEUE,

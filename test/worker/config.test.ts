@@ -41,6 +41,8 @@ describe('loadWorkerConfig', () => {
       GARDEN_DEPLOY_VERTEX_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_COMPUTE_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_MONITORING_BASE_URL: 'http://127.0.0.1:8780',
+      GARDEN_DEPLOY_CLOUD_QUOTAS_BASE_URL: 'http://127.0.0.1:8781',
+      GARDEN_DEPLOY_LOGGING_BASE_URL: 'http://127.0.0.1:8782',
       GARDEN_DEPLOY_PREDICTION_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: 'false',
       STORAGE_EMULATOR_HOST: 'http://127.0.0.1:4443',
@@ -61,6 +63,8 @@ describe('loadWorkerConfig', () => {
         vertexBaseUrl: 'http://127.0.0.1:8780',
         computeBaseUrl: 'http://127.0.0.1:8780',
         monitoringBaseUrl: 'http://127.0.0.1:8780',
+        cloudQuotasBaseUrl: 'http://127.0.0.1:8781',
+        loggingBaseUrl: 'http://127.0.0.1:8782',
         predictionBaseUrl: 'http://127.0.0.1:8780',
         pscSkipTlsVerify: false,
       },
@@ -123,6 +127,10 @@ describe('loadWorkerConfig', () => {
     );
     const described = describeWorkerConfig(loadWorkerConfig(base));
     expect(described.heartbeatThrottleMs).toBe(1_000);
+    expect(described).toMatchObject({ cloudQuotasBaseUrl: 'Google', loggingBaseUrl: 'Google' });
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_LOGGING_BASE_URL: 'logging' })).toThrow(
+      'GARDEN_DEPLOY_LOGGING_BASE_URL="logging": must be an http(s) URL of the Cloud Logging API',
+    );
   });
 
   it("ignores a running local stack's stack.json: Temporal comes from the environment only", () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { GCP_BASE_URL_VARIABLES } from '../../worker/config';
 import { main } from '../../worker/main';
 
 export function register(program: Command): void {
@@ -13,7 +14,7 @@ export function register(program: Command): void {
         'GARDEN_DEPLOY_GCP_QUOTA_PROJECT (billed for API quota); GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY (default false: ' +
         'smoke calls to a PSC internal IP verify its certificate against access.tlsServerName; true skips the check, ' +
         "as Google's SDK does); " +
-        'GARDEN_DEPLOY_VERTEX_BASE_URL / _COMPUTE_BASE_URL / _MONITORING_BASE_URL / _PREDICTION_BASE_URL and STORAGE_EMULATOR_HOST for emulators. ' +
+        `${Object.keys(GCP_BASE_URL_VARIABLES).join(', ')} and STORAGE_EMULATOR_HOST for emulators. ` +
         'Tuning: GARDEN_DEPLOY_TASK_QUEUE, GARDEN_DEPLOY_GCP_RATE_LIMIT (requests/s), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
         'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_HEARTBEAT_THROTTLE (default 1s, at most 60s: a cancel ' +
         'reaches a running activity with its next heartbeat), GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
