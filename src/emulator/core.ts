@@ -212,7 +212,7 @@ export class EmulatorCore {
     }
     if (now < op.doneAt) return;
     if (work.fault === 'quotaExhausted')
-      return this.finish(op, now, { error: quotaError(op, work.acceleratorType) });
+      return this.finish(op, now, { error: quotaError(op, work.dedicatedResources) });
     if (!inspection.ok && inspection.stage === 'import')
       return this.finish(op, now, { error: inspection.error });
     const modelName = `projects/${op.project}/locations/${op.location}/models/${work.modelId}`;
@@ -346,7 +346,7 @@ export class EmulatorCore {
     const fail = (code: number, message: string) => this.finish(op, now, { error: { code, message } });
     if (!endpoint) return fail(5, `Endpoint ${op.target} was deleted during deployment.`);
     if (work.fault === 'quotaExhausted')
-      return this.finish(op, now, { error: quotaError(op, work.acceleratorType) });
+      return this.finish(op, now, { error: quotaError(op, work.dedicatedResources) });
     if (!model) return fail(5, `Model ${work.model} was deleted during deployment.`);
     if (!model.served) {
       return fail(

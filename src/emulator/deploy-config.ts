@@ -26,7 +26,6 @@ const DEPLOYMENT_TIMEOUT_MAX_MS = 7_200_000;
 export interface CheckedResources {
   /** Canonical `DedicatedResources` JSON as requested, server defaults filled, zero values left out. */
   resources: Message;
-  machineSpec: MachineSpecJson;
   /** Replicas the deployment starts with: min_replica_count, or with scale to zero the initial count. */
   initialReplicas: number;
 }
@@ -149,7 +148,7 @@ export function checkDedicatedResources(
     maxReplicaCount: max,
     ...(autoscaling ? { autoscalingMetricSpecs: autoscaling } : {}),
   });
-  return { resources, machineSpec, initialReplicas: min > 0 ? min : initial || 1 };
+  return { resources, initialReplicas: min > 0 ? min : initial || 1 };
 }
 
 function checkAutoscaling(specs: Message[] | undefined, field: string): Message[] | undefined {

@@ -98,7 +98,7 @@ async function deployModel(core: EmulatorCore, ctx: RequestContext): Promise<voi
       'deployed_model.dedicated_resources is required: machine_spec, min_replica_count and max_replica_count.',
     );
   }
-  const { resources, machineSpec, initialReplicas } = checkDedicatedResources(
+  const { resources, initialReplicas } = checkDedicatedResources(
     asMessage(requested.dedicatedResources),
     'deployed_model.dedicated_resources',
     { defaults: false },
@@ -137,7 +137,6 @@ async function deployModel(core: EmulatorCore, ctx: RequestContext): Promise<voi
     ...(requested.enableContainerLogging === true ? { enableContainerLogging: true } : {}),
     ...(requested.enableAccessLogging === true ? { enableAccessLogging: true } : {}),
     ...(split ? { trafficSplit: split } : {}),
-    ...(machineSpec.acceleratorType ? { acceleratorType: machineSpec.acceleratorType } : {}),
     ...deployFault(core, ctx, endpoint.project, endpoint.location, resources),
   };
   const op: VertexOperationRecord = {

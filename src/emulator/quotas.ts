@@ -8,8 +8,9 @@ import type { RegionQuota, VertexOperationRecord } from './state';
 import { paginate } from './paging';
 
 /**
- * Serving GPU quota, per project and region: a limit per accelerator (default 16, or what the admin
- * API set) and a usage, charged by what is deployed or being deployed there plus an extra usage the
+ * Serving GPU quota, per project and region: a limit per quota (one per accelerator, and a
+ * preemptible one per accelerator that spot VMs are charged to; default 16, or what the admin API
+ * set) and a usage, charged by what is deployed or being deployed there plus an extra usage the
  * admin API sets. It is read the way gcloud's Model Garden quota check reads it (lifecycle-apis.md
  * §4): the limit from Cloud Quotas v1 `quotaInfos`, the usage from Monitoring's
  * `serviceruntime.googleapis.com/quota/allocation/usage` (monitoring.ts), and a deployment that would
@@ -36,10 +37,10 @@ const quota = (id: string, metric: string, label: string): ServingQuota => ({
 });
 
 /**
- * gcloud's accelerator → quota id and metric maps (lifecycle-apis.md §4.2); H100 Mega, H200, B200
- * and GB200 have no published id: the analogous names are assumed (README).
+ * gcloud's accelerator → quota id and metric maps (lifecycle-apis.md §4.2); the H100 Mega, H200,
+ * B200 and GB200 ids are vertex-api.md's, their metrics assumed by analogy (README).
  */
-export const SERVING_QUOTAS: Readonly<Record<string, ServingQuota>> = {
+const ON_DEMAND: Readonly<Record<string, ServingQuota>> = {
   NVIDIA_TESLA_P4: quota('P4GPUs', 'nvidia_p4_gpus', 'Nvidia P4'),
   NVIDIA_TESLA_T4: quota('T4GPUs', 'nvidia_t4_gpus', 'Nvidia T4'),
   NVIDIA_TESLA_V100: quota('V100GPUs', 'nvidia_v100_gpus', 'Nvidia V100'),
@@ -48,35 +49,66 @@ export const SERVING_QUOTAS: Readonly<Record<string, ServingQuota>> = {
   NVIDIA_TESLA_A100: quota('A100GPUs', 'nvidia_a100_gpus', 'Nvidia A100'),
   NVIDIA_A100_80GB: quota('A10080GBGPUs', 'nvidia_a100_80gb_gpus', 'Nvidia A100 80GB'),
   NVIDIA_H100_80GB: quota('H100GPUs', 'nvidia_h100_gpus', 'Nvidia H100'),
-  NVIDIA_H100_MEGA_80GB: quota('H100MegaGPUs', 'nvidia_h100_mega_gpus', 'Nvidia H100 Mega'),
+  NVIDIA_H100_MEGA_80GB: quota('H100MEGAGPUs', 'nvidia_h100_mega_gpus', 'Nvidia H100 Mega'),
   NVIDIA_H200_141GB: quota('H200GPUs', 'nvidia_h200_gpus', 'Nvidia H200'),
   NVIDIA_B200: quota('B200GPUs', 'nvidia_b200_gpus', 'Nvidia B200'),
   NVIDIA_GB200: quota('GB200GPUs', 'nvidia_gb200_gpus', 'Nvidia GB200'),
   NVIDIA_RTX_PRO_6000: quota('RTXPRO6000GPUs', 'nvidia_rtx_pro_6000_gpus', 'Nvidia RTX PRO 6000'),
   TPU_V5_LITEPOD: quota('V5ETPU', 'tpu_v5e', 'TPU v5e'),
 };
-const ACCELERATORS = Object.keys(SERVING_QUOTAS) as [string, ...string[]];
+const ACCELERATORS = Object.keys(ON_DEMAND) as [string, ...string[]];
+
+/** The key of the preemptible quota of an accelerator: what spot VMs are charged to. */
+const SPOT = 'spot:';
+
+/**
+ * Every serving quota by key: the accelerator type (on-demand), or `spot:` + the type — the
+ * `CustomModelServingPreemptible…PerProjectPerRegion` quota (vertex-api.md; metric by analogy).
+ */
+export const SERVING_QUOTAS: Readonly<Record<string, ServingQuota>> = {
+  ...ON_DEMAND,
+  ...Object.fromEntries(
+    Object.entries(ON_DEMAND).map(([accelerator, q]) => [
+      `${SPOT}${accelerator}`,
+      {
+        quotaId: q.quotaId.replace(/^CustomModelServing/, 'CustomModelServingPreemptible'),
+        metric: q.metric.replace('/custom_model_serving_', '/custom_model_serving_preemptible_'),
+        label: `preemptible ${q.label}`,
+      },
+    ]),
+  ),
+};
+const QUOTA_KEYS = Object.keys(SERVING_QUOTAS);
+
+/** The quota a deployment's accelerators are charged to (L4's when it names none). */
+function quotaKeyOf(resources: Record<string, unknown>): string {
+  const accelerator = (resources.machineSpec as { acceleratorType?: string } | undefined)?.acceleratorType;
+  const known = accelerator && ON_DEMAND[accelerator] ? accelerator : 'NVIDIA_L4';
+  return resources.spot === true ? `${SPOT}${known}` : known;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Charges and usage
 
-/** GPUs a deployment is charged: maxReplicaCount × acceleratorCount × max(1, multihostGpuNodeCount). */
-export function chargeOf(
-  resources: Record<string, unknown>,
-): { accelerator: string; gpus: number } | undefined {
+/**
+ * GPUs a deployment is charged, and to which quota: maxReplicaCount × acceleratorCount ×
+ * max(1, multihostGpuNodeCount).
+ */
+export function chargeOf(resources: Record<string, unknown>): { key: string; gpus: number } | undefined {
   const spec = (resources.machineSpec ?? {}) as {
     acceleratorType?: string;
     acceleratorCount?: number;
     multihostGpuNodeCount?: number;
   };
-  if (!spec.acceleratorType || !SERVING_QUOTAS[spec.acceleratorType]) return undefined;
+  if (!spec.acceleratorType || !ON_DEMAND[spec.acceleratorType]) return undefined;
   const max = Number(resources.maxReplicaCount ?? resources.minReplicaCount ?? 0);
   const gpus = max * (spec.acceleratorCount ?? 0) * Math.max(1, spec.multihostGpuNodeCount ?? 0);
-  return gpus > 0 ? { accelerator: spec.acceleratorType, gpus } : undefined;
+  return gpus > 0 ? { key: quotaKeyOf(resources), gpus } : undefined;
 }
 
 interface Charge {
-  accelerator: string;
+  /** The quota's key (`SERVING_QUOTAS`). */
+  key: string;
   gpus: number;
   /** From when it counts (Monitoring's usage series steps there). */
   since: number;
@@ -105,16 +137,16 @@ function regionSettings(core: EmulatorCore, project: string, region: string): Re
   return core.state.projects[project]?.quota?.[region] ?? {};
 }
 
-export function quotaLimit(core: EmulatorCore, project: string, region: string, accelerator: string): number {
-  return regionSettings(core, project, region).limits?.[accelerator] ?? DEFAULT_GPU_QUOTA;
+export function quotaLimit(core: EmulatorCore, project: string, region: string, key: string): number {
+  return regionSettings(core, project, region).limits?.[key] ?? DEFAULT_GPU_QUOTA;
 }
 
 /** Usage now: what the region's deployments charge plus the admin's extra usage. */
-export function quotaUsage(core: EmulatorCore, project: string, region: string, accelerator: string): number {
+export function quotaUsage(core: EmulatorCore, project: string, region: string, key: string): number {
   const charged = charges(core, project, region)
-    .filter((c) => c.accelerator === accelerator)
+    .filter((c) => c.key === key)
     .reduce((sum, c) => sum + c.gpus, 0);
-  return charged + (regionSettings(core, project, region).usage?.[accelerator] ?? 0);
+  return charged + (regionSettings(core, project, region).usage?.[key] ?? 0);
 }
 
 /** Whether deploying `resources` would take the region's usage of its accelerator over the limit. */
@@ -127,14 +159,14 @@ export function exceedsQuota(
   const charge = chargeOf(resources);
   if (!charge) return false;
   return (
-    quotaUsage(core, project, region, charge.accelerator) + charge.gpus >
-    quotaLimit(core, project, region, charge.accelerator)
+    quotaUsage(core, project, region, charge.key) + charge.gpus >
+    quotaLimit(core, project, region, charge.key)
   );
 }
 
 /** The Operation `error` of a deployment refused for quota (also the `quota` fault's). */
-export function quotaError(op: VertexOperationRecord, acceleratorType: string | undefined): RpcStatus {
-  const metric = SERVING_QUOTAS[acceleratorType ?? 'NVIDIA_L4']?.metric ?? SERVING_QUOTAS.NVIDIA_L4!.metric;
+export function quotaError(op: VertexOperationRecord, resources: Record<string, unknown>): RpcStatus {
+  const { metric } = SERVING_QUOTAS[quotaKeyOf(resources)]!;
   return {
     code: 8,
     message:
@@ -167,40 +199,55 @@ const Counts = z
   .partialRecord(z.enum(ACCELERATORS), z.number().int().min(0).max(1_000_000))
   .transform((counts) => counts as Record<string, number>);
 
+const Quotas = {
+  /** Limits by accelerator type (others keep theirs). */
+  limits: Counts.optional(),
+  /** Extra usage by accelerator type, on top of what deployments charge. */
+  usage: Counts.optional(),
+};
+
 export const QuotaSettingSchema = z
   .object({
     region: z.string().regex(/^[a-z]+(?:-[a-z]+\d*)+$/, 'region must be a region such as us-central1'),
-    /** Limits by accelerator type (others keep theirs). */
-    limits: Counts.optional(),
-    /** Extra usage by accelerator type, on top of what deployments charge. */
-    usage: Counts.optional(),
+    ...Quotas,
+    /** The preemptible quotas spot VMs are charged to. */
+    spot: z.object(Quotas).strict().optional(),
   })
   .strict();
 export type QuotaSetting = z.output<typeof QuotaSettingSchema>;
 export type QuotaSettingInput = z.input<typeof QuotaSettingSchema>;
 
-/** A region's effective limits and usage (charged + extra) of every accelerator. */
-export interface QuotaView {
-  region: string;
+interface QuotaCounts {
+  /** By accelerator type. */
   limits: Record<string, number>;
   usage: Record<string, number>;
 }
 
+/** A region's effective limits and usage (charged + extra) of every accelerator, on demand and spot. */
+export interface QuotaView extends QuotaCounts {
+  region: string;
+  spot: QuotaCounts;
+}
+
 export function quotaView(core: EmulatorCore, project: string, region: string): QuotaView {
-  return {
-    region,
-    limits: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaLimit(core, project, region, a)])),
-    usage: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaUsage(core, project, region, a)])),
-  };
+  const counts = (prefix: string): QuotaCounts => ({
+    limits: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaLimit(core, project, region, prefix + a)])),
+    usage: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaUsage(core, project, region, prefix + a)])),
+  });
+  return { region, ...counts(''), spot: counts(SPOT) };
 }
 
 /** Merges a setting into the project's quota; returns the region's effective quota. */
 export function setQuota(core: EmulatorCore, project: string, setting: QuotaSetting, now: number): QuotaView {
   const record = (core.state.projects[project] ??= {});
   const region = ((record.quota ??= {})[setting.region] ??= {});
-  if (setting.limits) region.limits = { ...region.limits, ...setting.limits };
-  if (setting.usage) {
-    region.usage = { ...region.usage, ...setting.usage };
+  const keyed = (counts: Record<string, number> | undefined, prefix: string) =>
+    Object.fromEntries(Object.entries(counts ?? {}).map(([a, n]) => [prefix + a, n]));
+  const limits = { ...keyed(setting.limits, ''), ...keyed(setting.spot?.limits, SPOT) };
+  const usage = { ...keyed(setting.usage, ''), ...keyed(setting.spot?.usage, SPOT) };
+  if (Object.keys(limits).length > 0) region.limits = { ...region.limits, ...limits };
+  if (Object.keys(usage).length > 0) {
+    region.usage = { ...region.usage, ...usage };
     region.usageSetAt = now;
   }
   core.markDirty();
@@ -228,14 +275,14 @@ export function quotaUsageSeries(
   for (const region of regionsOf(core, project)) {
     const settings = regionSettings(core, project, region);
     const steps = charges(core, project, region);
-    for (const [accelerator, gpus] of Object.entries(settings.usage ?? {}))
-      steps.push({ accelerator, gpus, since: settings.usageSetAt ?? 0 });
-    for (const accelerator of new Set(steps.map((s) => s.accelerator))) {
-      const mine = steps.filter((s) => s.accelerator === accelerator);
+    for (const [key, gpus] of Object.entries(settings.usage ?? {}))
+      steps.push({ key, gpus, since: settings.usageSetAt ?? 0 });
+    for (const key of new Set(steps.map((s) => s.key))) {
+      const mine = steps.filter((s) => s.key === key);
       const at = (t: number) => mine.filter((s) => s.since <= t).reduce((sum, s) => sum + s.gpus, 0);
       const times = new Set([...mine.map((s) => s.since).filter((t) => t > start && t < last), last]);
       series.push({
-        metric: { quota_metric: SERVING_QUOTAS[accelerator]!.metric },
+        metric: { quota_metric: SERVING_QUOTAS[key]!.metric },
         resource: { project_id: projectId, location: region, service: AIPLATFORM_SERVICE },
         points: [...times].sort((a, b) => a - b).map((time) => ({ time, value: at(time) })),
       });
@@ -247,8 +294,8 @@ export function quotaUsageSeries(
 // ---------------------------------------------------------------------------------------------
 // Cloud Quotas v1: quotaInfos.get / quotaInfos.list
 
-function quotaInfoJson(core: EmulatorCore, project: string, accelerator: string): Record<string, unknown> {
-  const { quotaId, metric, label } = SERVING_QUOTAS[accelerator]!;
+function quotaInfoJson(core: EmulatorCore, project: string, key: string): Record<string, unknown> {
+  const { quotaId, metric, label } = SERVING_QUOTAS[key]!;
   return {
     name: `projects/${project}/locations/global/services/${AIPLATFORM_SERVICE}/quotaInfos/${quotaId}`,
     quotaId,
@@ -262,7 +309,7 @@ function quotaInfoJson(core: EmulatorCore, project: string, accelerator: string)
     metricUnit: '1',
     quotaIncreaseEligibility: { isEligible: true },
     dimensionsInfos: regionsOf(core, project).map((region) => {
-      const limit = quotaLimit(core, project, region, accelerator);
+      const limit = quotaLimit(core, project, region, key);
       return {
         dimensions: { region },
         // int64 as a string; proto3 JSON leaves a 0 out.
@@ -296,15 +343,15 @@ function getQuotaInfo(core: EmulatorCore, ctx: RequestContext): void {
   const [projectParam, location, service, quotaId] = ctx.params as [string, string, string, string];
   checkParent(location, service);
   const project = core.resolveProject(projectParam).number;
-  const accelerator = ACCELERATORS.find((a) => SERVING_QUOTAS[a]!.quotaId === quotaId);
-  if (!accelerator) {
+  const key = QUOTA_KEYS.find((k) => SERVING_QUOTAS[k]!.quotaId === quotaId);
+  if (!key) {
     throw new ApiError(
       'NOT_FOUND',
       `QuotaInfo projects/${projectParam}/locations/global/services/${service}/quotaInfos/${quotaId} not found; ` +
-        `the serving GPU quotas are ${ACCELERATORS.map((a) => SERVING_QUOTAS[a]!.quotaId).join(', ')}.`,
+        `the serving GPU quotas are ${QUOTA_KEYS.map((k) => SERVING_QUOTAS[k]!.quotaId).join(', ')}.`,
     );
   }
-  sendJson(ctx.res, 200, quotaInfoJson(core, project, accelerator));
+  sendJson(ctx.res, 200, quotaInfoJson(core, project, key));
 }
 
 function listQuotaInfos(core: EmulatorCore, ctx: RequestContext): void {
@@ -312,7 +359,7 @@ function listQuotaInfos(core: EmulatorCore, ctx: RequestContext): void {
   const [projectParam, location, service] = ctx.params as [string, string, string];
   checkParent(location, service);
   const project = core.resolveProject(projectParam).number;
-  const all = [...ACCELERATORS].sort((a, b) =>
+  const all = [...QUOTA_KEYS].sort((a, b) =>
     SERVING_QUOTAS[a]!.quotaId.localeCompare(SERVING_QUOTAS[b]!.quotaId),
   );
   const { page, nextPageToken } = paginate(all, query);

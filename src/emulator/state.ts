@@ -154,8 +154,6 @@ export interface DeployWork {
   psc?: { projectAllowlist: string[]; enableSecurePrivateServiceConnect?: boolean };
   systemLabels?: Record<string, string>;
   fastTryoutEnabled?: boolean;
-  /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
-  acceleratorType?: string;
   fault?: DeployFault;
   /**
    * The `createsAfterCancel` fault: a `:cancel` sets `endsAt` (cancel + `ms`) instead of ending the
@@ -191,8 +189,6 @@ export interface DeployModelWork {
   enableContainerLogging?: boolean;
   /** The request's non-empty split, "0" (or the given id) standing for the new model. */
   trafficSplit?: Record<string, number>;
-  /** Accelerator quota metric for the RESOURCE_EXHAUSTED fault. */
-  acceleratorType?: string;
   fault?: DeployFault;
   enableAccessLogging?: boolean;
 }

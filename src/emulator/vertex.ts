@@ -282,7 +282,7 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
     ]);
   }
 
-  const { resources, machineSpec, initialReplicas } = checkDedicatedResources(
+  const { resources, initialReplicas } = checkDedicatedResources(
     deployConfig.dedicatedResources === undefined ? undefined : asMessage(deployConfig.dedicatedResources),
     'deploy_config.dedicated_resources',
     { defaults: true },
@@ -359,7 +359,6 @@ async function deploy(core: EmulatorCore, ctx: RequestContext): Promise<void> {
       ? { systemLabels: deployConfig.systemLabels as Record<string, string> }
       : {}),
     ...(deployConfig.fastTryoutEnabled === true ? { fastTryoutEnabled: true } : {}),
-    ...(machineSpec.acceleratorType ? { acceleratorType: machineSpec.acceleratorType } : {}),
     ...deployFault(core, ctx, project.number, location, resources),
     ...(ctx.fault.type === 'createsAfterCancel' ? { createsAfterCancel: { ms: ctx.fault.ms } } : {}),
     created: false,
