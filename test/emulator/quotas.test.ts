@@ -301,6 +301,44 @@ describe('usage and the limit', () => {
     expect((await t.admin.quota(project, 'us-central1')).usage.NVIDIA_L4).toBe(3);
   });
 
+  it('charges spot VMs to the preemptible quota of their accelerator', async () => {
+    const project = uniqueProject('quota-spot');
+    const preemptible = 'aiplatform.googleapis.com/custom_model_serving_preemptible_nvidia_l4_gpus';
+    await t.admin.setQuota(project, { region: 'us-central1', spot: { limits: { NVIDIA_L4: 2 } } });
+    const spot = async (max: number) => {
+      const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
+        customModel: { gcsUri: model },
+        deployConfig: {
+          dedicatedResources: {
+            machineSpec: L4_MACHINE,
+            minReplicaCount: 1,
+            maxReplicaCount: max,
+            spot: true,
+          },
+        },
+      });
+      expect(start.status, start.text).toBe(200);
+      return waitForOperation(t.api, start.json.name);
+    };
+    expect((await spot(2)).error).toBeUndefined();
+    const view = await t.admin.quota(project, 'us-central1');
+    expect(view.spot).toMatchObject({ limits: { NVIDIA_L4: 2 }, usage: { NVIDIA_L4: 2 } });
+    expect(view.usage.NVIDIA_L4).toBe(0);
+    const info = await quotaInfo(project, 'CustomModelServingPreemptibleL4GPUsPerProjectPerRegion');
+    expectValidProto(`${QUOTAS}.QuotaInfo`, info.json);
+    expect(info.json).toMatchObject({
+      metric: preemptible,
+      quotaDisplayName: 'Custom model serving preemptible Nvidia L4 GPUs per region',
+      dimensionsInfos: [{ dimensions: { region: 'us-central1' }, details: { value: '2' } }],
+    });
+    expect(usageOf(await gcloudUsage(project, 'us-central1', preemptible))).toBe(2);
+    expect(usageOf(await gcloudUsage(project, 'us-central1'))).toBe(0);
+    const over = await spot(1);
+    expect(over.error).toMatchObject({ code: 8, details: [{ metadata: { quota_metric: preemptible } }] });
+    // On-demand L4s have a quota of their own.
+    await deployReady(t.api, project, model, { endpoint: 'on-demand', model: 'on-demand' });
+  });
+
   it('charges running deployments, multi-host replicas and other accelerators by their own quota', async () => {
     const project = uniqueProject('quota-charge');
     await t.admin.setTiming(project, { deployMs: 60_000 });
