@@ -370,13 +370,15 @@ function attemptScript(a: ServingAttempt): Script {
   const hosts = Math.max(1, machineSpec.multihostGpuNodeCount ?? 0);
   const tp = int('tensor-parallel-size') ?? Math.max(1, gpusPerHost);
   const pp = int('pipeline-parallel-size') ?? hosts;
+  // Each data-parallel rank is a whole copy of the model on its own GPUs.
+  const dp = int('data-parallel-size') ?? 1;
   lines.push(
     info(
       'core.py:455',
       `Initializing a V1 LLM engine (v${VLLM_VERSION}) with config: model='/tmp/model', dtype=torch.${dtype}, max_seq_len=${maxModelLen ?? 'None'}, tensor_parallel_size=${tp}, pipeline_parallel_size=${pp}`,
     ),
   );
-  if (tp * pp > gpusPerHost * hosts) {
+  if (tp * pp * dp > gpusPerHost * hosts) {
     const last =
       'ValueError: The number of required GPUs exceeds the total number of available GPUs in the placement group.';
     return failed([...lines, ...traceback('placement', last)], last);

@@ -164,6 +164,7 @@ function compileLogFilter(core: EmulatorCore, filter: string): Predicate {
           },
         ]);
       }
+      // The project may be written as id or number, the log id encoded or not: compare what they name.
       const project = core.resolveProject(match[1]!).number;
       const logId = decodeURIComponent(match[2]!);
       return equality((e) => (e.project === project && e.logId === logId ? r.value : logNameOf(core, e)));
