@@ -31,6 +31,11 @@ const LOADED_BYTES_PER_ELEMENT_CAP = 2;
 export interface SizingOptions {
   contextLength?: number;
   machine?: MachineSpec;
+  /**
+   * The serving container sets `--tensor-parallel-size` itself: the chosen machine's GPU count is
+   * then not the tensor parallelism, and the vLLM checks judge the given one against the heads.
+   */
+  explicitTensorParallel?: boolean;
 }
 
 export function computeSizing(
@@ -106,7 +111,15 @@ export function computeSizing(
     );
   }
 
-  if (options.machine) checkChosenMachine(options.machine, requirement, sizing, tpNote, findings);
+  if (options.machine)
+    checkChosenMachine(
+      options.machine,
+      requirement,
+      sizing,
+      tpNote,
+      findings,
+      options.explicitTensorParallel,
+    );
   if (config.nativeQuantization) {
     const chosenHopper = options.machine
       ? MACHINE_TABLE.find((s) => s.machine.acceleratorType === options.machine!.acceleratorType)
@@ -135,6 +148,7 @@ function checkChosenMachine(
   sizing: Sizing,
   tpNote: string,
   findings: FindingCollector,
+  explicitTensorParallel = false,
 ): void {
   const check = checkMachine(requirement, machine);
   const suggestion = sizing.recommended ? ` Recommended: ${describeMachine(sizing.recommended)}.` : '';
@@ -144,14 +158,18 @@ function checkChosenMachine(
   }
   sizing.chosen = check.fit;
   const name = describeMachine(check.fit);
-  if (!check.fit.tensorParallelValid) {
+  if (!check.fit.tensorParallelValid && !explicitTensorParallel) {
     findings.add(
       'machine.tensor-parallel',
       `${name} runs the model with tensor parallelism ${machine.acceleratorCount}, which the model's heads do not divide; ${tpNote}.${suggestion}`,
     );
     return;
   }
-  if (!check.fit.fits) {
+  // With the parallelism set by the container's args, memory alone decides here.
+  const fits = explicitTensorParallel
+    ? check.fit.perGpuRequiredBytes <= check.fit.perGpuUsableBytes
+    : check.fit.fits;
+  if (!fits) {
     const weightsFit = check.fit.maxContextTokens > 0;
     findings.add(
       'machine.insufficient-memory',

@@ -29,6 +29,7 @@ import {
   type ServingModel,
 } from './serving-checks';
 import { computeSizing, DEFAULT_CONTEXT_LENGTH } from './sizing';
+import { parseVllmArgs } from './vllm-args';
 import { checkTensors } from './tensor-checks';
 import { checkTokenizer, type TokenizerSummary } from './tokenizer';
 import { checkWeightPrecision, checkWeights, emptyInventory, type WeightInventory } from './weights';
@@ -191,7 +192,12 @@ export async function validateStore(
     sizing = computeSizing(
       config,
       inventory,
-      { contextLength: opts.contextLength, machine: opts.machine },
+      {
+        contextLength: opts.contextLength,
+        machine: opts.machine,
+        explicitTensorParallel:
+          parseVllmArgs(opts.deployment?.container?.args ?? []).tensorParallelSize !== undefined,
+      },
       findings,
     );
   }

@@ -150,6 +150,32 @@ describe('garden-deploy validate --spec', () => {
     expect(report.sizing?.chosen?.machine.type).toBe('g2-standard-12');
   });
 
+  it('a --tensor-parallel-size in the args is the parallelism judged, not the machine’s GPU count', async () => {
+    const dir = await sampleFolder();
+    const eightL4 = { type: 'g2-standard-96', acceleratorType: 'NVIDIA_L4', acceleratorCount: 8 };
+    const image = 'us-docker.pkg.dev/x/vllm:1';
+    // 8 GPUs do not divide the sample's 4 heads; TP 2 × PP 2 does, leaving GPUs idle (a warning).
+    const explicit = spec({
+      machine: eightL4,
+      container: {
+        image,
+        args: ['--max-model-len=2048', '--tensor-parallel-size=2', '--pipeline-parallel-size=2'],
+      },
+      capacity: {},
+    });
+    expect(await run(dir, '--spec', await specFile(explicit)), io.out).toBe(0);
+    expect(io.out).not.toContain('machine.tensor-parallel');
+    expect(io.out).toContain('vllm.parallel-size');
+    io.out = '';
+    const implicit = spec({
+      machine: eightL4,
+      container: { image, args: ['--max-model-len=2048'] },
+      capacity: {},
+    });
+    expect(await run(dir, '--spec', await specFile(implicit))).toBe(1);
+    expect(io.out).toContain('machine.tensor-parallel');
+  });
+
   it("validates the spec's model.uri when no location is given", async () => {
     const { storage, gcsEndpoint } = await getTestEnv();
     const bucket = await createTestBucket(storage, 'validate-spec');
