@@ -80,6 +80,8 @@ const ProbeSchema = z
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 /** Names that carry credentials: they would be stored in the workflow's history and the Model's spec. */
 const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE_?KEY|CREDENTIAL)/i;
+/** A flag that takes a credential (`--hf-token`, `--api-key=…`), or a token's own shape. */
+const SECRET_ARG = /^--?[\w-]*(token|secret|password|api[-_]?key)(=|$)|\bhf_[A-Za-z0-9]{20,}|\bya29\./i;
 
 /** `modelConfig.containerSpec` (model.proto ModelContainerSpec): the serving container, overridden. */
 export const ContainerSchema = z.strictObject({
@@ -87,7 +89,15 @@ export const ContainerSchema = z.strictObject({
   image: z.string().min(1).max(1_024),
   command: z.array(z.string().max(4_096)).max(64).optional(),
   /** e.g. vLLM's `--max-model-len=8192`, `--tensor-parallel-size=2`: cross-checked against the model and machine. */
-  args: z.array(z.string().max(4_096)).max(256).optional(),
+  args: z
+    .array(z.string().max(4_096))
+    .max(256)
+    .refine(
+      (args) => !args.some((arg) => SECRET_ARG.test(arg)),
+      'credentials do not belong in container.args (e.g. --hf-token; they would be stored in the workflow history ' +
+        'and the Model); give the container access to Secret Manager instead',
+    )
+    .optional(),
   env: z
     .record(
       z.string().regex(ENV_NAME, 'an environment variable name: a letter or "_", then letters, digits, "_"'),
