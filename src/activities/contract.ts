@@ -369,6 +369,8 @@ export interface QuotaCheckInput {
   /** The chosen machine first; with `machine: auto`, the other fitting machines in order of preference. */
   machines: MachineSpec[];
   maxReplicas: number;
+  /** Spot VMs are charged to the preemptible quota. */
+  spot?: boolean;
 }
 
 export interface QuotaCheckResult {

@@ -49,7 +49,12 @@ export function servingCheckActivities(ctx: ActivityContext) {
         const reading = await retryTransient(ctx, () =>
           readServingQuota(
             { quotas, monitoring },
-            { project: input.project, region: input.region, acceleratorType: machine.acceleratorType },
+            {
+              project: input.project,
+              region: input.region,
+              acceleratorType: machine.acceleratorType,
+              spot: input.spot ?? false,
+            },
             callOptions(),
           ),
         );

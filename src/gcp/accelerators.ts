@@ -54,10 +54,29 @@ export const SERVING_GPU_QUOTAS: Partial<Record<AcceleratorType, ServingQuota>> 
   NVIDIA_TESLA_A100: quota('A100GPUs', 'nvidia_a100_gpus'),
   NVIDIA_A100_80GB: quota('A10080GBGPUs', 'nvidia_a100_80gb_gpus'),
   NVIDIA_H100_80GB: quota('H100GPUs', 'nvidia_h100_gpus'),
-  NVIDIA_H100_MEGA_80GB: quota('H100MegaGPUs', 'nvidia_h100_mega_gpus', true),
+  // vertex-api.md lists the id (H100MEGAGPUs); the metric is by analogy.
+  NVIDIA_H100_MEGA_80GB: quota('H100MEGAGPUs', 'nvidia_h100_mega_gpus', true),
   NVIDIA_H200_141GB: quota('H200GPUs', 'nvidia_h200_gpus', true),
   NVIDIA_B200: quota('B200GPUs', 'nvidia_b200_gpus', true),
   NVIDIA_GB200: quota('GB200GPUs', 'nvidia_gb200_gpus', true),
   NVIDIA_RTX_PRO_6000: quota('RTXPRO6000GPUs', 'nvidia_rtx_pro_6000_gpus'),
   TPU_V5_LITEPOD: quota('V5ETPU', 'tpu_v5e'),
 };
+
+/**
+ * The quota a deployment's accelerators are charged to: spot VMs have their own
+ * (`CustomModelServingPreemptible…PerProjectPerRegion`, vertex-api.md; the metric name is assumed by
+ * analogy), on-demand ones the table's.
+ */
+export function servingQuotaOf(
+  acceleratorType: AcceleratorType,
+  options: { spot?: boolean } = {},
+): ServingQuota | undefined {
+  const onDemand = SERVING_GPU_QUOTAS[acceleratorType];
+  if (!onDemand || !options.spot) return onDemand;
+  return {
+    quotaId: onDemand.quotaId.replace(/^CustomModelServing/, 'CustomModelServingPreemptible'),
+    metric: onDemand.metric.replace('/custom_model_serving_', '/custom_model_serving_preemptible_'),
+    unconfirmed: true,
+  };
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { AcceleratorType } from './accelerators';
-import { SERVING_GPU_QUOTAS, type ServingQuota } from './accelerators';
+import { type ServingQuota, servingQuotaOf } from './accelerators';
 import type { GcpClientConfig } from './config';
 import { type CallOptions, type HttpTransport, sendJsonCall } from './http';
 import { parseInput } from './input';
@@ -99,10 +99,10 @@ const USAGE_LOOKBACK_MS = 25 * 3_600_000;
  */
 export async function readServingQuota(
   clients: { quotas: CloudQuotasClient; monitoring: MonitoringClient },
-  request: { project: string; region: string; acceleratorType: AcceleratorType; now?: Date },
+  request: { project: string; region: string; acceleratorType: AcceleratorType; spot?: boolean; now?: Date },
   options: CallOptions = {},
 ): Promise<ServingQuotaReading | undefined> {
-  const quota = SERVING_GPU_QUOTAS[request.acceleratorType];
+  const quota = servingQuotaOf(request.acceleratorType, { spot: request.spot ?? false });
   if (!quota) return undefined;
   const endTime = request.now ?? new Date();
   const [info, series] = await Promise.all([

@@ -85,7 +85,8 @@ export function dedicatedResourcesJson(
 ): Record<string, unknown> {
   return compact({
     machineSpec: machine && compact({ ...machine }),
-    minReplicaCount: i.minReplicaCount,
+    // proto3 JSON leaves a 0 out (scale to zero): the canonical form, as Google's own clients send it.
+    minReplicaCount: i.minReplicaCount || undefined,
     maxReplicaCount: i.maxReplicaCount ?? Math.max(i.minReplicaCount, 1),
     requiredReplicaCount: i.requiredReplicaCount,
     initialReplicaCount: i.initialReplicaCount,

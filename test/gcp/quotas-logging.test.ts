@@ -5,6 +5,7 @@ import {
   readServingQuota,
   InvalidRequestError,
   SERVING_GPU_QUOTAS,
+  servingQuotaOf,
   type GcpClient,
 } from '../../src/gcp';
 import { type TestServer, countingTokenSource, googleError, sendJson, startTestServer } from './test-server';
@@ -90,6 +91,16 @@ describe('readServingQuota: the serving GPU quota as gcloud reads it', () => {
       { project: 'tenant-project', region: 'asia-east1', acceleratorType: 'NVIDIA_L4' },
     );
     expect(reading).toMatchObject({ limit: 4, usage: 0 });
+  });
+
+  it('spot VMs are charged to the preemptible quota (assumed metric name, marked unconfirmed)', () => {
+    expect(servingQuotaOf('NVIDIA_L4', { spot: true })).toEqual({
+      quotaId: 'CustomModelServingPreemptibleL4GPUsPerProjectPerRegion',
+      metric: 'aiplatform.googleapis.com/custom_model_serving_preemptible_nvidia_l4_gpus',
+      unconfirmed: true,
+    });
+    expect(servingQuotaOf('NVIDIA_L4')).toBe(L4);
+    expect(servingQuotaOf('NVIDIA_TESLA_K80')).toBeUndefined();
   });
 
   it('a denied read is an error naming the service and status', async () => {

@@ -248,6 +248,7 @@ async function checkQuota(
     region: spec.region,
     machines,
     maxReplicas: spec.replicas.max,
+    ...(spec.capacity.spot ? { spot: true } : {}),
   });
   ctx.tracker.setQuota(checked);
   ctx.publish();
