@@ -73,7 +73,7 @@ export function deployActivities(ctx: ActivityContext) {
       return { adopted: true };
     }
     try {
-      const op = await retryTransient(ctx, () => vertex.deploy(deployRequest(input), callOptions()));
+      const op = await retryTransient(ctx, () => vertex.deploy(deployRequestOf(input), callOptions()));
       return { operation: op.name, adopted: false };
     } catch (err) {
       // An earlier attempt's :deploy got in (its answer was lost), or someone else's: `finish` tells which.
@@ -260,7 +260,8 @@ const DeployHeartbeatSchema = z.looseObject({
 });
 type DeployHeartbeat = z.infer<typeof DeployHeartbeatSchema> & { status: string };
 
-function deployRequest({ spec, ids }: StartDeployInput): DeployInput {
+/** The `:deploy` request of a validated spec: every serving option as the client's input. */
+export function deployRequestOf({ spec, ids }: Pick<StartDeployInput, 'spec' | 'ids'>): DeployInput {
   return {
     project: spec.project,
     location: spec.region,
