@@ -219,6 +219,26 @@ describe.concurrent('the serving surface', () => {
     await expectNothingLeft(project);
   });
 
+  it('a vLLM argument the model cannot take fails at validation with its rule id; the corrected spec deploys', async () => {
+    const project = await freshProject('e2e-vllm-args');
+    const { client } = await getTestEnv();
+    const container = { image: 'us-docker.pkg.dev/x/pytorch-vllm-serve:1', args: ['--max-model-len=100000'] };
+    const wrong = { ...publicSpec(project, t.modelUri, uniqueName('args')), container };
+    const failed = await (await deploy(client, t.worker.taskQueue, wrong)).result();
+    expect(failed.outcome).toBe('failed');
+    expect(failed.reason).toContain('vllm.max-model-len-exceeds-model');
+    expect((await t.admin.stats(project)).calls['vertex.deploy'] ?? 0).toBe(0);
+    const corrected = {
+      ...wrong,
+      name: uniqueName('args'),
+      container: { ...container, args: ['--max-model-len=4096'] },
+    };
+    const started = await deploy(client, t.worker.taskQueue, corrected);
+    expect((await started.result()).outcome).toBe('serving');
+    await (await teardownDeployment(client, started.workflowId)).result();
+    await expectNothingLeft(project);
+  });
+
   it('an L4 quota of 2 with 1 in use refuses 2 × 1 L4 before :deploy; enough quota deploys', async () => {
     const project = await freshProject('e2e-quota-check');
     await t.admin.setQuota(project, {
