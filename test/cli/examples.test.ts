@@ -6,9 +6,11 @@ import { loadDeploymentSpecFile } from '../../src/spec';
 const examples = path.resolve(__dirname, '../../examples');
 
 describe('example spec files', () => {
-  it('are accepted by the schema: one public, one private with PSC', async () => {
+  it('are accepted by the schema: one public, one private with PSC, one with every serving option', async () => {
     const files = (await readdir(examples)).filter((file) => file.endsWith('.yaml')).sort();
-    expect(files).toEqual(['private-psc.yaml', 'public.yaml']);
+    expect(files).toEqual(['private-psc.yaml', 'public.yaml', 'serving-options.yaml']);
+    const options = await loadDeploymentSpecFile(path.join(examples, 'serving-options.yaml'));
+    expect(options.machine).toMatchObject({ multihostGpuNodeCount: 2 });
     const publicSpec = await loadDeploymentSpecFile(path.join(examples, 'public.yaml'));
     expect(publicSpec.access.type).toBe('public');
     expect(publicSpec.strategy).toMatchObject({
