@@ -501,6 +501,9 @@ function permissionHint(input: ClassifyInput): string {
 }
 
 function preconditionHint(message: string, details: ErrorDetails): string {
+  if (/Model server exited unexpectedly|model server log/i.test(message)) {
+    return 'The serving container stopped while starting: its own log lines say why (container logging, roles/logging.viewer).';
+  }
   if (/deployed model|DeployedModel|has deployed|undeploy/i.test(message)) {
     return 'The resource still has deployed models: undeploy every deployed model first, then retry the delete.';
   }

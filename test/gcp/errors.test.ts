@@ -352,6 +352,19 @@ describe('long-running operation errors', () => {
         .classification,
     ).toBe('permanent');
   });
+
+  it('a model server that exited points at its own log lines, not at pending operations', () => {
+    const err = errorFromOperation(
+      'projects/1/locations/l/operations/1',
+      {
+        code: 9,
+        message: 'Model server exited unexpectedly. Model server logs can be found at https://console…',
+      },
+      'x',
+    );
+    expect(err.hint).toMatch(/its own log lines say why/);
+    expect(err.hint).not.toMatch(/pending operations/);
+  });
 });
 
 describe('Compute operation errors', () => {
