@@ -47,6 +47,14 @@ export const CommandFlagsSchema = z.object({
   profile: z.string().optional(),
   json: z.boolean().default(false),
 });
+/** Flags of every command that sends the deployment a request: idempotency key, return once accepted. */
+export const RequestFlagsShape = {
+  requestId: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
+    .optional(),
+  detach: z.boolean().default(false),
+};
 export type ConnectionFlags = Pick<z.output<typeof CommandFlagsSchema>, 'address' | 'namespace' | 'profile'>;
 
 /** `--address`, `--namespace`, `--profile`; API keys and TLS only through the environment/profile. */

@@ -25,10 +25,11 @@ import {
   InvalidFlagsError,
   parseFlags,
   processIo,
+  RequestFlagsShape,
   reportError,
   withTemporal,
 } from './client-command';
-import { type RequestResult, type WantedOutcome, followAccepted } from './follow';
+import { type RequestResult, type WantedOutcome, followAccepted, requestFacts } from './follow';
 
 /**
  * The commands that send a deployment one of its control Updates, from one table: each is
@@ -81,11 +82,7 @@ const AutoscalingFlagSchema = z
 
 const ControlFlagsSchema = CommandFlagsSchema.extend({
   reason: z.string().max(500, '--reason is at most 500 characters').optional(),
-  requestId: z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
-    .optional(),
-  detach: z.boolean().default(false),
+  ...RequestFlagsShape,
   taskQueue: z.string().min(1).optional(),
   min: wholeNumber('--min', 0).optional(),
   max: wholeNumber('--max', 1).optional(),
@@ -298,14 +295,8 @@ export async function runControl(
   }
   return withTemporal(name, flags, io, async (temporal) => {
     const request = await spec.send(temporal, ref, flags);
-    const { workflowId, runId, stage, requestId } = request;
-    const facts = {
-      workflowId,
-      runId,
-      requestId,
-      stageBefore: stage,
-      uiUrl: temporal.workflowUrl(workflowId),
-    };
+    const { workflowId, stage } = request;
+    const facts = requestFacts(temporal, request);
     if (!flags.json) io.stdout(`${spec.accepted} ${workflowId} (it was at stage ${stage ?? 'unknown'})\n`);
     return followAccepted(temporal, io, request, {
       json: flags.json,

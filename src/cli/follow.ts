@@ -187,6 +187,20 @@ export function reportOutcome(
   return outcomeExitCode(outcome, wanted);
 }
 
+/** What `--json` prints of an accepted request (and `--detach` alone). */
+export function requestFacts(
+  temporal: TemporalConnection,
+  request: { workflowId: string; runId: string; requestId: string; stage?: string },
+): Record<string, unknown> {
+  return {
+    workflowId: request.workflowId,
+    runId: request.runId,
+    requestId: request.requestId,
+    stageBefore: request.stage,
+    uiUrl: temporal.workflowUrl(request.workflowId),
+  };
+}
+
 /**
  * An accepted request, to the end: with --detach, the facts (or how to follow it); otherwise live
  * progress until it is answered, then its outcome (human, or the facts and outcome as JSON).

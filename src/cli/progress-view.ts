@@ -101,6 +101,11 @@ export interface ViewOptions {
   uiUrl?: string;
 }
 
+/** The first deploy's percentage; none once upgrades began (an upgrade shows its own phase). */
+function deployPercent(status: DeploymentStatus): number | undefined {
+  return status.progress?.upgrade ? undefined : status.percent;
+}
+
 /** The whole picture: headline, steps, replicas, last error, notes. */
 export function renderStatus(status: DeploymentStatus, options: ViewOptions): string[] {
   const c = pc.createColors(options.color);
@@ -109,7 +114,7 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   const headline = [
     c.bold(status.deployment ?? status.workflowId),
     stageText(c, status),
-    status.percent === undefined || status.progress?.upgrade ? undefined : `${status.percent}%`,
+    deployPercent(status) === undefined ? undefined : `${status.percent}%`,
     formatDuration(Math.max(0, end - Date.parse(status.startedAt))),
   ].filter(Boolean);
   const lines = [
@@ -128,7 +133,9 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
     );
   }
   const upgrade = status.progress?.upgrade;
-  if (status.status === 'RUNNING' && upgrade && !upgrade.endedAt) {
+  // While an upgrade runs it is what moves: the first deploy's steps (long done) make way for it.
+  const upgrading = status.status === 'RUNNING' && upgrade !== undefined && !upgrade.endedAt;
+  if (upgrading) {
     lines.push(...renderUpgrade(upgrade, now, c));
     const pending = status.activities.filter((a) => !a.step || a.compensation);
     for (const activity of pending)
@@ -146,8 +153,6 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
   if (status.status === 'RUNNING' && traffic.length > 0) lines.push(...renderTraffic(traffic, c));
   const revisions = status.progress?.revisions ?? [];
   if (revisions.length > 1) lines.push(...renderRevisions(revisions, c));
-  // While an upgrade runs it is what moves: the first deploy's steps (long done) make way for it.
-  const upgrading = Boolean(upgrade && !upgrade.endedAt && status.status === 'RUNNING');
   if (!upgrading && revisions.length > 1 && status.steps.length > 0)
     lines.push(c.dim('  First deploy (r1):'));
   for (const step of upgrading ? [] : status.steps) {
@@ -188,7 +193,7 @@ export function renderStatus(status: DeploymentStatus, options: ViewOptions): st
 }
 
 /** `NVIDIA_L4_GPUS… 1 of 8 used, 2 asked`. */
-export function quotaText(reading: QuotaReading): string {
+function quotaText(reading: QuotaReading): string {
   return `${reading.quotaId}: ${reading.usage} of ${reading.limit} used, ${reading.requested} asked`;
 }
 
@@ -248,7 +253,7 @@ function renderUpgrade(upgrade: UpgradeProgress, now: number, c: Colors): string
 }
 
 /** The live traffic split, a bar per revision. */
-export function renderTraffic(traffic: TrafficShare[], c: Colors): string[] {
+function renderTraffic(traffic: TrafficShare[], c: Colors): string[] {
   return [
     '  Traffic:',
     ...traffic.map(
@@ -471,7 +476,7 @@ export class ProgressDisplay {
       if (text) this.write(`${c.dim(at)} ${text}\n`);
     };
     // The percentage measures the first deploy; an upgrade shows its own progress below.
-    const percent = status.percent === undefined || status.progress?.upgrade ? '' : ` (${status.percent}%)`;
+    const percent = deployPercent(status) === undefined ? '' : ` (${status.percent}%)`;
     if (status.stage) emit('stage', `${status.deployment ?? key}: ${status.stage}${percent}`);
     const upgrade = status.progress?.upgrade;
     // Once a deployment has been upgraded, its first deploy's steps are history.

@@ -101,7 +101,7 @@ export type GcpClientConfigInput = z.input<typeof GcpClientConfigSchema>;
 export type GcpClientConfig = z.output<typeof GcpClientConfigSchema>;
 
 /** The client's base URLs: one per Google API it calls (plus inference's front end). */
-export const BASE_URL_KEYS = [
+const BASE_URL_KEYS = [
   'vertexBaseUrl',
   'computeBaseUrl',
   'monitoringBaseUrl',

@@ -3,13 +3,12 @@ import type { GcpClientConfig } from './config';
 import { type CallOptions, type HttpTransport, sendJsonCall } from './http';
 import { parseInput } from './input';
 import { PROJECT_RE } from './names';
+import { Int64 } from './schemas';
 
 const SERVICE = 'monitoring.googleapis.com';
 
 /** Cloud Monitoring's shortest alignment period (google/monitoring/v3/common.proto `Aggregation`). */
 export const MIN_ALIGNMENT_SECONDS = 60;
-
-const Int64 = z.union([z.string().regex(/^-?\d+$/), z.number().int()]).transform(Number);
 
 const PointSchema = z.looseObject({
   interval: z.looseObject({ startTime: z.string().optional(), endTime: z.string().optional() }).optional(),

@@ -1,16 +1,14 @@
 import { z } from 'zod';
-import type { AcceleratorType } from './accelerators';
-import { type ServingQuota, servingQuotaOf } from './accelerators';
+import { type AcceleratorType, type ServingQuota, servingQuotaOf } from './accelerators';
 import type { GcpClientConfig } from './config';
 import { type CallOptions, type HttpTransport, sendJsonCall } from './http';
 import { parseInput } from './input';
 import type { MonitoringClient } from './monitoring';
 import { PROJECT_RE } from './names';
+import { Int64 } from './schemas';
 
 const SERVICE = 'cloudquotas.googleapis.com';
 const AIPLATFORM = 'aiplatform.googleapis.com';
-
-const Int64 = z.union([z.string().regex(/^-?\d+$/), z.number().int()]).transform(Number);
 
 /** QuotaInfo (google/api/cloudquotas/v1/resources.proto), the fields the check reads. */
 const QuotaInfoSchema = z.looseObject({
@@ -70,7 +68,7 @@ export class CloudQuotasClient {
  * The limit in effect in `region`, as gcloud reads it: the entry for that region, else one that
  * applies to every region not otherwise configured; 0 when neither exists.
  */
-export function regionalLimit(info: QuotaInfo, region: string): number {
+function regionalLimit(info: QuotaInfo, region: string): number {
   const entries = info.dimensionsInfos;
   const exact = entries.find((e) => e.dimensions.region === region || e.applicableLocations[0] === region);
   const fallback = entries.find(

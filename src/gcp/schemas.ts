@@ -9,6 +9,9 @@ const stringMap = z.record(z.string(), z.string());
 
 // --- google.longrunning.Operation --------------------------------------------------------------
 
+/** A proto3 int64 as JSON carries it (a decimal string, or a number), as a number. */
+export const Int64 = z.union([z.string().regex(/^-?\d+$/), z.number().int()]).transform(Number);
+
 export const OperationSchema = z.looseObject({
   name: z.string().min(1),
   metadata: z.record(z.string(), z.unknown()).optional(),

@@ -29,7 +29,14 @@ export const MachineInputSchema = z
     error: 'acceleratorType and acceleratorCount must be given together',
   });
 
-const ReplicaCount = z.number().int().min(1).max(1000);
+export const ReplicaCount = z.number().int().min(1).max(1000);
+
+/** The `.refine` arguments of a request with replica counts: max (when given) at least min. */
+export const MAX_AT_LEAST_MIN = [
+  (i: { minReplicaCount: number; maxReplicaCount?: number | undefined }) =>
+    i.maxReplicaCount === undefined || i.maxReplicaCount >= i.minReplicaCount,
+  { error: 'maxReplicaCount must be ≥ minReplicaCount', path: ['maxReplicaCount'] as PropertyKey[] },
+] as const;
 const Millis = z
   .number()
   .int()

@@ -13,6 +13,8 @@ import {
   containerSpecJson,
   dedicatedResourcesJson,
   seconds,
+  MAX_AT_LEAST_MIN,
+  ReplicaCount,
 } from './serving-resources';
 import {
   ENDPOINT_USER_ID_RE,
@@ -91,10 +93,7 @@ export const DeployInputSchema = z
       })
       .optional(),
   })
-  .refine((i) => i.maxReplicaCount === undefined || i.maxReplicaCount >= i.minReplicaCount, {
-    error: 'maxReplicaCount must be ≥ minReplicaCount',
-    path: ['maxReplicaCount'],
-  });
+  .refine(...MAX_AT_LEAST_MIN);
 
 export type DeployInput = z.input<typeof DeployInputSchema>;
 
@@ -193,8 +192,6 @@ const UndeployInputSchema = z.strictObject({
   trafficSplit: TrafficSplitSchema.optional(),
 });
 
-const ReplicaCount = z.number().int().min(1).max(1000);
-
 /** `endpoints.deployModel`: one more deployed model on an existing endpoint (lifecycle-apis.md §1.1). */
 const DeployModelInputSchema = z
   .strictObject({
@@ -217,10 +214,7 @@ const DeployModelInputSchema = z
     /** The endpoint's new split; "0" names the model being deployed. Empty/absent: split unchanged. */
     trafficSplit: TrafficSplitSchema.optional(),
   })
-  .refine((i) => i.maxReplicaCount === undefined || i.maxReplicaCount >= i.minReplicaCount, {
-    error: 'maxReplicaCount must be ≥ minReplicaCount',
-    path: ['maxReplicaCount'],
-  });
+  .refine(...MAX_AT_LEAST_MIN);
 
 export type DeployModelInput = z.input<typeof DeployModelInputSchema>;
 

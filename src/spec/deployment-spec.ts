@@ -20,6 +20,9 @@ import {
  * applied and durations in milliseconds.
  */
 
+/** A MIG partition profile (`1g.10gb`); the group is its memory in GB. */
+export const MIG_PROFILE_RE = /^\d+g\.(\d+)gb$/;
+
 const HOUR = 3_600_000;
 
 // Resource-name rules from the DeployRequest proto (endpoint_user_id / model_user_id) and Compute.
@@ -61,10 +64,7 @@ export const MachineSpecSchema = z.strictObject({
   acceleratorType: z.enum(ACCELERATOR_TYPES),
   acceleratorCount: z.number().int().min(1).max(16),
   /** A MIG partition of each GPU, e.g. "1g.10gb" (`gpuPartitionSize`; one accelerator). */
-  gpuPartitionSize: z
-    .string()
-    .regex(/^\d+g\.\d+gb$/, 'expected a MIG profile like "1g.10gb"')
-    .optional(),
+  gpuPartitionSize: z.string().regex(MIG_PROFILE_RE, 'expected a MIG profile like "1g.10gb"').optional(),
   /** Hosts per replica for models larger than one machine (`multihostGpuNodeCount`). */
   multihostGpuNodeCount: z.number().int().min(2).max(64).optional(),
 });

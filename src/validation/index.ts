@@ -16,7 +16,6 @@ export {
   type DeploymentCheckInput,
   deploymentSettingsOf,
   type DeploymentSettings,
-  type DeploymentSettingsInput,
   DeploymentSettingsSchema,
   type ServingModel,
 } from './serving-checks';

@@ -1,4 +1,4 @@
-import type { AcceleratorType, MachineSpec } from '../spec/deployment-spec';
+import { type AcceleratorType, MIG_PROFILE_RE, type MachineSpec } from '../spec/deployment-spec';
 
 /**
  * Vertex AI GPU machine shapes for LLM serving (vertex-api.md §8) and the memory arithmetic that
@@ -200,7 +200,7 @@ export interface Placement {
 
 /** The placement a machine spec asks for: its hosts, and the memory of its MIG partition ("1g.10gb": 10 GB). */
 export function placementOf(machine: MachineSpec, shape: MachineShape): Required<Placement> {
-  const partition = /^\d+g\.(\d+)gb$/.exec(machine.gpuPartitionSize ?? '');
+  const partition = MIG_PROFILE_RE.exec(machine.gpuPartitionSize ?? '');
   return {
     hosts: machine.multihostGpuNodeCount ?? 1,
     gpuMemoryBytes: partition

@@ -82,12 +82,13 @@ export function addDeploymentFindings(input: DeploymentCheckInput, findings: Fin
   checkReplicas(deployment, findings);
   if (machine) checkMachinePlacement(machine, findings);
   const container = deployment.container;
+  const shape = machine && findMachineShape(machine);
   checkVllmArgs({
     args: parseVllmArgs(container?.args ?? []),
     env: container?.env ?? {},
     ...(model ? { model } : {}),
     ...(machine ? { machine } : {}),
-    ...(machine && findMachineShape(machine) ? { shape: findMachineShape(machine)! } : {}),
+    ...(shape ? { shape } : {}),
     findings,
   });
 }

@@ -1,17 +1,16 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { type StartedDeployment, startDeployment } from '../../client';
-import { InvalidSpecError } from '../../spec';
 import {
   addConnectionOptions,
   type CommandIo,
   CommandFlagsSchema,
-  EXIT_BAD_INPUT,
   EXIT_CODES_HELP,
   NO_UI_LINK,
   exitOnUsageErrorWith2,
   parseFlags,
   processIo,
+  RequestFlagsShape,
   reportError,
   taskQueueOption,
   withTemporal,
@@ -28,11 +27,7 @@ import { SpecFlagsSchema, addSpecOptions, specFromFlags } from '../spec-input';
 
 const DeployFlagsSchema = CommandFlagsSchema.extend(SpecFlagsSchema.shape).extend({
   taskQueue: z.string().min(1),
-  requestId: z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
-    .optional(),
-  detach: z.boolean().default(false),
+  ...RequestFlagsShape,
 });
 type DeployFlags = z.infer<typeof DeployFlagsSchema> & Record<string, unknown>;
 
@@ -69,10 +64,6 @@ export async function runDeploy(raw: unknown, io: CommandIo): Promise<number> {
     // Checked before connecting: a bad spec is reported even with Temporal down, and starts nothing.
     document = await specFromFlags(flags);
   } catch (err) {
-    if (err instanceof InvalidSpecError) {
-      io.stderr(`garden-deploy deploy: ${err.message}\n`);
-      return EXIT_BAD_INPUT;
-    }
     return reportError('deploy', err, io);
   }
   return withTemporal('deploy', flags, io, async (temporal) => {

@@ -1,20 +1,19 @@
 import type { Command } from 'commander';
-import { z } from 'zod';
+import { type z } from 'zod';
 import { upgradeDeployment } from '../../client';
-import { InvalidSpecError } from '../../spec';
 import {
   addConnectionOptions,
   type CommandIo,
   CommandFlagsSchema,
   DEPLOYMENT_ARGUMENT_HELP,
-  EXIT_BAD_INPUT,
   exitOnUsageErrorWith2,
   parseFlags,
   processIo,
+  RequestFlagsShape,
   reportError,
   withTemporal,
 } from '../client-command';
-import { followAccepted } from '../follow';
+import { followAccepted, requestFacts } from '../follow';
 import { SpecFlagsSchema, addSpecOptions, specFromFlags } from '../spec-input';
 
 /**
@@ -24,11 +23,7 @@ import { SpecFlagsSchema, addSpecOptions, specFromFlags } from '../spec-input';
  */
 
 const UpgradeFlagsSchema = CommandFlagsSchema.extend(SpecFlagsSchema.shape).extend({
-  requestId: z
-    .string()
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
-    .optional(),
-  detach: z.boolean().default(false),
+  ...RequestFlagsShape,
 });
 type UpgradeFlags = z.infer<typeof UpgradeFlagsSchema> & Record<string, unknown>;
 
@@ -64,10 +59,6 @@ export async function runUpgrade(ref: string, raw: unknown, io: CommandIo): Prom
     flags = parseFlags(UpgradeFlagsSchema, raw) as UpgradeFlags;
     document = await specFromFlags(flags);
   } catch (err) {
-    if (err instanceof InvalidSpecError) {
-      io.stderr(`garden-deploy upgrade: ${err.message}\n`);
-      return EXIT_BAD_INPUT;
-    }
     return reportError('upgrade', err, io);
   }
   return withTemporal('upgrade', flags, io, async (temporal) => {
@@ -75,14 +66,8 @@ export async function runUpgrade(ref: string, raw: unknown, io: CommandIo): Prom
       deployment: ref,
       ...(flags.requestId ? { requestId: flags.requestId } : {}),
     });
-    const { workflowId, runId, stage, requestId } = request;
-    const facts = {
-      workflowId,
-      runId,
-      requestId,
-      stageBefore: stage,
-      uiUrl: temporal.workflowUrl(workflowId),
-    };
+    const { workflowId, stage } = request;
+    const facts = requestFacts(temporal, request);
     if (!flags.json) {
       io.stdout(
         `Upgrade accepted for ${workflowId} (it was at stage ${stage ?? 'unknown'}): ` +
