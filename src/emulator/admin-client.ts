@@ -1,4 +1,5 @@
 import type { FaultConfigInput, FaultRuleInput, FaultRuleView } from './faults';
+import type { ServedCounts } from './metrics';
 import type { Timing, TimingInput } from './options';
 import type { QuotaSettingInput, QuotaView } from './quotas';
 import type { CreationKind } from './core';
@@ -27,7 +28,7 @@ export interface EmulatorStats {
  * deployed model id → HTTP status (as a string) → count.
  */
 export interface EmulatorServed {
-  endpoints: Record<string, Record<string, Record<string, number>>>;
+  endpoints: ServedCounts;
 }
 
 export interface IssuedToken {

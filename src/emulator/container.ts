@@ -117,7 +117,7 @@ interface ParsedArgs {
 }
 
 /** `vllm serve`'s argparse: `--flag=value` and `--flag value`, `_` spelled `-` and the short `-tp`/`-pp`/`-dp`/`-q`, as vLLM allows. */
-export function parseVllmArgs(args: readonly string[]): ParsedArgs {
+function parseVllmArgs(args: readonly string[]): ParsedArgs {
   const values = new Map<string, string>();
   const switches = new Set<string>();
   const unknown: string[] = [];
@@ -182,6 +182,13 @@ type Line =
   | { kind: 'raw'; severity: Severity; text: string; end?: boolean };
 
 const info = (source: string, text: string): Line => ({ kind: 'vllm', level: 'INFO', source, text });
+/** vLLM's engine process giving up (before the traceback of what killed it). */
+const ENGINE_CORE_FAILED: Line = {
+  kind: 'vllm',
+  level: 'ERROR',
+  source: 'core.py:586',
+  text: 'EngineCore failed to start.',
+};
 /** stderr arrives in Cloud Logging as ERROR, whatever it says. */
 const stderr = (text: string, end = true): Line => ({ kind: 'raw', severity: 'ERROR', text, end });
 
@@ -241,6 +248,11 @@ const PHASE_FRAMES: Record<Phase, string[]> = {
     '    loaded_weights = model.load_weights(',
   ],
 };
+
+/** The last line of a server that died on the model folder: the one its error quotes. */
+function lastLineOf(inspection: Extract<ServingInspection, { ok: false; stage: 'serving' }>): string {
+  return inspection.logLine ?? inspection.error.message;
+}
 
 function traceback(phase: Phase, error: string): Line[] {
   return ['Traceback (most recent call last):', ...ENTRY_FRAMES, ...PHASE_FRAMES[phase], error].map((l) =>
@@ -331,6 +343,9 @@ function attemptScript(a: ServingAttempt): Script {
     info('api_server.py:1395', `vLLM API server version ${VLLM_VERSION}`),
     info('cli_args.py:325', `non-default args: {${nonDefault.join(', ')}}`),
   ];
+  /** The server dies in `phase` with `last` (after vLLM's EngineCore error, when the engine had started). */
+  const crash = (phase: Phase, last: string, engineCore = false): Script =>
+    failed([...lines, ...(engineCore ? [ENGINE_CORE_FAILED] : []), ...traceback(phase, last)], last);
 
   // Engine config: the context length.
   const maxLen = int('max-model-len');
@@ -340,7 +355,7 @@ function attemptScript(a: ServingAttempt): Script {
     const reason = `User-specified max_model_len (${maxLen}) is greater than the derived max_model_len (max_position_embeddings=${derived} or model_max_length=None in model's config.json).`;
     if (env.get('VLLM_ALLOW_LONG_MAX_MODEL_LEN') !== '1') {
       const last = `ValueError: ${reason} This may lead to incorrect model outputs or CUDA errors. To allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1`;
-      return failed([...lines, ...traceback('config', last)], last);
+      return crash('config', last);
     }
     lines.push({
       kind: 'vllm',
@@ -360,10 +375,7 @@ function attemptScript(a: ServingAttempt): Script {
   );
 
   // Tokenizer.
-  if (!inspection.ok && inspection.phase === 'tokenizer') {
-    const last = inspection.logLine ?? inspection.error.message;
-    return failed([...lines, ...traceback('tokenizer', last)], last);
-  }
+  if (!inspection.ok && inspection.phase === 'tokenizer') return crash('tokenizer', lastLineOf(inspection));
 
   // GPU placement.
   const gpusPerHost = machineSpec.acceleratorCount ?? 0;
@@ -381,7 +393,7 @@ function attemptScript(a: ServingAttempt): Script {
   if (tp * pp * dp > gpusPerHost * hosts) {
     const last =
       'ValueError: The number of required GPUs exceeds the total number of available GPUs in the placement group.';
-    return failed([...lines, ...traceback('placement', last)], last);
+    return crash('placement', last);
   }
 
   // The GPU: dtype support, then memory.
@@ -390,7 +402,7 @@ function attemptScript(a: ServingAttempt): Script {
     const last =
       `ValueError: Bfloat16 is only supported on GPUs with compute capability of at least 8.0. Your ${gpu.name} GPU has compute capability ${gpu.computeCapability.toFixed(1)}. ` +
       'You can use float16 instead by explicitly setting the `dtype` flag in CLI, for example: --dtype=half.';
-    return failed([...lines, ...traceback('dtype', last)], last);
+    return crash('dtype', last);
   }
   lines.push(info('gpu_model_runner.py:1770', 'Starting to load model /tmp/model...'));
   const served = inspection.ok ? inspection.served : undefined;
@@ -413,29 +425,12 @@ function attemptScript(a: ServingAttempt): Script {
         `Including non-PyTorch memory, this process has ${size(inUse)} memory in use. Of the allocated memory ${size(inUse - 0.5 * GIB)} is allocated by PyTorch, ` +
         `and ${size(24 * MIB)} is reserved by PyTorch but unallocated. If reserved but unallocated memory is large try setting PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.  ` +
         'See documentation for Memory Management  (https://pytorch.org/docs/stable/notes/cuda.html#environment-variables)';
-      return failed(
-        [
-          ...lines,
-          { kind: 'vllm', level: 'ERROR', source: 'core.py:586', text: 'EngineCore failed to start.' },
-          ...traceback('oom', last),
-        ],
-        last,
-      );
+      return crash('oom', last, true);
     }
   }
 
   // The weights.
-  if (!inspection.ok) {
-    const last = inspection.logLine ?? inspection.error.message;
-    return failed(
-      [
-        ...lines,
-        { kind: 'vllm', level: 'ERROR', source: 'core.py:586', text: 'EngineCore failed to start.' },
-        ...traceback('weights', last),
-      ],
-      last,
-    );
-  }
+  if (!inspection.ok) return crash('weights', lastLineOf(inspection), true);
   const listenPort = int('port') ?? PORT;
   const probePort = Number(((spec.ports as Message[] | undefined) ?? [])[0]?.containerPort ?? PORT);
   const healthRoute =
@@ -505,6 +500,7 @@ function render(
   const span = Math.max(0, end - start - 1);
   const entries: NewLogEntry[] = [];
   for (const replica of replicas) {
+    const id = replicaId(a.deployedModelId, replica);
     let k = 0;
     for (const line of lines) {
       const time = Math.min(
@@ -518,7 +514,7 @@ function render(
           type: ENDPOINT_RESOURCE,
           labels: { endpoint_id: a.endpointId, location: a.location, resource_container: a.project },
         },
-        labels: { deployed_model_id: a.deployedModelId, replica_id: replicaId(a.deployedModelId, replica) },
+        labels: { deployed_model_id: a.deployedModelId, replica_id: id },
         message:
           line.kind === 'vllm' ? `${line.level} ${vllmStamp(time)} [${line.source}] ${line.text}` : line.text,
         severity: line.kind === 'vllm' ? line.level : line.severity,
@@ -551,16 +547,19 @@ export function restartLines(
   const due = Math.floor((now - stuck.since) / restartMs);
   const from = Math.max(stuck.logged, due - RESTART_BACKLOG);
   const entries: NewLogEntry[] = [];
-  for (let k = from + 1; k <= due; k++) {
-    const start = stuck.since + (k - 1) * restartMs;
+  if (due > from) {
+    // Every restart prints the same lines (they do not depend on when it starts): build them once.
     const { lines } = attemptScript({
       ...a,
-      start,
-      end: start + restartMs,
+      start: stuck.since,
+      end: stuck.since + restartMs,
       replicas: 1,
       ...(stuck.cause === 'healthTimeout' ? { fault: 'replicasNeverReady' as const } : {}),
     });
-    entries.push(...render(a, lines, [0], start, start + restartMs));
+    for (let k = from + 1; k <= due; k++) {
+      const start = stuck.since + (k - 1) * restartMs;
+      entries.push(...render(a, lines, [0], start, start + restartMs));
+    }
   }
   stuck.logged = Math.max(stuck.logged, due);
   return entries;

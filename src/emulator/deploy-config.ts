@@ -1,6 +1,6 @@
 import { badRequest } from './errors';
 import { DEFAULT_MACHINE_SPEC, type MachineSpecJson, checkMachineSpec } from './machines';
-import { durationMs } from './protos';
+import { durationMs, protoFieldName } from './protos';
 
 /**
  * The serving side of a deployment request, as `:deploy` (deploy_config.dedicated_resources,
@@ -67,7 +67,7 @@ export function checkDedicatedResources(
   const min = defaultReplicas ? 1 : count(given.minReplicaCount);
   for (const name of ['minReplicaCount', 'maxReplicaCount', 'requiredReplicaCount', 'initialReplicaCount']) {
     if (count(given[name]) < 0) {
-      const proto = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      const proto = protoFieldName(name);
       throw refuse(proto, `${field}.${proto} must not be negative (got ${String(given[name])}).`);
     }
   }
@@ -276,7 +276,7 @@ function checkProbe(probe: Message, at: string): void {
     'initialDelaySeconds',
   ]) {
     if (count(probe[name]) < 0) {
-      const proto = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      const proto = protoFieldName(name);
       throw badRequest([
         {
           field: `${at}.${proto}`,

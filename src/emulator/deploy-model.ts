@@ -3,6 +3,7 @@ import { ApiError, badRequest } from './errors';
 import { type RequestContext, type Route, sendJson } from './http';
 import { checkDedicatedResources } from './deploy-config';
 import { V1BETA1 } from './protos';
+import { readMessage } from './query';
 import { type DeployModelWork, type EndpointRecord, type VertexOperationRecord, numericId } from './state';
 import { type TrafficSplit, checkDeployModelSplit } from './traffic';
 import {
@@ -14,7 +15,6 @@ import {
   findModel,
   newOperationName,
   operationJson,
-  readMessage,
   runningOperationsOn,
   vertexRoute,
 } from './vertex';

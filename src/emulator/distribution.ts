@@ -4,7 +4,7 @@
  * bucket the rank falls in, as Cloud Monitoring's percentile aligners do.
  */
 
-export const LATENCY_BUCKETS = { numFiniteBuckets: 64, growthFactor: 1.25, scale: 1 } as const;
+const LATENCY_BUCKETS = { numFiniteBuckets: 64, growthFactor: 1.25, scale: 1 } as const;
 const { numFiniteBuckets: N, growthFactor: G, scale: S } = LATENCY_BUCKETS;
 
 export interface Distribution {

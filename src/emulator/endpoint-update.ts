@@ -1,18 +1,18 @@
 import { type EmulatorCore, V1BETA1_TYPE } from './core';
-import { ApiError, badRequest } from './errors';
+import { badRequest } from './errors';
 import { type RequestContext, type Route, sendJson } from './http';
-import { V1BETA1, durationMs } from './protos';
+import { V1BETA1, durationMs, protoFieldName } from './protos';
+import { readMessage } from './query';
 import { type VertexOperationRecord, touch } from './state';
 import {
   P,
   asMessage,
   canonicalName,
+  checkEtag,
   endpointFromPath,
   endpointJson,
-  etag,
   newOperationName,
   operationJson,
-  readMessage,
   vertexRoute,
 } from './vertex';
 
@@ -25,8 +25,6 @@ import {
 /** Fields of the body's Endpoint that are not an update: its name and etag (checked). */
 const IDENTIFYING = new Set(['name', 'etag']);
 const MAX_INFERENCE_TIMEOUT_MS = 3_600_000;
-
-const snake = (json: string) => json.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 async function updateEndpoint(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   const endpoint = endpointFromPath(core, ctx);
@@ -57,19 +55,14 @@ async function updateEndpoint(core: EmulatorCore, ctx: RequestContext): Promise<
   if (others.length > 0) {
     throw badRequest([
       {
-        field: `endpoint.${snake(others[0]!)}`,
+        field: `endpoint.${protoFieldName(others[0]!)}`,
         description:
           "Currently we only support updating the client_connection_config field, all the other fields' update will be blocked. " +
-          `Remove ${others.map(snake).join(', ')} from the request (display_name, description, labels and traffic_split change with PATCH and an update mask).`,
+          `Remove ${others.map(protoFieldName).join(', ')} from the request (display_name, description, labels and traffic_split change with PATCH and an update mask).`,
       },
     ]);
   }
-  if (typeof update.etag === 'string' && update.etag !== '' && update.etag !== etag(endpoint)) {
-    throw new ApiError(
-      'ABORTED',
-      `The etag "${update.etag}" does not match the current etag of ${endpoint.name}; read the endpoint again and retry.`,
-    );
-  }
+  checkEtag(endpoint, update.etag, 'endpoint');
   const config = update.clientConnectionConfig as { inferenceTimeout?: string } | undefined;
   if (config?.inferenceTimeout !== undefined) {
     const ms = durationMs(config.inferenceTimeout);

@@ -2,16 +2,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { EmulatorCore } from './core';
 import { type ApiError, badRequest } from './errors';
 import { type FilterNode, parseFilterExpression } from './filter';
-import {
-  MANAGEMENT_BODY_LIMIT,
-  type RequestContext,
-  type Route,
-  parseJsonBody,
-  readBody,
-  sendJson,
-} from './http';
-import { checkProtoJson } from './protos';
-import { checkQuery } from './query';
+import { type RequestContext, type Route, sendJson } from './http';
+import { readMessage } from './query';
+import { Ring } from './ring';
 import { timestamp } from './state';
 
 /**
@@ -24,7 +17,7 @@ import { timestamp } from './state';
 const LOGGING = 'google.logging.v2';
 export const ENDPOINT_RESOURCE = 'aiplatform.googleapis.com/Endpoint';
 export const PREDICTION_CONTAINER_LOG = 'aiplatform.googleapis.com/prediction_container';
-export const LOG_ENTRIES_KEPT = 50_000;
+const LOG_ENTRIES_KEPT = 50_000;
 const MAX_RESOURCE_NAMES = 100;
 const MAX_FILTER_LENGTH = 20_000;
 const DEFAULT_PAGE_SIZE = 50;
@@ -64,39 +57,33 @@ export type NewLogEntry = Omit<StoredLogEntry, 'insertId' | 'receiveTime'>;
 
 /** The newest `capacity` entries, in the order they were written. */
 export class LogStore {
-  private ring: StoredLogEntry[] = [];
-  private next = 0;
+  private readonly ring: Ring<StoredLogEntry>;
   private written = 0;
   /** Keeps insert ids of different emulator runs apart (entries are not saved). */
   private readonly prefix = randomBytes(4).toString('hex');
 
-  constructor(private readonly capacity = LOG_ENTRIES_KEPT) {}
+  constructor(capacity = LOG_ENTRIES_KEPT) {
+    this.ring = new Ring(capacity);
+  }
 
   write(entries: NewLogEntry[], now: number): void {
     for (const entry of entries) {
-      const stored: StoredLogEntry = {
+      this.ring.add({
         ...entry,
         // Received when the emulator wrote it (lines are written when their deployment step completes).
         receiveTime: Math.max(entry.time, now),
         insertId: `${this.prefix}${String(this.written++).padStart(12, '0')}`,
-      };
-      if (this.ring.length < this.capacity) this.ring.push(stored);
-      else {
-        this.ring[this.next] = stored;
-        this.next = (this.next + 1) % this.capacity;
-      }
+      });
     }
   }
 
   /** Entries of the given projects (numbers), oldest written first. */
   entries(projects?: ReadonlySet<string>): StoredLogEntry[] {
-    const ordered = [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
-    return projects ? ordered.filter((e) => projects.has(e.project)) : ordered;
+    return this.ring.items(projects && ((e) => projects.has(e.project)));
   }
 
   clear(project?: string): void {
-    this.ring = project === undefined ? [] : this.entries().filter((e) => e.project !== project);
-    this.next = 0;
+    this.ring.clear(project);
   }
 }
 
@@ -255,11 +242,7 @@ function readCursor(token: string, query: string): Cursor {
 }
 
 async function listEntries(core: EmulatorCore, ctx: RequestContext): Promise<void> {
-  checkQuery(ctx.url, undefined);
-  const body = parseJsonBody(ctx.body ?? (await readBody(ctx.req, MANAGEMENT_BODY_LIMIT)));
-  const checked = checkProtoJson(`${LOGGING}.ListLogEntriesRequest`, body);
-  if (!checked.ok) throw badRequest(checked.violations);
-  const request = checked.value;
+  const request = await readMessage(ctx, `${LOGGING}.ListLogEntriesRequest`);
   const names = (request.resourceNames as string[] | undefined) ?? [];
   if (names.length === 0) {
     throw badRequest([

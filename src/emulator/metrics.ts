@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { Ring } from './ring';
 import type { Serving } from './traffic';
 
 /**
@@ -28,32 +29,26 @@ export interface ServedSample {
 /** Counts of answers: endpoint name → deployed model id → HTTP status → calls. */
 export type ServedCounts = Record<string, Record<string, Record<string, number>>>;
 
-export const SERVED_SAMPLES_KEPT = 200_000;
+const SERVED_SAMPLES_KEPT = 200_000;
 
 export class ServedRequests {
-  /** A ring: once full, `next` is the oldest sample and the next one to be overwritten. */
-  private ring: ServedSample[] = [];
-  private next = 0;
+  private readonly ring: Ring<ServedSample>;
 
-  constructor(private readonly capacity = SERVED_SAMPLES_KEPT) {}
+  constructor(capacity = SERVED_SAMPLES_KEPT) {
+    this.ring = new Ring(capacity);
+  }
 
   record(sample: ServedSample): void {
-    if (this.ring.length < this.capacity) this.ring.push(sample);
-    else {
-      this.ring[this.next] = sample;
-      this.next = (this.next + 1) % this.capacity;
-    }
+    this.ring.add(sample);
   }
 
   /** Samples oldest first, of one project (number) or all. */
   samples(project?: string): ServedSample[] {
-    const ordered = [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
-    return project === undefined ? ordered : ordered.filter((s) => s.project === project);
+    return this.ring.items(project === undefined ? undefined : (s) => s.project === project);
   }
 
   clear(project?: string): void {
-    this.ring = project === undefined ? [] : this.samples().filter((s) => s.project !== project);
-    this.next = 0;
+    this.ring.clear(project);
   }
 
   counts(project?: string): ServedCounts {

@@ -12,8 +12,10 @@ import {
   valueJson,
 } from './aggregation';
 import type { EmulatorCore } from './core';
+import { AUTOSCALING_METRIC_PREFIX as METRIC_PREFIX } from './deploy-config';
 import { ApiError, badRequest } from './errors';
 import { type RequestContext, type Route, managementRoute, sendJson } from './http';
+import { ENDPOINT_RESOURCE } from './logging';
 import type { ServedSample } from './metrics';
 import { checkQuery } from './query';
 import { quotaUsageSeries } from './quotas';
@@ -28,8 +30,6 @@ import { timestamp } from './state';
  */
 
 const MONITORING = 'google.monitoring.v3';
-const ENDPOINT_RESOURCE = 'aiplatform.googleapis.com/Endpoint';
-const METRIC_PREFIX = 'aiplatform.googleapis.com/prediction/online/';
 const QUOTA_USAGE = 'serviceruntime.googleapis.com/quota/allocation/usage';
 
 interface MetricDef {

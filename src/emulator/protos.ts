@@ -78,6 +78,11 @@ export function jsonNameOf(field: Field): string {
   return field.jsonName ?? field.name.replace(/_(.)/g, (_m, c: string) => c.toUpperCase());
 }
 
+/** The proto (snake_case) name of a lowerCamelCase JSON field name, as error messages name fields. */
+export function protoFieldName(json: string): string {
+  return json.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 const WKT_PREFIX = 'google.protobuf.';
 const INT32_TYPES = new Set(['int32', 'sint32', 'sfixed32']);
 const UINT32_TYPES = new Set(['uint32', 'fixed32']);

@@ -1,5 +1,6 @@
 import { Enum, MapField, type Type } from 'protobufjs';
 import { badRequest } from './errors';
+import { MANAGEMENT_BODY_LIMIT, type RequestContext, parseJsonBody, readBody } from './http';
 import { checkProtoJson, jsonNameOf, lookupMessageType } from './protos';
 
 /** Query parameters every Google API accepts besides the request message's own fields. */
@@ -90,6 +91,18 @@ export function checkQuery(
   if (violations.length) throw badRequest(violations);
   if (!typeName) return {};
   const result = checkProtoJson(typeName, values);
+  if (!result.ok) throw badRequest(result.violations);
+  return result.value;
+}
+
+/**
+ * Parses and checks a JSON body against an official request message (a call with no query
+ * parameters of its own): the body dispatch already read, or the request's.
+ */
+export async function readMessage(ctx: RequestContext, typeName: string): Promise<Record<string, unknown>> {
+  checkQuery(ctx.url, undefined);
+  const body = parseJsonBody(ctx.body ?? (await readBody(ctx.req, MANAGEMENT_BODY_LIMIT)));
+  const result = checkProtoJson(typeName, body);
   if (!result.ok) throw badRequest(result.violations);
   return result.value;
 }

@@ -17,7 +17,7 @@ import { paginate } from './paging';
  * exceed it fails RESOURCE_EXHAUSTED after being accepted, as Vertex's does.
  */
 
-export const AIPLATFORM_SERVICE = 'aiplatform.googleapis.com';
+const AIPLATFORM_SERVICE = 'aiplatform.googleapis.com';
 export const DEFAULT_GPU_QUOTA = 16;
 /** Always among a project's QuotaInfo regions (gcloud's default region). */
 const HOME_REGION = 'us-central1';
@@ -64,6 +64,7 @@ const SPOT = 'spot:';
 /**
  * Every serving quota by key: the accelerator type (on-demand), or `spot:` + the type — the
  * `CustomModelServingPreemptible…PerProjectPerRegion` quota (vertex-api.md; metric by analogy).
+ * Not shared with the client's table (src/gcp/accelerators.ts), on purpose: a wrong id there must fail here.
  */
 export const SERVING_QUOTAS: Readonly<Record<string, ServingQuota>> = {
   ...ON_DEMAND,
@@ -94,7 +95,7 @@ function quotaKeyOf(resources: Record<string, unknown>): string {
  * GPUs a deployment is charged, and to which quota: maxReplicaCount × acceleratorCount ×
  * max(1, multihostGpuNodeCount).
  */
-export function chargeOf(resources: Record<string, unknown>): { key: string; gpus: number } | undefined {
+function chargeOf(resources: Record<string, unknown>): { key: string; gpus: number } | undefined {
   const spec = (resources.machineSpec ?? {}) as {
     acceleratorType?: string;
     acceleratorCount?: number;
@@ -137,16 +138,15 @@ function regionSettings(core: EmulatorCore, project: string, region: string): Re
   return core.state.projects[project]?.quota?.[region] ?? {};
 }
 
-export function quotaLimit(core: EmulatorCore, project: string, region: string, key: string): number {
-  return regionSettings(core, project, region).limits?.[key] ?? DEFAULT_GPU_QUOTA;
+/** A quota's limit in a region, from the region's settings (`regionSettings`). */
+function quotaLimit(settings: RegionQuota, key: string): number {
+  return settings.limits?.[key] ?? DEFAULT_GPU_QUOTA;
 }
 
-/** Usage now: what the region's deployments charge plus the admin's extra usage. */
-export function quotaUsage(core: EmulatorCore, project: string, region: string, key: string): number {
-  const charged = charges(core, project, region)
-    .filter((c) => c.key === key)
-    .reduce((sum, c) => sum + c.gpus, 0);
-  return charged + (regionSettings(core, project, region).usage?.[key] ?? 0);
+/** Usage now: what the region's deployments charge (`charges`) plus the admin's extra usage. */
+function quotaUsage(charged: Charge[], settings: RegionQuota, key: string): number {
+  const gpus = charged.filter((c) => c.key === key).reduce((sum, c) => sum + c.gpus, 0);
+  return gpus + (settings.usage?.[key] ?? 0);
 }
 
 /** Whether deploying `resources` would take the region's usage of its accelerator over the limit. */
@@ -158,9 +158,10 @@ export function exceedsQuota(
 ): boolean {
   const charge = chargeOf(resources);
   if (!charge) return false;
+  const settings = regionSettings(core, project, region);
   return (
-    quotaUsage(core, project, region, charge.key) + charge.gpus >
-    quotaLimit(core, project, region, charge.key)
+    quotaUsage(charges(core, project, region), settings, charge.key) + charge.gpus >
+    quotaLimit(settings, charge.key)
   );
 }
 
@@ -230,9 +231,11 @@ export interface QuotaView extends QuotaCounts {
 }
 
 export function quotaView(core: EmulatorCore, project: string, region: string): QuotaView {
+  const settings = regionSettings(core, project, region);
+  const charged = charges(core, project, region);
   const counts = (prefix: string): QuotaCounts => ({
-    limits: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaLimit(core, project, region, prefix + a)])),
-    usage: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaUsage(core, project, region, prefix + a)])),
+    limits: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaLimit(settings, prefix + a)])),
+    usage: Object.fromEntries(ACCELERATORS.map((a) => [a, quotaUsage(charged, settings, prefix + a)])),
   });
   return { region, ...counts(''), spot: counts(SPOT) };
 }
@@ -294,7 +297,19 @@ export function quotaUsageSeries(
 // ---------------------------------------------------------------------------------------------
 // Cloud Quotas v1: quotaInfos.get / quotaInfos.list
 
-function quotaInfoJson(core: EmulatorCore, project: string, key: string): Record<string, unknown> {
+/** The project's quota regions (`regionsOf`) with their settings: what every QuotaInfo of a request reads. */
+function regionQuotas(core: EmulatorCore, project: string): { region: string; settings: RegionQuota }[] {
+  return regionsOf(core, project).map((region) => ({
+    region,
+    settings: regionSettings(core, project, region),
+  }));
+}
+
+function quotaInfoJson(
+  project: string,
+  key: string,
+  regions: { region: string; settings: RegionQuota }[],
+): Record<string, unknown> {
   const { quotaId, metric, label } = SERVING_QUOTAS[key]!;
   return {
     name: `projects/${project}/locations/global/services/${AIPLATFORM_SERVICE}/quotaInfos/${quotaId}`,
@@ -308,8 +323,8 @@ function quotaInfoJson(core: EmulatorCore, project: string, key: string): Record
     quotaDisplayName: `Custom model serving ${label}${label.startsWith('TPU') ? '' : ' GPUs'} per region`,
     metricUnit: '1',
     quotaIncreaseEligibility: { isEligible: true },
-    dimensionsInfos: regionsOf(core, project).map((region) => {
-      const limit = quotaLimit(core, project, region, key);
+    dimensionsInfos: regions.map(({ region, settings }) => {
+      const limit = quotaLimit(settings, key);
       return {
         dimensions: { region },
         // int64 as a string; proto3 JSON leaves a 0 out.
@@ -351,7 +366,7 @@ function getQuotaInfo(core: EmulatorCore, ctx: RequestContext): void {
         `the serving GPU quotas are ${QUOTA_KEYS.map((k) => SERVING_QUOTAS[k]!.quotaId).join(', ')}.`,
     );
   }
-  sendJson(ctx.res, 200, quotaInfoJson(core, project, key));
+  sendJson(ctx.res, 200, quotaInfoJson(project, key, regionQuotas(core, project)));
 }
 
 function listQuotaInfos(core: EmulatorCore, ctx: RequestContext): void {
@@ -363,8 +378,9 @@ function listQuotaInfos(core: EmulatorCore, ctx: RequestContext): void {
     SERVING_QUOTAS[a]!.quotaId.localeCompare(SERVING_QUOTAS[b]!.quotaId),
   );
   const { page, nextPageToken } = paginate(all, query);
+  const regions = regionQuotas(core, project);
   sendJson(ctx.res, 200, {
-    ...(page.length ? { quotaInfos: page.map((a) => quotaInfoJson(core, project, a)) } : {}),
+    ...(page.length ? { quotaInfos: page.map((a) => quotaInfoJson(project, a, regions)) } : {}),
     ...(nextPageToken ? { nextPageToken } : {}),
   });
 }

@@ -14,7 +14,7 @@ import type { DeployedModelRecord, EndpointRecord } from './state';
 export type TrafficSplit = Record<string, number>;
 
 /** Vertex's words for split keys that name no deployed model (observed for "0" on undeploy). */
-export function unknownDeployedModels(ids: string[]): ApiError {
+function unknownDeployedModels(ids: string[]): ApiError {
   return badRequest([
     {
       field: 'traffic_split',
@@ -123,7 +123,7 @@ export interface Routing {
 }
 
 /** Draw r in [0, 100) for the n-th request to `endpoint`. */
-export function routingDraw(seed: number, endpoint: string, n: number): number {
+function routingDraw(seed: number, endpoint: string, n: number): number {
   const digest = createHash('sha256').update(`${endpoint}#${n}`).digest();
   return mulberry32((digest.readUInt32BE(0) ^ seed) >>> 0)() * 100;
 }
@@ -138,7 +138,7 @@ function byId(a: DeployedModelRecord, b: DeployedModelRecord): number {
 }
 
 /** The models with traffic, ordered by id, take r by cumulative percent; undefined if none has any. */
-export function pickDeployedModel(endpoint: EndpointRecord, r: number): DeployedModelRecord | undefined {
+function pickDeployedModel(endpoint: EndpointRecord, r: number): DeployedModelRecord | undefined {
   const candidates = endpoint.deployedModels.filter((m) => (endpoint.trafficSplit[m.id] ?? 0) > 0).sort(byId);
   let cumulative = 0;
   for (const model of candidates) {

@@ -16,7 +16,7 @@ import {
 import { checkContainerSpec, checkDedicatedResources } from './deploy-config';
 import { V1BETA1, checkProtoJson, durationMs } from './protos';
 import { paginate } from './paging';
-import { checkQuery } from './query';
+import { checkQuery, readMessage } from './query';
 import { exceedsQuota } from './quotas';
 import { type TrafficSplit, checkEndpointSplit, checkUndeploySplit } from './traffic';
 import {
@@ -36,20 +36,21 @@ import {
 export const VLLM_IMAGE =
   'us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20250601_0916_RC01';
 
-/** Parses and checks a JSON body against an official request message. */
-export async function readMessage(ctx: RequestContext, typeName: string): Promise<Record<string, unknown>> {
-  checkQuery(ctx.url, undefined);
-  const body = parseJsonBody(await readBody(ctx.req, MANAGEMENT_BODY_LIMIT));
-  const result = checkProtoJson(typeName, body);
-  if (!result.ok) throw badRequest(result.violations);
-  return result.value;
-}
-
 export function etag(resource: VertexResourceRecord): string {
   return createHash('sha256')
     .update(`${resource.name}#${resource.revision}#${resource.updateTime}`)
     .digest('base64url')
     .slice(0, 22);
+}
+
+/** An `etag` in a request, when given, must be the resource's current one; `what` names the resource to read again. */
+export function checkEtag(resource: VertexResourceRecord, given: unknown, what = 'resource'): void {
+  if (typeof given === 'string' && given !== '' && given !== etag(resource)) {
+    throw new ApiError(
+      'ABORTED',
+      `The etag "${given}" does not match the current etag of ${resource.name}; read the ${what} again and retry.`,
+    );
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,12 +862,7 @@ async function updateResource(
       },
     ]);
   }
-  if (typeof update.etag === 'string' && update.etag !== '' && update.etag !== etag(resource)) {
-    throw new ApiError(
-      'ABORTED',
-      `The etag "${update.etag}" does not match the current etag of ${resource.name}; read the resource again and retry.`,
-    );
-  }
+  checkEtag(resource, update.etag);
   const labels = (update.labels as Record<string, string> | undefined) ?? {};
   if (fields.includes('labels')) {
     const entries = Object.entries(labels);
