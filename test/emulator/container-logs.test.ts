@@ -1,13 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeTestEnv, getTestEnv } from '../harness/env';
+import { describe, expect, it } from 'vitest';
+import { getTestEnv } from '../harness/env';
 import {
   L4_MACHINE,
-  type TestEmulator,
   deployReady,
   pollUntil,
-  startTestEmulator,
   uniqueProject,
   uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
@@ -30,18 +29,8 @@ const IMAGE =
   'us-docker.pkg.dev/vertex-ai/vertex-vision-model-garden-dockers/pytorch-vllm-serve:20250601_0916_RC01';
 const LAST = 'Last error in the model server log: ';
 
-let t: TestEmulator;
 /** A tiny BF16 Llama (max_position_embeddings 4096). */
-let model: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  model = await uploadSampleModel({ family: 'llama', shards: 1 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 1 } });
 
 /** The lines of an endpoint (and one deployed model, when given), oldest first. */
 async function lines(project: string, endpointId: string, deployedModelId?: string): Promise<Entry[]> {
@@ -81,7 +70,7 @@ async function deploy(start: Start) {
       ? { imageUri: IMAGE, args: start.args, env: start.env, ports: start.ports }
       : undefined;
   const res = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
-    customModel: { gcsUri: start.gcsUri ?? model },
+    customModel: { gcsUri: start.gcsUri ?? t.model },
     modelConfig: { modelUserId: 'served', ...(containerSpec ? { containerSpec } : {}) },
     endpointConfig: { endpointUserId: 'serving' },
     deployConfig: {
@@ -272,7 +261,7 @@ describe('replicas that never become ready', () => {
     const { endpoint } = await deployReady(
       t.api,
       project,
-      model,
+      t.model,
       { endpoint: 'port', model: 'port' },
       {
         model_config: {
@@ -305,7 +294,7 @@ describe('replicas that never become ready', () => {
 describe('endpoints.deployModel', () => {
   it('logs its attempt under the deployed model id it asked for, a failed one included', async () => {
     const project = uniqueProject('dm-logs');
-    const { endpoint, operation } = await deployReady(t.api, project, model, {
+    const { endpoint, operation } = await deployReady(t.api, project, t.model, {
       endpoint: 'home',
       model: 'm',
     });

@@ -1,33 +1,20 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseProtoJson, projectNumberFor } from '../../src/emulator';
-import { closeTestEnv } from '../harness/env';
 import {
   L4_MACHINE,
-  type TestEmulator,
   V1BETA1,
   deployReady,
   expectProtoRoundTrip,
   expectValidProto,
   pollUntil,
-  startTestEmulator,
   uniqueProject,
-  uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
 /** Every DeployRequest / DeployModelRequest field that applies to custom weights, and UpdateEndpointLongRunning. */
 
-let t: TestEmulator;
-let model: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  model = await uploadSampleModel({ family: 'llama', shards: 1 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 1 } });
 
 const METRIC = 'aiplatform.googleapis.com/prediction/online';
 
@@ -77,7 +64,7 @@ describe(':deploy with every option that applies to custom weights', () => {
   it('takes them all, and the Model and the deployed model report them as requested', async () => {
     const project = uniqueProject('options');
     const body = {
-      customModel: { gcsUri: model },
+      customModel: { gcsUri: t.model },
       modelConfig: { modelUserId: 'all-options', modelDisplayName: 'all-options', containerSpec },
       endpointConfig: { endpointUserId: 'all-options', dedicatedEndpointDisabled: true },
       deployConfig: {
@@ -123,7 +110,7 @@ describe(':deploy with every option that applies to custom weights', () => {
   it('keeps Model Garden defaults: machine, one replica, a dedicated endpoint, the default container', async () => {
     const project = uniqueProject('defaults');
     const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
-      customModel: { gcsUri: model },
+      customModel: { gcsUri: t.model },
       endpointConfig: { endpointUserId: 'defaults', dedicatedEndpointEnabled: true },
     });
     expect(start.status, start.text).toBe(200);
@@ -311,7 +298,7 @@ describe(':deploy with every option that applies to custom weights', () => {
     const project = uniqueProject('refused');
     // As JSON: a field set to undefined is left out.
     const body: unknown = JSON.parse(
-      JSON.stringify({ customModel: { gcsUri: model }, ...resources({}), ...extra }),
+      JSON.stringify({ customModel: { gcsUri: t.model }, ...resources({}), ...extra }),
     );
     expectProtoRoundTrip(`${V1BETA1}.DeployRequest`, body);
     const res = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, body);
@@ -326,7 +313,7 @@ describe(':deploy with every option that applies to custom weights', () => {
 describe('endpoints.deployModel with the same resources', () => {
   it('takes scale to zero, capacity options and logging flags, and reports them', async () => {
     const project = uniqueProject('dm-options');
-    const { endpoint, operation } = await deployReady(t.api, project, model, {
+    const { endpoint, operation } = await deployReady(t.api, project, t.model, {
       endpoint: 'home',
       model: 'm1',
     });
@@ -381,7 +368,10 @@ describe('endpoints.deployModel with the same resources', () => {
 describe('UpdateEndpointLongRunning (:update)', () => {
   it('sets the inference timeout in an operation whose response is the Endpoint', async () => {
     const project = uniqueProject('update');
-    const { endpoint } = await deployReady(t.api, project, model, { endpoint: 'timeout', model: 'timeout' });
+    const { endpoint } = await deployReady(t.api, project, t.model, {
+      endpoint: 'timeout',
+      model: 'timeout',
+    });
     const body = {
       endpoint: {
         name: endpoint.name.replace(projectNumberFor(project), project),

@@ -1,36 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closeTestEnv } from '../harness/env';
+import { describe, expect, it } from 'vitest';
 import { projectNumberFor } from '../../src/emulator';
-import {
-  type TestEmulator,
-  deployBody,
-  pollUntil,
-  startTestEmulator,
-  uniqueProject,
-  uploadSampleModel,
-  waitForOperation,
-} from './helpers';
+import { deployBody, pollUntil, uniqueProject, useTestEmulator, waitForOperation } from './helpers';
 
 /** Fault actions that model failures a retrying client must survive without duplicating work. */
 
-let t: TestEmulator;
-let validModel: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  validModel = await uploadSampleModel({ family: 'llama', shards: 1 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 1 } });
 
 describe('fault actions', () => {
   it('drop-response: the deploy happens but its answer is lost, so a retry meets ALREADY_EXISTS', async () => {
     const project = uniqueProject();
     const url = `/v1beta1/projects/${project}/locations/us-central1:deploy`;
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['drop-response'] }]);
-    const body = deployBody(validModel, { endpoint: 'lost-ep', model: 'lost-model' });
+    const body = deployBody(t.model, { endpoint: 'lost-ep', model: 'lost-model' });
 
     await expect(t.api.post(url, body)).rejects.toThrow(/socket hang up|ECONNRESET/);
     const operations = await t.admin.resources(project).then((r) => r.operations);
@@ -51,7 +32,7 @@ describe('fault actions', () => {
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, action: '400' }]);
     const res = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(validModel, { endpoint: 'bad-ep', model: 'bad-model' }),
+      deployBody(t.model, { endpoint: 'bad-ep', model: 'bad-model' }),
     );
     expect(res.status).toBe(400);
     expect(res.json.error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT' });
@@ -115,7 +96,7 @@ describe('fault actions', () => {
     ]);
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(validModel, { endpoint: 'late-ep', model: 'late-model' }),
+      deployBody(t.model, { endpoint: 'late-ep', model: 'late-model' }),
     );
     expect(start.status, start.text).toBe(200);
     expect((await t.api.post(`/v1beta1/${start.json.name}:cancel`)).status).toBe(200);
@@ -143,7 +124,7 @@ describe('fault actions', () => {
     ]);
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(validModel, { endpoint: 'early-ep', model: 'early-model' }),
+      deployBody(t.model, { endpoint: 'early-ep', model: 'early-model' }),
     );
     await pollUntil('the imported endpoint', async () =>
       (await t.admin.resources(project)).endpoints.length > 0 ? true : undefined,

@@ -1,32 +1,20 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EmulatorAdminError, projectNumberFor, readEmulatorConfigFile } from '../../src/emulator';
-import { closeTestEnv } from '../harness/env';
 import {
-  type TestEmulator,
   deployBody,
   deployReady,
   parseSse,
   pollUntil,
   startTestEmulator,
   uniqueProject,
-  uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
-let t: TestEmulator;
-let model: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  model = await uploadSampleModel();
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: {} });
 
 const list = (project: string) => t.api.get(`/v1beta1/projects/${project}/locations/us-central1/endpoints`);
 
@@ -137,7 +125,7 @@ describe('fault injection', () => {
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['quota'] }]);
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(model, { endpoint: 'q', model: 'q' }),
+      deployBody(t.model, { endpoint: 'q', model: 'q' }),
     );
     expect(start.status).toBe(200);
     const op = await waitForOperation(t.api, start.json.name);
@@ -156,12 +144,12 @@ describe('fault injection', () => {
     await t.admin.addFaultRules([{ route: 'vertex.deploy', project, sequence: ['never-ready'] }]);
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(model, { endpoint: 'stuck', model: 'stuck' }),
+      deployBody(t.model, { endpoint: 'stuck', model: 'stuck' }),
     );
     const op = await waitForOperation(t.api, start.json.name);
     expect(op.error).toBeUndefined();
     // A second deploy with the same ramp, started later, becomes fully ready: the first one's ramp is over.
-    await deployReady(t.api, project, model, { endpoint: 'fine', model: 'fine' });
+    await deployReady(t.api, project, t.model, { endpoint: 'fine', model: 'fine' });
     const stuck = (await t.api.get(`/v1beta1/${op.response.endpoint}`)).json;
     expect(stuck.deployedModels[0].status.availableReplicaCount).toBeUndefined();
     const chat = await t.api.post(
@@ -174,7 +162,7 @@ describe('fault injection', () => {
 
   it('breaks a stream in-band with stream-error, and smoke queries with plain errors', async () => {
     const project = uniqueProject();
-    const { endpoint } = await deployReady(t.api, project, model, { endpoint: 'smoke', model: 'smoke' });
+    const { endpoint } = await deployReady(t.api, project, t.model, { endpoint: 'smoke', model: 'smoke' });
     await t.admin.addFaultRules([
       { route: 'inference.chatCompletions', project, sequence: ['stream-error', '500'] },
       { route: 'inference.predict', project, action: '503' },
@@ -242,7 +230,7 @@ describe('fault injection', () => {
 
   it('counts calls and creations exactly, per project', async () => {
     const project = uniqueProject();
-    await deployReady(t.api, project, model, { endpoint: 'count', model: 'count' });
+    await deployReady(t.api, project, t.model, { endpoint: 'count', model: 'count' });
     const stats = await pollUntil('stats', async () => t.admin.stats(project));
     expect(stats.calls['vertex.deploy']).toBe(1);
     expect(stats.creations).toEqual({ endpoint: 1, model: 1, deployedModel: 1 });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import {
   EmulatorAdminClient,
   type EmulatorOptions,
@@ -11,7 +11,7 @@ import {
   startEmulator,
 } from '../../src/emulator';
 import { type SampleModelOptions, generateSampleModel } from '../../src/sample-model';
-import { createTestBucket, getTestEnv } from '../harness/env';
+import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
 
 /** Timings small enough for a fast suite; each test still observes every intermediate state it asserts. */
@@ -112,6 +112,36 @@ export async function startTestEmulator(options: EmulatorOptions = {}): Promise<
   });
   const admin = new EmulatorAdminClient(emulator.url);
   return { emulator, admin, api: new Api(emulator.url, await admin.issueToken()) };
+}
+
+export interface UseTestEmulatorOptions {
+  emulator?: EmulatorOptions;
+  /** Uploads one sample model (this variant) next to starting the emulator: `model` is its URI. */
+  model?: Omit<SampleModelOptions, 'location'>;
+}
+
+/**
+ * The test file's emulator (and sample model, when asked for): started before its tests, closed
+ * with the harness after them. The object is filled in once `beforeAll` has run.
+ */
+export function useTestEmulator(
+  options: UseTestEmulatorOptions & { model: Omit<SampleModelOptions, 'location'> },
+): TestEmulator & { model: string };
+export function useTestEmulator(options?: UseTestEmulatorOptions): TestEmulator;
+export function useTestEmulator(options: UseTestEmulatorOptions = {}): TestEmulator & { model?: string } {
+  const used = {} as TestEmulator & { model?: string };
+  beforeAll(async () => {
+    const [started, model] = await Promise.all([
+      startTestEmulator(options.emulator),
+      options.model ? uploadSampleModel(options.model) : undefined,
+    ]);
+    Object.assign(used, started, model === undefined ? {} : { model });
+  });
+  afterAll(async () => {
+    await used.emulator?.close();
+    await closeTestEnv();
+  });
+  return used;
 }
 
 /** A valid, unique project id. */

@@ -1,15 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_GPU_QUOTA, SERVING_QUOTAS, projectNumberFor } from '../../src/emulator';
-import { closeTestEnv } from '../harness/env';
 import {
   L4_MACHINE,
-  type TestEmulator,
   deployBody,
   deployReady,
   expectValidProto,
-  startTestEmulator,
   uniqueProject,
-  uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
@@ -20,17 +17,7 @@ const SERVICE = 'aiplatform.googleapis.com';
 const L4_QUOTA = 'CustomModelServingL4GPUsPerProjectPerRegion';
 const L4_METRIC = 'aiplatform.googleapis.com/custom_model_serving_nvidia_l4_gpus';
 
-let t: TestEmulator;
-let model: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  model = await uploadSampleModel({ family: 'llama', shards: 1 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 1 } });
 
 const quotaInfo = (project: string, id = L4_QUOTA, service = SERVICE) =>
   t.api.get(`/v1/projects/${project}/locations/global/services/${service}/quotaInfos/${id}`);
@@ -77,7 +64,7 @@ describe('the admin API', () => {
       usage: { NVIDIA_L4: 1, NVIDIA_TESLA_T4: 0 },
     });
     // A deployment of 2 replicas × 1 L4 charges 2 GPUs on top of the extra 1.
-    await deployReady(t.api, project, model, { endpoint: 'charged', model: 'charged' });
+    await deployReady(t.api, project, t.model, { endpoint: 'charged', model: 'charged' });
     expect((await t.admin.quota(project, 'us-central1')).usage.NVIDIA_L4).toBe(3);
     expect((await t.admin.quota(project, 'europe-west4')).limits.NVIDIA_L4).toBe(DEFAULT_GPU_QUOTA);
     await expect(
@@ -123,7 +110,7 @@ describe('Cloud Quotas quotaInfos', () => {
     // A region it deploys in gets its entry too.
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/asia-east1:deploy`,
-      deployBody(model),
+      deployBody(t.model),
     );
     await waitForOperation(t.api, start.json.name);
     const regions = (await quotaInfo(project)).json.dimensionsInfos.map(
@@ -199,7 +186,7 @@ describe('usage and the limit', () => {
   it("answers gcloud's usage query with what is deployed plus the extra usage, newest point first", async () => {
     const project = uniqueProject('quota-usage');
     expect(usageOf(await gcloudUsage(project, 'us-central1'))).toBe(0);
-    await deployReady(t.api, project, model, { endpoint: 'u1', model: 'u1' });
+    await deployReady(t.api, project, t.model, { endpoint: 'u1', model: 'u1' });
     const body = await gcloudUsage(project, 'us-central1');
     expect(body.timeSeries).toHaveLength(1);
     const [series] = body.timeSeries;
@@ -258,10 +245,10 @@ describe('usage and the limit', () => {
   it('accepts a deploy beyond the limit, then fails its operation RESOURCE_EXHAUSTED on the same metric', async () => {
     const project = uniqueProject('quota-limit');
     await t.admin.setQuota(project, { region: 'us-central1', limits: { NVIDIA_L4: 3 } });
-    await deployReady(t.api, project, model, { endpoint: 'fits', model: 'fits' });
+    await deployReady(t.api, project, t.model, { endpoint: 'fits', model: 'fits' });
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(model, { endpoint: 'over', model: 'over' }),
+      deployBody(t.model, { endpoint: 'over', model: 'over' }),
     );
     expect(start.status, start.text).toBe(200);
     const op = await waitForOperation(t.api, start.json.name);
@@ -307,7 +294,7 @@ describe('usage and the limit', () => {
     await t.admin.setQuota(project, { region: 'us-central1', spot: { limits: { NVIDIA_L4: 2 } } });
     const spot = async (max: number) => {
       const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
-        customModel: { gcsUri: model },
+        customModel: { gcsUri: t.model },
         deployConfig: {
           dedicatedResources: {
             machineSpec: L4_MACHINE,
@@ -336,14 +323,14 @@ describe('usage and the limit', () => {
     const over = await spot(1);
     expect(over.error).toMatchObject({ code: 8, details: [{ metadata: { quota_metric: preemptible } }] });
     // On-demand L4s have a quota of their own.
-    await deployReady(t.api, project, model, { endpoint: 'on-demand', model: 'on-demand' });
+    await deployReady(t.api, project, t.model, { endpoint: 'on-demand', model: 'on-demand' });
   });
 
   it('charges running deployments, multi-host replicas and other accelerators by their own quota', async () => {
     const project = uniqueProject('quota-charge');
     await t.admin.setTiming(project, { deployMs: 60_000 });
     const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
-      customModel: { gcsUri: model },
+      customModel: { gcsUri: t.model },
       deployConfig: {
         dedicatedResources: {
           machineSpec: {

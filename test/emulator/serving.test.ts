@@ -1,24 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SAMPLE_FAMILIES, type SampleVariant } from '../../src/sample-model';
-import { closeTestEnv } from '../harness/env';
-import {
-  type TestEmulator,
-  deployBody,
-  startTestEmulator,
-  uniqueProject,
-  uploadSampleModel,
-  waitForOperation,
-} from './helpers';
+import { deployBody, uniqueProject, uploadSampleModel, useTestEmulator, waitForOperation } from './helpers';
 
-let t: TestEmulator;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator();
 
 interface Case {
   variant: SampleVariant;

@@ -1,34 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { projectNumberFor } from '../../src/emulator';
-import { closeTestEnv } from '../harness/env';
 import {
   L4_MACHINE,
-  type TestEmulator,
   V1BETA1,
   deployRevision,
   expectProtoRoundTrip,
   expectValidProto,
   pollUntil,
-  startTestEmulator,
   twoRevisions,
   uniqueProject,
   uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
 /** endpoints.deployModel, traffic splits (UpdateEndpoint, undeployModel) and their validation. */
 
-let t: TestEmulator;
-let gcsUri: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  gcsUri = await uploadSampleModel({ family: 'llama', shards: 1 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 1 } });
 
 const resources = { machineSpec: L4_MACHINE, minReplicaCount: 1, maxReplicaCount: 1 };
 
@@ -44,7 +32,7 @@ async function undeploy(endpoint: string, deployedModelId: string, trafficSplit?
 describe('endpoints.deployModel', () => {
   it('deploys a second revision beside the first; "0" in the split becomes its generated id', async () => {
     const project = uniqueProject('dm');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, t.model);
     // Long enough to see it running on a loaded machine.
     await t.admin.setTiming(project, { deployModelMs: 2_000 });
     // The model named by project id and version, as clients may write it.
@@ -100,7 +88,7 @@ describe('endpoints.deployModel', () => {
 
   it('leaves the split alone when none is given; a given id is kept and makes a retry ALREADY_EXISTS', async () => {
     const project = uniqueProject('dmid');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, t.model);
     const id = await deployRevision(t.api, endpoint, r2Model, {}, { id: '4242' });
     expect(id).toBe('4242');
     const ep = (await t.api.get(`/v1beta1/${endpoint}`)).json;
@@ -148,7 +136,7 @@ describe('endpoints.deployModel', () => {
 
   it('refuses bad requests, naming the field and what to send instead', async () => {
     const project = uniqueProject('dmbad');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, t.model);
     const post = (body: unknown) => t.api.post(`/v1beta1/${endpoint}:deployModel`, body);
     const refusal = async (body: unknown, status: string, field: string | undefined, text: string) => {
       const res = await post(body);
@@ -248,7 +236,7 @@ describe('endpoints.deployModel', () => {
   it('fails the operation for a Model whose serving container never started', async () => {
     const project = uniqueProject('dmbroken');
     const [{ endpoint }, broken] = await Promise.all([
-      twoRevisions(t.api, project, gcsUri),
+      twoRevisions(t.api, project, t.model),
       (async () => {
         const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
           custom_model: { gcs_uri: await uploadSampleModel({ variant: 'missing-tokenizer' }) },
@@ -274,7 +262,7 @@ describe('endpoints.deployModel', () => {
 
   it('takes the deploy faults: quota ends RESOURCE_EXHAUSTED deploying nothing, never-ready keeps 0 replicas', async () => {
     const project = uniqueProject('dmquota');
-    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, t.model);
     await t.admin.addFaultRules([
       { route: 'vertex.endpoints.deployModel', project, sequence: ['quota', 'never-ready'] },
     ]);
@@ -316,7 +304,7 @@ describe('endpoints.deployModel', () => {
 describe('traffic_split', () => {
   it('UpdateEndpoint (PATCH ?updateMask=trafficSplit) sets it, checking ids, sums and the etag', async () => {
     const project = uniqueProject('patch');
-    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model, host } = await twoRevisions(t.api, project, t.model);
     const r2 = await deployRevision(t.api, endpoint, r2Model, { [r1]: 100 });
     const patch = (mask: string, body: unknown) =>
       t.api.request('PATCH', `/v1beta1/${endpoint}?updateMask=${mask}`, { body });
@@ -360,7 +348,7 @@ describe('traffic_split', () => {
 
   it('undeployModel: "0" does not exist, the leaving model may be named at 0 but not with traffic', async () => {
     const project = uniqueProject('undeploy');
-    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, gcsUri);
+    const { endpoint, r1, r2Model } = await twoRevisions(t.api, project, t.model);
     const r2 = await deployRevision(t.api, endpoint, r2Model, { [r1]: 50, '0': 50 });
     const undeploy = (body: unknown) => t.api.post(`/v1beta1/${endpoint}:undeployModel`, body);
 

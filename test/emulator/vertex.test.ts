@@ -1,30 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { checkProtoJson, projectNumberFor } from '../../src/emulator';
-import { closeTestEnv } from '../harness/env';
 import {
-  type TestEmulator,
   deployBody,
   deployReady,
   expectProtoRoundTrip,
   pollUntil,
-  startTestEmulator,
   uniqueProject,
-  uploadSampleModel,
+  useTestEmulator,
   waitForOperation,
 } from './helpers';
 
 const V1BETA1 = 'google.cloud.aiplatform.v1beta1';
-let t: TestEmulator;
-let validModel: string;
-
-beforeAll(async () => {
-  t = await startTestEmulator();
-  validModel = await uploadSampleModel({ family: 'llama', shards: 2 });
-});
-afterAll(async () => {
-  await t?.emulator.close();
-  await closeTestEnv();
-});
+const t = useTestEmulator({ model: { family: 'llama', shards: 2 } });
 
 function expectValid(typeName: string, json: unknown): void {
   const check = checkProtoJson(typeName, json);
@@ -37,7 +24,7 @@ describe('Model Garden :deploy of custom weights', () => {
     const number = projectNumberFor(project);
     const start = await t.api.post(
       `/v1beta1/projects/${project}/locations/us-central1:deploy`,
-      deployBody(validModel, { endpoint: 'ep-ramp', model: 'model-ramp' }),
+      deployBody(t.model, { endpoint: 'ep-ramp', model: 'model-ramp' }),
     );
     expect(start.status, start.text).toBe(200);
     expectValid('google.longrunning.Operation', start.json);
@@ -97,7 +84,7 @@ describe('Model Garden :deploy of custom weights', () => {
     expect(model.json).toMatchObject({
       name: op.response.model,
       displayName: 'tiny-llama',
-      artifactUri: validModel,
+      artifactUri: t.model,
       deployedModels: [{ endpoint: op.response.endpoint, deployedModelId: deployed.id }],
     });
     expect(await t.admin.stats(project)).toEqual({
@@ -109,7 +96,7 @@ describe('Model Garden :deploy of custom weights', () => {
   it('accepts camelCase bodies exactly like snake_case ones', async () => {
     const project = uniqueProject();
     const body = {
-      customModel: { gcsUri: validModel },
+      customModel: { gcsUri: t.model },
       modelConfig: { modelUserId: 'camel-model' },
       endpointConfig: { endpointUserId: 'camel-ep', dedicatedEndpointDisabled: true },
       deployConfig: {
@@ -136,7 +123,7 @@ describe('Model Garden :deploy of custom weights', () => {
 
   it('generates ids when none are given and reports the operation under the project id too', async () => {
     const project = uniqueProject();
-    const body = { custom_model: { gcs_uri: validModel } };
+    const body = { custom_model: { gcs_uri: t.model } };
     const start = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, body);
     expect(start.status, start.text).toBe(200);
     // The operation can be read back with the project id in its name; :wait returns it once done.
@@ -157,7 +144,7 @@ describe('Model Garden :deploy of custom weights', () => {
       deploymentTimeout: '3600s',
     };
     const body = {
-      customModel: { gcsUri: validModel },
+      customModel: { gcsUri: t.model },
       modelConfig: { modelUserId: 'own-image', containerSpec },
       deployConfig: {
         dedicatedResources: {
@@ -180,7 +167,7 @@ describe('Model Garden :deploy of custom weights', () => {
     });
     expect(endpoint.deployedModels[0].dedicatedResources.minReplicaCount).toBeUndefined();
     const noScaleToZero = await t.api.post(`/v1beta1/projects/${project}/locations/us-central1:deploy`, {
-      customModel: { gcsUri: validModel },
+      customModel: { gcsUri: t.model },
       deployConfig: { dedicatedResources: { minReplicaCount: 0 } },
     });
     expect(noScaleToZero.status).toBe(400);
@@ -191,15 +178,15 @@ describe('Model Garden :deploy of custom weights', () => {
     const project = uniqueProject();
     const url = `/v1beta1/projects/${project}/locations/us-central1:deploy`;
     await t.admin.setTiming(project, { deployMs: 60_000, importMs: 60_000 });
-    const first = await t.api.post(url, deployBody(validModel, { endpoint: 'dup-ep', model: 'dup-model' }));
+    const first = await t.api.post(url, deployBody(t.model, { endpoint: 'dup-ep', model: 'dup-model' }));
     expect(first.status).toBe(200);
-    const again = await t.api.post(url, deployBody(validModel, { endpoint: 'dup-ep', model: 'other-model' }));
+    const again = await t.api.post(url, deployBody(t.model, { endpoint: 'dup-ep', model: 'other-model' }));
     expect(again.status).toBe(409);
     expect(again.json.error).toMatchObject({ code: 409, status: 'ALREADY_EXISTS' });
     expect(again.json.error.message).toContain('dup-ep');
     const sameModel = await t.api.post(
       url,
-      deployBody(validModel, { endpoint: 'other-ep', model: 'dup-model' }),
+      deployBody(t.model, { endpoint: 'other-ep', model: 'dup-model' }),
     );
     expect(sameModel.status).toBe(409);
     expect(sameModel.json.error.message).toContain('dup-model');
@@ -219,7 +206,7 @@ describe('Model Garden :deploy of custom weights', () => {
     const project = uniqueProject();
     const url = `/v1beta1/projects/${project}/locations/us-central1:deploy`;
     const unknown = await t.api.post(url, {
-      custom_model: { gcs_uri: validModel },
+      custom_model: { gcs_uri: t.model },
       deploy_config: { dedicated_resources: { min_replica_cnt: 1 } },
     });
     expect(unknown.status).toBe(400);
@@ -235,7 +222,7 @@ describe('Model Garden :deploy of custom weights', () => {
     });
 
     const mistyped = await t.api.post(url, {
-      customModel: { gcsUri: validModel },
+      customModel: { gcsUri: t.model },
       deployConfig: { dedicatedResources: { minReplicaCount: 'two' } },
     });
     expect(mistyped.status).toBe(400);
@@ -244,7 +231,7 @@ describe('Model Garden :deploy of custom weights', () => {
     );
 
     const badEnum = await t.api.post(url, {
-      custom_model: { gcs_uri: validModel },
+      custom_model: { gcs_uri: t.model },
       deploy_config: {
         dedicated_resources: {
           machine_spec: { machine_type: 'g2-standard-12', accelerator_type: 'NVIDIA_L5' },
@@ -257,21 +244,21 @@ describe('Model Garden :deploy of custom weights', () => {
     );
 
     const twice = await t.api.post(url, {
-      custom_model: { gcs_uri: validModel },
-      customModel: { gcsUri: validModel },
+      custom_model: { gcs_uri: t.model },
+      customModel: { gcsUri: t.model },
     });
     expect(twice.status).toBe(400);
     expect(twice.json.error.message).toContain("'custom_model' is set twice");
 
     const mismatch = await t.api.post(url, {
-      custom_model: { gcs_uri: validModel },
+      custom_model: { gcs_uri: t.model },
       destination: 'projects/someone-else/locations/us-central1',
     });
     expect(mismatch.status).toBe(400);
     expect(mismatch.json.error.message).toContain('does not match the request URL');
 
     const matching = await t.api.post(url, {
-      customModel: { gcsUri: validModel },
+      customModel: { gcsUri: t.model },
       destination: `projects/${projectNumberFor(project)}/locations/us-central1`,
     });
     expect(matching.status, matching.text).toBe(200);
@@ -279,7 +266,7 @@ describe('Model Garden :deploy of custom weights', () => {
     const badMachine = await t.api.post(
       url,
       deployBody(
-        validModel,
+        t.model,
         {},
         {
           deploy_config: {
@@ -297,7 +284,7 @@ describe('Model Garden :deploy of custom weights', () => {
     expect(badMachine.status).toBe(400);
     expect(badMachine.json.error.message).toContain('g2-standard-12 comes with 1 x NVIDIA_L4');
 
-    const badId = await t.api.post(url, deployBody(validModel, { endpoint: 'Bad_Id' }));
+    const badId = await t.api.post(url, deployBody(t.model, { endpoint: 'Bad_Id' }));
     expect(badId.status).toBe(400);
     expect(badId.json.error.details[0].fieldViolations[0].field).toBe('endpoint_config.endpoint_user_id');
 
@@ -333,7 +320,7 @@ describe('endpoints and models', () => {
     const base = `/v1beta1/projects/${project}/locations/us-central1`;
     const names: string[] = [];
     for (const id of ['list-a', 'list-b', 'list-c']) {
-      const { operation } = await deployReady(t.api, project, validModel, { endpoint: id, model: `${id}-m` });
+      const { operation } = await deployReady(t.api, project, t.model, { endpoint: id, model: `${id}-m` });
       names.push(operation.response.endpoint);
     }
     const labelled = await t.api.request('PATCH', `/v1beta1/${names[1]}?updateMask=labels`, {
