@@ -15,7 +15,8 @@ import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { endpointOf, getIfExists, judgeVertexOwnership, modelOf } from './vertex-resources';
 
 /** How long a cancelled deploy operation may take to end before the stop counts as blocked. */
-const DEFAULT_STOP_WAIT_MS = 30 * 60_000;
+/** How long a stopped operation is waited for before the attempt fails (and is retried). */
+export const DEFAULT_STOP_WAIT_MS = 30 * 60_000;
 
 /**
  * The compensations: stop the deploy operation, undeploy, delete endpoint and model (what stops GPU

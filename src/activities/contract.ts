@@ -7,6 +7,15 @@ import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput, MachineSpec, S
  * JSON-serialisable data that never carries a credential. `createActivities(deps)` implements it.
  */
 
+/**
+ * How a smoke test words a request the endpoint failed; the workflow's diagnosis recognises a
+ * server error (5xx) by `SMOKE_SERVER_ERROR`, so the two stay side by side.
+ */
+export function smokeRequestFailure(code: string, detail: string): string {
+  return `request failed (${code}): ${detail}`;
+}
+export const SMOKE_SERVER_ERROR = /request failed \(5\d\d /;
+
 /** Error `type`s activities throw as non-retryable `ApplicationFailure`s; the workflow's retry policies name them too. */
 export const NON_RETRYABLE_ERRORS = {
   invalidSpec: 'InvalidDeploymentSpec',

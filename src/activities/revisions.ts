@@ -24,10 +24,10 @@ import type { ActivityContext } from './deps';
 import { machineInput, scalingInput } from './serving-request';
 import { cleanupFailure, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
-import { getIfExists, judgeVertexOwnership } from './vertex-resources';
+import { DEFAULT_STOP_WAIT_MS } from './compensations';
+import { endedOperation, getIfExists, refuseUnlessOurs } from './vertex-resources';
 
 /** Default bound on waiting out a deployModel operation before undeploying what it deploys. */
-const DEFAULT_STOP_WAIT_MS = 30 * 60_000;
 /** Read-modify-write rounds of a traffic split before giving up on a busy endpoint. */
 const SPLIT_ATTEMPTS = 5;
 
@@ -47,13 +47,13 @@ export function revisionActivities(ctx: ActivityContext) {
       getIfExists(() => vertex.getEndpoint(name, callOptions())),
     );
     if (!endpoint) return undefined;
-    const verdict = judgeVertexOwnership(ctx, 'endpoint', endpoint, ownership);
-    if (!verdict.ours) {
-      throw permanentFailure(
-        NON_RETRYABLE_ERRORS.resourceConflict,
-        `endpoint ${name} is not this deployment's: ${verdict.reason}; nothing was changed on it`,
-      );
-    }
+    refuseUnlessOurs(
+      ctx,
+      'endpoint',
+      endpoint,
+      ownership,
+      (reason) => `endpoint ${name} is not this deployment's: ${reason}; nothing was changed on it`,
+    );
     return endpoint;
   }
 
@@ -71,13 +71,13 @@ export function revisionActivities(ctx: ActivityContext) {
     try {
       const endpoint = await requireEndpoint(input.endpoint, input.ownership);
       const model = await retryTransient(ctx, () => vertex.getModel(input.model, callOptions()));
-      const verdict = judgeVertexOwnership(ctx, 'model', model, input.ownership);
-      if (!verdict.ours) {
-        throw permanentFailure(
-          NON_RETRYABLE_ERRORS.resourceConflict,
-          `model ${input.model} is not this deployment's: ${verdict.reason}`,
-        );
-      }
+      refuseUnlessOurs(
+        ctx,
+        'model',
+        model,
+        input.ownership,
+        (reason) => `model ${input.model} is not this deployment's: ${reason}`,
+      );
       if (endpoint.deployedModels.some((m) => m.id === input.deployedModelId))
         return { adopted: true, attempt: currentAttempt() };
       const { spec } = input;
@@ -228,10 +228,7 @@ export function revisionActivities(ctx: ActivityContext) {
   function waitOut(operation: string, waitMs: number) {
     return pollUntil(ctx, {
       progress: () => ({ status: `waiting for ${operation} to end`, operation }),
-      check: async () => {
-        const op = await getIfExists(() => vertex.getOperation(operation, callOptions()));
-        return op === undefined ? { name: operation, done: true } : op.done ? op : undefined;
-      },
+      check: () => endedOperation(ctx, operation),
       deadline: {
         at: Date.now() + waitMs,
         expired: async () => {

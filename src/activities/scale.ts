@@ -3,7 +3,7 @@ import type { ActivityContext } from './deps';
 import { currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { autoscalingInput } from './serving-request';
-import { judgeVertexOwnership } from './vertex-resources';
+import { refuseUnlessOurs } from './vertex-resources';
 
 /**
  * Changes the replicas, autoscaling targets and container logging of the serving deployed model in
@@ -20,13 +20,13 @@ export function scaleActivity(ctx: ActivityContext) {
     try {
       beat({ status: `scaling ${deployedModelId} to ${minReplicas}–${maxReplicas} replicas` });
       const endpoint = await retryTransient(ctx, () => vertex.getEndpoint(name, callOptions()));
-      const verdict = judgeVertexOwnership(ctx, 'endpoint', endpoint, input.ownership);
-      if (!verdict.ours) {
-        throw permanentFailure(
-          NON_RETRYABLE_ERRORS.resourceConflict,
-          `endpoint ${name} is no longer this deployment's (${verdict.reason}); nothing was scaled`,
-        );
-      }
+      refuseUnlessOurs(
+        ctx,
+        'endpoint',
+        endpoint,
+        input.ownership,
+        (reason) => `endpoint ${name} is no longer this deployment's (${reason}); nothing was scaled`,
+      );
       const deployed = endpoint.deployedModels.find((m) => m.id === deployedModelId);
       if (!deployed) {
         throw permanentFailure(

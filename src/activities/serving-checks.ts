@@ -20,7 +20,7 @@ import {
 import type { ActivityContext } from './deps';
 import { currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
-import { getIfExists, judgeVertexOwnership } from './vertex-resources';
+import { endedOperation, refuseUnlessOurs } from './vertex-resources';
 
 /** Where Google documents how to ask for more serving quota. */
 const QUOTA_REQUEST_URL = 'https://cloud.google.com/vertex-ai/docs/quotas#requesting_additional_quota';
@@ -132,13 +132,13 @@ export function servingCheckActivities(ctx: ActivityContext) {
     try {
       const changed: string[] = [];
       const endpoint = await retryTransient(ctx, () => vertex.getEndpoint(input.endpoint, callOptions()));
-      const verdict = judgeVertexOwnership(ctx, 'endpoint', endpoint, input.ownership);
-      if (!verdict.ours) {
-        throw permanentFailure(
-          NON_RETRYABLE_ERRORS.resourceConflict,
-          `endpoint ${input.endpoint} is not this deployment's: ${verdict.reason}`,
-        );
-      }
+      refuseUnlessOurs(
+        ctx,
+        'endpoint',
+        endpoint,
+        input.ownership,
+        (reason) => `endpoint ${input.endpoint} is not this deployment's: ${reason}`,
+      );
       const deployed = endpoint.deployedModels.find((m) => m.id === input.deployedModelId);
       if (deployed && Boolean(deployed.enableContainerLogging) !== input.containerLogging) {
         const op = await retryTransient(ctx, () =>
@@ -175,10 +175,7 @@ export function servingCheckActivities(ctx: ActivityContext) {
   function untilDone(name: string) {
     return pollUntil(ctx, {
       progress: () => ({ status: `waiting for ${name}`, operationName: name }),
-      check: async () => {
-        const op = await getIfExists(() => vertex.getOperation(name, callOptions()));
-        return op === undefined ? { name, done: true } : op.done ? op : undefined;
-      },
+      check: () => endedOperation(ctx, name),
     });
   }
 

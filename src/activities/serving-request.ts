@@ -69,7 +69,7 @@ export function autoscalingInput(autoscaling: NonNullable<DeploymentSpec['replic
 }
 
 /** The container override (ModelContainerSpec); env as name/value pairs. */
-export function containerInput(container: NonNullable<DeploymentSpec['container']>): ContainerInput {
+function containerInput(container: NonNullable<DeploymentSpec['container']>): ContainerInput {
   return {
     imageUri: container.image,
     ...(container.command ? { command: container.command } : {}),

@@ -11,7 +11,7 @@ import {
   pscTarget,
 } from '../gcp';
 import { type SmokeTest, compileAnswerRegex, formatDuration } from '../spec';
-import type { Attempted, SmokeInput, SmokeResult } from './contract';
+import { type Attempted, type SmokeInput, type SmokeResult, smokeRequestFailure } from './contract';
 import type { ActivityContext } from './deps';
 import { bounded, currentAttempt, isCancellation, isTransientGcpError, toActivityFailure } from './failures';
 import { beat, retryTransient } from './runtime';
@@ -80,7 +80,7 @@ async function runOne(ctx: ActivityContext, target: PredictionTarget, test: Smok
     const code = err.httpStatus !== undefined ? `${err.httpStatus} ${err.status}` : err.status;
     return {
       ...base,
-      failure: bounded(`request failed (${code}): ${err.googleMessage} — ${err.hint}`, 1_000),
+      failure: bounded(smokeRequestFailure(code, `${err.googleMessage} — ${err.hint}`), 1_000),
     };
   }
   const latencyMs = elapsed();

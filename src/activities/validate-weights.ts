@@ -79,7 +79,7 @@ export function validateWeightsActivity(ctx: ActivityContext) {
     const machines =
       spec.machine === 'auto'
         ? (report.sizing?.alternatives ?? [])
-            .filter((fit) => fit.fits && fit.tensorParallelValid)
+            .filter((fit) => fit.fits && fit.tensorParallelValid && fit.machine.type !== machine.type)
             .map((fit) => fit.machine)
             .slice(0, MAX_MACHINE_CANDIDATES)
         : [];

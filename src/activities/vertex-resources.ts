@@ -1,8 +1,10 @@
 import { type Endpoint, type Model, bareHost, endpointName, isNotFound, modelName } from '../gcp';
 import type { DeploymentIds } from '../spec';
-import type { OwnershipProof } from './contract';
+import { NON_RETRYABLE_ERRORS, type OwnershipProof } from './contract';
 import type { ActivityContext } from './deps';
+import { permanentFailure } from './failures';
 import { judgeOwnership } from './ownership';
+import { callOptions } from './runtime';
 
 /** Lookups on the Vertex resources of one deployment, shared by the deploy, wait and cleanup steps. */
 
@@ -67,4 +69,25 @@ export function judgeVertexOwnership(
       ? ownership.fingerprints?.endpointCreateTime
       : ownership.fingerprints?.modelCreateTime;
   return judgeOwnership(resource, expected, ownership, recorded, ctx.options.clockSkewMs);
+}
+
+/** Reads a Vertex operation once: itself when done, done when it is gone, undefined while it runs. */
+export async function endedOperation(ctx: ActivityContext, name: string) {
+  const op = await getIfExists(() => ctx.gcp.vertex.getOperation(name, callOptions()));
+  return op === undefined ? { name, done: true as const } : op.done ? op : undefined;
+}
+
+/**
+ * Throws a non-retryable `ResourceConflict` unless the endpoint or model is this deployment's;
+ * `refusal` words it from the reason the judgement gives.
+ */
+export function refuseUnlessOurs(
+  ctx: ActivityContext,
+  kind: 'endpoint' | 'model',
+  resource: Endpoint | Model,
+  ownership: OwnershipProof,
+  refusal: (reason: string) => string,
+): void {
+  const verdict = judgeVertexOwnership(ctx, kind, resource, ownership);
+  if (!verdict.ours) throw permanentFailure(NON_RETRYABLE_ERRORS.resourceConflict, refusal(verdict.reason));
 }

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type Client,
   type WorkflowExecutionDescription,
@@ -8,7 +7,7 @@ import {
 import { DeployStage, DeploymentName, GcpProject, GcpRegion } from '../search-attributes';
 import type { deployment } from '../workflows/deployment/workflow';
 import { cancelSignal, rollbackSignal } from '../workflows/legacy/signals';
-import { teardownUpdate } from '../workflows/messages';
+import { type DeploymentUpdateName, teardownUpdate } from '../workflows/messages';
 import type {
   AbortKind,
   DeploymentResult,
@@ -30,7 +29,7 @@ import {
 } from './resolve';
 import { MAX_SUMMARY_BYTES } from './start';
 import { truncateUtf8 } from './text';
-import { type DeploymentRequest, throwIfRefused, outcomeOf, sendUpdate, updateError } from './updates';
+import { type DeploymentRequest, idOf, throwIfRefused, outcomeOf, sendUpdate, updateError } from './updates';
 
 /**
  * The control operations of a deployment, each mapped onto the deployment's Update (validated by
@@ -95,13 +94,12 @@ export async function scaleDeployment(
 }
 
 /** CLEANUP_BLOCKED: runs the blocked compensations again, with a fresh retry budget. */
-export async function retryCleanup(
+export function retryCleanup(
   client: Client,
   ref: string,
   options: ControlOptions = {},
 ): Promise<DeploymentRequest> {
-  const resolved = await runningDeployment(client, ref, 'retryCleanup');
-  return sendUpdate(client, resolved, 'retryCleanup', reasonOf(options), idOf(options));
+  return controlUpdate(client, ref, 'retryCleanup', options);
 }
 
 /** CLEANUP_BLOCKED: stops trying; the deployment ends, listing what it leaves for you to remove. */
@@ -110,8 +108,18 @@ export async function abandonCleanup(
   ref: string,
   options: ControlOptions & { reason: string },
 ): Promise<DeploymentRequest> {
-  const resolved = await runningDeployment(client, ref, 'abandonCleanup');
-  return sendUpdate(client, resolved, 'abandonCleanup', reasonOf(options), idOf(options));
+  return controlUpdate(client, ref, 'abandonCleanup', options);
+}
+
+/** An Update whose only argument is the request's reason, to a deployment that still runs. */
+export async function controlUpdate<R = DeploymentResult>(
+  client: Client,
+  ref: string,
+  name: DeploymentUpdateName,
+  options: ControlOptions,
+): Promise<DeploymentRequest<R>> {
+  const resolved = await runningDeployment(client, ref, name);
+  return sendUpdate<R>(client, resolved, name, reasonOf(options), idOf(options));
 }
 
 /**
@@ -315,10 +323,6 @@ async function closedMessage(client: Client, resolved: ResolvedWorkflow, what: s
     );
   }
   return `${workflowId} ended ${status}${when} and removed what it had created; nothing is left to ${what}`;
-}
-
-function idOf(options: ControlOptions): string {
-  return options.requestId ?? randomUUID();
 }
 
 function reasonOf(options: ControlOptions): { reason?: string } {

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   type Client,
   type WorkflowExecutionDescription,
@@ -18,7 +18,7 @@ import { DeploymentStateError } from './errors';
 import { hasWorkflowPollers } from './progress';
 import { DEPLOYMENT_WORKFLOW_TYPE, LEGACY_DEPLOY_WORKFLOW_TYPE } from './resolve';
 import { truncateUtf8 } from './text';
-import { throwIfRefused, outcomeOf, updateError } from './updates';
+import { idOf, throwIfRefused, outcomeOf, updateError } from './updates';
 
 export interface StartDeploymentOptions {
   /** Task queue the garden-deploy worker polls (default `garden-deploy`). */
@@ -79,7 +79,7 @@ export async function startDeployment(
 ): Promise<StartedDeployment> {
   const spec = parseDeploymentSpec(specInput);
   const workflowId = deploymentWorkflowId(spec);
-  const requestId = options.requestId ?? randomUUID();
+  const requestId = idOf(options);
   const previous = await describeLatest(client, workflowId);
   const legacy = previous && (await refuseOrFollowLegacy(client, workflowId, previous, spec, requestId));
   if (legacy) return legacy;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type Client,
   type WorkflowExecutionDescription,
@@ -107,4 +108,9 @@ export function updateError(err: unknown, workflowId: string, name: string): unk
     );
   }
   return err;
+}
+
+/** The request's idempotency key (the Update id): the caller's, or a new one. */
+export function idOf(options: { requestId?: string }): string {
+  return options.requestId ?? randomUUID();
 }

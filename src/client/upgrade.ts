@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { type DeploymentSpec, deploymentWorkflowId, parseDeploymentSpec } from '../spec';
 import type { UpgradeResult } from '../workflows/types';
-import { type ControlOptions, runningDeployment } from './control';
+import { type ControlOptions, controlUpdate, runningDeployment } from './control';
 import { DeploymentStateError } from './errors';
-import { type DeploymentRequest, sendUpdate } from './updates';
+import { type DeploymentRequest, idOf, sendUpdate } from './updates';
 
 /**
  * Upgrades of a serving deployment, over the deployment's Updates: `upgrade` rolls out a new
@@ -39,13 +38,7 @@ export async function upgradeDeployment(
     );
   }
   const resolved = await runningDeployment(client, workflowId, 'upgrade');
-  const request = await sendUpdate<UpgradeResult>(
-    client,
-    resolved,
-    'upgrade',
-    { spec },
-    options.requestId ?? randomUUID(),
-  );
+  const request = await sendUpdate<UpgradeResult>(client, resolved, 'upgrade', { spec }, idOf(options));
   return { ...request, spec };
 }
 
@@ -55,7 +48,7 @@ export async function promoteUpgrade(
   ref: string,
   options: ControlOptions = {},
 ): Promise<DeploymentRequest<UpgradeResult>> {
-  return steer(client, ref, 'promote', options);
+  return controlUpdate<UpgradeResult>(client, ref, 'promote', options);
 }
 
 /** Holds the running upgrade at its current traffic share; `result()` answers at once. */
@@ -64,7 +57,7 @@ export async function pauseUpgrade(
   ref: string,
   options: ControlOptions = {},
 ): Promise<DeploymentRequest<UpgradeResult>> {
-  return steer(client, ref, 'pause', options);
+  return controlUpdate<UpgradeResult>(client, ref, 'pause', options);
 }
 
 /** Continues a paused upgrade; `result()` answers at once. */
@@ -73,21 +66,5 @@ export async function resumeUpgrade(
   ref: string,
   options: ControlOptions = {},
 ): Promise<DeploymentRequest<UpgradeResult>> {
-  return steer(client, ref, 'resume', options);
-}
-
-async function steer(
-  client: Client,
-  ref: string,
-  name: 'promote' | 'pause' | 'resume',
-  options: ControlOptions,
-): Promise<DeploymentRequest<UpgradeResult>> {
-  const resolved = await runningDeployment(client, ref, name);
-  return sendUpdate<UpgradeResult>(
-    client,
-    resolved,
-    name,
-    options.reason ? { reason: options.reason } : {},
-    options.requestId ?? randomUUID(),
-  );
+  return controlUpdate<UpgradeResult>(client, ref, 'resume', options);
 }

@@ -121,6 +121,6 @@ export function classifyContainerLogs(messages: readonly string[]): RootCause {
 }
 
 /** A line as attached: bounded, with tokens and secrets removed. */
-export function redactLine(line: string): string {
+function redactLine(line: string): string {
   return redactSecrets(line).slice(0, MAX_LINE_CHARS);
 }

@@ -59,6 +59,11 @@ export interface GateInput {
 const pct = (ratio: number) => `${(ratio * 100).toFixed(ratio < 0.1 ? 2 : 1)} %`;
 const ms = (value: number) => `${Math.round(value)} ms`;
 
+/** `"name": why; …` of the smoke tests that failed. */
+export function describeSmokeFailures(failed: ReadonlyArray<{ name: string; failure?: string }>): string {
+  return failed.map((r) => `"${r.name}": ${r.failure ?? 'failed'}`).join('; ');
+}
+
 export function judgeGates(input: GateInput): GateReport {
   const { gates, candidate, baseline } = input;
   const checks: GateCheck[] = [];
@@ -167,7 +172,7 @@ export function judgeGates(input: GateInput): GateReport {
             threshold: 0,
             message:
               failed.length > 0
-                ? `smoke: ${failed.map((s) => `"${s.name}": ${s.failure ?? 'failed'}`).join('; ')} (answered by the new revision)`
+                ? `smoke: ${describeSmokeFailures(failed)} (answered by the new revision)`
                 : `smoke: ${mine.length} answer(s) from the new revision passed`,
           },
     );

@@ -138,6 +138,15 @@ export class ProgressTracker {
     return this.state.steps.find((step) => step.status === 'running')?.name;
   }
 
+  failedStep(): StepName | undefined {
+    return this.state.steps.find((step) => step.status === 'failed')?.name;
+  }
+
+  /** The replicas `scale` set last (read-only; `snapshot()` copies the whole progress). */
+  get scale(): Readonly<{ min: number; max: number }> | undefined {
+    return this.state.scale;
+  }
+
   /** A cancel or rollback stopped the running step: it is not running any more. */
   cancelRunningStep(reason: string): void {
     const name = this.runningStep();

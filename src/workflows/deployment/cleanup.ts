@@ -43,6 +43,12 @@ export function planCleanup(options: CleanupPlanOptions): CleanupProgress {
     ...(revision ? { revision } : {}),
   });
   const revision = options.revision;
+  const vertexTasks = (lateLook = false, of?: number) =>
+    (['undeployModels', 'deleteEndpoint', 'deleteModel'] as const).map((name) =>
+      task(name, 'vertex', lateLook, of),
+    );
+  const pscTasks = (of?: number) =>
+    (['deletePscForwardingRule', 'releasePscAddress'] as const).map((name) => task(name, 'psc', false, of));
   return {
     kind: options.kind,
     reason: options.reason,
@@ -50,30 +56,10 @@ export function planCleanup(options: CleanupPlanOptions): CleanupProgress {
     startedAt: options.at,
     tasks: [
       ...(options.vertex && options.deployOperation ? [task('stopDeployOperation', 'vertex')] : []),
-      ...(options.vertex
-        ? [task('undeployModels', 'vertex'), task('deleteEndpoint', 'vertex'), task('deleteModel', 'vertex')]
-        : []),
-      ...(options.vertex && options.lateLook
-        ? [
-            task('undeployModels', 'vertex', true),
-            task('deleteEndpoint', 'vertex', true),
-            task('deleteModel', 'vertex', true),
-          ]
-        : []),
-      ...(options.psc ? [task('deletePscForwardingRule', 'psc'), task('releasePscAddress', 'psc')] : []),
-      ...(revision
-        ? [
-            task('undeployModels', 'vertex', false, revision),
-            task('deleteEndpoint', 'vertex', false, revision),
-            task('deleteModel', 'vertex', false, revision),
-            ...(options.psc
-              ? [
-                  task('deletePscForwardingRule', 'psc', false, revision),
-                  task('releasePscAddress', 'psc', false, revision),
-                ]
-              : []),
-          ]
-        : []),
+      ...(options.vertex ? vertexTasks() : []),
+      ...(options.vertex && options.lateLook ? vertexTasks(true) : []),
+      ...(options.psc ? pscTasks() : []),
+      ...(revision ? [...vertexTasks(false, revision), ...(options.psc ? pscTasks(revision) : [])] : []),
     ],
   };
 }

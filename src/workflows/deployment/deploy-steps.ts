@@ -13,6 +13,7 @@ import type {
   SmokeTarget,
   ValidatedDeployment,
 } from '../../activities/contract';
+import { describeSmokeFailures } from '../../rollout/gates';
 import { DeploymentName, EndpointId, GcpProject, GcpRegion, ModelUri } from '../../search-attributes';
 import type { DeploymentSpec } from '../../spec';
 import type { ProgressTracker } from '../progress';
@@ -198,7 +199,7 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
   tracker.setSmoke(smoke.results);
   const failed = smoke.results.filter((r) => !r.passed);
   if (failed.length === 0) return;
-  const message = `smoke test ${failed.map((r) => `"${r.name}": ${r.failure ?? 'failed'}`).join('; ')}`;
+  const message = `smoke test ${describeSmokeFailures(failed)}`;
   if (spec.smoke.onFailure === 'rollback') {
     tracker.failStep('smoke', { message, type: 'SmokeTestFailed', attempt: smoke.attempt });
     throw ApplicationFailure.nonRetryable(message, 'SmokeTestFailed');
@@ -239,10 +240,8 @@ async function checkQuota(
   validated: ValidatedDeployment,
 ): Promise<ValidatedDeployment['spec']> {
   const { spec } = validated;
-  const machines = [
-    spec.machine,
-    ...(validated.machines ?? []).filter((m) => machineText(m) !== machineText(spec.machine)),
-  ];
+  // The chosen machine first (validateWeights lists it so, with the others that fit, for `machine: auto`).
+  const machines = validated.machines ?? [spec.machine];
   const checked = await ctx.activities.short.checkServingQuota({
     project: spec.project,
     region: spec.region,
@@ -253,7 +252,7 @@ async function checkQuota(
   ctx.tracker.setQuota(checked);
   ctx.publish();
   const chosen = { ...spec, machine: checked.machine };
-  ctx.state.validated = { ...validated, spec: chosen };
+  ctx.state.validated = { ...ctx.state.validated!, spec: chosen };
   return chosen;
 }
 

@@ -1,14 +1,11 @@
 import { log, patched } from '@temporalio/workflow';
-import { NON_RETRYABLE_ERRORS } from '../../activities/contract';
+import { NON_RETRYABLE_ERRORS, SMOKE_SERVER_ERROR } from '../../activities/contract';
 import type { FailureSummary } from '../failures';
 import type { StepName } from '../types';
 import type { StepContext } from './deploy-steps';
 
 /** Runs that started before the diagnosis existed replay without it. */
 const ROOT_CAUSE = 'root-cause-of-failed-start';
-
-/** A smoke test that saw the server fail (5xx), as runSmokeTests words it. */
-const SERVER_ERROR = /request failed \(5\d\d /;
 
 /**
  * After a start failed (the deploy operation, replicas that never came up, or smoke tests answered
@@ -19,7 +16,7 @@ const SERVER_ERROR = /request failed \(5\d\d /;
  */
 export async function explainFailedStart(ctx: StepContext, failure: FailureSummary): Promise<FailureSummary> {
   const { state, tracker } = ctx;
-  const step = failedStep(ctx);
+  const step = ctx.tracker.failedStep();
   if (!step || !state.validated || !state.ownership || !startFailure(ctx, step, failure)) return failure;
   if (!patched(ROOT_CAUSE)) return failure;
   const { spec, ids } = state.validated;
@@ -49,14 +46,10 @@ export async function explainFailedStart(ctx: StepContext, failure: FailureSumma
   }
 }
 
-function failedStep(ctx: StepContext): StepName | undefined {
-  return ctx.tracker.snapshot().steps.find((s) => s.status === 'failed')?.name;
-}
-
 /** Failures the container's lines can explain: not validation, quota or a refused request. */
 function startFailure(ctx: StepContext, step: StepName, failure: FailureSummary): boolean {
   if (step === 'waitForReplicas') return true;
   if (step === 'deploy') return failure.type === NON_RETRYABLE_ERRORS.deployFailed;
-  if (step === 'smoke') return ctx.tracker.smoke.some((r) => SERVER_ERROR.test(r.failure ?? ''));
+  if (step === 'smoke') return ctx.tracker.smoke.some((r) => SMOKE_SERVER_ERROR.test(r.failure ?? ''));
   return false;
 }

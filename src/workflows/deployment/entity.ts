@@ -388,7 +388,7 @@ export class Deployment implements StepContext, UpgradeHost {
     if (this.phase === 'deploying')
       this.reject(`deployment ${this.id} is still deploying (stage ${this.stage}); scale it once it serves`);
     if (this.phase !== 'serving' || this.removalAccepted) this.rejectRemoving();
-    const problem = scaleRequestProblem(request, this.state.spec!, this.tracker.snapshot().scale);
+    const problem = scaleRequestProblem(request, this.state.spec!, this.tracker.scale);
     if (problem) this.reject(problem);
     const upgrading = this.upgrades.blocksScale();
     if (upgrading) this.reject(`deployment ${this.id}: ${upgrading}`);

@@ -49,7 +49,7 @@ export async function scaleServing(ctx: StepContext, request: ScaleRequest): Pro
   const { state, tracker } = ctx;
   const validated = state.validated!;
   const spec = state.spec!;
-  const replicas = targetReplicas(request, spec, tracker.snapshot().scale);
+  const replicas = targetReplicas(request, spec, tracker.scale);
   const outcome = await scaleInPlace(ctx, validated.spec, state.ownership!, {
     replicas,
     ...(request.autoscaling ? { autoscaling: request.autoscaling } : {}),

@@ -22,7 +22,7 @@ export interface SpecDifference {
  * - `settings`: how it is tested and upgraded (smoke, timeouts, strategy, gates, labels, windows,
  *   the inference timeout): recorded by the next upgrade.
  */
-export type DifferenceKind = 'fixed' | 'revision' | 'inPlace' | 'settings';
+type DifferenceKind = 'fixed' | 'revision' | 'inPlace' | 'settings';
 
 const KIND_OF_FIELD: Record<keyof DeploymentSpec, DifferenceKind> = {
   name: 'fixed',
@@ -67,7 +67,7 @@ const ADDED_LATER: Record<string, unknown> = {
   'endpoint.dedicated': true,
 };
 
-export function kindOf(difference: SpecDifference): DifferenceKind {
+function kindOf(difference: SpecDifference): DifferenceKind {
   const path = difference.path;
   const nested = Object.keys(KIND_OF_PATH).find((prefix) => path === prefix || path.startsWith(`${prefix}.`));
   if (nested) return KIND_OF_PATH[nested]!;

@@ -41,7 +41,6 @@ export class UpgradeRun {
     readonly from: number,
     readonly spec: DeploymentSpec,
     private readonly tracker: ProgressTracker,
-    readonly requestId?: string,
   ) {}
 
   get ended(): boolean {

@@ -5,7 +5,7 @@ import type {
   OwnershipProof,
   ValidatedDeployment,
 } from '../../activities/contract';
-import { type GateReport, judgeGates } from '../../rollout/gates';
+import { type GateReport, describeSmokeFailures, judgeGates } from '../../rollout/gates';
 import { type TrafficStep, splitFor, trafficSteps } from '../../rollout/plan';
 import type { DeploymentIds } from '../../spec';
 import { revisionDeployedModelId, revisionIds } from '../../spec/ids';
@@ -342,7 +342,7 @@ async function stage(
   const failed = smoke.results.filter((r) => !r.passed);
   if (failed.length > 0) {
     upgradeFailure(
-      `staging smoke test ${failed.map((r) => `"${r.name}": ${r.failure ?? 'failed'}`).join('; ')}; ` +
+      `staging smoke test ${describeSmokeFailures(failed)}; ` +
         'the new revision never reached the production endpoint',
       'SmokeTestFailed',
     );

@@ -217,7 +217,7 @@ export class Upgrades {
     const revision = Math.max(from, ...tracker.revisions.map((r) => r.number)) + 1;
     const startedAt = new Date().toISOString();
     const requestId = currentUpdateInfo()?.id;
-    const run = new UpgradeRun(revision, from, spec, tracker, requestId);
+    const run = new UpgradeRun(revision, from, spec, tracker);
     this.run = run;
     tracker.putRevision({ number: revision, modelUri: spec.model.uri, state: 'validating', startedAt, spec });
     tracker.setUpgrade({
