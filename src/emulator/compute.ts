@@ -6,7 +6,6 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
-  holdCall,
   managementRoute,
   parseJsonBody,
   readBody,
@@ -758,13 +757,7 @@ function getOperation(core: EmulatorCore, ctx: RequestContext): void {
 async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<void> {
   checkRequestId(ctx.url);
   const op = findOperation(core, ctx);
-  const deadline = core.now() + 120_000;
-  core.advance(core.now());
-  // A timer may fire a millisecond before the wall clock reaches doneAt: wait again until it has.
-  while (!isDone(core, op) && core.now() < deadline) {
-    if (!(await holdCall(ctx, Math.max(1, Math.min(op.doneAt, deadline) - core.now())))) return;
-    core.advance(core.now());
-  }
+  if (!(await core.until(() => isDone(core, op), ctx.now + 120_000, ctx.res))) return;
   sendJson(ctx.res, 200, computeOperationJson(core.state.computeOperations[op.key] ?? op));
 }
 

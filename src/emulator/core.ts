@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import type { Storage } from '@google-cloud/storage';
 import { openModelStore } from '../storage';
 import { TokenAuthority } from './auth';
@@ -28,6 +29,8 @@ import {
 
 export const V1BETA1_TYPE = 'type.googleapis.com/google.cloud.aiplatform.v1beta1';
 const FLUSH_DELAY_MS = 100;
+/** setTimeout's longest delay; a later due time is reached in several steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export type CreationKind = 'endpoint' | 'model' | 'deployedModel' | 'address' | 'forwardingRule';
 
@@ -39,8 +42,11 @@ export interface ProjectRef {
 
 /**
  * State, time and the background work of the emulator; the route handlers read and change it.
- * Time-driven transitions (operations finishing, resources appearing) are applied lazily by
- * `advance(now)` before each request, so they survive a restart from the state file.
+ * Time-driven transitions (operations finishing, resources appearing, restarts logged) follow the
+ * wall clock on their own: one timer is armed for the nearest due time (`nextDue`) and `advance`
+ * applies whatever is due when it fires, so an operation ends on time whether or not any request
+ * comes, and a held `:wait` (`until`) answers as soon as it has. Due times are epoch milliseconds in
+ * the state, so they survive a restart from the state file (the timer is armed again at start).
  */
 export class EmulatorCore {
   state: EmulatorState;
@@ -53,6 +59,14 @@ export class EmulatorCore {
   private dirty = false;
   private closed = false;
   private flushTimer: NodeJS.Timeout | undefined;
+  /** The one timer of the nearest due time, and that time. */
+  private dueTimer: NodeJS.Timeout | undefined;
+  private dueAt: number | undefined;
+  /** A `tick` is queued (a burst of changes costs one). */
+  private wakeQueued = false;
+  private ticking = false;
+  /** Held calls (`until`), each checking its condition after every tick. */
+  private readonly waiters = new Set<() => void>();
   private readonly inspections = new Map<string, Promise<void>>();
   /** How operations of kinds other modules own complete (registered with their routes). */
   readonly completions = new Map<VertexOperationKind, (op: VertexOperationRecord, now: number) => void>();
@@ -73,6 +87,8 @@ export class EmulatorCore {
     for (const op of Object.values(this.state.operations)) {
       if (op.kind === 'deploy' && !op.done && op.deploy && !op.deploy.inspection) this.startInspection(op);
     }
+    // What fell due while the emulator was down applies now; the timer is armed for the rest.
+    this.wake();
   }
 
   now(): number {
@@ -127,8 +143,10 @@ export class EmulatorCore {
     this.markDirty();
   }
 
+  /** Every change goes through here: it is saved soon, and may end a held call or bring a due time nearer. */
   markDirty(): void {
     this.dirty = true;
+    this.wake();
   }
 
   /** Saves the state file if anything changed since the last save. */
@@ -151,6 +169,113 @@ export class EmulatorCore {
       }
     }, FLUSH_DELAY_MS);
     this.flushTimer.unref();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // The clock: one timer for the nearest due time, and calls held until a condition holds
+
+  /** Queues a `tick` after the current turn (changes made inside a tick need none). */
+  private wake(): void {
+    if (this.wakeQueued || this.ticking || this.closed) return;
+    this.wakeQueued = true;
+    setImmediate(() => {
+      this.wakeQueued = false;
+      this.tick();
+    }).unref();
+  }
+
+  /** Applies what is due, answers the held calls whose condition now holds, re-arms the timer. */
+  private tick(): void {
+    if (this.closed) return;
+    const now = this.now();
+    this.ticking = true;
+    try {
+      this.advance(now);
+      for (const check of [...this.waiters]) check();
+      this.arm(this.nextDue(now));
+    } catch (err) {
+      // A timer callback has no caller to report to; a request would meet the same state and answer 500.
+      this.log(`internal error advancing the clock: ${(err as Error).stack ?? String(err)}`);
+    } finally {
+      this.ticking = false;
+    }
+    this.scheduleFlush();
+  }
+
+  private arm(due: number | undefined): void {
+    if (due === this.dueAt && this.dueTimer) return;
+    clearTimeout(this.dueTimer);
+    this.dueTimer = undefined;
+    this.dueAt = due;
+    if (due === undefined) return;
+    // A timer may fire a millisecond early: `tick` then finds the same due time ahead and re-arms.
+    this.dueTimer = setTimeout(
+      () => {
+        this.dueTimer = undefined;
+        this.tick();
+      },
+      Math.min(Math.max(0, due - this.now()), MAX_TIMER_MS),
+    );
+    this.dueTimer.unref();
+  }
+
+  /**
+   * The earliest time after `now` at which `advance` has something to do. A deploy still reading
+   * its model folder has none: the inspection's end is a change, which wakes the clock.
+   */
+  private nextDue(now: number): number | undefined {
+    let next = Infinity;
+    const consider = (time: number | undefined) => {
+      if (time !== undefined && time > now && time < next) next = time;
+    };
+    for (const op of Object.values(this.state.operations)) {
+      if (op.done) continue;
+      const work = op.deploy;
+      if (work) {
+        if (work.inspection)
+          consider(work.createsAfterCancel?.endsAt ?? (work.created ? op.doneAt : work.importAt));
+      } else if (op.mutate?.waitFor !== undefined) {
+        const deployed = op.target
+          ? this.state.endpoints[op.target]?.deployedModels.find((m) => m.id === op.mutate!.deployedModelId)
+          : undefined;
+        consider(deployed && EmulatorCore.replicasReadyAt(deployed, op.mutate.waitFor));
+      } else consider(op.doneAt);
+    }
+    for (const endpoint of Object.values(this.state.endpoints)) {
+      for (const { stuck } of endpoint.deployedModels) {
+        if (!stuck) continue;
+        const restartMs = this.timing(endpoint.project).restartMs;
+        if (restartMs > 0) consider(stuck.since + (stuck.logged + 1) * restartMs);
+      }
+    }
+    for (const op of Object.values(this.state.computeOperations)) if (!op.done) consider(op.doneAt);
+    return next === Infinity ? undefined : next;
+  }
+
+  /**
+   * Holds a call until `done()` holds (checked after every change and due time) or `deadline`
+   * passes: true then, false if the caller hung up first. How `:wait` answers without polling.
+   */
+  until(done: () => boolean, deadline: number, res: ServerResponse): Promise<boolean> {
+    if (res.closed) return Promise.resolve(false);
+    if (done()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const end = (answered: boolean) => {
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        res.off('close', hungUp);
+        resolve(answered);
+      };
+      const check = () => {
+        if (done()) end(true);
+      };
+      const hungUp = () => end(false);
+      // Unref'd: a held call never keeps the process alive.
+      const timer = setTimeout(() => end(true), Math.min(Math.max(0, deadline - this.now()), MAX_TIMER_MS));
+      timer.unref();
+      this.waiters.add(check);
+      res.once('close', hungUp);
+    });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -519,6 +644,8 @@ export class EmulatorCore {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.dueTimer);
+    this.dueTimer = undefined;
     this.flush();
   }
 
@@ -529,6 +656,20 @@ export class EmulatorCore {
     const endpoint = this.state.endpoints[name];
     if (!endpoint) throw new ApiError('NOT_FOUND', `Endpoint \`${name}\` not found.`);
     return endpoint;
+  }
+
+  /** The first millisecond at which `count` replicas of a deployed model are available; undefined: never. */
+  static replicasReadyAt(
+    model: Pick<DeployedModelRecord, 'initialReplicas' | 'rampFrom' | 'rampStart' | 'rampMs' | 'neverReady'>,
+    count: number,
+  ): number | undefined {
+    if (model.neverReady || count > model.initialReplicas) return undefined;
+    const from = model.rampFrom ?? 0;
+    if (count <= from || model.rampMs === 0) return model.rampStart;
+    let time = model.rampStart + Math.ceil((model.rampMs * (count - from)) / (model.initialReplicas - from));
+    // The ramp's floating-point floor may reach the count a millisecond later than the exact ratio.
+    while (EmulatorCore.availableReplicas(model, time) < count) time += 1;
+    return time;
   }
 
   /** Available replicas of a deployed model at `now` (they come up one by one over the ramp). */

@@ -94,8 +94,8 @@ function payloadTooLarge(limit: number): ApiError {
 }
 
 /**
- * Holds a long poll (`:wait`) for `ms`; false once the caller has hung up, so the poll ends like
- * Google's does. The timer is unref'd: a held call never keeps the process alive.
+ * Holds a call for `ms` (injected latency); false once the caller has hung up, so nothing is
+ * answered to nobody. The timer is unref'd: a held call never keeps the process alive.
  */
 export async function holdCall(ctx: RequestContext, ms: number): Promise<boolean> {
   if (!ctx.res.closed) await delay(ms, undefined, { ref: false });

@@ -243,6 +243,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
 
   async function dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const now = core.now();
+    // The clock's timer may fire a few ms late: a call at a due time still sees it applied.
     core.advance(now);
     const url = new URL(req.url ?? '/', 'http://emulator.invalid');
     const candidates = routes.filter((r) => r.pattern.test(url.pathname));

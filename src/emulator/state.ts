@@ -50,7 +50,7 @@ export type ServingInspection =
 
 /**
  * A deployed model whose replicas never become ready: its container starts again and again, and
- * each attempt's lines are logged (lazily, up to the current time; see `container.ts`).
+ * each attempt's lines are logged as it happens (see `container.ts`).
  */
 export interface StuckContainer {
   cause: 'healthTimeout' | 'wrongPort';

@@ -7,7 +7,6 @@ import {
   MANAGEMENT_BODY_LIMIT,
   type RequestContext,
   type Route,
-  holdCall,
   managementRoute,
   parseJsonBody,
   readBody,
@@ -429,12 +428,9 @@ async function waitOperation(core: EmulatorCore, ctx: RequestContext): Promise<v
     throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
   const timeout = typeof request.timeout === 'string' ? durationMs(request.timeout) : MAX_WAIT_MS;
   const deadline = ctx.now + Math.min(Math.max(timeout, 0), MAX_WAIT_MS);
-  for (;;) {
-    core.advance(core.now());
-    const op = core.state.operations[name];
-    if (!op || op.done || core.now() >= deadline) break;
-    if (!(await holdCall(ctx, Math.min(50, deadline - core.now())))) return;
-  }
+  // Answered as soon as the clock ends the operation (or a reset deletes it), else at the deadline.
+  const ended = () => core.state.operations[name]?.done !== false;
+  if (!(await core.until(ended, deadline, ctx.res))) return;
   const op = core.state.operations[name];
   if (!op) throw new ApiError('NOT_FOUND', `Operation "${ctx.params[0]}" not found.`);
   sendJson(ctx.res, 200, operationJson(op));
