@@ -1,3 +1,4 @@
+import type { CallRate, CallService } from './call-rates';
 import type { FaultConfigInput, FaultRuleInput, FaultRuleView } from './faults';
 import type { ServedCounts } from './metrics';
 import type { Timing, TimingInput } from './options';
@@ -119,7 +120,20 @@ export class EmulatorAdminClient {
     return this.call('GET', '/served', { project });
   }
 
-  /** Deletes every resource, operation, count, served-call record, log entry, timing and quota setting (of one project, when given); tokens stay valid. */
+  /**
+   * Calls served per project (id or number) and service, per wall-clock second: how often a client
+   * polls. One entry per (project, service) with calls, ordered by project number then service.
+   */
+  async callRates(filter: { project?: string; service?: CallService } = {}): Promise<CallRate[]> {
+    return (await this.call<{ rates: CallRate[] }>('GET', '/call-rates', filter)).rates;
+  }
+
+  /** Starts the call counters over (of one project, when given); nothing else changes. */
+  async resetCallRates(project?: string): Promise<void> {
+    await this.call('DELETE', '/call-rates', { project });
+  }
+
+  /** Deletes every resource, operation, count (call rates included), served-call record, log entry, timing and quota setting (of one project, when given); tokens stay valid. */
   async reset(project?: string): Promise<void> {
     await this.call('POST', '/reset', { project });
   }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { CALL_RATE_WINDOW_SECONDS, CALL_SERVICES, type CallRate, type CallService } from './call-rates';
 import { computeOperationJson, addressJson, forwardingRuleJson } from './compute';
 import type { EmulatorCore } from './core';
 import { ApiError } from './errors';
@@ -18,8 +19,8 @@ import { endpointJson, modelJson, operationJson } from './vertex';
 
 /**
  * The emulator's own API under `/_emulator/` (no auth, no faults, not counted): inspect every
- * resource, exact call and creation counts, served inference answers, faults, issued tokens,
- * per-project timing and accelerator quota, reset.
+ * resource, exact call and creation counts, calls per second, served inference answers, faults,
+ * issued tokens, per-project timing and accelerator quota, reset.
  * `?project=` (id or number) narrows reads and resets to one project, so concurrent test files
  * sharing one emulator never see each other.
  */
@@ -74,6 +75,33 @@ function stats(core: EmulatorCore, ctx: RequestContext): void {
   });
 }
 
+/** Calls per project and service: total, peak and per second (call-rates.ts). */
+function callRates(core: EmulatorCore, ctx: RequestContext): void {
+  const service = ctx.url.searchParams.get('service') ?? undefined;
+  if (service !== undefined && !CALL_SERVICES.includes(service as CallService)) {
+    throw new ApiError(
+      'INVALID_ARGUMENT',
+      `service "${service}" is not one the emulator counts; use one of ${CALL_SERVICES.join(', ')}.`,
+    );
+  }
+  const project = projectFilter(core, ctx);
+  const rates: CallRate[] = core.callRates
+    .rates(
+      { ...(project ? { project } : {}), ...(service ? { service: service as CallService } : {}) },
+      ctx.now,
+    )
+    .map((rate) => {
+      const projectId = core.state.projects[rate.project]?.id;
+      return projectId ? { ...rate, projectId } : rate;
+    });
+  sendJson(ctx.res, 200, { windowSeconds: CALL_RATE_WINDOW_SECONDS, rates });
+}
+
+function resetCallRates(core: EmulatorCore, ctx: RequestContext): void {
+  core.callRates.clear(projectFilter(core, ctx));
+  sendJson(ctx.res, 200, {});
+}
+
 /** Answers of routed inference calls: endpoint → deployed model id → HTTP status → count. */
 function served(core: EmulatorCore, ctx: RequestContext): void {
   sendJson(ctx.res, 200, { endpoints: core.served.counts(projectFilter(core, ctx)) });
@@ -92,6 +120,7 @@ function reset(core: EmulatorCore, ctx: RequestContext): void {
   };
   core.served.clear(project);
   core.logs.clear(project);
+  core.callRates.clear(project);
   keepVertex(state.endpoints);
   keepVertex(state.models);
   keepVertex(state.operations);
@@ -201,6 +230,8 @@ export function adminRoutes(core: EmulatorCore, allRoutes: () => Route[]): Route
     route('admin.resources', 'GET', '/resources', resources),
     route('admin.stats', 'GET', '/stats', stats),
     route('admin.served', 'GET', '/served', served),
+    route('admin.callRates.get', 'GET', '/call-rates', callRates),
+    route('admin.callRates.reset', 'DELETE', '/call-rates', resetCallRates),
     route('admin.reset', 'POST', '/reset', reset),
     route('admin.faults.get', 'GET', '/faults', (c, ctx) => sendJson(ctx.res, 200, c.faults.view())),
     route('admin.faults.replace', 'PUT', '/faults', replaceFaults),

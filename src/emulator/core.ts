@@ -2,9 +2,11 @@ import type { ServerResponse } from 'node:http';
 import type { Storage } from '@google-cloud/storage';
 import { openModelStore } from '../storage';
 import { TokenAuthority } from './auth';
+import { CallRates } from './call-rates';
 import { restartLines, serveAttempt } from './container';
 import { ApiError, type RpcStatus } from './errors';
 import { FaultEngine } from './faults';
+import type { Route } from './http';
 import { LogStore } from './logging';
 import type { MachineSpecJson } from './machines';
 import { ServedRequests } from './metrics';
@@ -56,6 +58,8 @@ export class EmulatorCore {
   readonly served = new ServedRequests();
   /** Lines of the serving containers, for Cloud Logging (not saved either). */
   readonly logs = new LogStore();
+  /** Calls per project, service and second, for the admin API (not saved either). */
+  readonly callRates = new CallRates();
   private dirty = false;
   private closed = false;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -131,9 +135,11 @@ export class EmulatorCore {
     );
   }
 
-  countCall(projectNumber: string | undefined, route: string): void {
+  countCall(projectNumber: string | undefined, route: Pick<Route, 'id' | 'api'>, now: number): void {
+    if (route.api === 'admin') return;
     const bucket = (this.state.calls[projectNumber ?? '-'] ??= {});
-    bucket[route] = (bucket[route] ?? 0) + 1;
+    bucket[route.id] = (bucket[route.id] ?? 0) + 1;
+    this.callRates.record(projectNumber ?? '-', route.api, now);
     this.markDirty();
   }
 

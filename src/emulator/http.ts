@@ -4,9 +4,20 @@ import { ApiError } from './errors';
 import type { FaultAction } from './faults';
 import type { Serving } from './traffic';
 
+/** The API families routes belong to (a runtime list: the admin call rates are filtered by them). */
+export const ROUTE_APIS = [
+  'vertex',
+  'compute',
+  'inference',
+  'monitoring',
+  'cloudquotas',
+  'logging',
+  'sts',
+  'admin',
+] as const;
+
 /** Which API family a route belongs to: decides the error envelope, auth and host rules. */
-export type RouteApi =
-  'vertex' | 'compute' | 'inference' | 'monitoring' | 'cloudquotas' | 'logging' | 'sts' | 'admin';
+export type RouteApi = (typeof ROUTE_APIS)[number];
 
 export interface RequestContext {
   req: IncomingMessage;

@@ -35,6 +35,7 @@ export {
   type EmulatorStats,
   type IssuedToken,
 } from './admin-client';
+export { CALL_SERVICES, type CallRate, type CallService, type SecondCount } from './call-rates';
 export { StateFileError, projectNumberFor } from './state';
 export { DEFAULT_GPU_QUOTA, SERVING_QUOTAS, type QuotaSettingInput, type QuotaView } from './quotas';
 export { dedicatedEndpointDns } from './vertex';

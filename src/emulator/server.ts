@@ -276,7 +276,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     const project = route.projectFromBody
       ? route.projectFromBody(tryParseJson(ctx.body!))
       : route.project?.(params);
-    core.countCall(project ? core.resolveProject(project).number : undefined, route.id);
+    core.countCall(project ? core.resolveProject(project).number : undefined, route, now);
     if (host.kind === 'psc' && !host.accepted) {
       // No accepted PSC connection: packets to this address go nowhere.
       req.socket.destroy();

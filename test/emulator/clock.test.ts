@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmulatorAdminError, projectNumberFor } from '../../src/emulator';
 import {
   Api,
   type ApiResponse,
@@ -14,8 +15,9 @@ import {
 
 /**
  * The emulator's clock moves with wall time: operations end and replicas come up at their due
- * times with no request arriving, and a held `:wait` answers when its operation ends. The idle
- * pauses below are the point of these tests (no traffic while time passes), not synchronisation.
+ * times with no request arriving, a held `:wait` answers when its operation ends, and the admin API
+ * counts the calls of each project and service per second. The idle pauses below are the point of
+ * these tests (no traffic while time passes), not synchronisation.
  */
 
 const t = useTestEmulator({ model: {} });
@@ -144,5 +146,46 @@ describe('the clock', () => {
     } finally {
       await second.emulator.close();
     }
+  });
+});
+
+describe('admin call rates', () => {
+  it('counts the calls of each project and service per wall-clock second, :wait included', async () => {
+    const [a, b] = [uniqueProject('rates-a'), uniqueProject('rates-b')];
+    const vertex = (p: string) => `/v1beta1/projects/${p}/locations/${REGION}/endpoints`;
+    const compute = `/compute/v1/projects/${a}/regions/${REGION}`;
+    for (let i = 0; i < 3; i++) expect((await t.api.get(vertex(a))).status).toBe(200);
+    const insert = await t.api.post(`${compute}/addresses`, { name: 'counted', addressType: 'INTERNAL' });
+    expect((await t.api.post(`${compute}/operations/${insert.json.name}/wait`)).json.status).toBe('DONE');
+    // Refused calls are calls too.
+    expect((await t.api.get(`/v3/projects/${a}/timeSeries`)).status).toBe(400);
+    for (let i = 0; i < 2; i++) expect((await t.api.get(vertex(b))).status).toBe(200);
+
+    const rates = await t.admin.callRates({ project: a });
+    expect(rates.map((r) => [r.service, r.total])).toEqual([
+      ['compute', 2],
+      ['monitoring', 1],
+      ['vertex', 3],
+    ]);
+    for (const rate of rates) {
+      expect(rate).toMatchObject({ project: projectNumberFor(a), projectId: a });
+      const counts = rate.perSecond.map((s) => s.count);
+      expect(counts.reduce((x, y) => x + y, 0)).toBe(rate.total);
+      expect(rate.peakPerSecond).toBe(Math.max(...counts));
+      const seconds = rate.perSecond.map((s) => s.second);
+      expect(seconds).toEqual([...seconds].sort((x, y) => x - y));
+      expect(Math.abs(seconds.at(-1)! - Date.now() / 1000)).toBeLessThan(60);
+    }
+    // By number too, one service, and every project at once.
+    expect(await t.admin.callRates({ project: projectNumberFor(a), service: 'compute' })).toEqual([rates[0]]);
+    const all = await t.admin.callRates();
+    expect(all.find((r) => r.projectId === b)).toMatchObject({ service: 'vertex', total: 2 });
+
+    await t.admin.resetCallRates(a);
+    expect(await t.admin.callRates({ project: a })).toEqual([]);
+    expect((await t.admin.callRates({ project: b }))[0]?.total).toBe(2);
+    // The exact per-route counts are another read, which this reset leaves alone.
+    expect((await t.admin.stats(a)).calls['vertex.endpoints.list']).toBe(3);
+    await expect(t.admin.callRates({ service: 'admin' as never })).rejects.toThrow(EmulatorAdminError);
   });
 });
