@@ -56,8 +56,11 @@ export async function awaitComputeOperation(
       ? started
       : await pollUntil(ctx, {
           progress: () => ({ status: `waiting for ${what}`, operation: started.name }),
+          // Compute answers `wait` as soon as the operation is DONE (or after two minutes).
+          longPoll: true,
+          resumable: true,
           check: async () => {
-            const op = await ctx.gcp.compute.getRegionOperation(
+            const op = await ctx.gcp.compute.waitRegionOperation(
               { project: where.project, region: where.region, operation: started.name },
               callOptions(),
             );

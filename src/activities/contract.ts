@@ -17,6 +17,12 @@ export function smokeRequestFailure(code: string, detail: string): string {
 export const SMOKE_SERVER_ERROR = /request failed \(5\d\d /;
 
 /** Error `type`s activities throw as non-retryable `ApplicationFailure`s; the workflow's retry policies name them too. */
+/**
+ * The failure type of an activity attempt that ended only to wait for Google (the next attempt
+ * checks again later); the heartbeat's `wait.yields` counts them. Never shown as a failure.
+ */
+export const STILL_WAITING = 'StillWaiting';
+
 export const NON_RETRYABLE_ERRORS = {
   invalidSpec: 'InvalidDeploymentSpec',
   weightsInvalid: 'WeightValidationFailed',

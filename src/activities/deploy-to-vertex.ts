@@ -33,6 +33,7 @@ import {
   getIfExists,
   judgeVertexOwnership,
   modelOf,
+  operationDone,
   serviceAttachmentOf,
 } from './vertex-resources';
 
@@ -95,11 +96,9 @@ export function deployActivities(ctx: ActivityContext) {
     if (operation) {
       const op = await pollUntil(ctx, {
         progress: () => progress('waiting for the deploy operation'),
-        check: async () => {
-          const current = await getIfExists(() => vertex.getOperation(operation, callOptions()));
-          if (!current) return null;
-          return current.done ? current : undefined;
-        },
+        check: operationDone(ctx, operation),
+        longPoll: true,
+        resumable: true,
         deadline: {
           at: deadline,
           expired: async () => {
@@ -120,6 +119,7 @@ export function deployActivities(ctx: ActivityContext) {
       finished ??
       (await pollUntil(ctx, {
         progress: () => progress(`adopting endpoint ${ids.endpointId} created by an earlier attempt`),
+        resumable: true,
         check: async () => {
           const found = await getIfExists(() => vertex.getEndpoint(endpoint, callOptions()));
           if (!found) {

@@ -4,12 +4,16 @@ import type { GcpClient } from '../gcp';
 
 /** Tuning of the activities; defaults suit Google (tests shrink the poll intervals). */
 export const ActivityOptionsSchema = z.strictObject({
-  /** Backoff between polls of long operations (google-api-core's LRO polling: 1 s, ×1.5, ≤ 20 s). */
+  /**
+   * Backoff between reads of something Google is changing (google-api-core's LRO polling: 1 s,
+   * ×1.5), capped at 10 s so a change is seen within 10 s at one read per 10 s. Operations are
+   * long-polled (`:wait`) instead.
+   */
   poll: z
     .strictObject({
       initialMs: z.number().int().min(1).max(60_000).default(1_000),
       factor: z.number().min(1).max(10).default(1.5),
-      maxMs: z.number().int().min(1).max(300_000).default(20_000),
+      maxMs: z.number().int().min(1).max(300_000).default(10_000),
     })
     .refine((p) => p.maxMs >= p.initialMs, { message: 'maxMs must be ≥ initialMs', path: ['maxMs'] })
     .prefault({}),

@@ -2,6 +2,7 @@ import { ApplicationFailure, CancelledFailure, activityInfo, cancellationSignal 
 import { GcpApiError, InvalidRequestError } from '../gcp';
 import { StorageAccessError } from '../storage';
 import { type ActivityFailureDetails, NON_RETRYABLE_ERRORS } from './contract';
+import { yieldsSoFar } from './wait-state';
 
 /**
  * How activities fail. Every failure is an `ApplicationFailure` whose `details[0]` is
@@ -20,8 +21,9 @@ export function bounded(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
+/** The attempt number the user sees: attempts that ended only to wait are not counted. */
 export function currentAttempt(): number {
-  return activityInfo().attempt;
+  return activityInfo().attempt - yieldsSoFar();
 }
 
 function details(extra: Omit<ActivityFailureDetails, 'attempt'> = {}): [ActivityFailureDetails] {

@@ -92,6 +92,7 @@ export function pscActivities(ctx: ActivityContext) {
       if (!address.address) {
         address = await pollUntil(ctx, {
           progress: () => ({ status: `waiting for ${ref.name} to get its IP` }),
+          resumable: true,
           check: async () => {
             const current = await compute.getAddress(ref, callOptions());
             return current.address ? current : undefined;
@@ -168,6 +169,7 @@ export function pscActivities(ctx: ActivityContext) {
     try {
       const rule = await pollUntil(ctx, {
         progress: () => ({ forwardingRule: input.connection.forwardingRule, status }),
+        resumable: true,
         check: async () => {
           const current = await compute.getForwardingRule(ref, callOptions());
           status = current.pscConnectionStatus ?? 'PENDING';

@@ -25,7 +25,7 @@ import { machineInput, scalingInput } from './serving-request';
 import { cleanupFailure, currentAttempt, permanentFailure, toActivityFailure } from './failures';
 import { beat, callOptions, pollUntil, retryTransient } from './runtime';
 import { DEFAULT_STOP_WAIT_MS } from './compensations';
-import { endedOperation, getIfExists, refuseUnlessOurs } from './vertex-resources';
+import { endedOperation, getIfExists, operationDone, refuseUnlessOurs } from './vertex-resources';
 
 /** Default bound on waiting out a deployModel operation before undeploying what it deploys. */
 /** Read-modify-write rounds of a traffic split before giving up on a busy endpoint. */
@@ -125,10 +125,9 @@ export function revisionActivities(ctx: ActivityContext) {
       if (operation) {
         const op = await pollUntil(ctx, {
           progress: () => ({ status: 'waiting for the deployModel operation', operationName: operation }),
-          check: async () => {
-            const current = await getIfExists(() => vertex.getOperation(operation, callOptions()));
-            return current === undefined ? null : current.done ? current : undefined;
-          },
+          check: operationDone(ctx, operation),
+          longPoll: true,
+          resumable: true,
           deadline: { at: deadline, expired },
         });
         if (op?.error) {
@@ -144,6 +143,7 @@ export function revisionActivities(ctx: ActivityContext) {
       // Adopted (or the operation was forgotten): wait for our deployed model to appear.
       await pollUntil(ctx, {
         progress: () => ({ status: `waiting for deployed model ${input.deployedModelId}` }),
+        resumable: true,
         check: async () => {
           const endpoint = await requireEndpoint(input.endpoint, input.ownership);
           return endpoint.deployedModels.some((m) => m.id === input.deployedModelId) ? true : undefined;

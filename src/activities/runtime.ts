@@ -1,7 +1,10 @@
-import { Context, activityInfo, cancellationDetails, sleep } from '@temporalio/activity';
+import { ApplicationFailureCategory } from '@temporalio/common';
+import { ApplicationFailure, Context, activityInfo, cancellationDetails, sleep } from '@temporalio/activity';
 import type { CallOptions } from '../gcp';
+import { NON_RETRYABLE_ERRORS, STILL_WAITING } from './contract';
 import type { ActivityContext } from './deps';
-import { isTransientGcpError } from './failures';
+import { isTransientGcpError, permanentFailure } from './failures';
+import { type WaitState, currentWaitState, waitState } from './wait-state';
 
 /**
  * Activity-side plumbing shared by every step: heartbeats that always repeat the latest progress,
@@ -13,12 +16,21 @@ const lastDetails = new WeakMap<Context, unknown>();
 
 /**
  * Heartbeats with `details` (or, without, the latest details again: a bare heartbeat would erase
- * what a retry resumes from).
+ * what a retry resumes from). A waiting activity's state rides along under `wait`.
  */
 export function beat(details?: unknown): void {
   const context = Context.current();
   if (details !== undefined) lastDetails.set(context, details);
-  context.heartbeat(lastDetails.get(context));
+  const latest = lastDetails.get(context);
+  const wait = currentWaitState(context);
+  if (
+    !wait ||
+    (latest !== undefined && (typeof latest !== 'object' || latest === null || Array.isArray(latest)))
+  ) {
+    context.heartbeat(latest);
+    return;
+  }
+  context.heartbeat({ ...(latest as object | undefined), wait });
 }
 
 /** The activity's cancellation signal for every HTTP call it makes. */
@@ -94,23 +106,57 @@ export async function retryTransient<T>(ctx: ActivityContext, call: () => Promis
 }
 
 export interface PollLoop<T> {
-  /** Reads the state once: a value when finished, undefined to keep waiting. */
-  check: () => Promise<T | undefined>;
+  /**
+   * Reads the state once: a value when finished, undefined to keep waiting. A long poll holds the
+   * call at most `holdMs` (the time left before the deadline, at most LONG_POLL_MS).
+   */
+  check: (holdMs: number) => Promise<T | undefined>;
   /** Heartbeat details for this round (sent at the top of every round). */
   progress: () => unknown;
-  /** Past `at` (epoch ms) the loop stops and `expired` throws the step's failure. */
+  /**
+   * Past `at` (epoch ms, as the workflow computed it when it scheduled the step) the loop stops and
+   * `expired` throws the step's failure. The budget counts from when the step started working: the
+   * time the activity waited to be started is added back.
+   */
   deadline?: { at: number; expired: () => Promise<never> };
+  /**
+   * `check` is a long poll (`operations:wait`) that returns as soon as the state changes: the next
+   * check follows at once instead of after a backoff.
+   */
+  longPoll?: boolean;
+  /**
+   * The activity can run again from its start without harm (what it did before the wait is
+   * idempotent and cheap): then, under a retry policy without an attempt limit, the wait ends the
+   * attempt and Temporal starts the next check later, so no worker slot is held while Google works.
+   */
+  resumable?: boolean;
 }
+
+/** Longest hold of one `operations:wait`: the slot it holds is freed at least this often. */
+export const LONG_POLL_MS = 10_000;
+
+/** Failed attempts (not waits) of a waiting step before it gives up, as the attempt limit did before. */
+const MAX_FAILED_ATTEMPTS = 20;
 
 /** Polls with backoff until `check` returns a value, heartbeating at the top of every round. */
 export async function pollUntil<T>(ctx: ActivityContext, loop: PollLoop<T>): Promise<T> {
-  let delay = ctx.options.poll.initialMs;
+  const yielding = loop.resumable === true && mayYield();
+  const state = waitState(ctx.options.poll.initialMs);
+  const failed = activityInfo().attempt - 1 - state.yields;
+  if (yielding && failed >= MAX_FAILED_ATTEMPTS) {
+    throw permanentFailure(
+      NON_RETRYABLE_ERRORS.gcpPermanent,
+      `gave up after ${failed} failed attempts of ${activityInfo().activityType}; the last failure is in the step's history`,
+    );
+  }
+  const deadline = loop.deadline && { ...loop.deadline, at: budgetEnd(loop.deadline.at, state) };
   let failures = 0;
   for (;;) {
     beat(loop.progress());
-    let wait = delay;
+    let wait = loop.longPoll ? 0 : state.delayMs;
+    const holdMs = Math.max(1, Math.min(LONG_POLL_MS, deadline ? deadline.at - Date.now() : LONG_POLL_MS));
     try {
-      const value = await keepAlive(loop.check);
+      const value = await keepAlive(() => loop.check(holdMs));
       if (value !== undefined) return value;
       failures = 0;
     } catch (err) {
@@ -118,12 +164,42 @@ export async function pollUntil<T>(ctx: ActivityContext, loop: PollLoop<T>): Pro
       if (!isTransientGcpError(err) || failures >= ctx.options.transientRetries) throw err;
       wait = retryDelay(ctx, failures++, err.retryAfterMs);
     }
-    if (loop.deadline) {
-      const left = loop.deadline.at - Date.now();
-      if (left <= 0) return loop.deadline.expired();
+    if (deadline) {
+      const left = deadline.at - Date.now();
+      if (left <= 0) return deadline.expired();
       wait = Math.min(wait, left);
     }
+    if (!loop.longPoll)
+      state.delayMs = Math.min(state.delayMs * ctx.options.poll.factor, ctx.options.poll.maxMs);
+    if (yielding) yieldToWait(state, wait);
     await pause(wait);
-    delay = Math.min(delay * ctx.options.poll.factor, ctx.options.poll.maxMs);
   }
+}
+
+/** The deadline moved by the time the step waited before it first started (queueing, rate limits). */
+function budgetEnd(scheduledDeadline: number, state: WaitState): number {
+  const queued = Math.max(0, state.startedAt - activityInfo().scheduledTimestampMs);
+  return scheduledDeadline + queued;
+}
+
+/**
+ * True when ending the attempt to wait cannot use up the step's retries: its policy has no attempt
+ * limit (the workflow bounds it by the deadline and MAX_FAILED_ATTEMPTS). Workflows of earlier
+ * shapes, with an attempt limit, keep waiting in the activity.
+ */
+function mayYield(): boolean {
+  const policy = activityInfo().retryPolicy;
+  return policy !== undefined && !policy.maximumAttempts;
+}
+
+/** Ends this attempt to wait `ms`: the state goes out with the heartbeat the next attempt resumes from. */
+function yieldToWait(state: WaitState, ms: number): never {
+  state.yields += 1;
+  beat();
+  throw ApplicationFailure.create({
+    type: STILL_WAITING,
+    message: `waiting: next check in ${Math.round(ms)} ms`,
+    nextRetryDelay: Math.max(1, Math.round(ms)),
+    category: ApplicationFailureCategory.BENIGN,
+  });
 }

@@ -78,6 +78,17 @@ export async function endedOperation(ctx: ActivityContext, name: string) {
 }
 
 /**
+ * A long-poll check of a Vertex operation (`:wait`, answered as soon as it ends): the operation
+ * when done, null when Google no longer knows it, undefined while it runs.
+ */
+export function operationDone(ctx: ActivityContext, name: string) {
+  return async (holdMs: number) => {
+    const op = await getIfExists(() => ctx.gcp.vertex.waitOperation(name, holdMs, callOptions()));
+    return op === undefined ? null : op.done ? op : undefined;
+  };
+}
+
+/**
  * Throws a non-retryable `ResourceConflict` unless the endpoint or model is this deployment's;
  * `refusal` words it from the reason the judgement gives.
  */

@@ -20,6 +20,7 @@ export function waitForReplicasActivity(ctx: ActivityContext) {
     try {
       const status = await pollUntil(ctx, {
         progress: () => ({ available: last.available, target: last.target, message: last.message }),
+        resumable: true,
         check: async () => {
           const endpoint = await ctx.gcp.vertex.getEndpoint(input.endpoint, callOptions());
           const deployed = input.deployedModelId

@@ -12,7 +12,7 @@ import {
 import { decodeArrayFromPayloads } from '@temporalio/common/lib/internal-non-workflow';
 import { optionalTsToDate } from '@temporalio/common/lib/time';
 import { z } from 'zod';
-import type { DeploymentActivities } from '../activities/contract';
+import { type DeploymentActivities, STILL_WAITING } from '../activities/contract';
 import { progressQuery } from '../workflows/messages';
 import {
   DEPLOY_STAGES,
@@ -158,6 +158,8 @@ const ReplicasHeartbeat = z.looseObject({
   target: z.number().int().nonnegative(),
   message: z.string().optional(),
 });
+/** How many of a waiting activity's attempts ended only to wait (activities/wait-state.ts). */
+const WaitHeartbeat = z.looseObject({ wait: z.looseObject({ yields: z.number().int().nonnegative() }) });
 const MAX_MESSAGE_CHARS = 300;
 /** Enough of `DeployProgress` to trust a failure's details as one. */
 const ProgressShape = z.looseObject({
@@ -313,14 +315,19 @@ async function toRunningActivity(client: Client, pending: PendingActivity): Prom
   ).catch(() => [undefined]);
   const operation = PhaseHeartbeat.safeParse(details);
   const replicas = ReplicasHeartbeat.safeParse(details);
+  const wait = WaitHeartbeat.safeParse(details);
   return {
     activityType,
     step: mapping?.step,
     compensation: mapping?.compensation ?? false,
     state: ACTIVITY_STATES[pending.state ?? 0] ?? 'UNSPECIFIED',
-    attempt: pending.attempt ?? 1,
+    // Attempts that ended only to wait for Google are not failures (activities/wait-state.ts).
+    attempt: (pending.attempt ?? 1) - (wait.success ? wait.data.wait.yields : 0),
     maximumAttempts: pending.maximumAttempts ?? 0,
-    lastFailure: pending.lastFailure?.message || undefined,
+    lastFailure:
+      pending.lastFailure?.applicationFailureInfo?.type === STILL_WAITING
+        ? undefined
+        : pending.lastFailure?.message || undefined,
     scheduledAt: isoOf(pending.scheduledTime),
     lastHeartbeatAt: isoOf(pending.lastHeartbeatTime),
     nextAttemptAt: isoOf(pending.nextAttemptScheduleTime),

@@ -272,21 +272,32 @@ export class ComputeClient {
     ref: { project: string; region: string; operation: string },
     options: CallOptions = {},
   ): Promise<ComputeOperation> {
-    const r = parseInput(
-      z.strictObject({
-        project: Project,
-        region: Region,
-        operation: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'must be a Compute operation name'),
-      }),
-      ref,
-      'operation reference',
-    );
+    const r = parseInput(OperationRef, ref, 'operation reference');
     return this.call(
       'GET',
       `${regionPath(r)}/operations/${r.operation}`,
       {},
       undefined,
       options,
+      ComputeOperationSchema,
+    );
+  }
+
+  /**
+   * `POST compute/v1/projects/P/regions/R/operations/NAME/wait` — returns once the operation is
+   * DONE or after about two minutes (Compute's own bound; then check `status`).
+   */
+  async waitRegionOperation(
+    ref: { project: string; region: string; operation: string },
+    options: CallOptions = {},
+  ): Promise<ComputeOperation> {
+    const r = parseInput(OperationRef, ref, 'operation reference');
+    return this.call(
+      'POST',
+      `${regionPath(r)}/operations/${r.operation}/wait`,
+      {},
+      undefined,
+      { ...options, timeoutMs: options.timeoutMs ?? COMPUTE_WAIT_HOLD_MS + 10_000 },
       ComputeOperationSchema,
     );
   }
@@ -308,6 +319,15 @@ export class ComputeClient {
     );
   }
 }
+
+const OperationRef = z.strictObject({
+  project: Project,
+  region: Region,
+  operation: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/, 'must be a Compute operation name'),
+});
+
+/** How long Compute holds an `operations/NAME/wait` call at most. */
+const COMPUTE_WAIT_HOLD_MS = 120_000;
 
 function regionPath(ref: { project: string; region: string }): string {
   parseInput(z.object({ project: Project, region: Region }), ref, 'project/region');

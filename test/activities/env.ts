@@ -159,10 +159,19 @@ export class ActivityEnvironment extends MockActivityEnvironment {
   }
 }
 
-/** Runs one activity the way a worker would (its own context: attempt, heartbeat details, cancellation). */
+/**
+ * Runs one activity the way a worker would (its own context: attempt, heartbeat details,
+ * cancellation), scheduled now as the server would have it (a step's budget counts from its start).
+ */
 export function inActivity(info: Partial<Info> = {}): ActivityEnvironment {
+  const now = Date.now();
   return new ActivityEnvironment(
-    { workflowExecution: { workflowId: `deploy/test/${randomUUID()}`, runId: randomUUID() }, ...info },
+    {
+      workflowExecution: { workflowId: `deploy/test/${randomUUID()}`, runId: randomUUID() },
+      scheduledTimestampMs: now,
+      currentAttemptScheduledTimestampMs: now,
+      ...info,
+    },
     { logger: quietLogger },
   );
 }

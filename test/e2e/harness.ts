@@ -40,7 +40,10 @@ export interface TestWorker {
 }
 
 /** A worker in this process with the real activities over the emulator, on its own task queue. */
-export async function startTestWorker(taskQueue = uniqueTaskQueue('e2e')): Promise<TestWorker> {
+export async function startTestWorker(
+  taskQueue = uniqueTaskQueue('e2e'),
+  options: { activitySlots?: number } = {},
+): Promise<TestWorker> {
   const { nativeConnection, namespace, storage } = await getTestEnv();
   const { gcp } = await getActivityTestEnv();
   const worker = await Worker.create({
@@ -49,6 +52,7 @@ export async function startTestWorker(taskQueue = uniqueTaskQueue('e2e')): Promi
     taskQueue,
     workflowBundle: workflowBundle(),
     activities: createActivities({ gcp, storage, options: FAST_ACTIVITY_OPTIONS }),
+    ...(options.activitySlots ? { maxConcurrentActivityTaskExecutions: options.activitySlots } : {}),
   });
   const running = worker.run();
   return {

@@ -157,10 +157,8 @@ describe('worker process killed mid-deployment', () => {
     expect(stats.calls['vertex.deploy']).toBe(1);
     expect(stats.creations).toEqual({ endpoint: 1, model: 1, deployedModel: 1 });
     expect((await t.admin.resources(project)).endpoints).toHaveLength(1);
-    const status = await getProgress(client, started.workflowId);
-    const attempts = Object.fromEntries(status.progress!.steps.map((s) => [s.name, s.attempts]));
-    expect(attempts.deploy).toBeGreaterThanOrEqual(2);
-    expect(attempts.waitForReplicas).toBeGreaterThanOrEqual(2);
+    // Attempts are not asserted: a kill during a check fails that attempt, but a kill between two
+    // checks costs none (the wait held nothing; the next check simply runs on the next worker).
     await recordHistory(client, started, 'worker-crash');
 
     // The worker that finished the deployment also removes it (the teardown's compensations).

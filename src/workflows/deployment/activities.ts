@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { patched, proxyActivities } from '@temporalio/workflow';
 import type { DeploymentActivities } from '../../activities/contract';
 import { NON_RETRYABLE_ERRORS } from '../../activities/contract';
 import type { DeploymentSettings } from '../types';
@@ -22,9 +22,17 @@ export const TRANSIENT_RETRY = {
 } as const;
 
 /**
+ * Waits end their attempt instead of holding a worker slot while Google works, and Temporal runs
+ * the next check later (`pollUntil` in activities/runtime.ts): those attempts must not use up an
+ * attempt limit. The activity bounds its failed attempts and its budget itself.
+ */
+export const SLOT_FREE_WAITS = 'slot-free-waits';
+
+/**
  * Activity stubs with retry policies and timeouts matched to each kind of step:
  * - `short`: quick calls whose result the workflow must always receive (submitting `:deploy`);
- * - `wait(budget)`: waits on Google; on cancel the workflow waits for the activity to stop
+ * - `wait(budget)`: waits on Google, each check an attempt of its own (no attempt limit, see
+ *   SLOT_FREE_WAITS); on cancel the workflow waits for the activity to stop
  *   (WAIT_CANCELLATION_COMPLETED): with TRY_CANCEL the SDK never tells a running activity, which
  *   would keep polling (and hold a slot) after the deployment moved on. The heartbeat throttle
  *   (`GARDEN_DEPLOY_HEARTBEAT_THROTTLE`, 1 s) bounds how long the activity takes to hear it;
@@ -33,6 +41,7 @@ export const TRANSIENT_RETRY = {
  */
 export function deploymentActivities(settings: Required<DeploymentSettings>) {
   const transient = TRANSIENT_RETRY;
+  const waitRetry = patched(SLOT_FREE_WAITS) ? transient : { ...transient, maximumAttempts: 20 };
   return {
     validate: proxyActivities<DeploymentActivities>({
       startToCloseTimeout: '15m',
@@ -48,7 +57,7 @@ export function deploymentActivities(settings: Required<DeploymentSettings>) {
       proxyActivities<DeploymentActivities>({
         startToCloseTimeout: budgetMs + 10 * 60_000,
         heartbeatTimeout: settings.heartbeatTimeoutMs,
-        retry: { ...transient, maximumAttempts: 20 },
+        retry: waitRetry,
         cancellationType: 'WAIT_CANCELLATION_COMPLETED',
       }),
     smoke: (budgetMs: number) =>
