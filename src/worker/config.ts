@@ -5,6 +5,7 @@ import { TemporalConnectionError, resolveTemporalTarget } from '../client';
 import { DEFAULT_TASK_QUEUE } from '../constants';
 import type { BaseUrlKey, GcpClientConfigInput } from '../gcp';
 import { parseDuration } from '../spec';
+import type { ApiBudget, BudgetedService } from './rate-limit';
 
 /**
  * The worker's configuration, from environment variables only (12-factor): Temporal through
@@ -78,6 +79,32 @@ const baseUrlSchemas = Object.fromEntries(
   Object.entries(GCP_BASE_URL_VARIABLES).map(([name, { api }]) => [name, httpUrl(api).optional()]),
 ) as Record<GcpBaseUrlVariable, z.ZodOptional<ReturnType<typeof httpUrl>>>;
 
+/**
+ * Calls per second per project and region, per service (Google's quotas are per project and
+ * region): one variable each, from this table (schema, configuration and start-up log).
+ */
+export const API_BUDGET_VARIABLES = {
+  /** Vertex AI management (deploy, operations, endpoints, models): 600 a minute per region by default at Google. */
+  GARDEN_DEPLOY_API_BUDGET_VERTEX: { service: 'vertex', default: 10 },
+  GARDEN_DEPLOY_API_BUDGET_COMPUTE: { service: 'compute', default: 20 },
+  /** Smoke tests and upgrade probes on the deployment's own host. */
+  GARDEN_DEPLOY_API_BUDGET_PREDICTION: { service: 'prediction', default: 10 },
+} as const satisfies Record<string, { service: BudgetedService; default: number }>;
+type ApiBudgetVariable = keyof typeof API_BUDGET_VARIABLES;
+
+const callsPerSecond = z
+  .string()
+  .regex(/^\d+(\.\d+)?$/, 'must be a number of calls per second')
+  .transform(Number)
+  .pipe(z.number().gt(0, 'must be more than 0').max(10_000, 'must be at most 10000'));
+
+const apiBudgetSchemas = Object.fromEntries(
+  Object.entries(API_BUDGET_VARIABLES).map(([name, { default: value }]) => [
+    name,
+    callsPerSecond.default(value),
+  ]),
+) as Record<ApiBudgetVariable, z.ZodDefault<typeof callsPerSecond>>;
+
 /** Every variable the worker reads besides Temporal's own; the key is the variable's name. */
 export const WorkerEnvSchema = z.object({
   GARDEN_DEPLOY_TASK_QUEUE: z.string().trim().min(1).max(200).default(DEFAULT_TASK_QUEUE),
@@ -96,13 +123,20 @@ export const WorkerEnvSchema = z.object({
     .optional(),
   /** fake-gcs-server for the model reads (the Google Cloud Storage client's own variable). */
   STORAGE_EMULATOR_HOST: httpUrl('a GCS-compatible server').optional(),
-  /** Vertex/Compute management calls per second across this worker (Google's per-minute quotas). */
+  ...apiBudgetSchemas,
+  /**
+   * How many workers share the API budgets: each takes its share (budget ÷ this), so the total
+   * never exceeds the budget while at most this many run.
+   */
+  GARDEN_DEPLOY_API_BUDGET_WORKERS: positiveInt(1_000).default(1),
+  /** Replaced by the per-service budgets: refused with the new names rather than silently ignored. */
   GARDEN_DEPLOY_GCP_RATE_LIMIT: z
     .string()
-    .regex(/^\d+(\.\d+)?$/, 'must be a number of requests per second')
-    .transform(Number)
-    .pipe(z.number().gt(0, 'must be more than 0').max(10_000, 'must be at most 10000'))
-    .default(10),
+    .refine(() => false, {
+      message:
+        'replaced by GARDEN_DEPLOY_API_BUDGET_VERTEX, GARDEN_DEPLOY_API_BUDGET_COMPUTE and GARDEN_DEPLOY_API_BUDGET_PREDICTION (calls per second per project and region)',
+    })
+    .optional(),
   GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES: positiveInt(10_000).default(50),
   GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt(1_000).default(20),
   /** Workflows kept in memory between tasks (each is a V8 context: bound it explicitly). */
@@ -130,7 +164,7 @@ export const WorkerEnvSchema = z.object({
     .default('INFO'),
   /** A prebuilt workflow bundle (production); without it the workflows are bundled at start. */
   GARDEN_DEPLOY_WORKFLOW_BUNDLE: z.string().min(1).optional(),
-  /** Long-operation polling: first interval and longest interval (defaults 1 s and 20 s). */
+  /** Polling of changes Google makes: first interval and longest interval (defaults 1 s and 10 s). */
   GARDEN_DEPLOY_POLL_INITIAL_MS: positiveInt(60_000).optional(),
   GARDEN_DEPLOY_POLL_MAX_MS: positiveInt(300_000).optional(),
 });
@@ -147,7 +181,10 @@ export interface WorkerConfig {
   taskQueue: string;
   gcp: GcpClientConfigInput;
   storageEndpoint?: string;
-  gcpRateLimitPerSecond: number;
+  /** Calls per second per project and region, per service, for all workers together. */
+  apiBudget: ApiBudget;
+  /** Workers sharing `apiBudget`: each takes its share. */
+  apiBudgetWorkers: number;
   maxConcurrentActivities: number;
   maxConcurrentWorkflowTasks: number;
   maxCachedWorkflows: number;
@@ -180,7 +217,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     throw new WorkerConfigError(`invalid worker configuration:\n${problems.join('\n')}`);
   }
   const e = parsed.data;
-  if ((e.GARDEN_DEPLOY_POLL_MAX_MS ?? 20_000) < (e.GARDEN_DEPLOY_POLL_INITIAL_MS ?? 1_000)) {
+  if ((e.GARDEN_DEPLOY_POLL_MAX_MS ?? 10_000) < (e.GARDEN_DEPLOY_POLL_INITIAL_MS ?? 1_000)) {
     throw new WorkerConfigError(
       'invalid worker configuration: GARDEN_DEPLOY_POLL_MAX_MS must be at least GARDEN_DEPLOY_POLL_INITIAL_MS',
     );
@@ -206,7 +243,13 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
       pscSkipTlsVerify: e.GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY,
     },
     ...(e.STORAGE_EMULATOR_HOST ? { storageEndpoint: e.STORAGE_EMULATOR_HOST } : {}),
-    gcpRateLimitPerSecond: e.GARDEN_DEPLOY_GCP_RATE_LIMIT,
+    apiBudget: Object.fromEntries(
+      Object.entries(API_BUDGET_VARIABLES).map(([name, { service }]) => [
+        service,
+        e[name as ApiBudgetVariable],
+      ]),
+    ) as ApiBudget,
+    apiBudgetWorkers: e.GARDEN_DEPLOY_API_BUDGET_WORKERS,
     maxConcurrentActivities: e.GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES,
     maxConcurrentWorkflowTasks: e.GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS,
     maxCachedWorkflows: e.GARDEN_DEPLOY_MAX_CACHED_WORKFLOWS,
@@ -257,7 +300,8 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
       ]),
     ),
     storage: config.storageEndpoint ?? 'Google Cloud Storage',
-    gcpRateLimitPerSecond: config.gcpRateLimitPerSecond,
+    apiBudget: config.apiBudget,
+    apiBudgetWorkers: config.apiBudgetWorkers,
     maxConcurrentActivities: config.maxConcurrentActivities,
     maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
     heartbeatThrottleMs: config.heartbeatThrottleMs,

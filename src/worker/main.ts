@@ -20,7 +20,7 @@ import {
   describeWorkerConfig,
   loadWorkerConfig,
 } from './config';
-import { RateLimiter, rateLimitedGcpClient } from './rate-limit';
+import { ApiBudgets, budgetedGcpClient } from './rate-limit';
 
 /**
  * The garden-deploy worker process: runs the deployment workflows and their activities for one
@@ -102,9 +102,9 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   try {
-    const gcp = rateLimitedGcpClient(
+    const gcp = budgetedGcpClient(
       createGcpClient(config.gcp),
-      new RateLimiter(config.gcpRateLimitPerSecond),
+      new ApiBudgets(config.apiBudget, config.apiBudgetWorkers),
     );
     const storage = createStorage(config.storageEndpoint ? { endpoint: config.storageEndpoint } : {});
     const worker = await Worker.create({

@@ -6,7 +6,7 @@ import { createGcpClient } from '../../src/gcp';
 import { DEFAULT_DATA_DIR, writeStackFile } from '../../src/local-stack/stack-file';
 import { WorkerConfigError, describeWorkerConfig, loadWorkerConfig } from '../../src/worker/config';
 import { formatLogEntry } from '../../src/worker/main';
-import { RateLimiter, rateLimitedGcpClient } from '../../src/worker/rate-limit';
+import { ApiBudgets, RateLimiter, budgetedGcpClient } from '../../src/worker/rate-limit';
 
 /** The worker's environment contract: defaults, overrides, and errors that name the variable. */
 
@@ -21,7 +21,8 @@ describe('loadWorkerConfig', () => {
       temporal: { address: 'localhost:7233', namespace: 'default' },
       taskQueue: 'garden-deploy',
       gcp: { pscSkipTlsVerify: false },
-      gcpRateLimitPerSecond: 10,
+      apiBudget: { vertex: 10, compute: 20, prediction: 10 },
+      apiBudgetWorkers: 1,
       shutdownGraceMs: 30_000,
       stickyQueueTimeoutMs: 10_000,
       heartbeatThrottleMs: 1_000,
@@ -46,7 +47,10 @@ describe('loadWorkerConfig', () => {
       GARDEN_DEPLOY_PREDICTION_BASE_URL: 'http://127.0.0.1:8780',
       GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY: 'false',
       STORAGE_EMULATOR_HOST: 'http://127.0.0.1:4443',
-      GARDEN_DEPLOY_GCP_RATE_LIMIT: '2.5',
+      GARDEN_DEPLOY_API_BUDGET_VERTEX: '2.5',
+      GARDEN_DEPLOY_API_BUDGET_COMPUTE: '4',
+      GARDEN_DEPLOY_API_BUDGET_PREDICTION: '1',
+      GARDEN_DEPLOY_API_BUDGET_WORKERS: '3',
       GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES: '8',
       GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS: '4',
       GARDEN_DEPLOY_SHUTDOWN_GRACE: '2m',
@@ -69,7 +73,8 @@ describe('loadWorkerConfig', () => {
         pscSkipTlsVerify: false,
       },
       storageEndpoint: 'http://127.0.0.1:4443',
-      gcpRateLimitPerSecond: 2.5,
+      apiBudget: { vertex: 2.5, compute: 4, prediction: 1 },
+      apiBudgetWorkers: 3,
       maxConcurrentActivities: 8,
       maxConcurrentWorkflowTasks: 4,
       shutdownGraceMs: 120_000,
@@ -87,7 +92,8 @@ describe('loadWorkerConfig', () => {
     try {
       loadWorkerConfig({
         ...base,
-        GARDEN_DEPLOY_GCP_RATE_LIMIT: 'fast',
+        GARDEN_DEPLOY_API_BUDGET_VERTEX: 'fast',
+        GARDEN_DEPLOY_GCP_RATE_LIMIT: '10',
         GARDEN_DEPLOY_VERTEX_BASE_URL: 'ftp://vertex',
         GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES: '0',
         GARDEN_DEPLOY_SHUTDOWN_GRACE: 'soon',
@@ -99,7 +105,10 @@ describe('loadWorkerConfig', () => {
     }
     expect(error).toBeInstanceOf(WorkerConfigError);
     const message = (error as Error).message;
-    expect(message).toContain('GARDEN_DEPLOY_GCP_RATE_LIMIT="fast": must be a number of requests per second');
+    expect(message).toContain('GARDEN_DEPLOY_API_BUDGET_VERTEX="fast": must be a number of calls per second');
+    expect(message).toContain(
+      'GARDEN_DEPLOY_GCP_RATE_LIMIT="10": replaced by GARDEN_DEPLOY_API_BUDGET_VERTEX',
+    );
     expect(message).toContain('GARDEN_DEPLOY_VERTEX_BASE_URL="ftp://vertex": must be an http(s) URL');
     expect(message).toContain('GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES="0": must be at least 1');
     expect(message).toMatch(/GARDEN_DEPLOY_SHUTDOWN_GRACE="soon": .*is not a duration/);
@@ -199,28 +208,69 @@ describe('logging and rate limiting', () => {
     expect(JSON.parse(safe)).toMatchObject({ message: 'x', meta: 'unserialisable' });
   });
 
-  it('spaces management calls evenly at the configured rate, and leaves inference alone', async () => {
-    const waits: number[] = [];
-    const clock = { now: () => 1_000, sleep: async (ms: number) => void waits.push(ms) };
+  it('spaces calls evenly per service, project and region: one project cannot slow another', async () => {
+    const waits: Array<[string, number]> = [];
+    let now = 1_000;
+    const clock = { now: () => now, sleep: async (ms: number) => void waits.push([String(now), ms]) };
     const calls: string[] = [];
     const fake = {
       vertex: { getEndpoint: async (name: string) => (calls.push(name), name) },
-      compute: { getAddress: async () => void calls.push('address') },
-      prediction: { marker: 'unlimited' },
+      compute: { getAddress: async (ref: { project: string }) => void calls.push(`address ${ref.project}`) },
+      prediction: { predict: async () => void calls.push('predict') },
       config: {},
-    } as unknown as Parameters<typeof rateLimitedGcpClient>[0];
-    const limited = rateLimitedGcpClient(fake, new RateLimiter(20, clock));
+    } as unknown as Parameters<typeof budgetedGcpClient>[0];
+    const budgets = new ApiBudgets({ vertex: 20, compute: 20, prediction: 20 }, 1, clock);
+    const limited = budgetedGcpClient(fake, budgets);
+    const a = 'projects/a/locations/us-central1/endpoints/1';
+    const b = 'projects/b/locations/us-central1/endpoints/1';
     const results = await Promise.all([
-      limited.vertex.getEndpoint('a'),
-      limited.vertex.getEndpoint('b'),
-      limited.compute.getAddress({ project: 'p', region: 'r', name: 'n' }),
-      limited.vertex.getEndpoint('c'),
+      limited.vertex.getEndpoint(a),
+      limited.vertex.getEndpoint(a),
+      limited.vertex.getEndpoint(b),
+      limited.compute.getAddress({ project: 'a', region: 'us-central1', name: 'n' }),
+      limited.vertex.getEndpoint(a),
     ]);
-    expect(results[0]).toBe('a');
-    expect(calls).toEqual(['a', 'b', 'address', 'c']);
-    // 20 requests a second: the second call waits 50 ms, the third 100 ms, the fourth 150 ms.
-    expect(waits).toEqual([50, 100, 150]);
-    expect(limited.prediction).toBe(fake.prediction);
+    expect(results[0]).toBe(a);
+    expect(calls).toHaveLength(5);
+    // 20 a second for (vertex, a): its second call waits 50 ms, its third 100 ms; project b and
+    // Compute of project a have budgets of their own and do not wait.
+    expect(waits.map(([, ms]) => ms)).toEqual([50, 100]);
     expect(() => new RateLimiter(0)).toThrow(/more than 0/);
+    now = 0;
+  });
+
+  it('gives each of N workers its share of the budget', async () => {
+    const waits: number[] = [];
+    const clock = { now: () => 0, sleep: async (ms: number) => void waits.push(ms) };
+    const budgets = new ApiBudgets({ vertex: 5, compute: 5, prediction: 5 }, 3, clock);
+    const limiter = budgets.limiter('vertex', 'p/us-central1');
+    await limiter.acquire();
+    await limiter.acquire();
+    // 5 a second shared by 3 workers: this one sends one call every 600 ms.
+    expect(waits).toEqual([600]);
+    expect(() => new ApiBudgets({ vertex: 5, compute: 5, prediction: 5 }, 0)).toThrow(/whole number/);
+  });
+
+  it('lets a cancelled call stop waiting at once, and never hands its slot to a later caller', async () => {
+    const waits: number[] = [];
+    const clock = {
+      now: () => 0,
+      // Waits until aborted (a long wait), or returns at once: what matters is what each caller asked.
+      sleep: (ms: number, signal?: AbortSignal) => {
+        waits.push(ms);
+        if (!signal) return Promise.resolve();
+        return new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      },
+    };
+    const limiter = new RateLimiter(1, clock);
+    await limiter.acquire();
+    const cancel = new AbortController();
+    const waiting = limiter.acquire(cancel.signal);
+    cancel.abort();
+    await expect(waiting).rejects.toThrow(/abort/i);
+    await limiter.acquire();
+    // The cancelled caller's slot (1 s) stays spent: the next one goes a second after it.
+    expect(waits).toEqual([1_000, 2_000]);
+    await expect(limiter.acquire(AbortSignal.abort())).rejects.toThrow(/abort/i);
   });
 });

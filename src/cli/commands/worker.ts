@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { GCP_BASE_URL_VARIABLES } from '../../worker/config';
+import { API_BUDGET_VARIABLES, GCP_BASE_URL_VARIABLES } from '../../worker/config';
 import { main } from '../../worker/main';
 
 export function register(program: Command): void {
@@ -15,7 +15,8 @@ export function register(program: Command): void {
         'smoke calls to a PSC internal IP verify its certificate against access.tlsServerName; true skips the check, ' +
         "as Google's SDK does); " +
         `${Object.keys(GCP_BASE_URL_VARIABLES).join(', ')} and STORAGE_EMULATOR_HOST for emulators. ` +
-        'Tuning: GARDEN_DEPLOY_TASK_QUEUE, GARDEN_DEPLOY_GCP_RATE_LIMIT (requests/s), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
+        `Tuning: GARDEN_DEPLOY_TASK_QUEUE, ${Object.keys(API_BUDGET_VARIABLES).join(', ')} (calls/s per project and region), ` +
+        'GARDEN_DEPLOY_API_BUDGET_WORKERS (workers sharing those budgets), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
         'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_HEARTBEAT_THROTTLE (default 1s, at most 60s: a cancel ' +
         'reaches a running activity with its next heartbeat), GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
         'Logs are JSON lines on stdout. Exit code 0 after a clean stop, 1 when the worker fails, 2 on invalid configuration.',
