@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { Connection, isGrpcServiceError } from '@temporalio/client';
+import { Connection, type ConnectionOptions, isGrpcServiceError } from '@temporalio/client';
 // Neither is re-exported from the package root; @temporalio/* are pinned to one exact version.
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { msToTs } from '@temporalio/common/lib/time';
@@ -64,17 +64,25 @@ export async function registerSearchAttributes(connection: Connection, namespace
   return names;
 }
 
+export interface SetUpClusterOptions {
+  connectionOptions: ConnectionOptions;
+  namespace: string;
+  /** Keep trying this long while the server is not ready (default 180 s). */
+  timeoutMs?: number;
+  log?: (message: string) => void;
+}
+
 /**
- * Entry point of the docker-compose `temporal-setup` job: connects like every Temporal client
- * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS/API-key variables) and retries while the freshly
- * started server is not ready yet.
+ * The namespace and the project's search attributes on a cluster, retried while a freshly started
+ * server is not ready yet. Idempotent. Run by the docker-compose `temporal-setup` job (below) and
+ * by the native test cluster (cluster.ts).
  */
-async function main(): Promise<void> {
-  const { connectionOptions, namespace = 'default' } = loadClientConnectConfig();
-  const deadline = Date.now() + 180_000;
+export async function setUpCluster(options: SetUpClusterOptions): Promise<void> {
+  const { namespace, log = () => undefined } = options;
+  const deadline = Date.now() + (options.timeoutMs ?? 180_000);
   for (let attempt = 1; ; attempt++) {
     try {
-      const connection = await Connection.connect(connectionOptions);
+      const connection = await Connection.connect(options.connectionOptions);
       try {
         if (await ensureNamespace(connection, namespace)) log(`created namespace ${namespace}`);
         const created = await registerSearchAttributes(connection, namespace);
@@ -93,6 +101,15 @@ async function main(): Promise<void> {
       await delay(3_000);
     }
   }
+}
+
+/**
+ * Entry point of the docker-compose `temporal-setup` job: connects like every Temporal client
+ * (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS/API-key variables).
+ */
+async function main(): Promise<void> {
+  const { connectionOptions, namespace = 'default' } = loadClientConnectConfig();
+  await setUpCluster({ connectionOptions, namespace, log });
 }
 
 function log(message: string): void {

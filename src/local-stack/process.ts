@@ -27,6 +27,10 @@ export interface SpawnServiceOptions {
    * children in order instead of racing them.
    */
   ownProcessGroup?: boolean;
+  /** The signal that asks it to stop (default SIGTERM; PostgreSQL's fast shutdown is SIGINT). */
+  stopSignal?: NodeJS.Signals;
+  /** Run as this user (uid and gid) instead of ours: PostgreSQL refuses to run as root. */
+  user?: { uid: number; gid: number };
 }
 
 export function spawnService(options: SpawnServiceOptions): ManagedProcess {
@@ -38,6 +42,7 @@ export function spawnService(options: SpawnServiceOptions): ManagedProcess {
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.ownProcessGroup ?? false,
+    ...(options.user ?? {}),
   });
   child.stdout?.pipe(log, { end: false });
   child.stderr?.pipe(log, { end: false });
@@ -58,7 +63,7 @@ export function spawnService(options: SpawnServiceOptions): ManagedProcess {
     exited,
     async stop(graceMs = 10_000) {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
+      child.kill(options.stopSignal ?? 'SIGTERM');
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       try {
         await exited;
@@ -107,6 +112,13 @@ export async function findFreePort(host = '127.0.0.1'): Promise<number> {
     if (await isPortFree(port, host)) return port;
   }
   throw new Error(`no free port between ${FREE_PORT_RANGE.min} and ${FREE_PORT_RANGE.max} on ${host}`);
+}
+
+/** `count` distinct ports that are free right now (a server that needs several listeners). */
+export async function findFreePorts(count: number, host = '127.0.0.1'): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await findFreePort(host));
+  return [...ports];
 }
 
 function isPortFree(port: number, host: string): Promise<boolean> {

@@ -80,7 +80,8 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   };
 }
 
-async function temporalAnswers(address: string): Promise<boolean> {
+/** True once the frontend at `address` answers gRPC (throws while it does not). */
+export async function temporalAnswers(address: string): Promise<boolean> {
   const connection = await Connection.connect({ address, connectTimeout: 1_000 });
   try {
     await connection.workflowService.getSystemInfo({});
