@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what garden-deploy needs on this machine, skipping whatever is already in place:
 #   1. the pinned Go tools of src/local-stack/tools.json, built with `go install` into a per-user
-#      cache that every clone and CI run shares (the path rule is the one src/local-stack/tools.ts uses);
-#   2. the npm dependencies, when node_modules is missing or older than package-lock.json.
-# Usage: scripts/install-tools.sh    (env: GARDEN_DEPLOY_TOOLS_DIR, XDG_CACHE_HOME)
+#      cache that every clone and CI run shares (the path rule is the one src/local-stack/tools.ts uses):
+#      the Temporal CLI (dev server), fake-gcs-server, and the production cluster's Temporal server,
+#      SQL tool and Web UI server;
+#   2. PostgreSQL for the production cluster's tests (`npm run test:cluster`): Debian's `postgresql`
+#      package with apt-get, as root or with passwordless sudo; elsewhere it says what to install;
+#   3. the npm dependencies, when node_modules is missing or older than package-lock.json.
+# Usage: scripts/install-tools.sh
+#   (env: GARDEN_DEPLOY_TOOLS_DIR, XDG_CACHE_HOME, GARDEN_DEPLOY_POSTGRESQL_BIN)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,9 +75,12 @@ install_tool() {
   staging="$(mktemp -d "$tools_dir/.staging-$binary.XXXXXX")"
   staging_dirs+=("$staging")
   # Built into a staging dir and renamed into place: an interrupted build never leaves a half binary.
-  # CGO off: both tools are pure Go, so no C toolchain is needed.
+  # CGO off: the tools are pure Go, so no C toolchain is needed.
   (cd "$staging" && CGO_ENABLED=0 GOBIN="$staging/bin" go install "$want") ||
     die "go install $want failed (output above). Check network access to the Go module proxy ($(go env GOPROXY))."
+  # go install names the binary after the package (`server`, `sql`); tools.json names it as used.
+  local built="$staging/bin/${module##*/}"
+  [[ "$built" == "$staging/bin/$binary" ]] || mv "$built" "$staging/bin/$binary"
   printf '%s\n' "$want" >"$staging/bin/$stamp_name"
   rm -rf "$dest"
   mv "$staging/bin" "$dest"
@@ -94,6 +102,75 @@ fi
 while read -r binary module version; do
   install_tool "$binary" "$module" "$version"
 done <<<"$tool_lines"
+
+# PostgreSQL's programs (initdb, postgres, pg_isready): GARDEN_DEPLOY_POSTGRESQL_BIN, else the newest
+# /usr/lib/postgresql/<major>/bin (Debian's layout). src/local-stack/postgres.ts uses the same rule.
+postgresql_bin() {
+  if [[ -n "${GARDEN_DEPLOY_POSTGRESQL_BIN:-}" ]]; then
+    printf '%s\n' "$GARDEN_DEPLOY_POSTGRESQL_BIN"
+    return
+  fi
+  local dir major best="" best_major=-1
+  for dir in /usr/lib/postgresql/*/bin; do
+    major="${dir#/usr/lib/postgresql/}"
+    major="${major%/bin}"
+    if [[ "$major" =~ ^[0-9]+$ ]] && ((major > best_major)); then
+      best="$dir"
+      best_major=$major
+    fi
+  done
+  printf '%s\n' "$best"
+}
+
+postgresql_installed() {
+  local bin
+  bin="$(postgresql_bin)"
+  [[ -n "$bin" && -x "$bin/initdb" && -x "$bin/postgres" && -x "$bin/pg_isready" ]]
+}
+
+# Runs a command as root: directly, or with sudo when it needs no password; fails otherwise.
+as_root() {
+  if ((EUID == 0)); then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo -n "$@"
+  else
+    return 126
+  fi
+}
+
+# Only `npm run test:cluster` needs PostgreSQL, so whatever goes wrong here is a warning: the local
+# stack, the demo and the main test suite work without it.
+install_postgresql() {
+  if postgresql_installed; then
+    say "postgresql: already installed ($(postgresql_bin))"
+    return
+  fi
+  local how="install Debian's postgresql package (sudo apt-get install postgresql) or set GARDEN_DEPLOY_POSTGRESQL_BIN to the directory of initdb, postgres and pg_isready"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "warning: PostgreSQL not found; npm run test:cluster needs it: $how" >&2
+    return
+  fi
+  say "postgresql: installing Debian's postgresql package with apt-get..."
+  local status=0
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+  if ((status == 0)); then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql ||
+      status=$?
+  fi
+  if ((status == 126)); then
+    say "warning: PostgreSQL not found and installing it needs root; npm run test:cluster needs it: $how" >&2
+  elif ((status != 0)); then
+    say "warning: apt-get could not install postgresql (output above); npm run test:cluster needs it: $how" >&2
+  elif postgresql_installed; then
+    say "postgresql: installed ($(postgresql_bin))"
+  else
+    say "warning: postgresql was installed but initdb, postgres or pg_isready is still missing; $how" >&2
+  fi
+}
+
+# Still under the lock: two runs must not both call apt-get.
+install_postgresql
 
 lockfile="$root/package-lock.json"
 installed="$root/node_modules/.package-lock.json"

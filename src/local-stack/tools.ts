@@ -12,9 +12,20 @@ const ToolSchema = z.object({
 
 /**
  * Pinned tools built with `go install` once per user and shared by every clone and CI run.
- * `tools.json` is the single source: `scripts/install-tools.sh` reads it too.
+ * `tools.json` is the single source: `scripts/install-tools.sh` reads it too. `temporal` (the CLI,
+ * whose dev server the local stack runs) and fake-gcs-server serve the local stack; the Temporal
+ * server, its SQL tool and the Web UI server are the production cluster's (cluster.ts), at the
+ * versions the CLI embeds (server 1.29.1, UI 2.42.1), so both stacks run the same Temporal.
  */
-export const TOOLS = z.object({ temporal: ToolSchema, fakeGcs: ToolSchema }).parse(manifest);
+export const TOOLS = z
+  .object({
+    temporal: ToolSchema,
+    fakeGcs: ToolSchema,
+    temporalServer: ToolSchema,
+    temporalSqlTool: ToolSchema,
+    temporalUi: ToolSchema,
+  })
+  .parse(manifest);
 
 export type ToolName = keyof typeof TOOLS;
 

@@ -33,7 +33,20 @@ function which(command: string): string | undefined {
 
 // What the script may run besides go and npm; linked into a private PATH so that the real go/npm
 // of this machine can never be reached.
-const SYSTEM_COMMANDS = ['bash', 'node', 'cat', 'awk', 'mktemp', 'mv', 'rm', 'mkdir', 'dirname', 'flock'];
+const SYSTEM_COMMANDS = [
+  'bash',
+  'node',
+  'cat',
+  'awk',
+  'mktemp',
+  'mv',
+  'rm',
+  'mkdir',
+  'dirname',
+  'flock',
+  'env',
+];
+const POSTGRESQL_PROGRAMS = ['initdb', 'postgres', 'pg_isready'];
 // Used by the fakes below.
 const FAKE_COMMANDS = ['basename', 'chmod', 'touch'];
 
@@ -41,16 +54,22 @@ interface Sandbox {
   /** A copy of the files the script reads: itself, tools.json, package-lock.json. */
   project: string;
   toolsDir: string;
-  /** Each line: the arguments of one `go`/`npm` call, prefixed by the command name. */
+  /** Each line: the arguments of one `go`/`npm`/`apt-get`/`sudo` call, prefixed by the command name. */
   calls(): string[];
+  /** Where the sandbox's PostgreSQL programs are (GARDEN_DEPLOY_POSTGRESQL_BIN). */
+  postgresqlBin: string;
   run(env?: Record<string, string>): { status: number | null; stdout: string; stderr: string };
 }
 
 /**
  * A throwaway project and tools dir with fake `go` and `npm` that record their calls. Fake
  * `go install M@V` writes `$GOBIN/<last element of M>` (or fails when FAKE_GO_FAIL is set).
+ * PostgreSQL's programs are fakes in a directory of the sandbox (none with `postgresql: false`);
+ * with `apt: true`, fake `apt-get` (and `sudo`, for a run that is not root) install them there.
  */
-async function sandbox(options: { withGo?: boolean } = {}): Promise<Sandbox> {
+async function sandbox(
+  options: { withGo?: boolean; postgresql?: boolean; apt?: boolean } = {},
+): Promise<Sandbox> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-install-test-'));
   tempDirs.push(dir);
   const project = path.join(dir, 'project');
@@ -84,16 +103,34 @@ async function sandbox(options: { withGo?: boolean } = {}): Promise<Sandbox> {
     );
   }
   fake('npm', 'mkdir -p node_modules && touch node_modules/.package-lock.json');
+  const postgresqlBin = path.join(dir, 'postgresql', 'bin');
+  if (options.postgresql !== false) {
+    mkdirSync(postgresqlBin, { recursive: true });
+    for (const program of POSTGRESQL_PROGRAMS)
+      writeFileSync(path.join(postgresqlBin, program), '', { mode: 0o755 });
+  }
+  if (options.apt) {
+    const install = `mkdir -p "$GARDEN_DEPLOY_POSTGRESQL_BIN"; for p in ${POSTGRESQL_PROGRAMS.join(' ')}; do touch "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; chmod +x "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; done`;
+    fake('apt-get', `case " $* " in *" install "*) ${install} ;; esac`);
+    fake('sudo', '[ "$1" = -n ] && shift; "$@"');
+  }
   const toolsDir = path.join(dir, 'tools');
   return {
     project,
     toolsDir,
+    postgresqlBin,
     calls: () => readFileSync(callLog, 'utf8').split('\n').filter(Boolean),
     run: (env = {}) => {
       const result = spawnSync(which('bash')!, [path.join(project, 'scripts/install-tools.sh')], {
         cwd: dir,
         encoding: 'utf8',
-        env: { PATH: bin, HOME: path.join(dir, 'home'), GARDEN_DEPLOY_TOOLS_DIR: toolsDir, ...env },
+        env: {
+          PATH: bin,
+          HOME: path.join(dir, 'home'),
+          GARDEN_DEPLOY_TOOLS_DIR: toolsDir,
+          GARDEN_DEPLOY_POSTGRESQL_BIN: postgresqlBin,
+          ...env,
+        },
       });
       return { status: result.status, stdout: result.stdout, stderr: result.stderr };
     },
@@ -130,6 +167,7 @@ describe('scripts/install-tools.sh', () => {
     for (const tool of Object.values(TOOLS)) {
       expect(result.stdout).toContain(`${tool.binary} ${tool.version}: already installed`);
     }
+    expect(result.stdout).toContain(`postgresql: already installed (${box.postgresqlBin})`);
     expect(result.stdout).toContain('npm dependencies: up to date');
     for (const file of binaries) expect(readFileSync(file, 'utf8')).toBe('fake binary\n');
   });
@@ -138,7 +176,7 @@ describe('scripts/install-tools.sh', () => {
     const box = await sandbox();
     // No GARDEN_DEPLOY_TOOLS_DIR: the XDG cache rule must agree between the script and tools.ts.
     const env = { GARDEN_DEPLOY_TOOLS_DIR: '', XDG_CACHE_HOME: path.join(box.toolsDir, 'xdg') };
-    installFake(env, 'temporal');
+    for (const tool of Object.keys(TOOLS) as ToolName[]) if (tool !== 'fakeGcs') installFake(env, tool);
     installNodeModules(box.project);
 
     const result = box.run(env);
@@ -159,6 +197,23 @@ describe('scripts/install-tools.sh', () => {
     // Second run: the fresh build is recognised, nothing is rebuilt.
     box.run(env);
     expect(box.calls()).toHaveLength(1);
+  });
+
+  it('names a built binary as tools.json does (the server, not `server`)', async () => {
+    const box = await sandbox();
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[])
+      if (tool !== 'temporalServer') installFake(env, tool);
+    installNodeModules(box.project);
+
+    const result = box.run();
+    expect(result.status, result.stderr).toBe(0);
+    const { module, version } = TOOLS.temporalServer;
+    expect(box.calls()).toEqual([`go install ${module}@${version}`]);
+    const built = toolPath('temporalServer', env);
+    expect(path.basename(built)).toBe('temporal-server');
+    expect(readFileSync(built, 'utf8')).toBe(`built ${module}@${version} CGO_ENABLED=0\n`);
+    expect(readdirSync(path.dirname(built)).sort()).toEqual([STAMP, 'temporal-server']);
   });
 
   it('leaves no binary behind when the build fails', async () => {
@@ -198,5 +253,39 @@ describe('scripts/install-tools.sh', () => {
 
     expect(box.run().status).toBe(0);
     expect(box.calls()).toHaveLength(2);
+  });
+
+  it('installs Debian’s postgresql package with apt-get when PostgreSQL is missing', async () => {
+    const box = await sandbox({ postgresql: false, apt: true });
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[]) installFake(env, tool);
+    installNodeModules(box.project);
+
+    const result = box.run();
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    // As root directly, otherwise through sudo -n.
+    expect(box.calls().filter((call) => call.startsWith('apt-get'))).toEqual([
+      'apt-get update -qq',
+      'apt-get install -y -qq --no-install-recommends postgresql',
+    ]);
+    expect(result.stdout).toContain(`postgresql: installed (${box.postgresqlBin})`);
+
+    // Second run: nothing to do.
+    const again = box.run();
+    expect(again.stdout).toContain('postgresql: already installed');
+    expect(box.calls().filter((call) => call.startsWith('apt-get'))).toHaveLength(2);
+  });
+
+  it('without PostgreSQL and apt-get, warns that the cluster tests need it and carries on', async () => {
+    const box = await sandbox({ postgresql: false });
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[]) installFake(env, tool);
+
+    const result = box.run();
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain('PostgreSQL not found; npm run test:cluster needs it');
+    expect(result.stderr).toContain('GARDEN_DEPLOY_POSTGRESQL_BIN');
+    expect(box.calls()).toEqual(['npm install --no-audit --no-fund']);
   });
 });
