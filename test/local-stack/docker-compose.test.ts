@@ -65,6 +65,24 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('runs the Temporal server, SQL tool and UI the native test cluster builds, on config/temporal/', () => {
+    const server = TOOLS.temporalServer.version.slice(1);
+    expect(TOOLS.temporalSqlTool.version).toBe(TOOLS.temporalServer.version);
+    expect(services.temporal?.image).toBe(`temporalio/server:${server}`);
+    expect(services['temporal-schema']?.image).toMatch(new RegExp(`^temporalio/admin-tools:${server}-`));
+    expect(services['temporal-ui']?.image).toBe(`temporalio/ui:${TOOLS.temporalUi.version.slice(1)}`);
+
+    for (const [name, script] of [
+      ['temporal', 'start-server.sh'],
+      ['temporal-schema', 'setup-schema.sh'],
+    ] as const) {
+      const service = services[name];
+      expect(service?.volumes, name).toContain('./config/temporal:/etc/garden-deploy/temporal:ro');
+      expect(service?.entrypoint, name).toEqual(['/bin/sh', `/etc/garden-deploy/temporal/${script}`]);
+      expect(existsSync(path.join(repoRoot, 'config/temporal', script)), script).toBe(true);
+    }
+  });
+
   it.skipIf(composeMissing !== undefined)(
     `is accepted by docker compose config in every profile${composeMissing ? ` (skipped: ${composeMissing})` : ''}`,
     () => {
