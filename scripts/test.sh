@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check, from a fresh clone too (`npm test`, and `.ci/run` in CI): installs what is missing
-# (npm dependencies, pinned tools), then builds, typechecks, lints and runs all vitest tests.
-# Extra arguments go to vitest, e.g. `npm test -- test/local-stack`.
+# (npm dependencies, pinned tools, PostgreSQL), then builds, typechecks, lints and runs all vitest
+# tests: the main suite, then the production cluster's (`npm run test:cluster`).
+# Extra arguments go to vitest's main suite and run only that, e.g. `npm test -- test/local-stack`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -28,10 +29,17 @@ static_pid=$!
 # their time waiting for servers and child processes (on 2 cores: 180 s instead of 220 s).
 tests_status=0
 step npx vitest run --maxWorkers="$(($(nproc) * 2))" "$@" || tests_status=$?
+# After the main suite, not beside it: its cluster, workers and deployments would compete with the
+# main suite for two cores.
+cluster_status=0
+if (($# == 0)); then
+  step npm run --silent test:cluster || cluster_status=$?
+fi
 static_status=0
 wait "$static_pid" || static_status=$?
 cat "$static_log"
 
 if ((static_status != 0)); then echo "==> typecheck or lint failed (output above)" >&2; fi
 if ((tests_status != 0)); then echo "==> tests failed (vitest output above)" >&2; fi
-exit $((static_status != 0 || tests_status != 0))
+if ((cluster_status != 0)); then echo "==> cluster tests failed (vitest output above)" >&2; fi
+exit $((static_status != 0 || tests_status != 0 || cluster_status != 0))
