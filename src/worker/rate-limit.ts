@@ -8,8 +8,9 @@ import type { GcpClient } from '../gcp';
  * a thousand deployments of one project cannot slow another project's, and a burst of retries
  * cannot turn into a storm of 429s. A call whose activity is cancelled stops waiting at once.
  *
- * The budget is shared by `workers` processes by giving each its share (budget ÷ workers): with that
- * many workers running, the total never exceeds the budget. Temporal's server-side alternatives
+ * The budget is shared by `workers` processes by giving each a whole share, ⌊budget ÷ workers⌋ calls
+ * a second: evenly spaced calls at a whole rate r never put more than r in any one second, so with
+ * that many workers running no second sees more than the budget. Temporal's server-side alternatives
  * (task-queue and fairness-key rate limits) limit activity dispatches, not calls; see the README.
  */
 
@@ -66,7 +67,7 @@ export class ApiBudgets {
     if (!(Number.isInteger(workers) && workers >= 1))
       throw new RangeError(`workers sharing the budget must be a whole number ≥ 1, got ${workers}`);
     this.perSecond = Object.fromEntries(
-      BUDGETED_SERVICES.map((service) => [service, budget[service] / workers]),
+      BUDGETED_SERVICES.map((service) => [service, shareOf(budget[service], workers)]),
     ) as ApiBudget;
   }
 
@@ -79,6 +80,15 @@ export class ApiBudgets {
     }
     return limiter;
   }
+}
+
+/**
+ * One worker's calls per second: a whole number when it can be (a fractional rate such as 5/3 can
+ * put two calls in one second); below one call a second, the fraction (then at most one a second).
+ */
+function shareOf(budget: number, workers: number): number {
+  const share = budget / workers;
+  return share >= 1 ? Math.floor(share) : share;
 }
 
 const RESOURCE_SCOPE = /^projects\/([^/]+)\/(?:locations|regions)\/([^/]+)/;

@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +11,7 @@ import {
   publicSpec,
   uploadModel,
 } from '../activities/env';
-import { closeTestEnv, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import {
   deploy,
@@ -23,8 +22,7 @@ import {
   uniqueName,
   untilStage,
 } from './harness';
-import { cliCommand } from '../harness/built-cli';
-import { emulatorBaseUrlEnv } from '../../src/worker/config';
+import { type WorkerProcess, workerProcesses } from './worker-process';
 
 /**
  * The worker as users run it (`garden-deploy worker`, configured by env) is
@@ -34,12 +32,10 @@ import { emulatorBaseUrlEnv } from '../../src/worker/config';
  * upgrade, killed while staging and during its canary bake.
  */
 
-const REPO = path.resolve(__dirname, '../..');
 let t: ActivityTestEnv;
 let modelUri: string;
 let dir: string;
-const logs: string[] = [];
-const children = new Set<ChildProcess>();
+const workers = workerProcesses(() => dir);
 
 beforeAll(async () => {
   t = await getActivityTestEnv();
@@ -48,66 +44,10 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const child of children) child.kill('SIGKILL');
+  workers.killAll();
   if (dir) await rm(dir, { recursive: true, force: true });
   await closeTestEnv();
 });
-
-interface WorkerProcess {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** Starts `garden-deploy worker` in a child process and waits until it polls. */
-async function startWorkerProcess(taskQueue: string): Promise<WorkerProcess> {
-  const { temporalAddress, namespace, gcsEndpoint } = await getTestEnv();
-  const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: temporalAddress,
-    TEMPORAL_NAMESPACE: namespace,
-    // Keep the local stack's stack.json (if a developer runs one) out of the picture.
-    GARDEN_DEPLOY_DATA_DIR: dir,
-    GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
-    ...emulatorBaseUrlEnv(t.emulatorUrl),
-    GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
-    STORAGE_EMULATOR_HOST: gcsEndpoint,
-    // Prebuilt, so each restarted worker starts in about a second.
-    GARDEN_DEPLOY_WORKFLOW_BUNDLE: workflowBundle().codePath,
-    GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
-    GARDEN_DEPLOY_POLL_MAX_MS: '300',
-    GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
-    // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
-    GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
-  };
-  const cli = cliCommand('worker');
-  const child = spawn(cli.command, cli.args, {
-    cwd: REPO,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      resolve(code);
-    }),
-  );
-  const polling = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      const text = chunk.toString('utf8');
-      logs.push(text);
-      if (text.includes('garden-deploy worker polling')) resolve();
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
-    void exited.then((code) =>
-      reject(new Error(`worker exited (${code}) before polling:\n${logs.join('')}`)),
-    );
-  });
-  await polling;
-  return { child, exited };
-}
 
 async function kill(worker: WorkerProcess): Promise<void> {
   worker.child.kill('SIGKILL');
@@ -123,7 +63,7 @@ describe('worker process killed mid-deployment', () => {
     const taskQueue = uniqueTaskQueue('e2e-crash');
     const { client } = await getTestEnv();
 
-    const first = await startWorkerProcess(taskQueue);
+    const first = await workers.start(taskQueue);
     const started = await deploy(
       client,
       taskQueue,
@@ -141,14 +81,14 @@ describe('worker process killed mid-deployment', () => {
     );
     await kill(first);
 
-    const second = await startWorkerProcess(taskQueue);
+    const second = await workers.start(taskQueue);
     await untilStage(started, 'WAITING_FOR_REPLICAS', async () => {
       const status = await getProgress(client, started.workflowId);
       return status.activities.some((a) => a.activityType === 'waitForReplicas' && a.lastHeartbeatAt);
     });
     await kill(second);
 
-    const third = await startWorkerProcess(taskQueue);
+    const third = await workers.start(taskQueue);
     const result: DeploymentResult = await started.result();
     expect(result.outcome).toBe('serving');
     expect(result.resources.deployOperation).toBe(operation);
@@ -172,7 +112,7 @@ describe('worker process killed mid-deployment', () => {
     // Neither the histories nor the worker's logs carry a credential.
     await expectNoTokensInHistories(client);
     const tokens = (await t.admin.tokens()).map((token) => token.accessToken);
-    const output = logs.join('');
+    const output = workers.logs.join('');
     expect(output).toContain('"message":"garden-deploy worker stopped"');
     for (const token of tokens) expect(output.includes(token)).toBe(false);
   }, 180_000);
@@ -181,7 +121,7 @@ describe('worker process killed mid-deployment', () => {
     const project = await freshProject('e2e-crash-upg');
     const taskQueue = uniqueTaskQueue('e2e-crash-upg');
     const { client } = await getTestEnv();
-    const first = await startWorkerProcess(taskQueue);
+    const first = await workers.start(taskQueue);
     const spec = {
       ...publicSpec(project, modelUri, uniqueName('crash-upg')),
       // No traffic here: the canary passes as idle (onIdle: promote) once its bake ends.
@@ -202,7 +142,7 @@ describe('worker process killed mid-deployment', () => {
     );
     await kill(first);
 
-    const second = await startWorkerProcess(taskQueue);
+    const second = await workers.start(taskQueue);
     await eventually(
       'the canary bake',
       async () => (await getProgress(client, started.workflowId)).progress?.upgrade?.step?.percent === 10,
@@ -210,7 +150,7 @@ describe('worker process killed mid-deployment', () => {
     );
     await kill(second);
 
-    const third = await startWorkerProcess(taskQueue);
+    const third = await workers.start(taskQueue);
     expect((await upgrade.result()).outcome).toBe('completed');
     const stats = await t.admin.stats(project);
     expect(stats.calls['vertex.deploy']).toBe(2); // r1, and r2 on its staging endpoint

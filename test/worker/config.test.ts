@@ -246,8 +246,13 @@ describe('logging and rate limiting', () => {
     const limiter = budgets.limiter('vertex', 'p/us-central1');
     await limiter.acquire();
     await limiter.acquire();
-    // 5 a second shared by 3 workers: this one sends one call every 600 ms.
-    expect(waits).toEqual([600]);
+    // 5 a second shared by 3 workers: a whole share each (1 a second), so no second sees more than 3.
+    expect(waits).toEqual([1_000]);
+    const thin = new ApiBudgets({ vertex: 1, compute: 1, prediction: 1 }, 2, clock).limiter('compute', 'p/r');
+    await thin.acquire();
+    await thin.acquire();
+    // Below one call a second the fraction stays: one call every 2 s.
+    expect(waits).toEqual([1_000, 2_000]);
     expect(() => new ApiBudgets({ vertex: 5, compute: 5, prediction: 5 }, 0)).toThrow(/whole number/);
   });
 

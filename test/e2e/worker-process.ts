@@ -1,0 +1,87 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+import { emulatorBaseUrlEnv } from '../../src/worker/config';
+import { getActivityTestEnv } from '../activities/env';
+import { cliCommand } from '../harness/built-cli';
+import { getTestEnv, workflowBundle } from '../harness/env';
+
+/** `garden-deploy worker` as users run it (configured by env), in child processes of a test file. */
+
+const REPO = path.resolve(__dirname, '../..');
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+export interface WorkerProcesses {
+  /** Starts a worker on `taskQueue` (with `env` added) and waits until it polls. */
+  start(taskQueue: string, env?: Record<string, string>): Promise<WorkerProcess>;
+  /** Everything the workers printed, for failure messages and log checks. */
+  logs: string[];
+  /** SIGKILLs whatever still runs. */
+  killAll(): void;
+}
+
+/**
+ * Workers reaching the harness servers and emulator; `dataDir` keeps a developer's running local
+ * stack (its stack.json) out of the picture.
+ */
+export function workerProcesses(dataDir: () => string): WorkerProcesses {
+  const logs: string[] = [];
+  const children = new Set<ChildProcess>();
+  async function start(taskQueue: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
+    const [{ temporalAddress, namespace, gcsEndpoint }, t] = await Promise.all([
+      getTestEnv(),
+      getActivityTestEnv(),
+    ]);
+    const env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: namespace,
+      GARDEN_DEPLOY_DATA_DIR: dataDir(),
+      GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
+      ...emulatorBaseUrlEnv(t.emulatorUrl),
+      GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
+      STORAGE_EMULATOR_HOST: gcsEndpoint,
+      // Prebuilt, so each restarted worker starts in about a second.
+      GARDEN_DEPLOY_WORKFLOW_BUNDLE: workflowBundle().codePath,
+      GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
+      GARDEN_DEPLOY_POLL_MAX_MS: '300',
+      GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
+      // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
+      GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
+      ...extra,
+    };
+    const cli = cliCommand('worker');
+    const child = spawn(cli.command, cli.args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    const exited = new Promise<number | null>((resolve) =>
+      child.once('exit', (code) => {
+        children.delete(child);
+        resolve(code);
+      }),
+    );
+    const polling = new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        const text = chunk.toString('utf8');
+        logs.push(text);
+        if (text.includes('garden-deploy worker polling')) resolve();
+      });
+      child.stderr!.on('data', (chunk: Buffer) => logs.push(chunk.toString('utf8')));
+      void exited.then((code) =>
+        reject(new Error(`worker exited (${code}) before polling:\n${logs.join('')}`)),
+      );
+    });
+    await polling;
+    return { child, exited };
+  }
+  return {
+    start,
+    logs,
+    killAll() {
+      for (const child of children) child.kill('SIGKILL');
+    },
+  };
+}
