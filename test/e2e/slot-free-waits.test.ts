@@ -9,6 +9,7 @@ import {
   type TestWorker,
   deploy,
   expectNothingLeft,
+  recordHistory,
   startTestWorker,
   uniqueName,
   untilStage,
@@ -57,6 +58,7 @@ describe('waits', () => {
 
     await Promise.all(started.map((s) => untilStage(s, 'SERVING')));
 
+    await recordHistory(client, started[0]!, 'slot-free-waits');
     for (const s of started) {
       const history = await client.workflow.getHandle(s.workflowId, s.runId).fetchHistory();
       const events = history.events ?? [];
