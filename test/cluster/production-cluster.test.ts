@@ -173,12 +173,12 @@ describe('the production cluster (PostgreSQL, Temporal server with SQL visibilit
     await eventually(
       'a deployment waiting for replicas',
       async () => {
-        for (const { workflowId } of started) {
-          // Right after the restart a query may still fail: that deployment counts as not yet.
-          const status = await getProgress(client, workflowId).catch(() => undefined);
-          if (status?.progress?.stage === 'WAITING_FOR_REPLICAS') return true;
-        }
-        return false;
+        // All at once, so one slow query does not let the others' 15 s windows pass unseen; right
+        // after the restart a query may fail: that deployment counts as not yet.
+        const statuses = await Promise.all(
+          started.map(({ workflowId }) => getProgress(client, workflowId).catch(() => undefined)),
+        );
+        return statuses.some((status) => status?.progress?.stage === 'WAITING_FOR_REPLICAS');
       },
       WAIT,
     );
