@@ -249,4 +249,46 @@ describe('waitForReplicas', () => {
     );
     expect(beats).toContainEqual(expect.objectContaining({ available: 0, target: 1 }));
   });
+
+  it('counts its budget from when it started: time spent queued before it is not taken from it', async () => {
+    const project = await freshProject('queued', { replicaRampMs: 1_500 });
+    const v = await validated(publicSpec(project, t.modelUri));
+    const { resources } = await inActivity().exec(t.activities.deployToVertex, deployInput(v));
+    // Scheduled a minute ago with a budget of a minute and 300 ms: it waited for a worker all but
+    // 300 ms of it. Its own budget is still a minute and 300 ms, enough for the 1.5 s ramp.
+    const scheduled = Date.now() - 60_000;
+    const replicas = await inActivity({ scheduledTimestampMs: scheduled }).exec(
+      t.activities.waitForReplicas,
+      {
+        endpoint: resources.endpoint!,
+        deployedModelId: resources.deployedModelId,
+        minReplicas: 1,
+        deadline: scheduled + 60_300,
+      },
+    );
+    expect(replicas.available).toBe(1);
+  });
+
+  it('resumes a wait from the previous attempt: its start, its checks and its backoff', async () => {
+    const project = await freshProject('resumed-wait', { replicaRampMs: 1_500 });
+    const v = await validated(publicSpec(project, t.modelUri));
+    const { resources } = await inActivity().exec(t.activities.deployToVertex, deployInput(v));
+    // Scheduled 20 s ago with a 15 s budget, but it first started only 2 s ago (queued 18 s) and
+    // has since ended 7 attempts only to wait: 13 s of budget are left, the ramp needs 1.5 s.
+    const scheduled = Date.now() - 20_000;
+    const wait = { startedAt: Date.now() - 2_000, yields: 7, delayMs: 100 };
+    const env = inActivity({
+      attempt: 9,
+      scheduledTimestampMs: scheduled,
+      heartbeatDetails: { available: 0, target: 1, wait },
+    });
+    const replicas = await env.exec(t.activities.waitForReplicas, {
+      endpoint: resources.endpoint!,
+      deployedModelId: resources.deployedModelId,
+      minReplicas: 1,
+      deadline: scheduled + 15_000,
+    });
+    // The attempt the user sees leaves the 7 waits out: one real failure before this attempt.
+    expect(replicas).toMatchObject({ available: 1, attempt: 2 });
+  });
 });
