@@ -71,7 +71,7 @@ function activityFacts(activity: RunningActivity, now: number | undefined): stri
   if (activity.lastFailure) facts.push(`last attempt failed: ${activity.lastFailure}`);
   const next = activity.nextAttemptAt ? Date.parse(activity.nextAttemptAt) : undefined;
   if (now !== undefined && next !== undefined && next > now)
-    facts.push(`retry in ${formatDuration(next - now)}`);
+    facts.push(`${activity.waiting ? 'next check' : 'retry'} in ${formatDuration(next - now)}`);
   return facts;
 }
 

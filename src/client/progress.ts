@@ -35,8 +35,10 @@ export interface RunningActivity {
   /** True when it undoes a step (cancel, rollback, failure or teardown). */
   compensation: boolean;
   state: 'SCHEDULED' | 'STARTED' | 'CANCEL_REQUESTED' | 'PAUSED' | 'PAUSE_REQUESTED' | 'UNSPECIFIED';
-  /** Current attempt, from 1. */
+  /** Current attempt, from 1 (attempts that ended only to wait for Google are not counted). */
   attempt: number;
+  /** Between two checks of a wait: `nextAttemptAt` is the next check, not a retry. */
+  waiting: boolean;
   /** 0 means unlimited. */
   maximumAttempts: number;
   /** Why the previous attempt failed. */
@@ -316,6 +318,7 @@ async function toRunningActivity(client: Client, pending: PendingActivity): Prom
   const operation = PhaseHeartbeat.safeParse(details);
   const replicas = ReplicasHeartbeat.safeParse(details);
   const wait = WaitHeartbeat.safeParse(details);
+  const waiting = pending.lastFailure?.applicationFailureInfo?.type === STILL_WAITING;
   return {
     activityType,
     step: mapping?.step,
@@ -324,10 +327,8 @@ async function toRunningActivity(client: Client, pending: PendingActivity): Prom
     // Attempts that ended only to wait for Google are not failures (activities/wait-state.ts).
     attempt: (pending.attempt ?? 1) - (wait.success ? wait.data.wait.yields : 0),
     maximumAttempts: pending.maximumAttempts ?? 0,
-    lastFailure:
-      pending.lastFailure?.applicationFailureInfo?.type === STILL_WAITING
-        ? undefined
-        : pending.lastFailure?.message || undefined,
+    waiting,
+    lastFailure: waiting ? undefined : pending.lastFailure?.message || undefined,
     scheduledAt: isoOf(pending.scheduledTime),
     lastHeartbeatAt: isoOf(pending.lastHeartbeatTime),
     nextAttemptAt: isoOf(pending.nextAttemptScheduleTime),

@@ -43,6 +43,7 @@ const waiting = (available: number): StepView => ({
     state: 'STARTED',
     attempt: 2,
     maximumAttempts: 20,
+    waiting: false,
     lastFailure: '503 backend unavailable',
     replicas: { available, target: 2, message: 'scaling up' },
   },
@@ -56,6 +57,23 @@ describe('progress display', () => {
     expect(lines).toContain(
       '  ▶ Wait for replicas        attempt 2 of 20 · replicas 1/2 (scaling up) · last attempt failed: 503 backend unavailable · 1m',
     );
+  });
+
+  it('says when a waiting step checks next, without calling the wait a failure or a retry', () => {
+    const step: StepView = {
+      ...waiting(0),
+      activity: {
+        ...waiting(0).activity!,
+        attempt: 1,
+        maximumAttempts: 0,
+        waiting: true,
+        lastFailure: undefined,
+        state: 'SCHEDULED',
+        nextAttemptAt: at(75),
+      },
+    };
+    const lines = renderStatus(status([validated, step]), { color: false, now: Date.parse(at(70)) });
+    expect(lines).toContain('  ▶ Wait for replicas        replicas 0/2 (scaling up) · next check in 5s · 1m');
   });
 
   it('redraws in place on a TTY: moves up over the previous frame and clears it', () => {
