@@ -63,26 +63,29 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-cluster-'));
   const logDir = path.join(dir, 'logs');
   const bundle = path.join(dir, 'workflow-bundle.js');
-  [cluster, gcs] = await Promise.all([
-    startTemporalCluster({ logDir, ui: true }),
-    findFreePort().then((port) =>
-      startFakeGcs({
+  // Settled together, each kept as it comes up: afterAll stops whatever started when another fails.
+  const starts = await Promise.allSettled([
+    startTemporalCluster({ logDir, ui: true }).then((c) => (cluster = c)),
+    findFreePort().then(async (port) => {
+      gcs = await startFakeGcs({
         binary: requireTool('fakeGcs'),
         port,
         rootDir: path.join(dir, 'gcs'),
         logFile: path.join(logDir, 'fake-gcs.log'),
-      }),
-    ),
+      });
+    }),
     // As the Dockerfile builds it (in a child: bundling resolves the workflow sources as Node does).
     promisify(execFile)(process.execPath, ['--import', 'tsx', 'scripts/build-workflow-bundle.ts', bundle], {
       cwd: REPO,
     }),
   ]);
-  emulator = await startEmulator({ port: 0, gcsEndpoint: gcs.endpoint });
+  for (const start of starts) if (start.status === 'rejected') throw start.reason;
+  const [startedCluster, startedGcs] = [cluster!, gcs!];
+  emulator = await startEmulator({ port: 0, gcsEndpoint: startedGcs.endpoint });
   admin = new EmulatorAdminClient(emulator.url);
-  storage = createStorage({ endpoint: gcs.endpoint });
-  connection = await Connection.connect({ address: cluster.address });
-  client = new Client({ connection, namespace: cluster.namespace });
+  storage = createStorage({ endpoint: startedGcs.endpoint });
+  connection = await Connection.connect({ address: startedCluster.address });
+  client = new Client({ connection, namespace: startedCluster.namespace });
 
   const bucket = uniqueName('cluster-models');
   await storage.createBucket(bucket);
@@ -91,14 +94,14 @@ beforeAll(async () => {
   workerEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: cluster.address,
-    TEMPORAL_NAMESPACE: cluster.namespace,
+    TEMPORAL_ADDRESS: startedCluster.address,
+    TEMPORAL_NAMESPACE: startedCluster.namespace,
     // Keep a developer's local stack (its stack.json) out of the picture.
     GARDEN_DEPLOY_DATA_DIR: dir,
     GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
     ...emulatorBaseUrlEnv(emulator.url),
     GOOGLE_APPLICATION_CREDENTIALS: await writeEmulatorCredentials(path.join(dir, 'adc'), emulator.url),
-    STORAGE_EMULATOR_HOST: gcs.endpoint,
+    STORAGE_EMULATOR_HOST: startedGcs.endpoint,
     // Prebuilt, so a replacement worker starts in about a second.
     GARDEN_DEPLOY_WORKFLOW_BUNDLE: bundle,
     GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
