@@ -20,9 +20,9 @@ import { requireTool } from '../../src/local-stack/tools';
 import { startLocalWorker } from '../../src/local-stack/worker';
 import { generateSampleModel } from '../../src/sample-model';
 import { createStorage } from '../../src/storage';
-import { emulatorBaseUrlEnv } from '../../src/worker/config';
 import { FAST_TIMING, publicSpec } from '../activities/env';
 import { E2E_SETTINGS, uniqueName } from '../e2e/harness';
+import { workerEnv as testWorkerEnv } from '../e2e/worker-process';
 import { cliCommand, ensureBuilt } from '../harness/built-cli';
 import { eventually } from '../harness/eventually';
 
@@ -91,25 +91,16 @@ beforeAll(async () => {
   await storage.createBucket(bucket);
   modelUri = (await generateSampleModel({ location: `gs://${bucket}/models/tiny/`, shards: 1 }, { storage }))
     .modelUri;
-  workerEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: startedCluster.address,
-    TEMPORAL_NAMESPACE: startedCluster.namespace,
-    // Keep a developer's local stack (its stack.json) out of the picture.
-    GARDEN_DEPLOY_DATA_DIR: dir,
-    GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
-    ...emulatorBaseUrlEnv(emulator.url),
-    GOOGLE_APPLICATION_CREDENTIALS: await writeEmulatorCredentials(path.join(dir, 'adc'), emulator.url),
-    STORAGE_EMULATOR_HOST: startedGcs.endpoint,
-    // Prebuilt, so a replacement worker starts in about a second.
-    GARDEN_DEPLOY_WORKFLOW_BUNDLE: bundle,
-    GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
-    GARDEN_DEPLOY_POLL_MAX_MS: '300',
-    GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
-    // A killed worker's cached workflows move to another worker after 1 s instead of 10 s.
-    GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
-  };
+  workerEnv = testWorkerEnv({
+    temporalAddress: startedCluster.address,
+    namespace: startedCluster.namespace,
+    taskQueue,
+    dataDir: dir,
+    emulatorUrl: emulator.url,
+    credentialsFile: await writeEmulatorCredentials(path.join(dir, 'adc'), emulator.url),
+    gcsEndpoint: startedGcs.endpoint,
+    workflowBundle: bundle,
+  });
 });
 
 afterAll(async () => {

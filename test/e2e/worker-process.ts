@@ -24,6 +24,41 @@ export interface WorkerProcesses {
 }
 
 /**
+ * The environment of a test's `garden-deploy worker` (it reads its configuration from there only):
+ * the servers to reach, and tuning that turns minutes into a test's seconds.
+ */
+export function workerEnv(to: {
+  temporalAddress: string;
+  namespace: string;
+  taskQueue: string;
+  /** Keeps a developer's running local stack (its stack.json) out of the picture. */
+  dataDir: string;
+  emulatorUrl: string;
+  credentialsFile: string;
+  gcsEndpoint: string;
+  workflowBundle: string;
+}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    TEMPORAL_ADDRESS: to.temporalAddress,
+    TEMPORAL_NAMESPACE: to.namespace,
+    GARDEN_DEPLOY_DATA_DIR: to.dataDir,
+    GARDEN_DEPLOY_TASK_QUEUE: to.taskQueue,
+    ...emulatorBaseUrlEnv(to.emulatorUrl),
+    GOOGLE_APPLICATION_CREDENTIALS: to.credentialsFile,
+    STORAGE_EMULATOR_HOST: to.gcsEndpoint,
+    // Prebuilt, so each restarted worker starts in about a second.
+    GARDEN_DEPLOY_WORKFLOW_BUNDLE: to.workflowBundle,
+    GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
+    GARDEN_DEPLOY_POLL_MAX_MS: '300',
+    GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
+    // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
+    GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
+  };
+}
+
+/**
  * Workers reaching the harness servers and emulator; `dataDir` keeps a developer's running local
  * stack (its stack.json) out of the picture.
  */
@@ -36,22 +71,16 @@ export function workerProcesses(dataDir: () => string): WorkerProcesses {
       getActivityTestEnv(),
     ]);
     const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: temporalAddress,
-      TEMPORAL_NAMESPACE: namespace,
-      GARDEN_DEPLOY_DATA_DIR: dataDir(),
-      GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
-      ...emulatorBaseUrlEnv(t.emulatorUrl),
-      GOOGLE_APPLICATION_CREDENTIALS: t.credentialsFile,
-      STORAGE_EMULATOR_HOST: gcsEndpoint,
-      // Prebuilt, so each restarted worker starts in about a second.
-      GARDEN_DEPLOY_WORKFLOW_BUNDLE: workflowBundle().codePath,
-      GARDEN_DEPLOY_POLL_INITIAL_MS: '100',
-      GARDEN_DEPLOY_POLL_MAX_MS: '300',
-      GARDEN_DEPLOY_SHUTDOWN_GRACE: '2s',
-      // A killed worker's cached workflows move to the next worker after 1 s instead of 10 s.
-      GARDEN_DEPLOY_STICKY_QUEUE_TIMEOUT: '1s',
+      ...workerEnv({
+        temporalAddress,
+        namespace,
+        taskQueue,
+        dataDir: dataDir(),
+        emulatorUrl: t.emulatorUrl,
+        credentialsFile: t.credentialsFile,
+        gcsEndpoint,
+        workflowBundle: workflowBundle().codePath,
+      }),
       ...extra,
     };
     const cli = cliCommand('worker');
