@@ -86,18 +86,9 @@ export async function startDeployment(
 
   const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
   const startOptions = {
-    taskQueue,
-    workflowId,
+    ...deploymentStartOptions(spec, taskQueue),
     args: [{ spec, ...(options.settings ? { settings: options.settings } : {}) }],
-    workflowIdConflictPolicy: 'USE_EXISTING',
     memo: { [MEMO_SPEC_DIGEST]: digest(spec) },
-    typedSearchAttributes: [
-      { key: DeployStage, value: 'VALIDATING' },
-      { key: DeploymentName, value: spec.name },
-      { key: ModelUri, value: spec.model.uri },
-      { key: GcpProject, value: spec.project },
-      { key: GcpRegion, value: spec.region },
-    ],
     staticSummary: deploymentSummary(spec),
     staticDetails: deploymentDetails(spec),
   } satisfies WorkflowStartOptions<typeof deployment>;
@@ -152,6 +143,29 @@ export async function startDeployment(
     handle,
     result: outcomeOf(update, workflowId, 'deploy'),
   };
+}
+
+/**
+ * What makes a start of `deployment` this deployment's: its id, an id already running attaches
+ * (the deploy Update then decides), and the search attributes it starts with (the workflow keeps
+ * DeployStage and EndpointId current). Also published to other languages (`npm run contract`).
+ */
+export function deploymentStartOptions(
+  spec: Pick<DeploymentSpec, 'name' | 'project' | 'region' | 'model'>,
+  taskQueue: string,
+) {
+  return {
+    taskQueue,
+    workflowId: deploymentWorkflowId(spec),
+    workflowIdConflictPolicy: 'USE_EXISTING' as const,
+    typedSearchAttributes: [
+      { key: DeployStage, value: 'VALIDATING' },
+      { key: DeploymentName, value: spec.name },
+      { key: ModelUri, value: spec.model.uri },
+      { key: GcpProject, value: spec.project },
+      { key: GcpRegion, value: spec.region },
+    ],
+  } satisfies Partial<WorkflowStartOptions>;
 }
 
 /** The upgrade this deploy request started (or attached to), from the deployment's progress. */

@@ -13,6 +13,7 @@ import type { RootCause } from '../diagnosis/container-logs';
 import type { GateReport } from '../rollout/gates';
 import type { AutoscalingTarget } from '../spec/autoscaling';
 import type { DeploymentIds, DeploymentSpec, DeploymentSpecInput } from '../spec';
+import type { DeploymentSettings, DeploymentStart } from '../spec/requests';
 
 /** Steps in the order they run; `psc` only for private endpoints. */
 export const STEP_NAMES = ['validate', 'deploy', 'waitForReplicas', 'psc', 'smoke'] as const;
@@ -308,26 +309,18 @@ export interface UpgradeResult {
   failedGate?: GateEvaluation;
 }
 
-export interface UpgradeRequest {
-  /** As parsed by the DeploymentSpec schema. */
-  spec: DeploymentSpec;
-}
-
-/** Operator tuning of a deployment, not part of its description. */
-export interface DeploymentSettings {
-  /** Heartbeat timeout of long activities: how fast a dead worker is noticed (default 60 s). */
-  heartbeatTimeoutMs?: number;
-  /** Attempts of each compensation before the deployment reports CLEANUP_BLOCKED (default 8). */
-  cleanupAttempts?: number;
-  /** First retry interval of a compensation, doubling up to a minute (default 2 s). */
-  cleanupRetryMs?: number;
-  /** After a cancelled deploy operation ended, how long to wait before looking for late resources again (default 60 s). */
-  lateResourceGraceMs?: number;
-  /** How long a cancelled deploy operation may take to end (default 30 min). */
-  stopWaitMs?: number;
-  /** History length at which the deployment continues as new, when idle (default 10,000 events). */
-  maxHistoryEvents?: number;
-}
+/**
+ * The start input's spec and settings and the Updates' arguments are defined by zod schemas in
+ * `src/spec/requests.ts` (published to other languages by `npm run contract`); type-only here.
+ */
+export type {
+  ControlRequest,
+  DeployRequest,
+  DeploymentSettings,
+  DeploymentStart,
+  ScaleRequest,
+  UpgradeRequest,
+} from '../spec/requests';
 
 /** A teardown of what an earlier run of this deployment left behind (terminated, or garden-deploy 0.1's). */
 export interface RecoveryInput {
@@ -349,13 +342,10 @@ export interface RecoveryInput {
 
 /** The input of the `deployment` workflow. */
 export type DeploymentInput =
-  | {
-      /** As parsed by the DeploymentSpec schema (the client library parses before it starts). */
-      spec: DeploymentSpec;
-      settings?: DeploymentSettings;
+  | (DeploymentStart & {
       /** State carried over continue-as-new. */
       carried?: CarriedState;
-    }
+    })
   | { recover: RecoveryInput; settings?: DeploymentSettings; carried?: CarriedState };
 
 /** What a deployment carries over continue-as-new: everything it knows, nothing it is doing. */
@@ -376,31 +366,6 @@ export interface RequestRecord {
   id: string;
   update: string;
   result: unknown;
-}
-
-/** Arguments of the control Updates. */
-export interface ControlRequest {
-  reason?: string;
-}
-
-export interface DeployRequest {
-  /** As parsed by the DeploymentSpec schema; must equal the deployment's spec (until upgrades). */
-  spec: DeploymentSpec;
-}
-
-/**
- * `scale`: what changes in place on the serving deployed model. Each field left out keeps its
- * current value (`max` defaults to the current one, at least `min`).
- */
-export interface ScaleRequest {
-  /** Replicas kept available; 0 only when the spec scales to zero. */
-  min?: number;
-  max?: number;
-  /** Replaces all autoscaling targets. */
-  autoscaling?: AutoscalingTarget[];
-  /** Container logging on or off. */
-  containerLogging?: boolean;
-  reason?: string;
 }
 
 export interface ScaleOutcome {
