@@ -1,0 +1,28 @@
+export {
+  AesGcmCodec,
+  ENCRYPTED_ENCODING,
+  KEY_ID_METADATA,
+  PayloadDecryptionError,
+  isEncrypted,
+} from './aes-gcm';
+export {
+  CODEC_ENV_VARIABLES,
+  CODEC_KEY_FILE_ENV,
+  CODEC_KEYS_ENV,
+  type CodecOptions,
+  dataConverterFor,
+  dataConverterFromEnv,
+  describePayloadEncryption,
+  keyringFromEnv,
+} from './env';
+export {
+  CodecConfigError,
+  KEY_BYTES,
+  Keyring,
+  type KeyringJson,
+  KeyringSchema,
+  generateKeyring,
+  loadKeyringFile,
+  readSecretFile,
+  writeNewKeyringFile,
+} from './keyring';
