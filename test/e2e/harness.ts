@@ -116,6 +116,7 @@ export async function untilStage(
   started: StartedDeployment,
   stage: DeployStage,
   also: (progress: DeployProgress) => boolean | Promise<boolean> = () => true,
+  wait: { timeoutMs: number } = E2E_WAIT,
 ): Promise<DeployProgress> {
   return eventually(
     `stage ${stage} of ${started.workflowId}`,
@@ -123,7 +124,7 @@ export async function untilStage(
       const progress = await started.handle.query(progressQuery);
       return progress.stage === stage && (await also(progress)) ? progress : undefined;
     },
-    E2E_WAIT,
+    wait,
   );
 }
 

@@ -5,7 +5,6 @@ import { freshProject, getActivityTestEnv, publicSpec, uploadModel } from '../ac
 import { closeTestEnv, getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import {
-  E2E_WAIT,
   type TestWorker,
   deploy,
   expectNothingLeft,
@@ -37,7 +36,7 @@ describe('waits', () => {
   it('with two activity slots, four deployments all send :deploy while the first operation still runs; histories stay short', async () => {
     // Operations long enough that a worker holding a slot per wait could not submit the third :deploy
     // (a long poll of an operation holds a slot for at most LONG_POLL_MS, 10 s).
-    const project = await freshProject('slots', { deployMs: 30_000, replicaRampMs: 3_000 });
+    const project = await freshProject('slots', { deployMs: 60_000, replicaRampMs: 3_000 });
     const { client } = await getTestEnv();
     const { admin } = await getActivityTestEnv();
     const started = await Promise.all(
@@ -50,13 +49,17 @@ describe('waits', () => {
       'four deploy operations running at once',
       async () => {
         const { operations } = await admin.resources(project);
+        // Once one has ended the moment can no longer come: fail now, saying so.
+        if (operations.some((op) => op.done === true))
+          throw new Error('a deploy operation ended before all four ran');
         const running = operations.filter((op) => op.done !== true);
         return running.length === 4 ? running : undefined;
       },
-      E2E_WAIT,
+      { timeoutMs: 120_000 },
     );
 
-    await Promise.all(started.map((s) => untilStage(s, 'SERVING')));
+    // Each deploy operation takes a minute.
+    await Promise.all(started.map((s) => untilStage(s, 'SERVING', undefined, { timeoutMs: 180_000 })));
 
     await recordHistory(client, started[0]!, 'slot-free-waits');
     for (const s of started) {
@@ -75,5 +78,5 @@ describe('waits', () => {
 
     await Promise.all(started.map(async (s) => (await teardownDeployment(client, s.workflowId)).result()));
     await expectNothingLeft(project);
-  }, 240_000);
+  }, 300_000);
 });
