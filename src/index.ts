@@ -6,6 +6,14 @@
 export * from './client';
 export * from './spec';
 export { DEFAULT_TASK_QUEUE } from './constants';
+/** Payload encryption, for services that create their own Temporal clients or workers. */
+export {
+  AesGcmCodec,
+  CodecConfigError,
+  Keyring,
+  PayloadDecryptionError,
+  dataConverterFromEnv,
+} from './codec';
 /** The custom search attribute keys, for services building their own visibility queries. */
 export * as searchAttributes from './search-attributes';
 export { DEPLOY_STAGES, STEP_NAMES } from './workflows/types';

@@ -13,6 +13,7 @@ import {
   TemporalConnectionError,
   type TemporalConnection,
 } from '../client';
+import { CodecConfigError } from '../codec';
 import { DEFAULT_TASK_QUEUE } from '../constants';
 import { DEFAULT_DATA_DIR, readStackFile, StackFileError } from '../local-stack/stack-file';
 import { InvalidSpecError } from '../spec';
@@ -168,6 +169,7 @@ export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.outp
 
 const BAD_INPUT = [
   InvalidFlagsError,
+  CodecConfigError,
   InvalidSpecError,
   TemporalConnectionError,
   DeploymentNotFoundError,

@@ -1,6 +1,8 @@
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { z } from 'zod';
+import { dataConverterFromEnv } from '../codec';
 import { TemporalConnectionError } from './errors';
 import { firstLine } from './text';
 
@@ -36,6 +38,8 @@ export interface FallbackTarget {
   uiBaseUrl?: string;
   /** Where it came from, for messages, e.g. `the local stack (.data/stack.json)`. */
   source: string;
+  /** Its payload keyring (the local stack's `--encrypt`), used when the environment names none. */
+  codecKeyFile?: string;
 }
 
 /** Where to connect and why there; `connectionOptions` may hold an API key: never print it. */
@@ -47,6 +51,8 @@ export interface TemporalTarget {
   /** Base URL of the Temporal Web UI, when known. */
   uiBaseUrl?: string;
   connectionOptions: ConnectionOptions;
+  /** The fallback's keyring file, when the fallback is the target (see `FallbackTarget.codecKeyFile`). */
+  codecKeyFile?: string;
 }
 
 export interface TemporalConnection {
@@ -56,6 +62,8 @@ export interface TemporalConnection {
   namespace: string;
   source: string;
   uiBaseUrl?: string;
+  /** Payloads are encrypted by the codec (`GARDEN_DEPLOY_CODEC_KEYS` / `_KEY_FILE`). */
+  encrypted: boolean;
   /** Link to the workflow in the Temporal Web UI, when the UI's address is known. */
   workflowUrl(workflowId: string): string | undefined;
   close(): Promise<void>;
@@ -64,10 +72,12 @@ export interface TemporalConnection {
 /**
  * Connects the way Temporal's own tools do (envconfig: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
  * `TEMPORAL_API_KEY`, `TEMPORAL_TLS*`, `TEMPORAL_PROFILE` and the TOML profile file), then
- * `options.fallback` when given, then `localhost:7233`.
+ * `options.fallback` when given, then `localhost:7233`. With a payload keyring configured
+ * (`GARDEN_DEPLOY_CODEC_KEYS` or `GARDEN_DEPLOY_CODEC_KEY_FILE`), payloads are encrypted.
  */
 export async function connectTemporal(options: ConnectOptions = {}): Promise<TemporalConnection> {
   const target = resolveTemporalTarget(options);
+  const dataConverter = clientDataConverter(options.env ?? process.env, target);
   let connection: Connection;
   try {
     connection = await Connection.connect({
@@ -81,7 +91,11 @@ export async function connectTemporal(options: ConnectOptions = {}): Promise<Tem
         'TEMPORAL_API_KEY or TEMPORAL_TLS_*) or a Temporal config profile at your cluster.',
     );
   }
-  const client = new Client({ connection, namespace: target.namespace });
+  const client = new Client({
+    connection,
+    namespace: target.namespace,
+    ...(dataConverter ? { dataConverter } : {}),
+  });
   return {
     client,
     connection,
@@ -89,6 +103,7 @@ export async function connectTemporal(options: ConnectOptions = {}): Promise<Tem
     namespace: target.namespace,
     source: target.source,
     uiBaseUrl: target.uiBaseUrl,
+    encrypted: dataConverter !== undefined,
     workflowUrl: (workflowId) => workflowUiUrl(target.uiBaseUrl, target.namespace, workflowId),
     close: () => connection.close(),
   };
@@ -137,6 +152,7 @@ export function resolveTemporalTarget(options: ConnectOptions = {}): TemporalTar
       source: fallback.source,
       uiBaseUrl: uiFromEnv ?? fallback.uiBaseUrl,
       connectionOptions: { ...config.connectionOptions, address: fallback.address },
+      ...(fallback.codecKeyFile ? { codecKeyFile: fallback.codecKeyFile } : {}),
     };
   }
   return {
@@ -146,6 +162,14 @@ export function resolveTemporalTarget(options: ConnectOptions = {}): TemporalTar
     uiBaseUrl: uiFromEnv,
     connectionOptions: { ...config.connectionOptions, address: DEFAULT_ADDRESS },
   };
+}
+
+/** The payload codec's data converter, before connecting; a bad keyring throws `CodecConfigError`. */
+function clientDataConverter(
+  env: Record<string, string | undefined>,
+  target: TemporalTarget,
+): DataConverter | undefined {
+  return dataConverterFromEnv(env, target.codecKeyFile ? { fallbackKeyFile: target.codecKeyFile } : {});
 }
 
 /** `{ui}/namespaces/{ns}/workflows/{id}`, or undefined without a UI address. */

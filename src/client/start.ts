@@ -85,9 +85,11 @@ export async function startDeployment(
   if (legacy) return legacy;
 
   const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
+  const withModelUri = !encodesPayloads(client);
+  const settings = withModelUri ? options.settings : { ...options.settings, modelUriSearchAttribute: false };
   const startOptions = {
-    ...deploymentStartOptions(spec, taskQueue),
-    args: [{ spec, ...(options.settings ? { settings: options.settings } : {}) }],
+    ...deploymentStartOptions(spec, taskQueue, { withModelUri }),
+    args: [{ spec, ...(settings ? { settings } : {}) }],
     memo: { [MEMO_SPEC_DIGEST]: digest(spec) },
     staticSummary: deploymentSummary(spec),
     staticDetails: deploymentDetails(spec),
@@ -149,10 +151,12 @@ export async function startDeployment(
  * What makes a start of `deployment` this deployment's: its id, an id already running attaches
  * (the deploy Update then decides), and the search attributes it starts with (the workflow keeps
  * DeployStage and EndpointId current). Also published to other languages (`npm run contract`).
+ * `withModelUri: false` (payloads encrypted) leaves ModelUri out: search attributes are not encoded.
  */
 export function deploymentStartOptions(
   spec: Pick<DeploymentSpec, 'name' | 'project' | 'region' | 'model'>,
   taskQueue: string,
+  { withModelUri = true }: { withModelUri?: boolean } = {},
 ) {
   return {
     taskQueue,
@@ -161,11 +165,19 @@ export function deploymentStartOptions(
     typedSearchAttributes: [
       { key: DeployStage, value: 'VALIDATING' },
       { key: DeploymentName, value: spec.name },
-      { key: ModelUri, value: spec.model.uri },
+      ...(withModelUri ? [{ key: ModelUri, value: spec.model.uri }] : []),
       { key: GcpProject, value: spec.project },
       { key: GcpRegion, value: spec.region },
     ],
   } satisfies Partial<WorkflowStartOptions>;
+}
+
+/**
+ * A client with a payload codec keeps what its payloads carry out of plaintext: the model URI then
+ * stays out of the search attributes, which Temporal stores, indexes and shows unencoded.
+ */
+export function encodesPayloads(client: Client): boolean {
+  return client.options.loadedDataConverter.payloadCodecs.length > 0;
 }
 
 /** The upgrade this deploy request started (or attached to), from the deployment's progress. */

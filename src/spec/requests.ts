@@ -55,6 +55,13 @@ export const DeploymentSettingsSchema = z.object({
     .positive()
     .optional()
     .describe('History length at which the deployment continues as new, when idle (default 10,000 events)'),
+  modelUriSearchAttribute: z
+    .boolean()
+    .optional()
+    .describe(
+      'Whether the ModelUri search attribute holds the model URI (default true). Clients that encrypt payloads ' +
+        'send false: search attributes are stored and shown unencrypted, in the history too',
+    ),
 });
 export type DeploymentSettings = z.output<typeof DeploymentSettingsSchema>;
 

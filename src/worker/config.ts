@@ -1,7 +1,9 @@
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 import { z } from 'zod';
 import type { ActivityOptionsInput } from '../activities';
 import { TemporalConnectionError, resolveTemporalTarget } from '../client';
+import { CodecConfigError, dataConverterFromEnv, describePayloadEncryption } from '../codec';
 import { DEFAULT_TASK_QUEUE } from '../constants';
 import type { BaseUrlKey, GcpClientConfigInput } from '../gcp';
 import { parseDuration } from '../spec';
@@ -179,6 +181,13 @@ export interface WorkerConfig {
     connectionOptions: NativeConnectionOptions;
   };
   taskQueue: string;
+  /**
+   * The payload codec (`GARDEN_DEPLOY_CODEC_KEYS` or `GARDEN_DEPLOY_CODEC_KEY_FILE`): holds keys,
+   * never log it. Codecs run outside the workflow sandbox, so the workflow bundle is the same.
+   */
+  dataConverter?: DataConverter;
+  /** Said once the logger is up (e.g. a keyring file others may read). */
+  warnings: string[];
   gcp: GcpClientConfigInput;
   storageEndpoint?: string;
   /** Calls per second per project and region, per service, for all workers together. */
@@ -229,6 +238,16 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     if (err instanceof TemporalConnectionError) throw new WorkerConfigError(err.message);
     throw err;
   }
+  // Not in WorkerEnvSchema: its messages quote values, and GARDEN_DEPLOY_CODEC_KEYS holds keys.
+  const warnings: string[] = [];
+  let dataConverter: DataConverter | undefined;
+  try {
+    dataConverter = dataConverterFromEnv(env, { warn: (message) => warnings.push(message) });
+  } catch (err) {
+    if (err instanceof CodecConfigError)
+      throw new WorkerConfigError(`invalid worker configuration: ${err.message}`);
+    throw err;
+  }
   return {
     temporal: {
       address: temporal.address,
@@ -237,6 +256,8 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
       connectionOptions: temporal.connectionOptions as NativeConnectionOptions,
     },
     taskQueue: e.GARDEN_DEPLOY_TASK_QUEUE,
+    ...(dataConverter ? { dataConverter } : {}),
+    warnings,
     gcp: {
       ...baseUrlsOf(e),
       ...(e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT ? { quotaProjectId: e.GARDEN_DEPLOY_GCP_QUOTA_PROJECT } : {}),
@@ -293,6 +314,7 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
     namespace: config.temporal.namespace,
     temporalAuth: connectionOptions.apiKey ? 'api-key' : connectionOptions.tls ? 'tls' : 'none',
     taskQueue: config.taskQueue,
+    payloadEncryption: describePayloadEncryption(config.dataConverter),
     ...Object.fromEntries(
       Object.values(GCP_BASE_URL_VARIABLES).map(({ key }) => [
         key,

@@ -90,6 +90,7 @@ function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle
 export async function runWorker(config: WorkerConfig): Promise<void> {
   const logger = installRuntime(config.logLevel);
   logger.info('garden-deploy worker starting', describeWorkerConfig(config));
+  for (const warning of config.warnings) logger.warn(warning);
   const code = workflowCode(config);
   let connection: NativeConnection;
   try {
@@ -112,6 +113,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
       ...code,
+      ...(config.dataConverter ? { dataConverter: config.dataConverter } : {}),
       activities: createActivities({ gcp, storage, options: config.activityOptions }),
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
       maxConcurrentWorkflowTaskExecutions: config.maxConcurrentWorkflowTasks,

@@ -10,7 +10,9 @@ export function register(program: Command): void {
       'Run a worker: executes deployments (workflows and their Vertex AI / Compute activities) from a task queue ' +
         'until Ctrl-C/SIGTERM, then lets running activities finish for GARDEN_DEPLOY_SHUTDOWN_GRACE. ' +
         'Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE ' +
-        '(else localhost:7233; `garden-deploy dev` sets them for its own worker). Google: Application Default Credentials; ' +
+        '(else localhost:7233; `garden-deploy dev` sets them for its own worker). Payload encryption: GARDEN_DEPLOY_CODEC_KEYS ' +
+        '(the keyring JSON) or GARDEN_DEPLOY_CODEC_KEY_FILE (a file holding it), the same keys as the clients. ' +
+        'Google: Application Default Credentials; ' +
         'GARDEN_DEPLOY_GCP_QUOTA_PROJECT (billed for API quota); GARDEN_DEPLOY_PSC_SKIP_TLS_VERIFY (default false: ' +
         'smoke calls to a PSC internal IP verify its certificate against access.tlsServerName; true skips the check, ' +
         "as Google's SDK does); " +

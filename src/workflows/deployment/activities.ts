@@ -11,6 +11,7 @@ export const DEFAULT_SETTINGS: Required<DeploymentSettings> = {
   lateResourceGraceMs: 60_000,
   stopWaitMs: 30 * 60_000,
   maxHistoryEvents: 10_000,
+  modelUriSearchAttribute: true,
 };
 
 /** Steps' retries: backoff to a minute; permanent failures (the user must change something) are not retried. */

@@ -17,7 +17,7 @@ import { describeSmokeFailures } from '../../rollout/gates';
 import { DeploymentName, EndpointId, GcpProject, GcpRegion, ModelUri } from '../../search-attributes';
 import type { DeploymentSpec } from '../../spec';
 import type { ProgressTracker } from '../progress';
-import type { DeployStage, StepName } from '../types';
+import type { DeployStage, DeploymentSettings, StepName } from '../types';
 import type { DeploymentActivityStubs } from './activities';
 
 /** What the deploy steps read and record; the compensations work from the same record. */
@@ -42,6 +42,7 @@ export interface StepContext {
   readonly state: DeploymentState;
   readonly tracker: ProgressTracker;
   readonly activities: DeploymentActivityStubs;
+  readonly settings: Required<DeploymentSettings>;
   publish(stage?: DeployStage): void;
   /** Runs one step's activity, keeping its progress row current. */
   step<T extends { attempt: number }>(
@@ -72,7 +73,7 @@ export async function deploySteps(ctx: StepContext, requested: DeploymentSpec): 
   let spec = validated.spec;
   state.validated = { spec, ids, validation: validated.validation };
   tracker.setValidation(validated.validation);
-  describeDeployment(tracker, spec);
+  describeDeployment(tracker, spec, ctx.settings.modelUriSearchAttribute);
   const identity = identityOf(spec);
   const ownership: OwnershipProof = {
     deploymentLabel: spec.name,
@@ -269,7 +270,8 @@ function identityOf(spec: DeploymentSpec): DeploymentIdentity {
   };
 }
 
-function describeDeployment(tracker: ProgressTracker, spec: DeploymentSpec): void {
+/** `withModelUri` false: payloads are encrypted, and an upsert is a history event in plaintext. */
+function describeDeployment(tracker: ProgressTracker, spec: DeploymentSpec, withModelUri: boolean): void {
   tracker.describe({
     deployment: spec.name,
     project: spec.project,
@@ -278,7 +280,7 @@ function describeDeployment(tracker: ProgressTracker, spec: DeploymentSpec): voi
   });
   upsertSearchAttributes([
     { key: DeploymentName, value: spec.name },
-    { key: ModelUri, value: spec.model.uri },
+    ...(withModelUri ? [{ key: ModelUri, value: spec.model.uri }] : []),
     { key: GcpProject, value: spec.project },
     { key: GcpRegion, value: spec.region },
   ] satisfies SearchAttributeUpdatePair[]);
