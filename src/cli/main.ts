@@ -10,6 +10,7 @@ type CommandModule = { register(program: Command): void };
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   'abandon-cleanup': () => import('./commands/abandon-cleanup.js'),
   cancel: () => import('./commands/cancel.js'),
+  'codec-server': () => import('./commands/codec-server.js'),
   deploy: () => import('./commands/deploy.js'),
   dev: () => import('./commands/dev.js'),
   emulator: () => import('./commands/emulator.js'),

@@ -26,3 +26,11 @@ export {
   readSecretFile,
   writeNewKeyringFile,
 } from './keyring';
+export {
+  type CodecServerOptions,
+  DEFAULT_MAX_BODY_BYTES,
+  OriginSchema,
+  type RunningCodecServer,
+  localUiOrigins,
+  startCodecServer,
+} from './server';
