@@ -49,11 +49,22 @@ export interface StreamingResponse {
   body: AsyncIterable<Buffer>;
 }
 
+/** One HTTP exchange as metrics see it: no resource names, so its values stay few. */
+export interface ExchangeRecord {
+  method: HttpMethod;
+  /** The path with its ids replaced by `*` (`routeOf`). */
+  route: string;
+  /** The HTTP status code, or why there was none: `network`, `timeout`, `cancelled`. */
+  status: string;
+}
+
 export interface HttpTransportOptions {
   tokenSource: AccessTokenSource;
   userAgent: string;
   quotaProjectId?: string;
   secrets: SecretRegistry;
+  /** Told of every exchange once its response headers arrive or it fails (metrics). */
+  observe?: (exchange: ExchangeRecord) => void;
 }
 
 /** Bytes of an error body kept for the message; the rest is discarded unread. */
@@ -100,9 +111,18 @@ export class HttpTransport {
       res = await attempt.response();
     } catch (err) {
       attempt.finish();
+      this.observe(
+        call,
+        call.signal?.aborted
+          ? 'cancelled'
+          : isGcpApiError(err) && err.source === 'timeout'
+            ? 'timeout'
+            : 'network',
+      );
       throw err;
     }
     const status = res.statusCode ?? 0;
+    this.observe(call, String(status));
     if (status >= 200 && status < 300) return { res, attempt };
     try {
       const body = await attempt.readBody(MAX_ERROR_BODY_BYTES, true);
@@ -117,6 +137,15 @@ export class HttpTransport {
       };
     } finally {
       attempt.finish();
+    }
+  }
+
+  private observe(call: HttpCall, status: string): void {
+    if (!this.options.observe) return;
+    try {
+      this.options.observe({ method: call.method, route: routeOf(call.url), status });
+    } catch {
+      // Counting a call must never fail it.
     }
   }
 
@@ -323,6 +352,30 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** `METHOD url` without the query string (page tokens and filters add nothing to a message). */
 export function describe(call: Pick<HttpCall, 'method' | 'url'>): string {
   return `${call.method} ${call.url.origin}${call.url.pathname}`;
+}
+
+const VERSION_SEGMENT = /^v\d+(?:(?:alpha|beta)\d*)?$/;
+/** Literal path segments where Google's collection/id alternation breaks (OpenAI-compatible chat). */
+const LITERAL_SEGMENTS = new Set(['completions']);
+
+/**
+ * The call's path after its API version, as a template: resource names alternate collection and
+ * id (`projects/P/locations/L/endpoints/E:deployModel`), and every id becomes `*`; the leading
+ * project and location or region, on nearly every call, are left out (`endpoints/*:deployModel`).
+ */
+export function routeOf(url: URL): string {
+  const segments = url.pathname.split('/').filter(Boolean);
+  const version = segments.findIndex((segment) => VERSION_SEGMENT.test(segment));
+  const template = segments
+    .slice(version + 1)
+    .map((segment, index) => {
+      const colon = segment.indexOf(':');
+      const base = colon >= 0 ? segment.slice(0, colon) : segment;
+      const verb = colon >= 0 ? segment.slice(colon) : '';
+      return (index % 2 === 0 || LITERAL_SEGMENTS.has(base) ? base : '*') + verb;
+    })
+    .join('/');
+  return template.replace(/^projects\/\*\//, '').replace(/^(?:locations|regions)\/\*\//, '');
 }
 
 /** Per-call options every client method accepts. */

@@ -5,7 +5,7 @@
 import { type AccessTokenSource, googleAuthTokenSource } from './auth';
 import { type GcpClientConfig, type GcpClientConfigInput, parseGcpClientConfig } from './config';
 import { ComputeClient } from './compute';
-import { HttpTransport } from './http';
+import { type ExchangeRecord, HttpTransport } from './http';
 import { LoggingClient } from './logging';
 import { MonitoringClient } from './monitoring';
 import { CloudQuotasClient } from './quotas';
@@ -18,7 +18,7 @@ export * from './auth';
 export * from './compute';
 export * from './config';
 export * from './errors';
-export type { CallOptions } from './http';
+export { type CallOptions, type ExchangeRecord, routeOf } from './http';
 export * from './idempotency';
 export * from './input';
 export * from './labels';
@@ -49,9 +49,14 @@ export interface GcpClient {
   config: GcpClientConfig;
 }
 
+/** The client's APIs, by the name metrics use for them. */
+export type GcpApi = Exclude<keyof GcpClient, 'config'>;
+
 export interface GcpClientDeps {
   /** Credentials; defaults to google-auth-library ADC (or `config.credentialsFile`) with the cloud-platform scope. */
   tokenSource?: AccessTokenSource;
+  /** Told of every HTTP exchange with Google, and which API it was (metrics). */
+  observe?: (api: GcpApi, exchange: ExchangeRecord) => void;
 }
 
 /**
@@ -68,21 +73,29 @@ export interface GcpClientDeps {
  */
 export function createGcpClient(config: GcpClientConfigInput = {}, deps: GcpClientDeps = {}): GcpClient {
   const parsed = parseGcpClientConfig(config);
-  const transport = new HttpTransport({
+  const shared = {
     tokenSource:
       deps.tokenSource ??
       googleAuthTokenSource(parsed.credentialsFile ? { keyFilename: parsed.credentialsFile } : {}),
     userAgent: parsed.userAgent,
     ...(parsed.quotaProjectId ? { quotaProjectId: parsed.quotaProjectId } : {}),
     secrets: new SecretRegistry(),
-  });
+  };
+  const { observe } = deps;
+  // One transport per API (the credentials and the secrets they redact shared), so each exchange is
+  // counted under its API: Vertex management and prediction are both aiplatform.googleapis.com.
+  const transport = (api: GcpApi) =>
+    new HttpTransport({
+      ...shared,
+      ...(observe ? { observe: (exchange: ExchangeRecord) => observe(api, exchange) } : {}),
+    });
   return {
-    vertex: new VertexClient(transport, parsed),
-    compute: new ComputeClient(transport, parsed),
-    prediction: new PredictionClient(transport, parsed),
-    monitoring: new MonitoringClient(transport, parsed),
-    quotas: new CloudQuotasClient(transport, parsed),
-    logging: new LoggingClient(transport, parsed),
+    vertex: new VertexClient(transport('vertex'), parsed),
+    compute: new ComputeClient(transport('compute'), parsed),
+    prediction: new PredictionClient(transport('prediction'), parsed),
+    monitoring: new MonitoringClient(transport('monitoring'), parsed),
+    quotas: new CloudQuotasClient(transport('quotas'), parsed),
+    logging: new LoggingClient(transport('logging'), parsed),
     config: parsed,
   };
 }

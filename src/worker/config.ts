@@ -45,6 +45,18 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** `host:port` to listen on: a name or IPv4 address, or a bracketed IPv6 address. */
+const listenAddress = z
+  .string()
+  .regex(
+    /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
+    'must be host:port, e.g. 127.0.0.1:9464 (an IPv6 address in brackets)',
+  )
+  .refine(
+    (value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535,
+    'the port must be at most 65535',
+  );
+
 const duration = (max: number) =>
   z
     .string()
@@ -166,6 +178,11 @@ export const WorkerEnvSchema = z.object({
     .default('INFO'),
   /** A prebuilt workflow bundle (production); without it the workflows are bundled at start. */
   GARDEN_DEPLOY_WORKFLOW_BUNDLE: z.string().min(1).optional(),
+  /**
+   * `host:port` of the Prometheus endpoint (`/metrics`: the SDK's metrics and the product's); off
+   * when unset. `127.0.0.1:9464` keeps it on this machine; `0.0.0.0:9464` lets Prometheus scrape it.
+   */
+  GARDEN_DEPLOY_METRICS_ADDRESS: listenAddress.optional(),
   /** Polling of changes Google makes: first interval and longest interval (defaults 1 s and 10 s). */
   GARDEN_DEPLOY_POLL_INITIAL_MS: positiveInt(60_000).optional(),
   GARDEN_DEPLOY_POLL_MAX_MS: positiveInt(300_000).optional(),
@@ -203,6 +220,8 @@ export interface WorkerConfig {
   heartbeatThrottleMs: number;
   logLevel: LogLevel;
   workflowBundle?: string;
+  /** Where the Prometheus endpoint listens; no endpoint without it. */
+  metricsAddress?: string;
   activityOptions: ActivityOptionsInput;
 }
 
@@ -279,6 +298,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     heartbeatThrottleMs: e.GARDEN_DEPLOY_HEARTBEAT_THROTTLE,
     logLevel: e.GARDEN_DEPLOY_LOG_LEVEL,
     ...(e.GARDEN_DEPLOY_WORKFLOW_BUNDLE ? { workflowBundle: e.GARDEN_DEPLOY_WORKFLOW_BUNDLE } : {}),
+    ...(e.GARDEN_DEPLOY_METRICS_ADDRESS ? { metricsAddress: e.GARDEN_DEPLOY_METRICS_ADDRESS } : {}),
     activityOptions: {
       poll: {
         ...(e.GARDEN_DEPLOY_POLL_INITIAL_MS ? { initialMs: e.GARDEN_DEPLOY_POLL_INITIAL_MS } : {}),
@@ -328,5 +348,6 @@ export function describeWorkerConfig(config: WorkerConfig): Record<string, unkno
     maxConcurrentWorkflowTasks: config.maxConcurrentWorkflowTasks,
     heartbeatThrottleMs: config.heartbeatThrottleMs,
     workflowCode: config.workflowBundle ?? 'bundled at start',
+    metrics: config.metricsAddress ? `http://${config.metricsAddress}/metrics` : 'off',
   };
 }

@@ -20,6 +20,7 @@ import {
   describeWorkerConfig,
   loadWorkerConfig,
 } from './config';
+import { prometheusExporter, processMetrics } from './metrics';
 import { ApiBudgets, budgetedGcpClient } from './rate-limit';
 
 /**
@@ -31,13 +32,28 @@ import { ApiBudgets, budgetedGcpClient } from './rate-limit';
 
 let runtimeLogger: Logger | undefined;
 
-/** Installs the Temporal runtime once per process with a JSON-lines logger (core logs forwarded). */
-export function installRuntime(level: LogLevel, write: (line: string) => void = writeStdout): Logger {
+export interface RuntimeSetup {
+  /** `host:port` of the Prometheus endpoint (SDK and product metrics); none without it. */
+  metricsAddress?: string;
+  write?: (line: string) => void;
+}
+
+/**
+ * Installs the Temporal runtime once per process with a JSON-lines logger (core logs forwarded)
+ * and, given an address, the Prometheus exporter every metric of the process goes through.
+ */
+export function installRuntime(
+  level: LogLevel,
+  { metricsAddress, write = writeStdout }: RuntimeSetup = {},
+): Logger {
   if (runtimeLogger) return runtimeLogger;
   const logger = new DefaultLogger(level, (entry) => write(formatLogEntry(entry)));
   Runtime.install({
     logger,
-    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: level }) } },
+    telemetryOptions: {
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: level }) },
+      ...(metricsAddress ? { metrics: prometheusExporter(metricsAddress) } : {}),
+    },
     shutdownSignals: ['SIGINT', 'SIGTERM'],
   });
   runtimeLogger = logger;
@@ -86,9 +102,23 @@ function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle
   return { workflowBundle: { codePath } };
 }
 
+/** The runtime for this configuration; a metrics address that cannot be listened on is named. */
+function installRuntimeFor(config: WorkerConfig): Logger {
+  const { metricsAddress } = config;
+  try {
+    return installRuntime(config.logLevel, metricsAddress ? { metricsAddress } : {});
+  } catch (err) {
+    if (!metricsAddress) throw err;
+    throw new Error(
+      `cannot serve metrics at GARDEN_DEPLOY_METRICS_ADDRESS=${metricsAddress}: ` +
+        `${err instanceof Error ? err.message : String(err)}. Give a free port, or unset it to serve none.`,
+    );
+  }
+}
+
 /** Runs a worker until the process is told to stop; resolves once it has drained. */
 export async function runWorker(config: WorkerConfig): Promise<void> {
-  const logger = installRuntime(config.logLevel);
+  const logger = installRuntimeFor(config);
   logger.info('garden-deploy worker starting', describeWorkerConfig(config));
   for (const warning of config.warnings) logger.warn(warning);
   const code = workflowCode(config);
@@ -103,9 +133,17 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     );
   }
   try {
+    // Tagged like the SDK tags the worker's own metrics, so one query selects a namespace's or queue's.
+    const metrics = processMetrics(
+      Runtime.instance().metricMeter.withTags({
+        namespace: config.temporal.namespace,
+        taskQueue: config.taskQueue,
+      }),
+    );
     const gcp = budgetedGcpClient(
-      createGcpClient(config.gcp),
+      createGcpClient(config.gcp, { observe: metrics.gcpCall }),
       new ApiBudgets(config.apiBudget, config.apiBudgetWorkers),
+      metrics.budgetWait,
     );
     const storage = createStorage(config.storageEndpoint ? { endpoint: config.storageEndpoint } : {});
     const worker = await Worker.create({

@@ -42,15 +42,16 @@ export class RateLimiter {
   }
 
   /**
-   * Resolves when the caller may send its request; rejects as soon as `signal` aborts (the slot
-   * it had stays unused, so the rate is never exceeded).
+   * Resolves when the caller may send its request, with how long it waited (ms); rejects as soon
+   * as `signal` aborts (the slot it had stays unused, so the rate is never exceeded).
    */
-  async acquire(signal?: AbortSignal): Promise<void> {
+  async acquire(signal?: AbortSignal): Promise<number> {
     signal?.throwIfAborted();
     const now = this.clock.now();
     const slot = Math.max(now, this.nextSlot);
     this.nextSlot = slot + this.intervalMs;
     if (slot > now) await this.clock.sleep(slot - now, signal);
+    return slot - now;
   }
 }
 
@@ -139,15 +140,25 @@ function signalOf(args: unknown[]): AbortSignal | undefined {
   return signal instanceof AbortSignal ? signal : undefined;
 }
 
+/** Told how long each call waited for its budget (metrics); not of a wait its cancellation ended. */
+export type BudgetWaitObserver = (service: BudgetedService, waitedMs: number) => void;
+
 /** Wraps every method of `target` so it first waits for its budget (async generators included). */
-function limited<T extends object>(target: T, service: BudgetedService, budgets: ApiBudgets): T {
+function limited<T extends object>(
+  target: T,
+  service: BudgetedService,
+  budgets: ApiBudgets,
+  onWait?: BudgetWaitObserver,
+): T {
   return new Proxy(target, {
     get(object, property, receiver) {
       const value: unknown = Reflect.get(object, property, receiver);
       if (typeof value !== 'function') return value;
       const method = value as (...a: unknown[]) => unknown;
-      const acquire = (args: unknown[]) =>
-        budgets.limiter(service, scopeOf(service, args)).acquire(signalOf(args));
+      const acquire = async (args: unknown[]) => {
+        const waited = await budgets.limiter(service, scopeOf(service, args)).acquire(signalOf(args));
+        onWait?.(service, waited);
+      };
       if (method.constructor.name === 'AsyncGeneratorFunction') {
         return async function* (...args: unknown[]) {
           await acquire(args);
@@ -163,11 +174,15 @@ function limited<T extends object>(target: T, service: BudgetedService, budgets:
 }
 
 /** The client with Vertex management, Compute and prediction behind their budgets. */
-export function budgetedGcpClient(client: GcpClient, budgets: ApiBudgets): GcpClient {
+export function budgetedGcpClient(
+  client: GcpClient,
+  budgets: ApiBudgets,
+  onWait?: BudgetWaitObserver,
+): GcpClient {
   return {
     ...client,
-    vertex: limited(client.vertex, 'vertex', budgets),
-    compute: limited(client.compute, 'compute', budgets),
-    prediction: limited(client.prediction, 'prediction', budgets),
+    vertex: limited(client.vertex, 'vertex', budgets, onWait),
+    compute: limited(client.compute, 'compute', budgets, onWait),
+    prediction: limited(client.prediction, 'prediction', budgets, onWait),
   };
 }

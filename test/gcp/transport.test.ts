@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { GcpApiError, InvalidRequestError, createGcpClient } from '../../src/gcp';
+import { GcpApiError, InvalidRequestError, createGcpClient, routeOf } from '../../src/gcp';
 import { type TestServer, countingTokenSource, googleError, sendJson, startTestServer } from './test-server';
 
 const ENDPOINT = 'projects/my-project/locations/us-central1/endpoints/ep-1';
@@ -282,5 +282,73 @@ describe('input validation', () => {
     expect(() => createGcpClient({ vertexBaseUrl: 'ftp://x' })).toThrow(/vertexBaseUrl/);
     expect(() => createGcpClient({ requestTimeoutMs: -1 })).toThrow(/requestTimeoutMs/);
     expect(() => createGcpClient({ unknownKnob: true } as never)).toThrow(/unknownKnob/);
+  });
+});
+
+describe('exchanges told to the observer (metrics)', () => {
+  it('names each by API, HTTP method, route without ids and status; failures by why', async () => {
+    const seen: string[] = [];
+    const gcp = createGcpClient(
+      { vertexBaseUrl: server.url, computeBaseUrl: server.url, predictionBaseUrl: server.url },
+      {
+        tokenSource: countingTokenSource(),
+        observe: (api, { method, route, status }) => seen.push(`${api} ${method} ${route} ${status}`),
+      },
+    );
+    server.handler = (req, res) =>
+      req.url?.includes('missing')
+        ? sendJson(res, 404, googleError(404, 'NOT_FOUND', 'no such endpoint'))
+        : sendJson(res, 200, {
+            name: ENDPOINT,
+            choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+          });
+    await gcp.vertex.getEndpoint(ENDPOINT);
+    await rejection(gcp.vertex.getEndpoint(`${ENDPOINT}missing`));
+    await gcp.prediction.chatCompletions(
+      { endpoint: ENDPOINT, host: 'ep-1.us-central1-123456789.prediction.vertexai.goog', via: 'dedicated' },
+      { messages: [{ role: 'user', content: 'hello' }] },
+    );
+    const controller = new AbortController();
+    server.handler = () => controller.abort(new Error('activity cancelled'));
+    await expect(gcp.vertex.getEndpoint(ENDPOINT, { signal: controller.signal })).rejects.toThrow(
+      'activity cancelled',
+    );
+    server.handler = () => undefined; // never answers
+    await rejection(gcp.vertex.getEndpoint(ENDPOINT, { timeoutMs: 100 }));
+    expect(seen).toEqual([
+      'vertex GET endpoints/* 200',
+      'vertex GET endpoints/* 404',
+      'prediction POST endpoints/*/chat/completions 200',
+      'vertex GET endpoints/* cancelled',
+      'vertex GET endpoints/* timeout',
+    ]);
+  });
+
+  it('turns every Google path into a template with few values', () => {
+    const route = (url: string) => routeOf(new URL(url));
+    const vertex = 'https://us-central1-aiplatform.googleapis.com/v1beta1/projects/p-1/locations/us-central1';
+    expect(route(`${vertex}:deploy`)).toBe('locations/*:deploy');
+    expect(route(`${vertex}/operations/123`)).toBe('operations/*');
+    expect(route(`${vertex}/endpoints/9/operations/456:wait`)).toBe('endpoints/*/operations/*:wait');
+    expect(route(`${vertex}/endpoints/9:deployModel`)).toBe('endpoints/*:deployModel');
+    expect(route(`${vertex}/models/m-1@2`)).toBe('models/*');
+    expect(route(`${vertex}/endpoints/9:streamRawPredict`)).toBe('endpoints/*:streamRawPredict');
+    expect(route('https://compute.googleapis.com/compute/v1/projects/c/regions/r/forwardingRules/fr-1')).toBe(
+      'forwardingRules/*',
+    );
+    expect(route('https://compute.googleapis.com/compute/v1/projects/c/regions/r/operations/op-1/wait')).toBe(
+      'operations/*/wait',
+    );
+    expect(route('https://monitoring.googleapis.com/v3/projects/p-1/timeSeries')).toBe('timeSeries');
+    expect(
+      route(
+        'https://cloudquotas.googleapis.com/v1/projects/p-1/locations/global/services/aiplatform.googleapis.com/quotaInfos/Q',
+      ),
+    ).toBe('services/*/quotaInfos/*');
+    expect(route('https://logging.googleapis.com/v2/entries:list')).toBe('entries:list');
+    // A base URL with a path of its own (a proxy) changes nothing.
+    expect(route('http://127.0.0.1:8780/proxy/vertex/v1beta1/projects/p/locations/l/endpoints/9')).toBe(
+      'endpoints/*',
+    );
   });
 });

@@ -183,6 +183,25 @@ describe('loadWorkerConfig', () => {
     expect(described).not.toContain('tk-secret-value-123456');
   });
 
+  it('serves metrics only when GARDEN_DEPLOY_METRICS_ADDRESS names host:port', () => {
+    expect(loadWorkerConfig(base).metricsAddress).toBeUndefined();
+    expect(describeWorkerConfig(loadWorkerConfig(base)).metrics).toBe('off');
+    for (const address of ['127.0.0.1:9464', '0.0.0.0:9464', 'metrics.internal:9090', '[::1]:9464']) {
+      const config = loadWorkerConfig({ ...base, GARDEN_DEPLOY_METRICS_ADDRESS: address });
+      expect(config.metricsAddress).toBe(address);
+      expect(describeWorkerConfig(config).metrics).toBe(`http://${address}/metrics`);
+    }
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_METRICS_ADDRESS: '9464' })).toThrow(
+      'GARDEN_DEPLOY_METRICS_ADDRESS="9464": must be host:port',
+    );
+    expect(() =>
+      loadWorkerConfig({ ...base, GARDEN_DEPLOY_METRICS_ADDRESS: 'http://127.0.0.1:9464/metrics' }),
+    ).toThrow('must be host:port');
+    expect(() => loadWorkerConfig({ ...base, GARDEN_DEPLOY_METRICS_ADDRESS: '127.0.0.1:99999' })).toThrow(
+      'GARDEN_DEPLOY_METRICS_ADDRESS="127.0.0.1:99999": the port must be at most 65535',
+    );
+  });
+
   it('refuses a bad Temporal profile file with the loader’s reason', () => {
     const file = path.join(empty, 'broken.toml');
     writeFileSync(file, '[profile.default\naddress = ');
@@ -220,7 +239,8 @@ describe('logging and rate limiting', () => {
       config: {},
     } as unknown as Parameters<typeof budgetedGcpClient>[0];
     const budgets = new ApiBudgets({ vertex: 20, compute: 20, prediction: 20 }, 1, clock);
-    const limited = budgetedGcpClient(fake, budgets);
+    const observed: Array<[string, number]> = [];
+    const limited = budgetedGcpClient(fake, budgets, (service, ms) => observed.push([service, ms]));
     const a = 'projects/a/locations/us-central1/endpoints/1';
     const b = 'projects/b/locations/us-central1/endpoints/1';
     const results = await Promise.all([
@@ -235,6 +255,9 @@ describe('logging and rate limiting', () => {
     // 20 a second for (vertex, a): its second call waits 50 ms, its third 100 ms; project b and
     // Compute of project a have budgets of their own and do not wait.
     expect(waits.map(([, ms]) => ms)).toEqual([50, 100]);
+    // Every call's wait is told (metrics), those that did not wait too.
+    expect(observed.map(([, ms]) => ms).sort((x, y) => x - y)).toEqual([0, 0, 0, 50, 100]);
+    expect(observed.filter(([service]) => service === 'compute')).toEqual([['compute', 0]]);
     expect(() => new RateLimiter(0)).toThrow(/more than 0/);
     now = 0;
   });

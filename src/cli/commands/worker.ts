@@ -21,6 +21,8 @@ export function register(program: Command): void {
         'GARDEN_DEPLOY_API_BUDGET_WORKERS (workers sharing those budgets), GARDEN_DEPLOY_MAX_CONCURRENT_ACTIVITIES, ' +
         'GARDEN_DEPLOY_MAX_CONCURRENT_WORKFLOW_TASKS, GARDEN_DEPLOY_HEARTBEAT_THROTTLE (default 1s, at most 60s: a cancel ' +
         'reaches a running activity with its next heartbeat), GARDEN_DEPLOY_LOG_LEVEL, GARDEN_DEPLOY_WORKFLOW_BUNDLE. ' +
+        'Metrics: GARDEN_DEPLOY_METRICS_ADDRESS (host:port, e.g. 127.0.0.1:9464; off when unset) serves Prometheus ' +
+        "metrics at /metrics, the SDK's (temporal_*) and the deployments' (garden_deploy_*). " +
         'Logs are JSON lines on stdout. Exit code 0 after a clean stop, 1 when the worker fails, 2 on invalid configuration.',
     )
     .option('--task-queue <name>', 'task queue to poll (overrides GARDEN_DEPLOY_TASK_QUEUE)')

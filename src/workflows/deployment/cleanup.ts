@@ -1,6 +1,7 @@
 import { isCancellation, sleep } from '@temporalio/workflow';
 import type { CleanupOutcome } from '../../activities/contract';
 import { summarizeFailure } from '../failures';
+import { countCompensation } from '../metrics';
 import type { CleanupProgress, CleanupTaskName, CleanupTaskProgress, UndoKind } from '../types';
 
 /**
@@ -94,6 +95,7 @@ export async function runCleanup(
         task.state = 'done';
         task.attempts += attempt;
         delete task.error;
+        for (const { outcome } of outcomes) countCompensation('deployment', task.task, outcome);
         runner.changed(plan, outcomes);
       } catch (err) {
         if (isCancellation(err)) throw err;
@@ -101,6 +103,7 @@ export async function runCleanup(
         task.state = 'blocked';
         task.attempts += failure.attempt ?? 1;
         task.error = failure.message;
+        countCompensation('deployment', task.task, 'blocked');
         runner.changed(plan, []);
         return;
       }
@@ -128,6 +131,7 @@ export function abandonRemaining(
   for (const task of plan.tasks)
     if (task.state === 'blocked' || task.state === 'pending') task.state = 'abandoned';
   plan.state = 'abandoned';
+  countCompensation('deployment', 'abandonCleanup', 'abandoned', resources.length);
   return resources.map((resource) => ({ resource, outcome: 'abandoned' as const, reason }));
 }
 

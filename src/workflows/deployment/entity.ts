@@ -11,6 +11,7 @@ import {
 import type { CleanupInput } from '../../activities/contract';
 import { DeployStage as DeployStageKey } from '../../search-attributes';
 import { type FailureSummary, summarizeFailure } from '../failures';
+import { countDeploymentEnded, countDeploymentStarted, countStage, recordStep } from '../metrics';
 import { ProgressTracker } from '../progress';
 import { deploymentResult } from '../results';
 import type {
@@ -129,8 +130,10 @@ export class Deployment implements StepContext, UpgradeHost {
   /** Starts what the input asks for: the first deploy, or the teardown of an earlier run. */
   start(): void {
     if (this.recovery && this.phase === 'undoing') {
+      countDeploymentStarted('recovery');
       void this.undo('teardown', this.recovery.reason ?? `teardown of ${this.recovery.previous.runId}`);
     } else if (!this.recovery && this.phase === 'deploying') {
+      countDeploymentStarted('deploy');
       void this.firstDeploy();
     }
   }
@@ -247,6 +250,7 @@ export class Deployment implements StepContext, UpgradeHost {
     } as const;
     if (!this.recovery) this.tracker.setRevisionState(revision[kind]);
     this.publish(UNDO_STAGES[kind].done);
+    countDeploymentEnded(UNDO_STAGES[kind].outcome);
   }
 
   // --- Updates ---------------------------------------------------------------------------------
@@ -503,6 +507,7 @@ export class Deployment implements StepContext, UpgradeHost {
     if (this.tracker.stage !== this.publishedStage) {
       upsertSearchAttributes([{ key: DeployStageKey, value: this.tracker.stage }]);
       this.publishedStage = this.tracker.stage;
+      countStage(this.tracker.stage);
     }
     setCurrentDetails(this.tracker.toMarkdown());
   }
@@ -516,12 +521,15 @@ export class Deployment implements StepContext, UpgradeHost {
     this.tracker.startStep(name);
     if (name === 'deploy') this.tracker.setRevisionState('deploying');
     this.publish(stage);
+    const startedAt = Date.now();
     try {
       const result = await run();
       this.tracker.finishStep(name, result.attempt, detail(result));
       this.publish();
+      recordStep(name, 'succeeded', Date.now() - startedAt);
       return result;
     } catch (err) {
+      recordStep(name, isCancellation(err) ? 'cancelled' : 'failed', Date.now() - startedAt);
       if (!isCancellation(err)) {
         const failure = summarizeFailure(err);
         this.tracker.failStep(name, failure);

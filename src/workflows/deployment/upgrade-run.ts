@@ -2,14 +2,19 @@ import { CancellationScope, condition, log, sleep } from '@temporalio/workflow';
 import type { ValidatedDeployment } from '../../activities/contract';
 import type { DeploymentSpec } from '../../spec';
 import { summarizeFailure } from '../failures';
+import { countCompensation } from '../metrics';
 import type { ProgressTracker } from '../progress';
 import type { GateEvaluation, UpgradeOutcome, UpgradePhase } from '../types';
 
 /** Why an upgrade is undone by request: a rollback, a cancel, or a teardown of the whole deployment. */
 export type UpgradeAbortKind = 'rollback' | 'cancel' | 'teardown';
 
+/** What an undo does, as few-valued names for metrics (`what` is for people). */
+export type UpgradeUndoTask = 'removeStaging' | 'deleteModel' | 'restoreTraffic' | 'retirePrevious';
+
 /** A step's undo, registered before the step runs. */
 interface Compensation {
+  task: UpgradeUndoTask;
   what: string;
   run: () => Promise<unknown>;
 }
@@ -99,8 +104,8 @@ export class UpgradeRun {
   // --- compensations --------------------------------------------------------------------------
 
   /** Registers the undo of the step about to run. */
-  compensate(what: string, run: () => Promise<unknown>): void {
-    this.compensations.push({ what, run });
+  compensate(task: UpgradeUndoTask, what: string, run: () => Promise<unknown>): void {
+    this.compensations.push({ task, what, run });
   }
 
   /** The step's undo is no longer needed (its resources are gone or now belong to another undo). */
@@ -125,8 +130,10 @@ export class UpgradeRun {
       for (let round = 0; ; round++) {
         try {
           await compensation.run();
+          countCompensation('upgrade', compensation.task, 'done');
           break;
         } catch (err) {
+          countCompensation('upgrade', compensation.task, 'blocked');
           const failure = summarizeFailure(err);
           const blocked = `${compensation.what}: ${failure.message}`;
           this.tracker.patchUpgrade({ blocked });

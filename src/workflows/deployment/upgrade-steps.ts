@@ -9,6 +9,7 @@ import { type GateReport, describeSmokeFailures, judgeGates } from '../../rollou
 import { type TrafficStep, splitFor, trafficSteps } from '../../rollout/plan';
 import type { DeploymentIds } from '../../spec';
 import { revisionDeployedModelId, revisionIds } from '../../spec/ids';
+import { countGateEvaluation } from '../metrics';
 import type { ProgressTracker } from '../progress';
 import type { DeployStage, DeploymentSettings, GateEvaluation } from '../types';
 import type { DeploymentActivityStubs } from './activities';
@@ -76,7 +77,7 @@ export async function upgradeSteps(ctx: UpgradeContext, run: UpgradeRun): Promis
     fingerprints: {},
   };
   const staging = stagingRecord(ctx, validated, ids, stagingProof);
-  run.compensate('remove the staging endpoint and the new model', () =>
+  run.compensate('removeStaging', 'remove the staging endpoint and the new model', () =>
     removeStaging(ctx, staging.cleanup(), { model: true }),
   );
   await stage(ctx, run, staging, validated, ids, identity);
@@ -97,7 +98,7 @@ export async function upgradeSteps(ctx: UpgradeContext, run: UpgradeRun): Promis
         : {}),
     },
   };
-  run.compensate('delete the new model', () =>
+  run.compensate('deleteModel', 'delete the new model', () =>
     activities.cleanup.deleteModel(modelCleanup(ctx, model, modelProof)),
   );
 
@@ -117,22 +118,26 @@ export async function upgradeSteps(ctx: UpgradeContext, run: UpgradeRun): Promis
   };
   // The deployModel operation, once submitted: the undo waits it out before undeploying.
   const production: { operation?: string } = {};
-  run.compensate(`traffic back to r${serving.number}, r${run.revision} undeployed`, async () => {
-    await activities.short.setTraffic({
-      endpoint,
-      ownership: serving.proof,
-      split: { [serving.deployedModelId]: 100 },
-    });
-    showTraffic(ctx, serving, run.revision, next, 0);
-    return activities.cleanup.undeployRevision({
-      endpoint,
-      ownership: serving.proof,
-      deployedModelId: next,
-      keep: serving.deployedModelId,
-      ...(production.operation ? { operation: production.operation } : {}),
-      stopWaitMs: ctx.settings.stopWaitMs,
-    });
-  });
+  run.compensate(
+    'restoreTraffic',
+    `traffic back to r${serving.number}, r${run.revision} undeployed`,
+    async () => {
+      await activities.short.setTraffic({
+        endpoint,
+        ownership: serving.proof,
+        split: { [serving.deployedModelId]: 100 },
+      });
+      showTraffic(ctx, serving, run.revision, next, 0);
+      return activities.cleanup.undeployRevision({
+        endpoint,
+        ownership: serving.proof,
+        deployedModelId: next,
+        keep: serving.deployedModelId,
+        ...(production.operation ? { operation: production.operation } : {}),
+        stopWaitMs: ctx.settings.stopWaitMs,
+      });
+    },
+  );
   const started = await CancellationScope.nonCancellable(() =>
     activities.short.startRevisionDeploy(deployInput),
   );
@@ -487,6 +492,7 @@ async function evaluateGates(
     candidateId: next,
     ...(smoke ? { smoke: smoke.results } : {}),
   });
+  countGateEvaluation(report);
   const evaluation: GateEvaluation = { ...report, at: new Date().toISOString(), percent };
   tracker.patchUpgrade({
     lastGate: evaluation,
@@ -498,7 +504,7 @@ async function evaluateGates(
 
 /** A forward step past the point of no return: retried until it succeeds, visibly blocked meanwhile. */
 async function untilDone(run: UpgradeRun, step: () => Promise<unknown>): Promise<void> {
-  run.compensate('retire the previous revision', step);
+  run.compensate('retirePrevious', 'retire the previous revision', step);
   await run.undo();
 }
 

@@ -11,6 +11,7 @@ import { describeStrategy } from '../../rollout/plan';
 import type { DeploymentSpec } from '../../spec';
 import { formatDuration } from '../../spec/duration';
 import { summarizeFailure } from '../failures';
+import { countUpgradeEnded } from '../metrics';
 import type { ControlRequest, UpgradeRequest, UpgradeResult } from '../types';
 import type { RequestLog } from './request-log';
 import { classify, listDifferences, specDifferences } from './spec-diff';
@@ -247,6 +248,7 @@ export class Upgrades {
         endedAt: new Date().toISOString(),
       });
       this.host.publish('SERVING');
+      if (run.outcome) countUpgradeEnded(run.outcome);
     }
     log.info('upgrade ended', { revision, outcome: run.outcome, reason: run.reason });
     return this.result(run);
