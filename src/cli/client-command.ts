@@ -150,6 +150,7 @@ function localStackFallback(env: Record<string, string | undefined>): FallbackTa
     address: stack.temporal.address,
     namespace: stack.temporal.namespace,
     ...(stack.temporal.uiUrl ? { uiBaseUrl: stack.temporal.uiUrl } : {}),
+    ...(stack.codec ? { codecKeyFile: stack.codec.keyFile } : {}),
     source: `the local stack (${stack.dataDir}/stack.json)`,
   };
 }

@@ -27,10 +27,13 @@ export {
   writeNewKeyringFile,
 } from './keyring';
 export {
+  type CodecHandlerOptions,
   type CodecServerOptions,
+  DEFAULT_CODEC_PORT,
   DEFAULT_MAX_BODY_BYTES,
   OriginSchema,
   type RunningCodecServer,
+  handleCodecRequest,
   localUiOrigins,
   startCodecServer,
 } from './server';

@@ -14,6 +14,8 @@ import { PayloadDecryptionError } from './aes-gcm';
  */
 
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** The port of Temporal's codec-server samples. */
+export const DEFAULT_CODEC_PORT = 8888;
 const MAX_PAYLOADS = 10_000;
 const MAX_TOKEN_HEADER = 4096;
 
@@ -45,11 +47,8 @@ export function localUiOrigins(port: number, host = '127.0.0.1'): string[] {
   return [...new Set([`http://localhost:${port}`, `http://${host}:${port}`])];
 }
 
-export interface CodecServerOptions {
+export interface CodecHandlerOptions {
   codec: PayloadCodec;
-  port: number;
-  /** Default 127.0.0.1: the codec decrypts for whoever reaches it. */
-  host?: string;
   /** Origins whose pages (the Temporal Web UI) may call it from a browser. */
   corsOrigins: string[];
   /** When set, every encode/decode needs `Authorization: Bearer <token>`. */
@@ -59,6 +58,12 @@ export interface CodecServerOptions {
   maxBodyBytes?: number;
   /** One line per request: method, path, status, payload count, namespace; never payloads. */
   log?: (line: string) => void;
+}
+
+export interface CodecServerOptions extends CodecHandlerOptions {
+  port: number;
+  /** Default 127.0.0.1: the codec decrypts for whoever reaches it. */
+  host?: string;
 }
 
 export interface RunningCodecServer {
@@ -86,7 +91,7 @@ export async function startCodecServer(options: CodecServerOptions): Promise<Run
   }
   const host = options.host ?? '127.0.0.1';
   const server = createServer((req, res) => {
-    void handle(options, req, res);
+    void handleCodecRequest(options, req, res);
   });
   // Bounded: a slow or stuck client cannot hold a connection open.
   server.headersTimeout = 10_000;
@@ -110,7 +115,12 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-async function handle(options: CodecServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** One request of the protocol: also what another HTTP server (a future `serve`) mounts under a path. */
+export async function handleCodecRequest(
+  options: CodecHandlerOptions,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const path = (req.url ?? '/').split('?')[0]!;
   let count: number | undefined;
   let namespace: string | undefined;

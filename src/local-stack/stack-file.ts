@@ -21,6 +21,8 @@ export const StackInfoSchema = z.object({
   gcs: z.object({ endpoint: z.url() }),
   /** Runs inside the `garden-deploy dev` process. */
   emulator: z.object({ url: z.url(), logFile: z.string() }),
+  /** With `--encrypt`: the codec server (inside the `dev` process) and the keyring it, the worker and the CLI use. */
+  codec: z.object({ url: z.url(), keyFile: z.string() }).optional(),
   services: z.array(ServiceSchema),
   /** Variables that point a second shell (CLI, worker, scripts) at this stack. */
   env: z.record(z.string(), z.string()),

@@ -1,6 +1,16 @@
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { UI_URL_ENV } from '../client';
+import {
+  AesGcmCodec,
+  CODEC_ENV_VARIABLES,
+  CODEC_KEY_FILE_ENV,
+  type RunningCodecServer,
+  loadKeyringFile,
+  localUiOrigins,
+  startCodecServer,
+  writeNewKeyringFile,
+} from '../codec';
 import { type RunningEmulator, startEmulator, writeEmulatorCredentials } from '../emulator';
 import { type FakeGcsServer, startFakeGcs } from './fake-gcs';
 import type { ManagedProcess } from './process';
@@ -18,6 +28,11 @@ export interface LocalStackOptions {
   uiPort?: number;
   gcsPort: number;
   emulatorPort: number;
+  /**
+   * Encrypted payloads: the keyring `<dataDir>/codec-keys.json` (made if missing), a codec server
+   * on `codecPort` that the Web UI calls, and the worker and the printed environment using the keys.
+   */
+  encryption?: { codecPort: number };
   host?: string;
   namespace?: string;
   /**
@@ -64,6 +79,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   const temporalLog = path.join(logDir, 'temporal.log');
   const gcsLog = path.join(logDir, 'fake-gcs.log');
 
+  // First: the Web UI is started with the codec server's address.
+  const codec = options.encryption
+    ? await startStackCodecServer(dataDir, options.encryption.codecPort, options, progress)
+    : undefined;
   progress(`starting Temporal dev server (log: ${temporalLog})`);
   progress(`starting fake-gcs-server (log: ${gcsLog})`);
   const [temporal, gcs] = await settleAll<[TemporalDevServer, FakeGcsServer]>([
@@ -72,6 +91,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       host: options.host,
       port: options.temporalPort,
       uiPort: options.uiPort,
+      ...(codec ? { uiCodecEndpoint: codec.server.url } : {}),
       namespace: options.namespace,
       dbFile: path.join(dataDir, 'temporal.db'),
       logFile: temporalLog,
@@ -87,7 +107,10 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       ownProcessGroup: true,
       signal: options.signal,
     }),
-  ]);
+  ]).catch(async (err: unknown) => {
+    await codec?.server.close();
+    throw err;
+  });
   const emulatorLog = path.join(logDir, 'emulator.log');
   progress(`starting the Vertex/Compute emulator (log: ${emulatorLog})`);
   const emulatorLogStream = createWriteStream(emulatorLog, { flags: 'a' });
@@ -104,7 +127,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     credentialsFile = await writeEmulatorCredentials(path.join(dataDir, 'emulator'), emulator.url);
   } catch (err) {
     emulatorLogStream.end();
-    await Promise.all([gcs.stop(), temporal.stop()]);
+    await Promise.all([gcs.stop(), temporal.stop(), codec?.server.close()]);
     throw err;
   }
   const env: Record<string, string> = {
@@ -116,6 +139,8 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     ...emulatorBaseUrlEnv(emulator.url),
     ...(temporal.uiUrl ? { [UI_URL_ENV]: temporal.uiUrl } : {}),
     ...(options.worker ? { GARDEN_DEPLOY_TASK_QUEUE: options.worker.taskQueue } : {}),
+    // The CLI and the worker encrypt with the keys; `temporal` (its own variable) decodes through the codec server.
+    ...(codec ? { [CODEC_KEY_FILE_ENV]: codec.keyFile, TEMPORAL_CODEC_ENDPOINT: codec.server.url } : {}),
   };
   let worker: ManagedProcess | undefined;
   // In dependency order: the worker uses everything; the emulator reads from fake-gcs-server.
@@ -125,6 +150,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     emulatorLogStream.end();
     await gcs.stop();
     await temporal.stop();
+    await codec?.server.close();
   };
 
   if (options.worker) {
@@ -171,6 +197,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
     temporal: { address: temporal.address, namespace: temporal.namespace, uiUrl: temporal.uiUrl },
     gcs: { endpoint: gcs.endpoint },
     emulator: { url: emulator.url, logFile: emulatorLog },
+    ...(codec ? { codec: { url: codec.server.url, keyFile: codec.keyFile } } : {}),
     services: processes.map((child) => ({ name: child.name, pid: child.pid, logFile: child.logFile })),
     env,
   };
@@ -196,6 +223,55 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   };
 }
 
+/** The stack's keyring file: the keys its worker, CLI and codec server share. */
+export function stackKeyringFile(dataDir: string): string {
+  return path.join(path.resolve(dataDir), 'codec-keys.json');
+}
+
+/** The codec server for the Web UI on the stack's keyring, made on first use (owner-only). */
+async function startStackCodecServer(
+  dataDir: string,
+  port: number,
+  options: LocalStackOptions,
+  progress: (message: string) => void,
+): Promise<{ server: RunningCodecServer; keyFile: string }> {
+  const keyFile = stackKeyringFile(dataDir);
+  if (!existsSync(keyFile)) {
+    writeNewKeyringFile(keyFile);
+    progress(
+      `made a keyring for encrypted payloads: ${keyFile} (keep it: without it the history cannot be read)`,
+    );
+  }
+  const keyring = loadKeyringFile(keyFile, progress);
+  const logFile = path.join(dataDir, 'logs', 'codec.log');
+  progress(`starting the codec server (log: ${logFile})`);
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const host = options.host ?? '127.0.0.1';
+  let server: RunningCodecServer;
+  try {
+    server = await startCodecServer({
+      codec: new AesGcmCodec(keyring),
+      host,
+      port,
+      corsOrigins: options.uiPort === undefined ? [] : localUiOrigins(options.uiPort, host),
+      log: (line) => log.write(`${new Date().toISOString()} ${line}\n`),
+    });
+  } catch (err) {
+    log.end();
+    throw err;
+  }
+  return {
+    keyFile,
+    server: {
+      ...server,
+      close: async () => {
+        await server.close();
+        log.end();
+      },
+    },
+  };
+}
+
 /** Like `Promise.all`, but when one start fails it stops the services that did start, then rethrows. */
 async function settleAll<T extends Array<{ stop(): Promise<void> }>>(starts: {
   [K in keyof T]: Promise<T[K]>;
@@ -211,12 +287,15 @@ async function settleAll<T extends Array<{ stop(): Promise<void> }>>(starts: {
 
 /**
  * The environment of a process that uses the stack: `base` minus Temporal's own variables (a shell
- * set up for a remote cluster must not point it there: API key, TLS, profile), plus the stack's.
+ * set up for a remote cluster must not point it there: API key, TLS, profile) and payload keys
+ * (the stack's, with `--encrypt`, or none), plus the stack's.
  */
 export function envForStack(
   stackEnv: Record<string, string>,
   base: NodeJS.ProcessEnv = process.env,
 ): NodeJS.ProcessEnv {
-  const kept = Object.entries(base).filter(([name]) => !name.startsWith('TEMPORAL_'));
+  const dropped = (name: string) =>
+    name.startsWith('TEMPORAL_') || (CODEC_ENV_VARIABLES as readonly string[]).includes(name);
+  const kept = Object.entries(base).filter(([name]) => !dropped(name));
   return { ...Object.fromEntries(kept), ...stackEnv };
 }

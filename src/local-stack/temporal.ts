@@ -8,6 +8,8 @@ export interface TemporalDevServerOptions {
   port: number;
   /** Web UI port; `undefined` runs headless. */
   uiPort?: number;
+  /** The codec server the Web UI calls from the browser to show payloads decoded. */
+  uiCodecEndpoint?: string;
   host?: string;
   /** SQLite file: history survives restarts of the server. */
   dbFile: string;
@@ -50,6 +52,9 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
     '--log-level',
     'warn',
     ...(options.uiPort === undefined ? ['--headless'] : ['--ui-port', String(options.uiPort)]),
+    ...(options.uiPort !== undefined && options.uiCodecEndpoint
+      ? ['--ui-codec-endpoint', options.uiCodecEndpoint]
+      : []),
     ...searchAttributeFlags().flatMap((flag) => ['--search-attribute', flag]),
   ];
   const child = spawnService({

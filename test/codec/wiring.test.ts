@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AesGcmCodec, CodecConfigError } from '../../src/codec';
 import { connectTemporal } from '../../src/client';
 import { deploymentStartOptions } from '../../src/client/start';
+import { envForStack } from '../../src/local-stack/stack';
 import { WorkerConfigError, describeWorkerConfig, loadWorkerConfig } from '../../src/worker/config';
 
 /** Where the keys reach: the worker's configuration and the client's data converter. */
@@ -71,5 +72,23 @@ describe('the client', () => {
       ).typedSearchAttributes.map(({ key }) => key.name);
     expect(names()).toContain('ModelUri');
     expect(names(false)).toEqual(['DeployStage', 'DeploymentName', 'GcpProject', 'GcpRegion']);
+  });
+});
+
+describe('the local stack', () => {
+  it("gives its processes the stack's keys or none, never the shell's", () => {
+    const shell = {
+      PATH: '/bin',
+      GARDEN_DEPLOY_CODEC_KEYS: keys,
+      GARDEN_DEPLOY_CODEC_KEY_FILE: '/elsewhere.json',
+    };
+    expect(envForStack({ TEMPORAL_ADDRESS: '127.0.0.1:7233' }, shell)).toEqual({
+      PATH: '/bin',
+      TEMPORAL_ADDRESS: '127.0.0.1:7233',
+    });
+    expect(envForStack({ GARDEN_DEPLOY_CODEC_KEY_FILE: '/data/codec-keys.json' }, shell)).toEqual({
+      PATH: '/bin',
+      GARDEN_DEPLOY_CODEC_KEY_FILE: '/data/codec-keys.json',
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -205,6 +205,43 @@ describe('garden-deploy dev', () => {
     for (const port of ports) {
       await assertPortFree(port, { what: 'a port dev used', howToChange: 'nothing (test)' });
     }
+  });
+
+  it('with --encrypt, makes a keyring once, runs the Web UI with the codec server and hands the keys on', async () => {
+    const ports = await distinctFreePorts(5);
+    const dataDir = await tempDataDir();
+    const args = [...portArgs(ports), '--codec-port', String(ports[4]), '--data-dir', dataDir];
+    const dev = startDev([...args, '--json', '--no-worker', '--encrypt']);
+    const info = await readyInfo(dev);
+    const keyFile = path.join(dataDir, 'codec-keys.json');
+    const codecUrl = `http://127.0.0.1:${ports[4]}`;
+    expect(info.codec).toEqual({ url: codecUrl, keyFile });
+    expect(info.env).toMatchObject({
+      GARDEN_DEPLOY_CODEC_KEY_FILE: keyFile,
+      TEMPORAL_CODEC_ENDPOINT: codecUrl,
+    });
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const keys = readFileSync(keyFile, 'utf8');
+    expect(dev.stdout()).not.toContain(JSON.parse(keys).keys['dev-1']);
+    // The UI was started with the codec endpoint, and the codec server answers its origin's preflight.
+    expect(readFileSync(path.join(dataDir, 'logs', 'temporal.log'), 'utf8')).toContain(
+      `--ui-codec-endpoint ${codecUrl}`,
+    );
+    const preflight = await fetch(`${codecUrl}/decode`, {
+      method: 'OPTIONS',
+      headers: { Origin: info.temporal.uiUrl!, 'Access-Control-Request-Method': 'POST' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe(info.temporal.uiUrl);
+    dev.child.kill('SIGTERM');
+    expect(await dev.exited).toBe(0);
+
+    // A restart keeps the keyring: the history written with it stays readable.
+    const again = startDev([...args, '--json', '--no-ui', '--no-worker', '--encrypt']);
+    expect((await readyInfo(again)).codec?.keyFile).toBe(keyFile);
+    expect(readFileSync(keyFile, 'utf8')).toBe(keys);
+    again.child.kill('SIGTERM');
+    expect(await again.exited).toBe(0);
   });
 
   it('refuses a taken port with an error naming its flag, and creates nothing', async () => {

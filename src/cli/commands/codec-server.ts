@@ -4,6 +4,7 @@ import { UI_URL_ENV } from '../../client';
 import {
   AesGcmCodec,
   CodecConfigError,
+  DEFAULT_CODEC_PORT,
   DEFAULT_MAX_BODY_BYTES,
   type Keyring,
   OriginSchema,
@@ -18,7 +19,6 @@ import {
 const EXIT_START_FAILED = 1;
 const EXIT_BAD_INPUT = 2;
 
-export const DEFAULT_CODEC_PORT = 8888;
 const MAX_TOKEN_FILE_BYTES = 4096;
 
 const Port = z

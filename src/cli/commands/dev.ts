@@ -3,6 +3,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { DEFAULT_CODEC_PORT } from '../../codec';
 import { DEFAULT_TASK_QUEUE } from '../../constants';
 import { DEFAULT_EMULATOR_PORT } from '../../emulator';
 import {
@@ -39,6 +40,12 @@ const PORTS = {
     default: String(DEFAULT_EMULATOR_PORT),
     what: 'the Vertex/Compute emulator',
   },
+  codecPort: {
+    flag: '--codec-port',
+    env: 'GARDEN_DEPLOY_CODEC_PORT',
+    default: String(DEFAULT_CODEC_PORT),
+    what: 'the codec server (with --encrypt)',
+  },
 } as const;
 
 type PortKey = keyof typeof PORTS;
@@ -56,6 +63,8 @@ const DevOptionsSchema = z.object({
   uiPort: Port,
   gcsPort: Port,
   emulatorPort: Port,
+  codecPort: Port,
+  encrypt: z.boolean().default(false),
   ui: z.boolean(),
   worker: z.boolean(),
   dataDir: z.string().min(1, 'must not be empty'),
@@ -92,6 +101,11 @@ export function register(program: Command): void {
       new Option('--data-dir <dir>', 'state and logs (git-ignored .data by default)')
         .env('GARDEN_DEPLOY_DATA_DIR')
         .default(DEFAULT_DATA_DIR),
+    )
+    .option(
+      '--encrypt',
+      'encrypt payloads (AES-256-GCM) with the keyring <data-dir>/codec-keys.json (made if missing): the worker and ' +
+        'the printed environment use it, and a codec server lets the Web UI show them decoded',
     )
     .option(
       '--demo',
@@ -139,7 +153,9 @@ export function parseDevOptions(raw: unknown): DevOptions {
 }
 
 function activePorts(options: DevOptions): PortKey[] {
-  return (Object.keys(PORTS) as PortKey[]).filter((key) => key !== 'uiPort' || options.ui);
+  return (Object.keys(PORTS) as PortKey[]).filter(
+    (key) => (key !== 'uiPort' || options.ui) && (key !== 'codecPort' || options.encrypt),
+  );
 }
 
 async function runDev(options: DevOptions): Promise<number> {
@@ -187,6 +203,7 @@ async function runDev(options: DevOptions): Promise<number> {
       uiPort: options.ui ? options.uiPort : undefined,
       gcsPort: options.gcsPort,
       emulatorPort: options.emulatorPort,
+      ...(options.encrypt ? { encryption: { codecPort: options.codecPort } } : {}),
       ...(options.worker
         ? {
             worker: {
@@ -293,6 +310,9 @@ function describeStack(info: StackInfo, stackFile: string): string {
     ...(info.temporal.uiUrl ? [['Temporal Web UI', info.temporal.uiUrl] as [string, string]] : []),
     ['GCS (fake-gcs-server)', info.gcs.endpoint],
     ['Vertex/Compute emulator', info.emulator.url],
+    ...(info.codec
+      ? [['Codec server', `${info.codec.url}  (keys ${info.codec.keyFile})`] as [string, string]]
+      : []),
     ...(info.env.GARDEN_DEPLOY_TASK_QUEUE
       ? [['garden-deploy worker', `task queue ${info.env.GARDEN_DEPLOY_TASK_QUEUE}`] as [string, string]]
       : []),
