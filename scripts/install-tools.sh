@@ -6,9 +6,10 @@
 #      SQL tool and Web UI server;
 #   2. PostgreSQL for the production cluster's tests (`npm run test:cluster`): Debian's `postgresql`
 #      package with apt-get, as root or with passwordless sudo; elsewhere it says what to install;
-#   3. the npm dependencies, when node_modules is missing or older than package-lock.json.
+#   3. Chromium for the Web UI test (test/codec/web-ui.test.ts): Debian's `chromium` package, the same way;
+#   4. the npm dependencies, when node_modules is missing or older than package-lock.json.
 # Usage: scripts/install-tools.sh
-#   (env: GARDEN_DEPLOY_TOOLS_DIR, XDG_CACHE_HOME, GARDEN_DEPLOY_POSTGRESQL_BIN)
+#   (env: GARDEN_DEPLOY_TOOLS_DIR, XDG_CACHE_HOME, GARDEN_DEPLOY_POSTGRESQL_BIN, GARDEN_DEPLOY_CHROMIUM)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -139,6 +140,16 @@ as_root() {
   fi
 }
 
+# Debian packages, as root; the package lists are updated once per run, and only when one is missing.
+apt_updated=0
+apt_install() {
+  if ((apt_updated == 0)); then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return
+    apt_updated=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
 # Only `npm run test:cluster` needs PostgreSQL, so whatever goes wrong here is a warning: the local
 # stack, the demo and the main test suite work without it.
 install_postgresql() {
@@ -153,11 +164,7 @@ install_postgresql() {
   fi
   say "postgresql: installing Debian's postgresql package with apt-get..."
   local status=0
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
-  if ((status == 0)); then
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql ||
-      status=$?
-  fi
+  apt_install postgresql || status=$?
   if ((status == 126)); then
     say "warning: PostgreSQL not found and installing it needs root; npm run test:cluster needs it: $how" >&2
   elif ((status != 0)); then
@@ -169,8 +176,36 @@ install_postgresql() {
   fi
 }
 
+# The browser the Web UI test drives with playwright-core (test/codec/web-ui.test.ts reads the same
+# variable). Only that test needs it, so whatever goes wrong here is a warning too.
+chromium_bin="${GARDEN_DEPLOY_CHROMIUM:-/usr/bin/chromium}"
+install_chromium() {
+  if [[ -x "$chromium_bin" ]]; then
+    say "chromium: already installed ($chromium_bin)"
+    return
+  fi
+  local how="install Debian's chromium package (sudo apt-get install chromium) or set GARDEN_DEPLOY_CHROMIUM to a Chromium binary"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "warning: Chromium not found at $chromium_bin; the Web UI test needs it: $how" >&2
+    return
+  fi
+  say "chromium: installing Debian's chromium package with apt-get..."
+  local status=0
+  apt_install chromium || status=$?
+  if ((status == 126)); then
+    say "warning: Chromium not found and installing it needs root; the Web UI test needs it: $how" >&2
+  elif ((status != 0)); then
+    say "warning: apt-get could not install chromium (output above); the Web UI test needs it: $how" >&2
+  elif [[ -x "$chromium_bin" ]]; then
+    say "chromium: installed ($chromium_bin)"
+  else
+    say "warning: the chromium package was installed but $chromium_bin is still missing; $how" >&2
+  fi
+}
+
 # Still under the lock: two runs must not both call apt-get.
 install_postgresql
+install_chromium
 
 lockfile="$root/package-lock.json"
 installed="$root/node_modules/.package-lock.json"

@@ -58,17 +58,20 @@ interface Sandbox {
   calls(): string[];
   /** Where the sandbox's PostgreSQL programs are (GARDEN_DEPLOY_POSTGRESQL_BIN). */
   postgresqlBin: string;
+  /** The sandbox's Chromium (GARDEN_DEPLOY_CHROMIUM). */
+  chromium: string;
   run(env?: Record<string, string>): { status: number | null; stdout: string; stderr: string };
 }
 
 /**
  * A throwaway project and tools dir with fake `go` and `npm` that record their calls. Fake
  * `go install M@V` writes `$GOBIN/<last element of M>` (or fails when FAKE_GO_FAIL is set).
- * PostgreSQL's programs are fakes in a directory of the sandbox (none with `postgresql: false`);
- * with `apt: true`, fake `apt-get` (and `sudo`, for a run that is not root) install them there.
+ * PostgreSQL's programs and Chromium are fakes in the sandbox (none with `postgresql: false`,
+ * `chromium: false`); with `apt: true`, fake `apt-get` (and `sudo`, for a run that is not root)
+ * install them there.
  */
 async function sandbox(
-  options: { withGo?: boolean; postgresql?: boolean; apt?: boolean } = {},
+  options: { withGo?: boolean; postgresql?: boolean; chromium?: boolean; apt?: boolean } = {},
 ): Promise<Sandbox> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-install-test-'));
   tempDirs.push(dir);
@@ -109,9 +112,19 @@ async function sandbox(
     for (const program of POSTGRESQL_PROGRAMS)
       writeFileSync(path.join(postgresqlBin, program), '', { mode: 0o755 });
   }
+  const chromium = path.join(dir, 'chromium', 'chromium');
+  if (options.chromium !== false) {
+    mkdirSync(path.dirname(chromium));
+    writeFileSync(chromium, '', { mode: 0o755 });
+  }
   if (options.apt) {
-    const install = `mkdir -p "$GARDEN_DEPLOY_POSTGRESQL_BIN"; for p in ${POSTGRESQL_PROGRAMS.join(' ')}; do touch "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; chmod +x "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; done`;
-    fake('apt-get', `case " $* " in *" install "*) ${install} ;; esac`);
+    const postgresql = `mkdir -p "$GARDEN_DEPLOY_POSTGRESQL_BIN"; for p in ${POSTGRESQL_PROGRAMS.join(' ')}; do touch "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; chmod +x "$GARDEN_DEPLOY_POSTGRESQL_BIN/$p"; done`;
+    const browser =
+      'mkdir -p "${GARDEN_DEPLOY_CHROMIUM%/*}"; touch "$GARDEN_DEPLOY_CHROMIUM"; chmod +x "$GARDEN_DEPLOY_CHROMIUM"';
+    fake(
+      'apt-get',
+      `case " $* " in *" install "*postgresql*) ${postgresql} ;; *" install "*chromium*) ${browser} ;; esac`,
+    );
     fake('sudo', '[ "$1" = -n ] && shift; "$@"');
   }
   const toolsDir = path.join(dir, 'tools');
@@ -119,6 +132,7 @@ async function sandbox(
     project,
     toolsDir,
     postgresqlBin,
+    chromium,
     calls: () => readFileSync(callLog, 'utf8').split('\n').filter(Boolean),
     run: (env = {}) => {
       const result = spawnSync(which('bash')!, [path.join(project, 'scripts/install-tools.sh')], {
@@ -129,6 +143,7 @@ async function sandbox(
           HOME: path.join(dir, 'home'),
           GARDEN_DEPLOY_TOOLS_DIR: toolsDir,
           GARDEN_DEPLOY_POSTGRESQL_BIN: postgresqlBin,
+          GARDEN_DEPLOY_CHROMIUM: chromium,
           ...env,
         },
       });
@@ -168,6 +183,7 @@ describe('scripts/install-tools.sh', () => {
       expect(result.stdout).toContain(`${tool.binary} ${tool.version}: already installed`);
     }
     expect(result.stdout).toContain(`postgresql: already installed (${box.postgresqlBin})`);
+    expect(result.stdout).toContain(`chromium: already installed (${box.chromium})`);
     expect(result.stdout).toContain('npm dependencies: up to date');
     for (const file of binaries) expect(readFileSync(file, 'utf8')).toBe('fake binary\n');
   });
@@ -275,6 +291,37 @@ describe('scripts/install-tools.sh', () => {
     const again = box.run();
     expect(again.stdout).toContain('postgresql: already installed');
     expect(box.calls().filter((call) => call.startsWith('apt-get'))).toHaveLength(2);
+  });
+
+  it('installs Debian’s chromium package with apt-get when Chromium is missing, updating the lists once', async () => {
+    const box = await sandbox({ postgresql: false, chromium: false, apt: true });
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[]) installFake(env, tool);
+    installNodeModules(box.project);
+
+    const result = box.run();
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(box.calls().filter((call) => call.startsWith('apt-get'))).toEqual([
+      'apt-get update -qq',
+      'apt-get install -y -qq --no-install-recommends postgresql',
+      'apt-get install -y -qq --no-install-recommends chromium',
+    ]);
+    expect(result.stdout).toContain(`chromium: installed (${box.chromium})`);
+    expect(box.run().stdout).toContain(`chromium: already installed (${box.chromium})`);
+    expect(box.calls().filter((call) => call.startsWith('apt-get'))).toHaveLength(3);
+  });
+
+  it('without Chromium and apt-get, warns that the Web UI test needs it and carries on', async () => {
+    const box = await sandbox({ chromium: false });
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[]) installFake(env, tool);
+    installNodeModules(box.project);
+
+    const result = box.run();
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain(`Chromium not found at ${box.chromium}; the Web UI test needs it`);
+    expect(result.stderr).toContain('GARDEN_DEPLOY_CHROMIUM');
   });
 
   it('without PostgreSQL and apt-get, warns that the cluster tests need it and carries on', async () => {
