@@ -13,7 +13,13 @@ import {
   TemporalConnectionError,
   type TemporalConnection,
 } from '../client';
-import { CodecConfigError } from '../codec';
+import {
+  CODEC_KEY_FILE_ENV,
+  CODEC_KEYS_ENV,
+  CodecConfigError,
+  ENCRYPTED_ENCODING,
+  PayloadDecryptionError,
+} from '../codec';
 import { DEFAULT_TASK_QUEUE } from '../constants';
 import { DEFAULT_DATA_DIR, readStackFile, StackFileError } from '../local-stack/stack-file';
 import { InvalidSpecError } from '../spec';
@@ -171,6 +177,7 @@ export function parseFlags<S extends z.ZodType>(schema: S, raw: unknown): z.outp
 const BAD_INPUT = [
   InvalidFlagsError,
   CodecConfigError,
+  PayloadDecryptionError,
   InvalidSpecError,
   TemporalConnectionError,
   DeploymentNotFoundError,
@@ -188,6 +195,14 @@ export function reportError(
 ): number {
   if (BAD_INPUT.some((type) => err instanceof type)) {
     io.stderr(`garden-deploy ${commandName}: ${(err as Error).message}\n`);
+    return EXIT_BAD_INPUT;
+  }
+  // The SDK's own words for a payload no codec decoded: this CLI has no keys.
+  if (err instanceof Error && err.message === `Unknown encoding: ${ENCRYPTED_ENCODING}`) {
+    io.stderr(
+      `garden-deploy ${commandName}: the deployment's payloads are encrypted and this CLI has no keys: ` +
+        `set ${CODEC_KEY_FILE_ENV} (or ${CODEC_KEYS_ENV}) to the workers' keyring\n`,
+    );
     return EXIT_BAD_INPUT;
   }
   if (err instanceof DeploymentFailedError) {

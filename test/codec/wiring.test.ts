@@ -2,14 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { ValueError } from '@temporalio/common';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AesGcmCodec, CodecConfigError } from '../../src/codec';
+import { reportError } from '../../src/cli/client-command';
 import { connectTemporal } from '../../src/client';
 import { deploymentStartOptions } from '../../src/client/start';
+import { AesGcmCodec, CodecConfigError, PayloadDecryptionError } from '../../src/codec';
 import { envForStack } from '../../src/local-stack/stack';
 import { WorkerConfigError, describeWorkerConfig, loadWorkerConfig } from '../../src/worker/config';
 
-/** Where the keys reach: the worker's configuration and the client's data converter. */
+/** Where the keys reach: the worker's configuration, the client's data converter, the CLI's messages, the stack. */
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'codec-wiring-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -72,6 +74,23 @@ describe('the client', () => {
       ).typedSearchAttributes.map(({ key }) => key.name);
     expect(names()).toContain('ModelUri');
     expect(names(false)).toEqual(['DeployStage', 'DeploymentName', 'GcpProject', 'GcpRegion']);
+  });
+});
+
+describe('the CLI', () => {
+  it('says what to set when a deployment is encrypted and it has no keys, or not the right ones', () => {
+    const lines: string[] = [];
+    const io = { stdout: (t: string) => lines.push(t), stderr: (t: string) => lines.push(t) };
+    expect(reportError('status', new ValueError('Unknown encoding: binary/encrypted'), io)).toBe(2);
+    expect(lines.pop()).toBe(
+      "garden-deploy status: the deployment's payloads are encrypted and this CLI has no keys: " +
+        "set GARDEN_DEPLOY_CODEC_KEY_FILE (or GARDEN_DEPLOY_CODEC_KEYS) to the workers' keyring\n",
+    );
+    const wrongKey = new PayloadDecryptionError(
+      'a payload is encrypted with key "k9", which is not in the keyring',
+    );
+    expect(reportError('list', wrongKey, io)).toBe(2);
+    expect(lines.pop()).toContain('garden-deploy list: a payload is encrypted with key "k9"');
   });
 });
 
