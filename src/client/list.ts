@@ -13,6 +13,7 @@ import {
   teardownRecord,
   teardownWorkflowId,
 } from './resolve';
+import { listRuns } from './runs';
 
 /**
  * Which deployments to list: `active` (the default) = running, or ended without removing what it
@@ -85,7 +86,7 @@ export async function listDeployments(
 
   const latest = new Map<string, DeploymentSummary>();
   let scanned = 0;
-  for await (const execution of client.workflow.list({ query })) {
+  for await (const execution of listRuns(client, query)) {
     if (++scanned > MAX_SCANNED_RUNS) break;
     const known = latest.get(execution.workflowId);
     if (!known || known.startedAt < execution.startTime.toISOString())
@@ -153,7 +154,7 @@ async function attachTeardowns(client: Client, summaries: DeploymentSummary[]): 
   for (let i = 0; i < ids.length; i += ID_BATCH) {
     const batch = ids.slice(i, i + ID_BATCH).map((id) => `'${id}'`);
     const query = `WorkflowType = '${LEGACY_TEARDOWN_WORKFLOW_TYPE}' AND WorkflowId IN (${batch.join(', ')})`;
-    for await (const teardown of client.workflow.list({ query })) {
+    for await (const teardown of listRuns(client, query)) {
       const deployment = served.get(teardown.workflowId);
       if (!deployment?.closedAt || teardown.startTime.toISOString() < deployment.closedAt) continue;
       if (deployment.teardown && deployment.teardown.status === 'COMPLETED') continue;

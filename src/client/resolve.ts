@@ -9,6 +9,7 @@ import { DeploymentSpecSchema } from '../spec';
 import type { DeploymentResult } from '../workflows/types';
 import { AmbiguousDeploymentError, DeploymentNotFoundError } from './errors';
 import type { TeardownRecord } from './progress';
+import { listRuns } from './runs';
 
 /**
  * Workflow types of this project: the durable deployment, and garden-deploy 0.1's deployment run
@@ -138,7 +139,7 @@ async function workflowIdOfName(client: Client, name: string): Promise<string> {
   }
   const ids = new Set<string>();
   const query = `${DEPLOYMENT_TYPES_QUERY} AND DeploymentName = '${name}'`;
-  for await (const execution of client.workflow.list({ query, pageSize: NAME_LOOKUP_LIMIT })) {
+  for await (const execution of listRuns(client, query, NAME_LOOKUP_LIMIT)) {
     ids.add(execution.workflowId);
     if (ids.size >= NAME_LOOKUP_LIMIT) break;
   }

@@ -9,6 +9,7 @@ import {
   type TemporalConnection,
   connectTemporal,
   getProgress,
+  listDeployments,
   startDeployment,
   teardownDeployment,
 } from '../../src/client';
@@ -16,6 +17,7 @@ import { DeploymentName, ModelUri } from '../../src/search-attributes';
 import { progressQuery } from '../../src/workflows/messages';
 import { freshProject, publicSpec, uploadModel } from '../activities/env';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { eventually } from '../harness/eventually';
 import { E2E_SETTINGS, expectNothingLeft, uniqueName } from './harness';
 import { workerProcesses } from './worker-process';
 
@@ -158,6 +160,13 @@ describe('encrypted payloads', () => {
     await expect(plainClient.workflow.getHandle(started.workflowId).query(progressQuery)).rejects.toThrow(
       /binary\/encrypted/,
     );
+    // But it still lists it (from its search attributes; its encrypted memo is not read).
+    const listed = await eventually('the encrypted deployment listed by a client without keys', async () =>
+      (await listDeployments(plainClient, { name: spec.name })).find(
+        (d) => d.workflowId === started.workflowId,
+      ),
+    );
+    expect(listed.stage).toBe('SERVING');
 
     const teardown = await teardownDeployment(encrypted.client, started.workflowId, { reason: 'test done' });
     expect((await teardown.result()).outcome).toBe('torn-down');
