@@ -1,7 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
 export interface PollOptions {
-  /** Give up after this long (default 20 s); the conditions tests wait for arrive within seconds. */
+  /**
+   * Give up after this long (default 60 s): the conditions tests wait for arrive within seconds, but
+   * a CI run beside other work was seen to take three times as long.
+   */
   timeoutMs?: number;
   /** Pause between probes (default 100 ms). */
   intervalMs?: number;
@@ -14,7 +17,7 @@ export interface PollOptions {
 export async function eventually<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
-  { timeoutMs = 20_000, intervalMs = 100 }: PollOptions = {},
+  { timeoutMs = 60_000, intervalMs = 100 }: PollOptions = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
