@@ -3,6 +3,7 @@ import type { DataConverter } from '@temporalio/common';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { z } from 'zod';
 import { dataConverterFromEnv } from '../codec';
+import { clientTracingInterceptors, installTracing } from '../tracing';
 import { TemporalConnectionError } from './errors';
 import { firstLine } from './text';
 
@@ -91,10 +92,13 @@ export async function connectTemporal(options: ConnectOptions = {}): Promise<Tem
         'TEMPORAL_API_KEY or TEMPORAL_TLS_*) or a Temporal config profile at your cluster.',
     );
   }
+  // With tracing configured, a span per workflow start/signal/query whose context the workflow continues.
+  const tracing = installTracing('garden-deploy-client', { env: options.env ?? process.env });
   const client = new Client({
     connection,
     namespace: target.namespace,
     ...(dataConverter ? { dataConverter } : {}),
+    ...(tracing ? { interceptors: { workflow: clientTracingInterceptors() } } : {}),
   });
   return {
     client,
@@ -105,7 +109,11 @@ export async function connectTemporal(options: ConnectOptions = {}): Promise<Tem
     uiBaseUrl: target.uiBaseUrl,
     encrypted: dataConverter !== undefined,
     workflowUrl: (workflowId) => workflowUiUrl(target.uiBaseUrl, target.namespace, workflowId),
-    close: () => connection.close(),
+    close: async () => {
+      await connection.close();
+      // A CLI process exits right after: export its spans first.
+      await tracing?.flush();
+    },
   };
 }
 

@@ -56,6 +56,8 @@ export interface ExchangeRecord {
   route: string;
   /** The HTTP status code, or why there was none: `network`, `timeout`, `cancelled`. */
   status: string;
+  /** When the attempt began (ms since the epoch, credentials included): a trace span's start. */
+  startedAt: number;
 }
 
 export interface HttpTransportOptions {
@@ -105,6 +107,7 @@ export class HttpTransport {
     call: HttpCall,
     forceRefresh: boolean,
   ): Promise<{ res: IncomingMessage; attempt: Attempt } | { error: GcpApiError }> {
+    const startedAt = Date.now();
     const attempt = new Attempt(call, await this.headers(call, forceRefresh));
     let res: IncomingMessage;
     try {
@@ -113,6 +116,7 @@ export class HttpTransport {
       attempt.finish();
       this.observe(
         call,
+        startedAt,
         call.signal?.aborted
           ? 'cancelled'
           : isGcpApiError(err) && err.source === 'timeout'
@@ -122,7 +126,7 @@ export class HttpTransport {
       throw err;
     }
     const status = res.statusCode ?? 0;
-    this.observe(call, String(status));
+    this.observe(call, startedAt, String(status));
     if (status >= 200 && status < 300) return { res, attempt };
     try {
       const body = await attempt.readBody(MAX_ERROR_BODY_BYTES, true);
@@ -140,10 +144,10 @@ export class HttpTransport {
     }
   }
 
-  private observe(call: HttpCall, status: string): void {
+  private observe(call: HttpCall, startedAt: number, status: string): void {
     if (!this.options.observe) return;
     try {
-      this.options.observe({ method: call.method, route: routeOf(call.url), status });
+      this.options.observe({ method: call.method, route: routeOf(call.url), status, startedAt });
     } catch {
       // Counting a call must never fail it.
     }

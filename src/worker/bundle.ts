@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../tracing';
 
 /**
  * Bundles the workflows once (webpack) so workers start without bundling: point
@@ -11,6 +12,7 @@ export async function writeWorkflowBundle(file: string): Promise<string> {
   const target = path.resolve(file);
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
   });
   await mkdir(path.dirname(target), { recursive: true });

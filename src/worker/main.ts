@@ -13,6 +13,7 @@ import {
 import { createActivities } from '../activities';
 import { createGcpClient, redactSecrets } from '../gcp';
 import { createStorage } from '../storage';
+import { WORKFLOW_INTERCEPTOR_MODULES, installTracing, traceGcpCall, workerTracingOptions } from '../tracing';
 import {
   type LogLevel,
   type WorkerConfig,
@@ -90,8 +91,15 @@ export function formatLogEntry(entry: LogEntry): string {
 }
 
 /** The bundle named by the configuration, or the workflow sources bundled at start (development). */
-function workflowCode(config: WorkerConfig): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  if (!config.workflowBundle) return { workflowsPath: require.resolve('../workflows') };
+function workflowCode(
+  config: WorkerConfig,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'interceptors'> {
+  // Bundled at start like the prebuilt bundle is (src/worker/bundle.ts): tracing's interceptors in.
+  if (!config.workflowBundle)
+    return {
+      workflowsPath: require.resolve('../workflows'),
+      interceptors: { workflowModules: WORKFLOW_INTERCEPTOR_MODULES },
+    };
   const codePath = path.resolve(config.workflowBundle);
   if (!existsSync(codePath)) {
     throw new WorkerConfigError(
@@ -122,6 +130,9 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
   logger.info('garden-deploy worker starting', describeWorkerConfig(config));
   for (const warning of config.warnings) logger.warn(warning);
   const code = workflowCode(config);
+  // Off (undefined) unless OTEL_EXPORTER_OTLP_ENDPOINT or GARDEN_DEPLOY_TRACING=otlp is set.
+  const tracing = installTracing('garden-deploy-worker');
+  const traced = workerTracingOptions(tracing);
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect(config.temporal.connectionOptions);
@@ -141,7 +152,14 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
       }),
     );
     const gcp = budgetedGcpClient(
-      createGcpClient(config.gcp, { observe: metrics.gcpCall }),
+      createGcpClient(config.gcp, {
+        observe: tracing
+          ? (api, exchange) => {
+              metrics.gcpCall(api, exchange);
+              traceGcpCall(api, exchange);
+            }
+          : metrics.gcpCall,
+      }),
       new ApiBudgets(config.apiBudget, config.apiBudgetWorkers),
       metrics.budgetWait,
     );
@@ -151,6 +169,8 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueue,
       ...code,
+      interceptors: { ...code.interceptors, ...traced.interceptors },
+      sinks: traced.sinks,
       ...(config.dataConverter ? { dataConverter: config.dataConverter } : {}),
       activities: createActivities({ gcp, storage, options: config.activityOptions }),
       maxConcurrentActivityTaskExecutions: config.maxConcurrentActivities,
@@ -169,6 +189,7 @@ export async function runWorker(config: WorkerConfig): Promise<void> {
     logger.info('garden-deploy worker stopped');
   } finally {
     await connection.close();
+    await tracing?.flush();
   }
 }
 

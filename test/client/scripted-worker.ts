@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import type { CleanupInput, DeploymentActivities } from '../../src/activities/contract';
 import type { ServingStats } from '../../src/rollout/gates';
 import { type DeploymentSpecInput, deploymentIds, parseDeploymentSpec } from '../../src/spec';
+import { workerTracingOptions } from '../../src/tracing';
 import { getTestEnv, workflowBundle } from '../harness/env';
 
 /**
@@ -98,6 +99,8 @@ export async function startScriptedWorker(
     namespace,
     taskQueue,
     workflowBundle: workflowBundle(),
+    // The bundle's tracing workflow interceptors need their sink, even with tracing off.
+    ...workerTracingOptions(undefined),
     activities: scriptedActivities(scripts, options),
   });
   const running = worker.run();

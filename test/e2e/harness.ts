@@ -6,6 +6,8 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createActivities } from '../../src/activities';
+import type { GcpClient } from '../../src/gcp';
+import { type Tracing, workerTracingOptions } from '../../src/tracing';
 import { type StartedDeployment, startDeployment } from '../../src/client';
 import type { EmulatorResources } from '../../src/emulator/admin-client';
 import type { DeploymentSpecInput } from '../../src/spec';
@@ -42,11 +44,13 @@ export interface TestWorker {
 /** A worker in this process with the real activities over the emulator, on its own task queue. */
 export async function startTestWorker(
   taskQueue = uniqueTaskQueue('e2e'),
-  options: { activitySlots?: number } = {},
+  options: { activitySlots?: number; tracing?: Tracing; gcp?: GcpClient } = {},
 ): Promise<TestWorker> {
   const { nativeConnection, namespace, storage } = await getTestEnv();
-  const { gcp } = await getActivityTestEnv();
+  const gcp = options.gcp ?? (await getActivityTestEnv()).gcp;
   const worker = await Worker.create({
+    // The bundle holds the tracing workflow interceptors, which need their sink even with tracing off.
+    ...workerTracingOptions(options.tracing),
     connection: nativeConnection,
     namespace,
     taskQueue,

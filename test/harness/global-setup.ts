@@ -8,6 +8,7 @@ import { startFakeGcs } from '../../src/local-stack/fake-gcs';
 import { findFreePort } from '../../src/local-stack/process';
 import { startTemporalDevServer } from '../../src/local-stack/temporal';
 import { requireTool } from '../../src/local-stack/tools';
+import { WORKFLOW_INTERCEPTOR_MODULES } from '../../src/tracing';
 import { ensureBuilt } from './built-cli';
 
 declare module 'vitest' {
@@ -53,6 +54,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     ),
     bundleWorkflowCode({
       workflowsPath: path.resolve(__dirname, '../../src/workflows/index.ts'),
+      // As the product's bundle (src/worker/bundle.ts): tracing's workflow interceptors included.
+      workflowInterceptorModules: WORKFLOW_INTERCEPTOR_MODULES,
       logger: { trace() {}, debug() {}, info() {}, warn() {}, error() {}, log() {} },
     }).then(({ code }) => writeFile(workflowBundlePath, code)),
   ]);

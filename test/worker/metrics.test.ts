@@ -40,7 +40,12 @@ describe('product metrics', () => {
       }),
     } as unknown as MetricMeter;
     const metrics = processMetrics(meter);
-    metrics.gcpCall('vertex', { method: 'POST', route: 'endpoints/*:deployModel', status: '429' });
+    metrics.gcpCall('vertex', {
+      method: 'POST',
+      route: 'endpoints/*:deployModel',
+      status: '429',
+      startedAt: 0,
+    });
     metrics.budgetWait('compute', 250);
     expect(recorded).toEqual([
       [
