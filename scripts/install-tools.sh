@@ -150,62 +150,48 @@ apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
 }
 
-# Only `npm run test:cluster` needs PostgreSQL, so whatever goes wrong here is a warning: the local
-# stack, the demo and the main test suite work without it.
-install_postgresql() {
-  if postgresql_installed; then
-    say "postgresql: already installed ($(postgresql_bin))"
+# Installs an optional Debian package when what needs it is missing. Only one test needs each, so
+# whatever goes wrong is a warning: the local stack, the demo and the main suite work without them.
+# Arguments: package, how to check it is there (a command), what it is once there (a command),
+# "<what> not found" wording, who needs it, how to install it by hand.
+optional_debian_package() {
+  local package=$1 present=$2 describe=$3 missing=$4 needed_by=$5 how=$6
+  if $present; then
+    say "$package: already installed ($($describe))"
     return
   fi
-  local how="install Debian's postgresql package (sudo apt-get install postgresql) or set GARDEN_DEPLOY_POSTGRESQL_BIN to the directory of initdb, postgres and pg_isready"
   if ! command -v apt-get >/dev/null 2>&1; then
-    say "warning: PostgreSQL not found; npm run test:cluster needs it: $how" >&2
+    say "warning: $missing; $needed_by: $how" >&2
     return
   fi
-  say "postgresql: installing Debian's postgresql package with apt-get..."
+  say "$package: installing Debian's $package package with apt-get..."
   local status=0
-  apt_install postgresql || status=$?
+  apt_install "$package" || status=$?
   if ((status == 126)); then
-    say "warning: PostgreSQL not found and installing it needs root; npm run test:cluster needs it: $how" >&2
+    say "warning: $missing and installing it needs root; $needed_by: $how" >&2
   elif ((status != 0)); then
-    say "warning: apt-get could not install postgresql (output above); npm run test:cluster needs it: $how" >&2
-  elif postgresql_installed; then
-    say "postgresql: installed ($(postgresql_bin))"
+    say "warning: apt-get could not install $package (output above); $needed_by: $how" >&2
+  elif $present; then
+    say "$package: installed ($($describe))"
   else
-    say "warning: postgresql was installed but initdb, postgres or pg_isready is still missing; $how" >&2
+    say "warning: the $package package was installed, yet $missing; $how" >&2
   fi
 }
 
 # The browser the Web UI test drives with playwright-core (test/codec/web-ui.test.ts reads the same
-# variable). Only that test needs it, so whatever goes wrong here is a warning too.
+# variable).
 chromium_bin="${GARDEN_DEPLOY_CHROMIUM:-/usr/bin/chromium}"
-install_chromium() {
-  if [[ -x "$chromium_bin" ]]; then
-    say "chromium: already installed ($chromium_bin)"
-    return
-  fi
-  local how="install Debian's chromium package (sudo apt-get install chromium) or set GARDEN_DEPLOY_CHROMIUM to a Chromium binary"
-  if ! command -v apt-get >/dev/null 2>&1; then
-    say "warning: Chromium not found at $chromium_bin; the Web UI test needs it: $how" >&2
-    return
-  fi
-  say "chromium: installing Debian's chromium package with apt-get..."
-  local status=0
-  apt_install chromium || status=$?
-  if ((status == 126)); then
-    say "warning: Chromium not found and installing it needs root; the Web UI test needs it: $how" >&2
-  elif ((status != 0)); then
-    say "warning: apt-get could not install chromium (output above); the Web UI test needs it: $how" >&2
-  elif [[ -x "$chromium_bin" ]]; then
-    say "chromium: installed ($chromium_bin)"
-  else
-    say "warning: the chromium package was installed but $chromium_bin is still missing; $how" >&2
-  fi
-}
+chromium_installed() { [[ -x "$chromium_bin" ]]; }
+chromium_path() { echo "$chromium_bin"; }
 
 # Still under the lock: two runs must not both call apt-get.
-install_postgresql
-install_chromium
+optional_debian_package postgresql postgresql_installed postgresql_bin \
+  "PostgreSQL (initdb, postgres, pg_isready) not found" \
+  "npm run test:cluster needs it" \
+  "install Debian's postgresql package (sudo apt-get install postgresql) or set GARDEN_DEPLOY_POSTGRESQL_BIN to the directory of initdb, postgres and pg_isready"
+optional_debian_package chromium chromium_installed chromium_path "Chromium not found at $chromium_bin" \
+  "the Web UI test needs it" \
+  "install Debian's chromium package (sudo apt-get install chromium) or set GARDEN_DEPLOY_CHROMIUM to a Chromium binary"
 
 lockfile="$root/package-lock.json"
 installed="$root/node_modules/.package-lock.json"
