@@ -174,7 +174,7 @@ optional_debian_package() {
   elif $present; then
     say "$package: installed ($($describe))"
   else
-    say "warning: the $package package was installed, yet $missing; $how" >&2
+    say "warning: the $package package was installed, still: $missing; $how" >&2
   fi
 }
 
@@ -185,8 +185,7 @@ chromium_installed() { [[ -x "$chromium_bin" ]]; }
 chromium_path() { echo "$chromium_bin"; }
 
 # Still under the lock: two runs must not both call apt-get.
-optional_debian_package postgresql postgresql_installed postgresql_bin \
-  "PostgreSQL (initdb, postgres, pg_isready) not found" \
+optional_debian_package postgresql postgresql_installed postgresql_bin "PostgreSQL not found" \
   "npm run test:cluster needs it" \
   "install Debian's postgresql package (sudo apt-get install postgresql) or set GARDEN_DEPLOY_POSTGRESQL_BIN to the directory of initdb, postgres and pg_isready"
 optional_debian_package chromium chromium_installed chromium_path "Chromium not found at $chromium_bin" \
