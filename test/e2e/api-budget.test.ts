@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardownDeployment } from '../../src/client';
 import { progressQuery } from '../../src/workflows/messages';
@@ -18,13 +15,11 @@ import { workerProcesses } from './worker-process';
 
 const BUDGET = 5;
 const WORKERS = 3;
-let dir: string;
 let modelUri: string;
 let taskQueue: string;
-const workers = workerProcesses(() => dir);
+const workers = workerProcesses('budget');
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-budget-'));
   taskQueue = uniqueTaskQueue('budget');
   // Three worker processes sharing a budget of 5 calls/s per project and service.
   const env = {
@@ -43,8 +38,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  workers.killAll();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await workers.stop();
   await closeTestEnv();
 });
 

@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { temporal } from '@temporalio/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,15 +25,14 @@ import { workerProcesses } from './worker-process';
  * history, while the client with the keys reads both back.
  */
 
-let dir: string;
 let keyFile: string;
 let modelUri: string;
 let taskQueue: string;
 let encrypted: TemporalConnection;
-const workers = workerProcesses(() => dir);
+const workers = workerProcesses('encryption');
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-encryption-'));
+  const dir = await workers.dataDir();
   keyFile = path.join(dir, 'keys.json');
   writeNewKeyringFile(keyFile);
   taskQueue = uniqueTaskQueue('encrypted');
@@ -55,9 +52,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  workers.killAll();
+  await workers.stop();
   await encrypted?.close();
-  if (dir) await rm(dir, { recursive: true, force: true });
   await closeTestEnv();
 });
 

@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardownDeployment, upgradeDeployment } from '../../src/client';
 import { findFreePort } from '../../src/local-stack/process';
@@ -20,17 +17,14 @@ import { workerProcesses } from './worker-process';
  */
 
 let modelUri: string;
-let dir: string;
-const workers = workerProcesses(() => dir);
+const workers = workerProcesses('metrics');
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-metrics-'));
   modelUri = await uploadModel();
 }, 120_000);
 
 afterAll(async () => {
-  workers.killAll();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await workers.stop();
   await closeTestEnv();
 });
 

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getProgress, teardownDeployment, upgradeDeployment } from '../../src/client';
 import type { DeploymentResult } from '../../src/workflows/types';
@@ -34,18 +31,15 @@ import { type WorkerProcess, workerProcesses } from './worker-process';
 
 let t: ActivityTestEnv;
 let modelUri: string;
-let dir: string;
-const workers = workerProcesses(() => dir);
+const workers = workerProcesses('crash');
 
 beforeAll(async () => {
   t = await getActivityTestEnv();
-  dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-crash-'));
   modelUri = await uploadModel();
 }, 120_000);
 
 afterAll(async () => {
-  workers.killAll();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await workers.stop();
   await closeTestEnv();
 });
 

@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { emulatorBaseUrlEnv } from '../../src/worker/config';
 import { getActivityTestEnv } from '../activities/env';
@@ -19,8 +21,12 @@ export interface WorkerProcesses {
   start(taskQueue: string, env?: Record<string, string>): Promise<WorkerProcess>;
   /** Everything the workers printed, for failure messages and log checks. */
   logs: string[];
-  /** SIGKILLs whatever still runs. */
+  /** SIGKILLs whatever still runs (a test that killed some itself may call it any time). */
   killAll(): void;
+  /** The workers' data directory (a temporary one of the file's, made when first needed). */
+  dataDir(): Promise<string>;
+  /** Kills whatever still runs and removes the data directory: the file's afterAll. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -59,12 +65,17 @@ export function workerEnv(to: {
 }
 
 /**
- * Workers reaching the harness servers and emulator; `dataDir` keeps a developer's running local
- * stack (its stack.json) out of the picture.
+ * Workers reaching the harness servers and emulator; their own data directory (named after
+ * `label`) keeps a developer's running local stack (its stack.json) out of the picture.
  */
-export function workerProcesses(dataDir: () => string): WorkerProcesses {
+export function workerProcesses(label: string): WorkerProcesses {
   const logs: string[] = [];
   const children = new Set<ChildProcess>();
+  let dir: Promise<string> | undefined;
+  const dataDir = () => (dir ??= mkdtemp(path.join(os.tmpdir(), `garden-deploy-${label}-`)));
+  const killAll = () => {
+    for (const child of children) child.kill('SIGKILL');
+  };
   async function start(taskQueue: string, extra: Record<string, string> = {}): Promise<WorkerProcess> {
     const [{ temporalAddress, namespace, gcsEndpoint }, t] = await Promise.all([
       getTestEnv(),
@@ -75,7 +86,7 @@ export function workerProcesses(dataDir: () => string): WorkerProcesses {
         temporalAddress,
         namespace,
         taskQueue,
-        dataDir: dataDir(),
+        dataDir: await dataDir(),
         emulatorUrl: t.emulatorUrl,
         credentialsFile: t.credentialsFile,
         gcsEndpoint,
@@ -109,8 +120,11 @@ export function workerProcesses(dataDir: () => string): WorkerProcesses {
   return {
     start,
     logs,
-    killAll() {
-      for (const child of children) child.kill('SIGKILL');
+    killAll,
+    dataDir,
+    async stop() {
+      killAll();
+      if (dir) await rm(await dir, { recursive: true, force: true });
     },
   };
 }
