@@ -58,8 +58,9 @@ function heartbeatEvery(heartbeatTimeout: number): number {
 /** Waits `ms` (cancellation-aware), heartbeating often enough that a long wait never times out. */
 export async function pause(ms: number): Promise<void> {
   const heartbeatTimeout = activityInfo().heartbeatTimeoutMs;
-  const slice = heartbeatTimeout ? heartbeatEvery(heartbeatTimeout) : ms;
   let left = Math.max(1, ms);
+  // Without a heartbeat timeout there is nothing to keep alive: one sleep (never a 0 ms slice).
+  const slice = heartbeatTimeout ? heartbeatEvery(heartbeatTimeout) : left;
   while (left > 0) {
     const step = Math.min(slice, left);
     await sleep(step);
