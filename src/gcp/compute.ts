@@ -272,15 +272,7 @@ export class ComputeClient {
     ref: { project: string; region: string; operation: string },
     options: CallOptions = {},
   ): Promise<ComputeOperation> {
-    const r = parseInput(OperationRef, ref, 'operation reference');
-    return this.call(
-      'GET',
-      `${regionPath(r)}/operations/${r.operation}`,
-      {},
-      undefined,
-      options,
-      ComputeOperationSchema,
-    );
+    return this.call('GET', operationPath(ref), {}, undefined, options, ComputeOperationSchema);
   }
 
   /**
@@ -291,15 +283,8 @@ export class ComputeClient {
     ref: { project: string; region: string; operation: string },
     options: CallOptions = {},
   ): Promise<ComputeOperation> {
-    const r = parseInput(OperationRef, ref, 'operation reference');
-    return this.call(
-      'POST',
-      `${regionPath(r)}/operations/${r.operation}/wait`,
-      {},
-      undefined,
-      { ...options, timeoutMs: options.timeoutMs ?? COMPUTE_WAIT_HOLD_MS + 10_000 },
-      ComputeOperationSchema,
-    );
+    const hold = { ...options, timeoutMs: options.timeoutMs ?? COMPUTE_WAIT_HOLD_MS + 10_000 };
+    return this.call('POST', `${operationPath(ref)}/wait`, {}, undefined, hold, ComputeOperationSchema);
   }
 
   private async call<S extends z.ZodType>(
@@ -328,6 +313,12 @@ const OperationRef = z.strictObject({
 
 /** How long Compute holds an `operations/NAME/wait` call at most. */
 const COMPUTE_WAIT_HOLD_MS = 120_000;
+
+/** `projects/P/regions/R/operations/NAME` of a checked operation reference. */
+function operationPath(ref: z.input<typeof OperationRef>): string {
+  const r = parseInput(OperationRef, ref, 'operation reference');
+  return `${regionPath(r)}/operations/${r.operation}`;
+}
 
 function regionPath(ref: { project: string; region: string }): string {
   parseInput(z.object({ project: Project, region: Region }), ref, 'project/region');
