@@ -13,6 +13,7 @@ import {
   TemporalConnectionError,
   type TemporalConnection,
 } from '../client';
+import { REQUEST_ID_PATTERN } from '../client/updates';
 import {
   CODEC_KEY_FILE_ENV,
   CODEC_KEYS_ENV,
@@ -58,7 +59,7 @@ export const CommandFlagsSchema = z.object({
 export const RequestFlagsShape = {
   requestId: z
     .string()
-    .regex(/^[A-Za-z0-9._:-]{1,128}$/, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
+    .regex(REQUEST_ID_PATTERN, '--request-id: 1-128 of letters, digits, ".", "_", ":" or "-"')
     .optional(),
   detach: z.boolean().default(false),
 };

@@ -13,6 +13,11 @@ export class DeploymentNotFoundError extends Error {
   override readonly name = 'DeploymentNotFoundError';
 }
 
+/** No request (Update) with the id given in the deployment's latest run. */
+export class RequestNotFoundError extends Error {
+  override readonly name = 'RequestNotFoundError';
+}
+
 /** A bare deployment name matches deployments in several projects or regions. */
 export class AmbiguousDeploymentError extends Error {
   override readonly name = 'AmbiguousDeploymentError';

@@ -3,6 +3,7 @@ export * from './control';
 export * from './errors';
 export * from './list';
 export * from './progress';
+export * from './requests';
 export {
   DEPLOYMENT_WORKFLOW_TYPE,
   LEGACY_DEPLOY_WORKFLOW_TYPE,
@@ -10,7 +11,7 @@ export {
   resolveWorkflow,
   type ResolvedWorkflow,
 } from './resolve';
-export type { DeploymentRequest } from './updates';
+export { type DeploymentRequest, REQUEST_ID_PATTERN } from './updates';
 export * from './start';
 export * from './upgrade';
 export * from './watch';

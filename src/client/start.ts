@@ -60,6 +60,8 @@ export interface StartedDeployment {
 
 /** Memo key with the digest of the spec a deployment was started from (0.1 runs carry it too). */
 const MEMO_SPEC_DIGEST = 'specDigest';
+/** Memo key with the id of the deploy request that started the run: how a retried create is told apart. */
+const MEMO_REQUEST_ID = 'requestId';
 
 /** Temporal UI limits on user metadata. */
 export const MAX_SUMMARY_BYTES = 200;
@@ -90,7 +92,7 @@ export async function startDeployment(
   const startOptions = {
     ...deploymentStartOptions(spec, taskQueue, { withModelUri }),
     args: [{ spec, ...(settings ? { settings } : {}) }],
-    memo: { [MEMO_SPEC_DIGEST]: digest(spec) },
+    memo: { [MEMO_SPEC_DIGEST]: canonicalDigest(spec), [MEMO_REQUEST_ID]: requestId },
     staticSummary: deploymentSummary(spec),
     staticDetails: deploymentDetails(spec),
   } satisfies WorkflowStartOptions<typeof deployment>;
@@ -218,7 +220,7 @@ async function refuseOrFollowLegacy(
   const isLegacy = previous.type === LEGACY_DEPLOY_WORKFLOW_TYPE;
   if (status === 'RUNNING') {
     if (!isLegacy) return undefined; // the deploy Update decides: same spec attaches, another is refused
-    if (previous.memo?.[MEMO_SPEC_DIGEST] !== digest(spec)) {
+    if (previous.memo?.[MEMO_SPEC_DIGEST] !== canonicalDigest(spec)) {
       throw new DeploymentStateError(
         `${workflowId} is a deployment of garden-deploy 0.1 still running with another spec; it finishes on its ` +
           `own. Wait for it, or stop it with \`garden-deploy cancel ${workflowId}\`, then deploy again.`,
@@ -306,9 +308,24 @@ export function deploymentDetails(spec: DeploymentSpec): string {
   return `${header}\n${fence}yaml\n${truncateUtf8(yaml, room)}${note}`;
 }
 
-/** Stable over key order, so the same spec always has the same digest. */
-function digest(spec: DeploymentSpec): string {
-  return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 32);
+/**
+ * The deploy request that started a run, from its memo: its id and the digest of its spec (runs
+ * started before the request id was recorded have only the digest).
+ */
+export function startedBy(description: Pick<WorkflowExecutionDescription, 'memo'>): {
+  requestId?: string;
+  specDigest?: string;
+} {
+  const memo = description.memo ?? {};
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const requestId = text(memo[MEMO_REQUEST_ID]);
+  const specDigest = text(memo[MEMO_SPEC_DIGEST]);
+  return { ...(requestId ? { requestId } : {}), ...(specDigest ? { specDigest } : {}) };
+}
+
+/** Stable over key order, so the same value (a spec, a request) always has the same digest. */
+export function canonicalDigest(value: unknown): string {
+  return createHash('sha256').update(canonicalJson(value)).digest('hex').slice(0, 32);
 }
 
 function canonicalJson(value: unknown): string {

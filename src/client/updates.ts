@@ -110,6 +110,9 @@ export function updateError(err: unknown, workflowId: string, name: string): unk
   return err;
 }
 
+/** What a caller's request id (idempotency key) may look like: also safe in a URL path and a log line. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /** The request's idempotency key (the Update id): the caller's, or a new one. */
 export function idOf(options: { requestId?: string }): string {
   return options.requestId ?? randomUUID();

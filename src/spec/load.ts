@@ -27,7 +27,7 @@ const MAX_SPEC_BYTES = 256 * 1024;
 
 export function parseDeploymentSpec(input: unknown, source?: string): DeploymentSpec {
   const result = DeploymentSpecSchema.safeParse(input);
-  if (!result.success) throw new InvalidSpecError(toIssues(result.error), source);
+  if (!result.success) throw new InvalidSpecError(specIssues(result.error), source);
   return result.data;
 }
 
@@ -44,21 +44,27 @@ export async function readDeploymentSpecDocument(file: string): Promise<unknown>
       [{ path: '', message: `file is ${size} bytes; a spec is at most ${MAX_SPEC_BYTES}` }],
       file,
     );
-  const text = await readFile(file, 'utf8');
-  let document: unknown;
+  return parseDeploymentSpecDocument(await readFile(file, 'utf8'), file);
+}
+
+/**
+ * A spec's YAML or JSON text as a document, not yet checked against the schema (a file's, a storage
+ * event's marker object); the caller bounds its size.
+ */
+export function parseDeploymentSpecDocument(text: string, source?: string): unknown {
   try {
     // uniqueKeys: a repeated key is a mistake, not an override; maxAliasCount bounds alias expansion.
-    document = parseYaml(text, { uniqueKeys: true, maxAliasCount: 50, prettyErrors: true });
+    return parseYaml(text, { uniqueKeys: true, maxAliasCount: 50, prettyErrors: true });
   } catch (err) {
     throw new InvalidSpecError(
       [{ path: '', message: `not valid YAML/JSON: ${(err as Error).message}` }],
-      file,
+      source,
     );
   }
-  return document;
 }
 
-function toIssues(error: z.ZodError): SpecIssue[] {
+/** zod's issues as the spec's: a dotted path per field (`smoke.tests[0].mode`), unknown fields named. */
+export function specIssues(error: z.ZodError): SpecIssue[] {
   return error.issues.map((issue) => {
     let message = issue.message;
     if (issue.code === 'unrecognized_keys')
