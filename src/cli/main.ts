@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   rollback: () => import('./commands/rollback.js'),
   'sample-model': () => import('./commands/sample-model.js'),
   scale: () => import('./commands/scale.js'),
+  serve: () => import('./commands/serve.js'),
   status: () => import('./commands/status.js'),
   teardown: () => import('./commands/teardown.js'),
   upgrade: () => import('./commands/upgrade.js'),

@@ -1,0 +1,123 @@
+import type { AddressInfo } from 'node:net';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { CodecConfigError } from '../../codec';
+import { TokenFileError, tokenLine } from '../../http/auth';
+import { ServeConfigError, serveConfig, serveOptions } from '../../http/config';
+import { createServer } from '../../http/server';
+import {
+  addConnectionOptions,
+  CommandFlagsSchema,
+  EXIT_BAD_INPUT,
+  exitOnUsageErrorWith2,
+  processIo,
+  taskQueueOption,
+  withTemporal,
+} from '../client-command';
+
+/**
+ * `garden-deploy serve`: the HTTP API (src/http/) in front of the same library the CLI uses, on
+ * the same Temporal connection and data converter (payload codec included). `serve hash-token NAME`
+ * turns a token on stdin into the tokens file's line.
+ */
+
+const ServeCommandFlagsSchema = CommandFlagsSchema.extend({ taskQueue: z.string().min(1) });
+
+export function register(program: Command): void {
+  const command = program
+    .command('serve')
+    .summary('serve the HTTP API: create, upgrade, read, list and control deployments')
+    .description(
+      'Serve the HTTP API (OpenAPI document at /openapi.json; README, HTTP API): deployments are created and ' +
+        'upgraded from a spec, read, listed by search attribute and controlled (cancel, rollback, promote, pause, ' +
+        'resume, scale, teardown) through the same library as the CLI. Every call but /openapi.json and /healthz ' +
+        'needs a bearer token: a static one from --token-file, or a Google OIDC ID token for --oidc-audience of an ' +
+        '--allow-service-account. One JSON access log line per request on stdout, never a token or a body. ' +
+        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen; 2 bad options, tokens or Temporal unreachable.',
+    );
+  for (const option of serveOptions()) command.addOption(option);
+  command.addOption(taskQueueOption());
+  exitOnUsageErrorWith2(addConnectionOptions(command)).action(async (raw: Record<string, unknown>) => {
+    process.exitCode = await runServe(raw);
+  });
+  command
+    .command('hash-token')
+    .argument('<name>', 'the token’s name, shown in the access log as token:<name>')
+    .description(
+      'Read a token on stdin (e.g. `openssl rand -hex 32 | tee token | garden-deploy serve hash-token ci`) and ' +
+        'print its line for the tokens file, "<name> sha256:<hex>": the server stores only that digest.',
+    )
+    .action(async (name: string) => {
+      process.exitCode = await hashToken(name);
+    });
+}
+
+async function runServe(raw: Record<string, unknown>): Promise<number> {
+  const say = (line: string) => process.stderr.write(`garden-deploy serve: ${line}\n`);
+  let config;
+  let flags;
+  try {
+    flags = ServeCommandFlagsSchema.parse(raw);
+    config = serveConfig(raw, say);
+  } catch (err) {
+    if (!(
+      err instanceof ServeConfigError ||
+      err instanceof TokenFileError ||
+      err instanceof CodecConfigError
+    ))
+      throw err;
+    say(err.message);
+    return EXIT_BAD_INPUT;
+  }
+  return withTemporal('serve', flags, processIo, async (temporal) => {
+    const app = await createServer({
+      client: temporal.client,
+      taskQueue: flags.taskQueue,
+      auth: config.auth,
+      bodyLimit: config.bodyLimit,
+      rateLimit: config.rateLimit,
+    });
+    try {
+      await app.listen({ host: config.host, port: config.port });
+    } catch (err) {
+      say(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+      return 1;
+    }
+    const { address, port } = app.server.address() as AddressInfo;
+    const host = address.includes(':') ? `[${address}]` : address;
+    const auth = [
+      config.auth.tokens.length ? `${config.auth.tokens.length} static token(s)` : '',
+      config.auth.oidc
+        ? `OIDC ID tokens for ${config.auth.oidc.audience} from ${config.auth.oidc.allowedServiceAccounts.join(', ')}`
+        : '',
+    ].filter(Boolean);
+    say(
+      `listening on http://${host}:${port} (Temporal at ${temporal.address}, namespace ${temporal.namespace}` +
+        `${temporal.encrypted ? ', payloads encrypted' : ''}; auth: ${auth.join('; ')}); Ctrl-C to stop`,
+    );
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    await app.close();
+    return 0;
+  });
+}
+
+const MAX_TOKEN_STDIN = 4096;
+
+async function hashToken(name: string): Promise<number> {
+  let input = '';
+  for await (const chunk of process.stdin) {
+    input += String(chunk);
+    if (input.length > MAX_TOKEN_STDIN) break;
+  }
+  try {
+    process.stdout.write(`${tokenLine(name, input.trim())}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof TokenFileError)) throw err;
+    process.stderr.write(`garden-deploy serve hash-token: ${err.message}\n`);
+    return EXIT_BAD_INPUT;
+  }
+}

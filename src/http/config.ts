@@ -1,0 +1,180 @@
+import { Option } from 'commander';
+import { z } from 'zod';
+import { readSecretFile } from '../codec';
+import { type AuthConfig, GOOGLE_JWKS_URL, type TokenDigest, parseTokenDigests } from './auth';
+import type { RateLimit } from './rate-limit';
+
+/**
+ * `garden-deploy serve`'s configuration, from one table: each option is a flag and an environment
+ * variable (the flag wins), checked by one zod schema; the README's table lists the same rows.
+ */
+
+export const DEFAULT_BODY_LIMIT = 256 * 1024;
+
+interface ServeOption {
+  flags: string;
+  env: string;
+  help: string;
+  default?: string;
+}
+
+export const SERVE_OPTIONS = {
+  listen: {
+    flags: '--listen <host:port>',
+    env: 'GARDEN_DEPLOY_SERVE_LISTEN',
+    help: 'address to listen on (0 as the port for a free one)',
+    default: '127.0.0.1:8080',
+  },
+  tokenFile: {
+    flags: '--token-file <file>',
+    env: 'GARDEN_DEPLOY_SERVE_TOKEN_FILE',
+    help: 'file of static bearer tokens, one "<name> sha256:<hex>" line each (make one with `serve hash-token NAME`)',
+  },
+  tokens: {
+    flags: '--tokens <lines>',
+    env: 'GARDEN_DEPLOY_SERVE_TOKENS',
+    help: 'the same lines in a variable (e.g. from a secret), newline-separated',
+  },
+  oidcAudience: {
+    flags: '--oidc-audience <audience>',
+    env: 'GARDEN_DEPLOY_SERVE_OIDC_AUDIENCE',
+    help: 'accept Google-signed OIDC ID tokens for this audience (e.g. the service URL)',
+  },
+  allowServiceAccount: {
+    flags: '--allow-service-account <emails>',
+    env: 'GARDEN_DEPLOY_SERVE_ALLOWED_SERVICE_ACCOUNTS',
+    help: 'service account emails whose ID tokens may call, comma-separated',
+  },
+  oidcCertsUrl: {
+    flags: '--oidc-certs-url <url>',
+    env: 'GARDEN_DEPLOY_SERVE_OIDC_CERTS_URL',
+    help: 'JWKS of the ID tokens’ signing keys',
+    default: GOOGLE_JWKS_URL,
+  },
+  bodyLimit: {
+    flags: '--body-limit <bytes>',
+    env: 'GARDEN_DEPLOY_SERVE_BODY_LIMIT',
+    help: 'largest request body; larger ones are answered 413',
+    default: String(DEFAULT_BODY_LIMIT),
+  },
+  rateLimit: {
+    flags: '--rate-limit <per-minute>',
+    env: 'GARDEN_DEPLOY_SERVE_RATE_LIMIT',
+    help: 'requests per minute per caller (429 with Retry-After beyond)',
+    default: '120',
+  },
+  rateBurst: {
+    flags: '--rate-burst <n>',
+    env: 'GARDEN_DEPLOY_SERVE_RATE_BURST',
+    help: 'requests a caller may send at once',
+    default: '30',
+  },
+} as const satisfies Record<string, ServeOption>;
+
+/** The commander options of the table, each reading its variable. */
+export function serveOptions(): Option[] {
+  return Object.values(SERVE_OPTIONS).map((option: ServeOption) => {
+    const made = new Option(option.flags, option.help).env(option.env);
+    return option.default === undefined ? made : made.default(option.default);
+  });
+}
+
+const whole = (what: string, min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, `${what} must be a whole number`)
+    .transform(Number)
+    .pipe(z.number().min(min, `${what} must be at least ${min}`).max(max, `${what} must be at most ${max}`));
+
+const ListenSchema = z
+  .string()
+  .regex(
+    /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
+    '--listen must be host:port, e.g. 127.0.0.1:8080 (an IPv6 address in brackets)',
+  )
+  .transform((value) => {
+    const colon = value.lastIndexOf(':');
+    return { host: value.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(value.slice(colon + 1)) };
+  })
+  .refine(({ port }) => port <= 65_535, '--listen: the port must be at most 65535');
+
+const EmailsSchema = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((email) => email.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.email('--allow-service-account takes email addresses')).max(100));
+
+export const ServeFlagsSchema = z
+  .object({
+    listen: ListenSchema,
+    tokenFile: z.string().min(1).optional(),
+    tokens: z
+      .string()
+      .max(64 * 1024)
+      .optional(),
+    oidcAudience: z.string().min(1).max(1024).optional(),
+    allowServiceAccount: EmailsSchema.optional(),
+    oidcCertsUrl: z.url({ protocol: /^https?$/, message: '--oidc-certs-url must be an http(s) URL' }),
+    bodyLimit: whole('--body-limit', 1024, 64 * 1024 * 1024),
+    rateLimit: whole('--rate-limit', 1, 1_000_000),
+    rateBurst: whole('--rate-burst', 1, 100_000),
+  })
+  .refine((flags) => flags.tokenFile || flags.tokens || flags.oidcAudience, {
+    message:
+      'no credentials: give --token-file (or GARDEN_DEPLOY_SERVE_TOKENS), or --oidc-audience with ' +
+      '--allow-service-account; the API never runs unauthenticated',
+  })
+  .refine((flags) => !flags.oidcAudience || (flags.allowServiceAccount?.length ?? 0) > 0, {
+    message: '--oidc-audience needs --allow-service-account: the service accounts that may call',
+  });
+export type ServeFlags = z.output<typeof ServeFlagsSchema>;
+
+export interface ServeConfig {
+  host: string;
+  port: number;
+  auth: AuthConfig;
+  bodyLimit: number;
+  rateLimit: RateLimit;
+}
+
+/** A serve option that cannot be used (the message names the flag and variable). */
+export class ServeConfigError extends Error {
+  override readonly name = 'ServeConfigError';
+}
+
+const MAX_TOKEN_FILE_BYTES = 256 * 1024;
+
+/** The configuration from the flags (commander's, with the variables already applied). */
+export function serveConfig(raw: unknown, warn: (message: string) => void): ServeConfig {
+  const parsed = ServeFlagsSchema.safeParse(raw);
+  if (!parsed.success) throw new ServeConfigError(parsed.error.issues.map((i) => i.message).join('; '));
+  const flags = parsed.data;
+  const tokens: TokenDigest[] = [];
+  if (flags.tokenFile) {
+    const text = readSecretFile(flags.tokenFile, MAX_TOKEN_FILE_BYTES, 'tokens', warn);
+    tokens.push(...parseTokenDigests(text, `the tokens file ${flags.tokenFile}`));
+  }
+  if (flags.tokens) tokens.push(...parseTokenDigests(flags.tokens, SERVE_OPTIONS.tokens.env));
+  return {
+    host: flags.listen.host,
+    port: flags.listen.port,
+    auth: {
+      tokens,
+      ...(flags.oidcAudience
+        ? {
+            oidc: {
+              audience: flags.oidcAudience,
+              allowedServiceAccounts: flags.allowServiceAccount ?? [],
+              certsUrl: flags.oidcCertsUrl,
+            },
+          }
+        : {}),
+    },
+    bodyLimit: flags.bodyLimit,
+    rateLimit: { perMinute: flags.rateLimit, burst: flags.rateBurst },
+  };
+}

@@ -1,0 +1,241 @@
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { FastifyInstance } from 'fastify';
+import {
+  type ListFilters,
+  getProgress,
+  listDeployments,
+  requestState,
+  settleRequest,
+  startDeployment,
+  upgradeDeployment,
+} from '../../client';
+import { canonicalDigest, startedBy } from '../../client/start';
+import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
+import { type ApiOperation, addRoute } from '../api';
+import { HttpError, IdempotencyKeyReusedError } from '../errors';
+import { answerRequest, sendOnce, waitMsOf } from '../requests';
+import {
+  CreatedDeploymentSchema,
+  type DeploymentPath,
+  DeploymentListSchema,
+  DeploymentPathSchema,
+  DeploymentStatusSchema,
+  ListQuerySchema,
+  RequestPathSchema,
+  RequestStateSchema,
+  WaitQuerySchema,
+} from '../schemas';
+import type { ServerDeps } from '../server';
+
+/** Deployments: create, list, read, upgrade, and the state of any request sent to one. */
+
+const DEPLOYMENT = '/v1/deployments/{project}/{region}/{name}';
+
+const create: ApiOperation = {
+  operationId: 'createDeployment',
+  method: 'POST',
+  path: '/v1/deployments',
+  summary: 'Create a deployment from a spec',
+  description:
+    'Validates the spec (the DeploymentSpec schema the CLI uses; a bad one is 400 listing every field) and ' +
+    'starts its durable deployment, deploy/{project}/{region}/{name}. Retried with the same Idempotency-Key and ' +
+    'spec, answers the deployment the first call started (200); a deployment of that name started by another ' +
+    'request is a 409 (change it with …/upgrade).',
+  tag: 'deployments',
+  mutating: true,
+  query: WaitQuerySchema,
+  body: DeploymentSpecSchema,
+  responses: {
+    201: { description: 'Started', schema: CreatedDeploymentSchema },
+    200: { description: 'The deployment this key started earlier', schema: CreatedDeploymentSchema },
+    409: { description: 'A deployment of that name runs already, started by another request' },
+    422: { description: 'The Idempotency-Key was used with another spec' },
+  },
+};
+
+const list: ApiOperation = {
+  operationId: 'listDeployments',
+  method: 'GET',
+  path: '/v1/deployments',
+  summary: 'List deployments by search attribute',
+  description:
+    'Newest first, the latest run of each; filtered by the search attributes (stage, model URI prefix, project, ' +
+    'region, name). Visibility is eventually consistent: a change may take a moment to show.',
+  tag: 'deployments',
+  query: ListQuerySchema,
+  responses: { 200: { description: 'The deployments', schema: DeploymentListSchema } },
+};
+
+const get: ApiOperation = {
+  operationId: 'getDeployment',
+  method: 'GET',
+  path: DEPLOYMENT,
+  summary: 'A deployment’s progress',
+  description:
+    'Stage, steps with live attempts and last errors, replicas, resources and result (as `status` shows).',
+  tag: 'deployments',
+  params: DeploymentPathSchema,
+  responses: {
+    200: { description: 'Its progress', schema: DeploymentStatusSchema },
+    404: { description: 'No such deployment' },
+  },
+};
+
+const upgrade: ApiOperation = {
+  operationId: 'upgradeDeployment',
+  method: 'POST',
+  path: `${DEPLOYMENT}/upgrade`,
+  summary: 'Roll out a new revision',
+  description:
+    'Sends the spec as the deployment’s `upgrade` Update (staged, canary/linear under the spec’s gates, rolled ' +
+    'back when one fails). The spec must name this deployment. Answers once accepted (202), or with the outcome ' +
+    'when it comes within `wait`.',
+  tag: 'deployments',
+  mutating: true,
+  params: DeploymentPathSchema,
+  query: WaitQuerySchema,
+  body: DeploymentSpecSchema,
+  responses: {
+    202: { description: 'Accepted, still running', schema: RequestStateSchema },
+    200: { description: 'Done (or failed) within the wait', schema: RequestStateSchema },
+    404: { description: 'No such deployment' },
+    409: { description: 'Refused by the deployment, with its reason' },
+    422: { description: 'The Idempotency-Key was used with another spec' },
+  },
+};
+
+const request: ApiOperation = {
+  operationId: 'getRequest',
+  method: 'GET',
+  path: `${DEPLOYMENT}/requests/{requestId}`,
+  summary: 'Where a request stands',
+  description:
+    'The outcome of a request an earlier call answered (its requestId), waiting up to `wait` for it.',
+  tag: 'deployments',
+  params: RequestPathSchema,
+  query: WaitQuerySchema,
+  responses: {
+    200: { description: 'Its state (running, done or failed)', schema: RequestStateSchema },
+    404: { description: 'No such deployment or request' },
+  },
+};
+
+export const operations: ApiOperation[] = [create, list, get, upgrade, request];
+
+export function workflowIdOf(path: DeploymentPath): string {
+  return deploymentWorkflowId(path);
+}
+
+export function register(app: FastifyInstance, deps: ServerDeps): void {
+  const { client } = deps;
+
+  addRoute<never, { wait?: number }, unknown>(app, create, async ({ body, query, idempotencyKey }) => {
+    const spec = parseDeploymentSpec(body);
+    const workflowId = deploymentWorkflowId(spec);
+    const requestId = `create:${idempotencyKey}`;
+    const latest = await client.workflow
+      .getHandle(workflowId)
+      .describe()
+      .catch((err: unknown) => (err instanceof WorkflowNotFoundError ? undefined : Promise.reject(err)));
+    if (latest) {
+      const first = startedBy(latest);
+      if (first.requestId === requestId && first.specDigest !== canonicalDigest(spec))
+        throw new IdempotencyKeyReusedError(`creating ${workflowId}`);
+      if (first.requestId === requestId && latest.status.name !== 'RUNNING') {
+        // A retry of a create whose deployment has ended since: its answer, not a new deployment.
+        const state = await requestState(client, workflowId, requestId, 0).catch(() => ({
+          state: 'done' as const,
+        }));
+        return {
+          status: 200,
+          body: {
+            requestId,
+            workflowId,
+            runId: latest.runId,
+            operation: 'create',
+            ...state,
+            started: false,
+            waitingForWorker: false,
+          },
+        };
+      }
+      if (first.requestId !== requestId && latest.status.name === 'RUNNING')
+        throw new HttpError(
+          409,
+          'conflict',
+          `${workflowId} exists already, started by another request; read it with GET ${pathOf(workflowId)}, ` +
+            `change it with POST ${pathOf(workflowId)}/upgrade`,
+        );
+    }
+    const started = await startDeployment(client, spec, {
+      taskQueue: deps.taskQueue,
+      requestId,
+      ...(deps.settings ? { settings: deps.settings } : {}),
+    });
+    const state = started.waitingForWorker
+      ? ({ state: 'running' } as const)
+      : await settleRequest(client, started.result, waitMsOf(query));
+    return {
+      status: started.started ? 201 : 200,
+      body: {
+        requestId,
+        workflowId,
+        runId: started.runId,
+        operation: 'create',
+        ...state,
+        started: started.started,
+        waitingForWorker: started.waitingForWorker,
+      },
+    };
+  });
+
+  addRoute<never, ListFilters, unknown>(app, list, async ({ query }) => ({
+    status: 200,
+    body: { deployments: await listDeployments(client, query) },
+  }));
+
+  addRoute<DeploymentPath, unknown, unknown>(app, get, async ({ params }) => ({
+    status: 200,
+    body: await getProgress(client, workflowIdOf(params)),
+  }));
+
+  addRoute<DeploymentPath, { wait?: number }, unknown>(
+    app,
+    upgrade,
+    async ({ params, query, body, idempotencyKey }) => {
+      const workflowId = workflowIdOf(params);
+      const spec = parseDeploymentSpec(body);
+      return answerRequest(
+        client,
+        'upgrade',
+        await sendOnce(client, workflowId, 'upgrade', idempotencyKey, { spec }, (requestId) =>
+          upgradeDeployment(client, spec, { deployment: workflowId, requestId }),
+        ),
+        waitMsOf(query),
+      );
+    },
+  );
+
+  addRoute<DeploymentPath & { requestId: string }, { wait?: number }, unknown>(
+    app,
+    request,
+    async ({ params, query }) => {
+      const workflowId = workflowIdOf(params);
+      const state = await requestState(client, workflowId, params.requestId, waitMsOf(query));
+      return {
+        status: 200,
+        body: {
+          requestId: params.requestId,
+          workflowId,
+          operation: params.requestId.split(':')[0],
+          ...state,
+        },
+      };
+    },
+  );
+}
+
+/** The API path of a deployment's workflow id. */
+export function pathOf(workflowId: string): string {
+  return `/v1/deployments/${workflowId.replace(/^deploy\//, '')}`;
+}

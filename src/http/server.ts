@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import type { Client } from '@temporalio/client';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { DeploymentSettings } from '../workflows/types';
+import type { ApiOperation } from './api';
+import { type AuthConfig, Authenticator } from './auth';
+import { HttpError, toHttpError } from './errors';
+import { type Clock, type RateLimit, RateLimiter } from './rate-limit';
+
+/**
+ * `garden-deploy serve`'s HTTP server (Fastify), built from its dependencies so tests start it in
+ * this process on port 0. Every route comes from a route module in ROUTE_MODULES; each request is
+ * authenticated (unless its operation is public), rate-limited per caller, and logged as one JSON
+ * line without headers or bodies.
+ */
+
+export interface ServerDeps {
+  /** Connected with the CLI's data converter (`connectTemporal`: the payload codec when configured). */
+  client: Client;
+  /** Task queue of the garden-deploy workers. */
+  taskQueue: string;
+  /** Operator tuning given to the deployments it starts. */
+  settings?: DeploymentSettings;
+  auth: AuthConfig;
+  bodyLimit: number;
+  rateLimit: RateLimit;
+  clock?: Clock;
+  /** One JSON line per request (and per unexpected error). Default: stdout. */
+  log?: (line: string) => void;
+}
+
+/** A route module: registers its routes on the app. */
+export type RouteModule = (app: FastifyInstance, deps: ServerDeps) => void;
+
+/** What a file under ./routes/ exports: its routes and the operations they serve (for OpenAPI). */
+export interface RouteModuleExports {
+  register: RouteModule;
+  operations: ApiOperation[];
+}
+
+/**
+ * Every route module, in one table. `events` (storage-event triggers under /v1/events/…) is
+ * built separately and joins when src/http/routes/events.ts exists, exporting `register` and
+ * `operations` like the others; its operations then need a place in docs/openapi.json
+ * (`npm run contract`).
+ */
+const ROUTE_MODULES: Record<string, () => Promise<RouteModuleExports | undefined>> = {
+  system: () => import('./routes/system.js'),
+  deployments: () => import('./routes/deployments.js'),
+  control: () => import('./routes/control.js'),
+  events: () => optionalModule('./routes/events.js'),
+};
+
+/** A module that may not exist (yet); any other load failure is an error. */
+async function optionalModule(specifier: string): Promise<RouteModuleExports | undefined> {
+  try {
+    return (await import(specifier)) as RouteModuleExports;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const missing =
+      code === 'MODULE_NOT_FOUND' ||
+      code === 'ERR_MODULE_NOT_FOUND' ||
+      /Failed to load url|Cannot find module/.test((err as Error).message);
+    if (missing && (err as Error).message.includes('routes/events')) return undefined;
+    throw err;
+  }
+}
+
+/** The route modules present, in table order. */
+export async function routeModules(): Promise<RouteModuleExports[]> {
+  const loaded = await Promise.all(Object.values(ROUTE_MODULES).map((load) => load()));
+  return loaded.filter((module): module is RouteModuleExports => module !== undefined);
+}
+
+/** Every operation the server serves: what the OpenAPI document describes. */
+export async function apiOperations(): Promise<ApiOperation[]> {
+  return (await routeModules()).flatMap((module) => module.operations);
+}
+
+export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? { now: Date.now };
+  const log = deps.log ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const authenticator = new Authenticator(deps.auth, () => clock.now());
+  const limiter = new RateLimiter(deps.rateLimit, clock);
+  const app = Fastify({
+    logger: false,
+    bodyLimit: deps.bodyLimit,
+    genReqId: () => randomUUID(),
+    // Routes are documented one by one: no implicit HEAD twins.
+    exposeHeadRoutes: false,
+    // A slow or stuck client cannot hold a connection open.
+    connectionTimeout: 0,
+    requestTimeout: 120_000,
+  });
+  app.decorateRequest('principal', undefined);
+
+  // Before the body is read: an unauthenticated or throttled call costs nothing and starts nothing.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const operation = request.routeOptions.config?.operation;
+    if (operation?.public) return;
+    const outcome = await authenticator.authenticate(request.headers.authorization);
+    // Failed attempts are rate-limited by address, so guessing tokens is slow too.
+    const wait = limiter.take(outcome.ok ? outcome.principal.id : `address:${request.ip}`);
+    if (wait > 0)
+      throw new HttpError(429, 'rate_limited', `too many requests; retry in ${wait} s`, undefined, {
+        'retry-after': String(wait),
+      });
+    if (!outcome.ok) {
+      const code = outcome.status === 401 ? 'unauthenticated' : 'forbidden';
+      throw new HttpError(
+        outcome.status,
+        code,
+        outcome.message,
+        undefined,
+        outcome.status === 401 ? { 'www-authenticate': 'Bearer' } : {},
+      );
+    }
+    request.principal = outcome.principal;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    log(
+      JSON.stringify({
+        time: new Date(clock.now()).toISOString(),
+        requestId: request.id,
+        method: request.method,
+        route: request.routeOptions.url ?? '(no route)',
+        status: reply.statusCode,
+        principal: request.principal?.id ?? null,
+        durationMs: Math.round(reply.elapsedTime),
+      }),
+    );
+  });
+
+  app.setErrorHandler(async (err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const known = toHttpError(err);
+    if (known) return reply.code(known.status).headers(known.headers).send(known.body());
+    // Names and first lines only: a stack or a cause could carry request data.
+    log(
+      JSON.stringify({
+        level: 'error',
+        requestId: request.id,
+        error: (err as Error)?.name ?? 'Error',
+        message: String((err as Error)?.message ?? err).split('\n')[0],
+      }),
+    );
+    return reply
+      .code(500)
+      .send(
+        new HttpError(
+          500,
+          'internal',
+          `internal error; the server log has it under request id ${request.id}`,
+        ).body(),
+      );
+  });
+  app.setNotFoundHandler(async (request, reply) =>
+    reply
+      .code(404)
+      .send(
+        new HttpError(404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`).body(),
+      ),
+  );
+
+  for (const module of await routeModules()) module.register(app, deps);
+  return app;
+}
