@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { deploymentStartOptions } from '../src/client/start';
 import { DEPLOYMENT_WORKFLOW_TYPE } from '../src/client/resolve';
 import { DEFAULT_TASK_QUEUE } from '../src/constants';
+import { openApiDocument } from '../src/http/openapi';
+import { apiOperations } from '../src/http/server';
 import { DEMO_DEPLOYMENT, DEMO_MODEL_URI } from '../src/local-stack/demo';
 import { SEARCH_ATTRIBUTES } from '../src/search-attributes';
 import { DeploymentSpecSchema, durationField, parseDeploymentSpec } from '../src/spec';
@@ -29,7 +31,8 @@ import {
 /**
  * The workflow contract for clients in other languages, generated from the sources so it cannot
  * drift (test/contract/contract.test.ts compares the checked-in files with a fresh run):
- * `npm run contract` writes docs/contract/ and the Go example's spec. Prose: docs/contract.md.
+ * `npm run contract` writes docs/contract/, the Go example's spec and the HTTP API's OpenAPI document
+ * (docs/openapi.json). Prose: docs/contract.md.
  */
 
 const REPO = path.resolve(__dirname, '..');
@@ -222,6 +225,8 @@ export async function contractFiles(): Promise<Map<string, string>> {
     [`docs/contract/${SPEC_SCHEMA}`, specSchema('input')],
     [`docs/contract/${PARSED_SPEC_SCHEMA}`, specSchema('output')],
     ['examples/go/spec.json', goExampleSpec()],
+    // The HTTP API (`garden-deploy serve`), from the operations its route modules serve.
+    ['docs/openapi.json', openApiDocument(await apiOperations())],
   ];
   const formatted = await Promise.all(
     files.map(async ([file, value]): Promise<[string, string]> => {

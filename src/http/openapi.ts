@@ -3,6 +3,7 @@ import { REQUEST_ID_PATTERN } from '../client';
 import { DeploymentSpecSchema } from '../spec';
 import { type ApiOperation, IdempotencyKeySchema } from './api';
 import { ErrorBodySchema } from './errors';
+import { RequestStateSchema } from './schemas';
 
 /**
  * The OpenAPI 3.1 document of the API, generated from the operations the route modules serve and
@@ -16,6 +17,7 @@ type JsonSchema = Record<string, unknown>;
 const COMPONENTS: Array<[string, z.ZodType]> = [
   ['DeploymentSpec', DeploymentSpecSchema],
   ['Error', ErrorBodySchema],
+  ['RequestState', RequestStateSchema],
 ];
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {

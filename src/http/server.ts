@@ -29,6 +29,18 @@ export interface ServerDeps {
   log?: (line: string) => void;
 }
 
+export interface RegisteredRoute {
+  method: string;
+  /** Fastify's syntax: `/v1/deployments/:project`. */
+  url: string;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    registeredRoutes: RegisteredRoute[];
+  }
+}
+
 /** A route module: registers its routes on the app. */
 export type RouteModule = (app: FastifyInstance, deps: ServerDeps) => void;
 
@@ -163,6 +175,12 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
       ),
   );
 
+  // What was registered, for the test that holds it against the OpenAPI document.
+  const registered: RegisteredRoute[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) registered.push({ method, url: route.url });
+  });
+  app.decorate('registeredRoutes', registered);
   for (const module of await routeModules()) module.register(app, deps);
   return app;
 }
