@@ -3,7 +3,8 @@
 #   1. the pinned Go tools of src/local-stack/tools.json, built with `go install` into a per-user
 #      cache that every clone and CI run shares (the path rule is the one src/local-stack/tools.ts uses):
 #      the Temporal CLI (dev server), fake-gcs-server, and the production cluster's Temporal server,
-#      SQL tool and Web UI server;
+#      SQL tool and Web UI server; a tool with a "source" (pstest, Google's Pub/Sub fake, a library)
+#      is a small Go main in this repo, built with `go build` there;
 #   2. PostgreSQL for the production cluster's tests (`npm run test:cluster`): Debian's `postgresql`
 #      package with apt-get, as root or with passwordless sudo; elsewhere it says what to install;
 #   3. Chromium for the Web UI test (test/codec/web-ui.test.ts): Debian's `chromium` package, the same way;
@@ -31,10 +32,26 @@ else
   tools_dir="${XDG_CACHE_HOME:-$HOME/.cache}/garden-deploy/tools"
 fi
 
-# "binary module version" lines, read with node so that tools.json stays the only place naming versions.
+# "binary module version source" lines ("-" without a source), read with node so that tools.json
+# stays the only place naming versions.
 tool_lines="$(node -e '
-  for (const t of Object.values(require(process.argv[1]))) console.log(`${t.binary} ${t.module} ${t.version}`);
+  for (const t of Object.values(require(process.argv[1])))
+    console.log(`${t.binary} ${t.module} ${t.version} ${t.source ?? "-"}`);
 ' "$manifest")"
+
+# What a tool built from source is stamped with: module@version and a digest of its files, so an
+# edit of the Go main rebuilds it (src/local-stack/tools.ts toolStamp computes the same).
+source_stamp() {
+  node -e '
+    const fs = require("fs"), path = require("path"), hash = require("crypto").createHash("sha256");
+    const dir = process.argv[1];
+    for (const name of fs.readdirSync(dir).sort()) {
+      const file = path.join(dir, name);
+      if (fs.statSync(file).isFile()) hash.update(`${name}\0`).update(fs.readFileSync(file)).update("\0");
+    }
+    console.log(`${process.argv[2]} src:${hash.digest("hex").slice(0, 16)}`);
+  ' "$1" "$2"
+}
 
 # Prints "module@version" of a Go binary from its embedded build info.
 built_from() {
@@ -55,33 +72,42 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 install_tool() {
-  local binary="$1" module="$2" version="$3"
+  local binary="$1" module="$2" version="$3" source="$4"
   local dest="$tools_dir/$binary-$version"
   local want="$module@$version"
+  [[ "$source" == "-" ]] || want="$(source_stamp "$root/$source" "$want")"
 
   if [[ -x "$dest/$binary" && -f "$dest/$stamp_name" && "$(cat "$dest/$stamp_name")" == "$want" ]]; then
     say "$binary $version: already installed ($dest)"
     return
   fi
-  # A binary put there by hand or by an older script: keep it if Go says it is the pinned build.
-  if [[ -x "$dest/$binary" ]] && command -v go >/dev/null 2>&1 && [[ "$(built_from "$dest/$binary")" == "$want" ]]; then
+  # A binary put there by hand or by an older script: keep it if Go says it is the pinned build
+  # (a tool built from source has no module version to compare).
+  if [[ "$source" == "-" && -x "$dest/$binary" ]] && command -v go >/dev/null 2>&1 && [[ "$(built_from "$dest/$binary")" == "$want" ]]; then
     printf '%s\n' "$want" >"$dest/$stamp_name"
     say "$binary $version: already installed ($dest)"
     return
   fi
 
   require_go "$binary $version"
-  say "$binary $version: building $want with go install (the first build takes several minutes)..."
   local staging started=$SECONDS
   staging="$(mktemp -d "$tools_dir/.staging-$binary.XXXXXX")"
   staging_dirs+=("$staging")
   # Built into a staging dir and renamed into place: an interrupted build never leaves a half binary.
   # CGO off: the tools are pure Go, so no C toolchain is needed.
-  (cd "$staging" && CGO_ENABLED=0 GOBIN="$staging/bin" go install "$want") ||
-    die "go install $want failed (output above). Check network access to the Go module proxy ($(go env GOPROXY))."
-  # go install names the binary after the package (`server`, `sql`); tools.json names it as used.
-  local built="$staging/bin/${module##*/}"
-  [[ "$built" == "$staging/bin/$binary" ]] || mv "$built" "$staging/bin/$binary"
+  if [[ "$source" != "-" ]]; then
+    say "$binary $version: building $source ($module@$version) with go build..."
+    # -buildvcs=false: the repo's git metadata is not the tool's version; go.sum pins every module.
+    (cd "$root/$source" && CGO_ENABLED=0 go build -buildvcs=false -trimpath -o "$staging/bin/$binary" .) ||
+      die "go build of $source failed (output above). Check network access to the Go module proxy ($(go env GOPROXY))."
+  else
+    say "$binary $version: building $want with go install (the first build takes several minutes)..."
+    (cd "$staging" && CGO_ENABLED=0 GOBIN="$staging/bin" go install "$want") ||
+      die "go install $want failed (output above). Check network access to the Go module proxy ($(go env GOPROXY))."
+    # go install names the binary after the package (`server`, `sql`); tools.json names it as used.
+    local built="$staging/bin/${module##*/}"
+    [[ "$built" == "$staging/bin/$binary" ]] || mv "$built" "$staging/bin/$binary"
+  fi
   printf '%s\n' "$want" >"$staging/bin/$stamp_name"
   rm -rf "$dest"
   mv "$staging/bin" "$dest"
@@ -100,8 +126,8 @@ if command -v flock >/dev/null 2>&1; then
   rm -rf "$tools_dir"/.staging-*
 fi
 
-while read -r binary module version; do
-  install_tool "$binary" "$module" "$version"
+while read -r binary module version source; do
+  install_tool "$binary" "$module" "$version" "$source"
 done <<<"$tool_lines"
 
 # PostgreSQL's programs (initdb, postgres, pg_isready): GARDEN_DEPLOY_POSTGRESQL_BIN, else the newest

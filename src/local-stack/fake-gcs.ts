@@ -11,6 +11,36 @@ export interface FakeGcsOptions {
   ownProcessGroup?: boolean;
   /** Aborting it stops the server while it is still starting. */
   signal?: AbortSignal;
+  /** Publish object events to Pub/Sub (the topic must exist first), as a bucket notification would. */
+  events?: FakeGcsEvents;
+}
+
+/** fake-gcs-server's `-event.*` flags; it publishes with Pub/Sub's Go client, so to `pubsubEmulatorHost`. */
+export interface FakeGcsEvents {
+  /** `host:port` of a Pub/Sub emulator (PUBSUB_EMULATOR_HOST of the server). */
+  pubsubEmulatorHost: string;
+  projectId: string;
+  topic: string;
+  /** Only this bucket's objects (default all). */
+  bucket?: string;
+  /** Only objects under this prefix (default all). */
+  objectPrefix?: string;
+  /** Default `['finalize']`; also `delete`, `metadataUpdate`. */
+  list?: Array<'finalize' | 'delete' | 'metadataUpdate'>;
+}
+
+function eventArgs(events: FakeGcsEvents | undefined): string[] {
+  if (!events) return [];
+  return [
+    '-event.pubsub-project-id',
+    events.projectId,
+    '-event.pubsub-topic',
+    events.topic,
+    ...(events.bucket ? ['-event.bucket', events.bucket] : []),
+    ...(events.objectPrefix ? ['-event.object-prefix', events.objectPrefix] : []),
+    '-event.list',
+    (events.list ?? ['finalize']).join(','),
+  ];
 }
 
 export interface FakeGcsServer {
@@ -41,6 +71,7 @@ export async function startFakeGcs(options: FakeGcsOptions): Promise<FakeGcsServ
     endpoint,
     '-log-level',
     'warn',
+    ...eventArgs(options.events),
   ];
   const child = spawnService({
     name: 'fake-gcs-server',
@@ -48,6 +79,9 @@ export async function startFakeGcs(options: FakeGcsOptions): Promise<FakeGcsServ
     args,
     logFile: options.logFile,
     ownProcessGroup: options.ownProcessGroup,
+    ...(options.events
+      ? { env: { ...process.env, PUBSUB_EMULATOR_HOST: options.events.pubsubEmulatorHost } }
+      : {}),
   });
   try {
     await waitUntilHealthy(

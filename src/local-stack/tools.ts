@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -8,6 +9,14 @@ const ToolSchema = z.object({
   module: z.string().regex(/^[\w.-]+(\/[\w.-]+)+$/),
   version: z.string().regex(/^v\d+\.\d+\.\d+$/),
   binary: z.string().regex(/^[\w.-]+$/),
+  /**
+   * A library, not a command: a small Go main in this repo (its go.mod pins `module` at `version`)
+   * built with `go build` instead of `go install module@version`.
+   */
+  source: z
+    .string()
+    .regex(/^tools\/[\w.-]+$/)
+    .optional(),
 });
 
 /**
@@ -16,6 +25,8 @@ const ToolSchema = z.object({
  * whose dev server the local stack runs) and fake-gcs-server serve the local stack; the Temporal
  * server, its SQL tool and the Web UI server are the production cluster's (cluster.ts), at the
  * versions the CLI embeds (server 1.29.1, UI 2.42.1), so both stacks run the same Temporal.
+ * `pstest` is Google's Pub/Sub fake (`tools/pstest`), which fake-gcs-server publishes its object
+ * events to in the storage-event tests.
  */
 export const TOOLS = z
   .object({
@@ -24,6 +35,7 @@ export const TOOLS = z
     temporalServer: ToolSchema,
     temporalSqlTool: ToolSchema,
     temporalUi: ToolSchema,
+    pstest: ToolSchema,
   })
   .parse(manifest);
 
@@ -52,4 +64,20 @@ export function requireTool(tool: ToolName, env: NodeJS.ProcessEnv = process.env
     );
   }
   return file;
+}
+
+/**
+ * What `scripts/install-tools.sh` stamps a built tool with: `module@version`, and for a tool built
+ * from its source in the repo also a digest of those files (an edit rebuilds it).
+ */
+export function toolStamp(tool: ToolName, repoRoot: string): string {
+  const { module, version, source } = TOOLS[tool];
+  if (!source) return `${module}@${version}`;
+  const dir = path.join(repoRoot, source);
+  const hash = createHash('sha256');
+  for (const name of readdirSync(dir).sort()) {
+    const file = path.join(dir, name);
+    if (statSync(file).isFile()) hash.update(`${name}\0`).update(readFileSync(file)).update('\0');
+  }
+  return `${module}@${version} src:${hash.digest('hex').slice(0, 16)}`;
 }

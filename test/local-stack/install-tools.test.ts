@@ -15,7 +15,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TOOLS, type ToolName, toolPath } from '../../src/local-stack/tools';
+import { TOOLS, type ToolName, toolPath, toolStamp } from '../../src/local-stack/tools';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const STAMP = '.garden-deploy-installed';
@@ -79,6 +79,9 @@ async function sandbox(
   for (const file of ['scripts/install-tools.sh', 'src/local-stack/tools.json', 'package-lock.json']) {
     cpSync(path.join(repoRoot, file), path.join(project, file));
   }
+  for (const tool of Object.values(TOOLS))
+    if (tool.source)
+      cpSync(path.join(repoRoot, tool.source), path.join(project, tool.source), { recursive: true });
   const bin = path.join(dir, 'bin');
   mkdirSync(bin);
   for (const command of [...SYSTEM_COMMANDS, ...FAKE_COMMANDS]) {
@@ -99,6 +102,11 @@ async function sandbox(
         '  mkdir -p "$GOBIN"; out="$GOBIN/$(basename "${2%@*}")"',
         '  printf "built %s CGO_ENABLED=%s\\n" "$2" "$CGO_ENABLED" > "$out"; chmod +x "$out"',
         '  if [ -n "${FAKE_GO_FAIL:-}" ]; then echo "compile error" >&2; exit 1; fi',
+        'fi',
+        // go build … -o OUT . (a tool built from its source): the output path follows -o.
+        'if [ "$1" = build ]; then',
+        '  while [ "$1" != -o ]; do shift; done; out="$2"; mkdir -p "$(dirname "$out")"',
+        '  printf "built %s from %s CGO_ENABLED=%s\\n" "$(basename "$out")" "$(basename "$PWD")" "$CGO_ENABLED" > "$out"; chmod +x "$out"',
         'fi',
         '[ "$1" = env ] && echo https://proxy.golang.org',
         'exit 0',
@@ -156,7 +164,7 @@ function installFake(env: NodeJS.ProcessEnv, tool: ToolName): string {
   const file = toolPath(tool, env);
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, 'fake binary\n', { mode: 0o755 });
-  writeFileSync(path.join(path.dirname(file), STAMP), `${TOOLS[tool].module}@${TOOLS[tool].version}\n`);
+  writeFileSync(path.join(path.dirname(file), STAMP), `${toolStamp(tool, repoRoot)}\n`);
   return file;
 }
 
@@ -230,6 +238,31 @@ describe('scripts/install-tools.sh', () => {
     expect(path.basename(built)).toBe('temporal-server');
     expect(readFileSync(built, 'utf8')).toBe(`built ${module}@${version} CGO_ENABLED=0\n`);
     expect(readdirSync(path.dirname(built)).sort()).toEqual([STAMP, 'temporal-server']);
+  });
+
+  it('builds a tool with a source (pstest) with go build in its folder, once, stamped with its files', async () => {
+    const box = await sandbox();
+    const env = { GARDEN_DEPLOY_TOOLS_DIR: box.toolsDir };
+    for (const tool of Object.keys(TOOLS) as ToolName[]) if (tool !== 'pstest') installFake(env, tool);
+    installNodeModules(box.project);
+
+    const result = box.run();
+    expect(result.status, result.stderr).toBe(0);
+    expect(box.calls()).toHaveLength(1);
+    expect(box.calls()[0]).toMatch(/^go build -buildvcs=false -trimpath -o \S+\/pstest \.$/);
+    const built = toolPath('pstest', env);
+    expect(readFileSync(built, 'utf8')).toBe('built pstest from pstest CGO_ENABLED=0\n');
+    expect(readFileSync(path.join(path.dirname(built), STAMP), 'utf8')).toBe(
+      `${toolStamp('pstest', repoRoot)}\n`,
+    );
+    expect(result.stdout).toContain(`pstest ${TOOLS.pstest.version}: building ${TOOLS.pstest.source}`);
+
+    // Second run: nothing is rebuilt; an edit of its source is.
+    expect(box.run().stdout).toContain(`pstest ${TOOLS.pstest.version}: already installed`);
+    expect(box.calls()).toHaveLength(1);
+    writeFileSync(path.join(box.project, TOOLS.pstest.source!, 'main.go'), 'package main // edited\n');
+    expect(box.run().status).toBe(0);
+    expect(box.calls()).toHaveLength(2);
   });
 
   it('leaves no binary behind when the build fails', async () => {
