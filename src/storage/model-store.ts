@@ -226,7 +226,8 @@ function checkRange(start: number, end: number): void {
   }
 }
 
-async function gcsCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
+/** Runs a GCS call, its failure classified as a `StorageAccessError` naming `what`. */
+export async function gcsCall<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
