@@ -59,9 +59,7 @@ export async function requestState(
 
 function notFound(err: unknown, workflowId?: string, requestId?: string): RequestNotFoundError | undefined {
   const missing =
-    err instanceof RequestNotFoundError ||
-    err instanceof WorkflowNotFoundError ||
-    (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND);
+    err instanceof RequestNotFoundError || err instanceof WorkflowNotFoundError || isNotFound(err);
   if (!missing) return undefined;
   if (err instanceof RequestNotFoundError) return err;
   return new RequestNotFoundError(
@@ -72,6 +70,10 @@ function notFound(err: unknown, workflowId?: string, requestId?: string): Reques
 
 /** gRPC's NOT_FOUND: an Update id the server does not know. */
 const GRPC_NOT_FOUND = 5;
+
+function isNotFound(err: unknown): boolean {
+  return isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND;
+}
 
 /** How many history events are read at most when looking for an accepted request. */
 const MAX_HISTORY_EVENTS = 50_000;
@@ -90,7 +92,8 @@ export async function acceptedRequestArgument(
   try {
     history = await client.workflow.getHandle(workflowId).fetchHistory();
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
+    // fetchHistory hands the server's NOT_FOUND through as is.
+    if (err instanceof WorkflowNotFoundError || isNotFound(err)) return undefined;
     throw err;
   }
   for (const event of (history.events ?? []).slice(0, MAX_HISTORY_EVENTS)) {
