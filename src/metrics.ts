@@ -98,6 +98,14 @@ export const METRICS = {
     description: 'How long calls waited for their API budget (GARDEN_DEPLOY_API_BUDGET_*), by service',
     buckets: WAIT_BUCKETS,
   },
+  storageEvents: {
+    name: 'garden_deploy_storage_events',
+    kind: 'counter',
+    labels: ['transport', 'outcome'],
+    description:
+      'Storage events handled (transport pubsub or cloudevent), by outcome: started, upgraded, attached, ' +
+      'duplicate, invalid, refused, ignored, stale, deleted, retry',
+  },
 } as const satisfies Record<string, MetricDefinition>;
 
 export type MetricKey = keyof typeof METRICS;

@@ -1,0 +1,227 @@
+import { createHash } from 'node:crypto';
+import type { Storage } from '@google-cloud/storage';
+import type { Client } from '@temporalio/client';
+import type { MetricMeter } from '@temporalio/common';
+import { DeploymentStateError, startDeployment, startedBy } from '../client';
+import { firstLine } from '../client/text';
+import { METRICS } from '../metrics';
+import { type DeploymentSpec, InvalidSpecError, type SpecIssue } from '../spec';
+import { StorageAccessError, readObjectGeneration } from '../storage';
+import type { DeploymentSettings } from '../workflows/types';
+import type { EventsConfig } from './config';
+import { type Marker, markerOf, specFromMarker } from './marker';
+import {
+  type EventOutcome,
+  type MarkerStatus,
+  type RecordedOutcome,
+  readMarkerStatus,
+  writeMarkerStatus,
+} from './status';
+import type { StorageEvent } from './storage-event';
+
+/**
+ * One storage event to its effect: a finalized marker's generation starts (or upgrades) its
+ * deployment at most once. The deploy request's id is `gcs:<bucket>/<object>#<generation>`, so
+ * Temporal answers a second delivery with the first one's request; the status object next to the
+ * marker records the generation handled, so a redelivery after the deployment ended starts nothing
+ * either. Every event is answered with an outcome; only `retry` asks for a redelivery.
+ */
+
+export interface StorageEventMetrics {
+  handled(transport: StorageEvent['transport'], outcome: EventOutcome): void;
+}
+
+/** Over the runtime's meter (`Runtime.instance().metricMeter`), exported with the process's metrics. */
+export function storageEventMetrics(meter: MetricMeter): StorageEventMetrics {
+  const { name, description } = METRICS.storageEvents;
+  const counter = meter.createCounter(name, undefined, description);
+  return { handled: (transport, outcome) => counter.add(1, { transport, outcome }) };
+}
+
+export interface StorageEventDeps {
+  client: Client;
+  storage: Storage;
+  config: EventsConfig;
+  /** Tuning handed to the deployments it starts. */
+  settings?: DeploymentSettings;
+  metrics?: StorageEventMetrics;
+  /** One JSON line per event handled. */
+  log?: (line: string) => void;
+  now?: () => Date;
+}
+
+export interface StorageEventResult {
+  outcome: EventOutcome;
+  message: string;
+  marker?: string;
+  generation?: string;
+  workflowId?: string;
+  issues?: SpecIssue[];
+}
+
+/**
+ * The deploy request id of a marker generation: Temporal dedupes Updates by it, and the run started
+ * by it records it in its memo. `gcs:<digest of bucket/object>:<generation>`, so it fits the request
+ * ids the CLI and the HTTP API accept (object names run to 1,024 bytes of any character).
+ */
+export function markerRequestId(event: Pick<StorageEvent, 'bucket' | 'object' | 'generation'>): string {
+  const object = createHash('sha256').update(`${event.bucket}/${event.object}`).digest('hex').slice(0, 24);
+  return `gcs:${object}:${event.generation}`;
+}
+
+/** Handles one event; `sender` (the verified principal of a push, if any) is only logged. */
+export async function handleStorageEvent(
+  event: StorageEvent,
+  deps: StorageEventDeps,
+  sender?: string,
+): Promise<StorageEventResult> {
+  const marker = markerOf(event.bucket, event.object, deps.config);
+  let result: StorageEventResult;
+  try {
+    result = marker
+      ? await handleMarkerEvent(event, marker, deps)
+      : { outcome: 'ignored', message: 'not a marker under the watched prefix' };
+  } catch (err) {
+    // Anything unforeseen is retried: Pub/Sub redelivers with backoff, and the request id keeps it at most once.
+    result = {
+      outcome: 'retry',
+      message: `${err instanceof Error ? err.name : 'Error'}: ${firstLine(err)}`,
+    };
+  }
+  deps.metrics?.handled(event.transport, result.outcome);
+  deps.log?.(
+    JSON.stringify({
+      msg: 'storage event',
+      transport: event.transport,
+      eventId: event.id,
+      type: event.type,
+      object: `gs://${event.bucket}/${event.object}`,
+      generation: event.generation,
+      ...(sender ? { sender } : {}),
+      ...result,
+    }),
+  );
+  return { ...result, ...(marker ? { marker: `gs://${marker.bucket}/${marker.object}` } : {}) };
+}
+
+async function handleMarkerEvent(
+  event: StorageEvent,
+  marker: Marker,
+  deps: StorageEventDeps,
+): Promise<StorageEventResult> {
+  const generation = event.generation;
+  if (event.kind === 'deleted' || event.kind === 'archived')
+    return {
+      outcome: 'deleted',
+      message: 'the marker was removed; deployments are removed with teardown',
+      generation,
+    };
+  if (event.kind !== 'finalized')
+    return { outcome: 'ignored', message: `${event.type} is not a finalize event`, generation };
+
+  const previous = await readMarkerStatus(deps.storage, marker);
+  if (previous?.generation === generation) {
+    return {
+      outcome: 'duplicate',
+      message: `generation ${generation} was handled before (${previous.outcome})`,
+      generation,
+      ...(previous.deployment ? { workflowId: previous.deployment.workflowId } : {}),
+    };
+  }
+
+  let read;
+  try {
+    read = await readObjectGeneration(
+      deps.storage,
+      marker.bucket,
+      marker.object,
+      generation,
+      deps.config.maxMarkerBytes,
+    );
+  } catch (err) {
+    if (!(err instanceof StorageAccessError && err.kind === 'too-large')) throw err;
+    return report(event, marker, deps, 'invalid', err.message, {
+      issues: [{ path: '', message: err.message }],
+    });
+  }
+  if (read.state === 'missing') return { outcome: 'deleted', message: 'the marker is gone', generation };
+  if (read.state === 'stale')
+    return {
+      outcome: 'stale',
+      message: `the marker was overwritten since (now generation ${read.current || 'newer'}); its own event deploys it`,
+      generation,
+    };
+
+  let spec: DeploymentSpec;
+  try {
+    spec = specFromMarker(read.data.toString('utf8'), marker);
+  } catch (err) {
+    if (!(err instanceof InvalidSpecError)) throw err;
+    return report(event, marker, deps, 'invalid', 'invalid deployment spec; nothing was started', {
+      issues: err.issues,
+    });
+  }
+
+  const requestId = markerRequestId(event);
+  try {
+    const started = await startDeployment(deps.client, spec, {
+      taskQueue: deps.config.taskQueue,
+      requestId,
+      ...(deps.settings ? { settings: deps.settings } : {}),
+    });
+    // A redelivery whose first delivery started the run (and died before writing the status).
+    const startedByThis =
+      !started.started &&
+      !started.upgrade &&
+      startedBy(await started.handle.describe()).requestId === requestId;
+    const outcome: RecordedOutcome =
+      started.started || startedByThis ? 'started' : started.upgrade ? 'upgraded' : 'attached';
+    const message = started.upgrade
+      ? `upgrading ${started.workflowId} to revision ${started.upgrade.revision} (from ${started.upgrade.from})`
+      : outcome === 'started'
+        ? `started ${started.workflowId}`
+        : `${started.workflowId} already runs this spec`;
+    const result = await report(event, marker, deps, outcome, message, {
+      deployment: {
+        workflowId: started.workflowId,
+        runId: started.runId,
+        requestId,
+        ...(started.upgrade ? { upgrade: started.upgrade } : {}),
+      },
+    });
+    return startedByThis ? { ...result, outcome: 'duplicate' } : result;
+  } catch (err) {
+    if (err instanceof DeploymentStateError) return report(event, marker, deps, 'refused', err.message, {});
+    if (err instanceof InvalidSpecError)
+      return report(event, marker, deps, 'invalid', 'invalid deployment spec', { issues: err.issues });
+    throw err;
+  }
+}
+
+/** Writes the status object and answers with what it says. */
+async function report(
+  event: StorageEvent,
+  marker: Marker,
+  deps: StorageEventDeps,
+  outcome: RecordedOutcome,
+  message: string,
+  more: Pick<MarkerStatus, 'issues' | 'deployment'>,
+): Promise<StorageEventResult> {
+  const status: MarkerStatus = {
+    marker: `gs://${marker.bucket}/${marker.object}`,
+    generation: event.generation,
+    outcome,
+    message,
+    ...more,
+    event: { transport: event.transport, id: event.id, type: event.type },
+    time: (deps.now?.() ?? new Date()).toISOString(),
+  };
+  await writeMarkerStatus(deps.storage, marker, status);
+  return {
+    outcome,
+    message,
+    generation: event.generation,
+    ...(more.issues ? { issues: more.issues } : {}),
+    ...(more.deployment ? { workflowId: more.deployment.workflowId } : {}),
+  };
+}

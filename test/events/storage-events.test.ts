@@ -1,0 +1,179 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { teardownDeployment } from '../../src/client';
+import { markerOf, eventsConfig, type MarkerStatus, readMarkerStatus } from '../../src/events';
+import { generateSampleModel } from '../../src/sample-model';
+import { progressQuery } from '../../src/workflows/messages';
+import { E2E_WAIT, uniqueName } from '../e2e/harness';
+import { closeTestEnv, getTestEnv } from '../harness/env';
+import { eventually } from '../harness/eventually';
+import { type EventStack, TOPIC, fastProject, startEventStack } from './stack';
+
+/**
+ * Storage events end to end: fake-gcs-server publishes its object events to pstest, the pull
+ * subscriber `serve` runs feeds them to the pipeline, which starts deployments on the real
+ * Temporal dev server, served by the Vertex emulator. Uploading a model folder and then its marker
+ * deploys it; the same event again or the same spec re-uploaded starts nothing new; a new marker
+ * with other weights upgrades it; a bad marker starts nothing and is reported.
+ */
+
+let s: EventStack;
+beforeAll(async () => {
+  s = await startEventStack();
+}, 120_000);
+afterAll(async () => {
+  await s?.stop();
+  await closeTestEnv();
+});
+
+const MARKER = 'garden-deploy.yaml';
+
+function markerYaml(name: string, project: string, extra: string[] = []): string {
+  return [
+    `name: ${name}`,
+    `project: ${project}`,
+    'region: us-central1',
+    'machine: { type: g2-standard-12, acceleratorType: NVIDIA_L4, acceleratorCount: 1 }',
+    // An upgrade in one step with gates that need no traffic: seconds, not minutes.
+    'strategy: allAtOnce',
+    'gates: { interval: 200ms, minRequests: 0, onIdle: promote }',
+    ...extra,
+  ].join('\n');
+}
+
+/** A sample model in `models/<folder>/`, then its marker, written last; the marker's generation. */
+async function uploadFolder(folder: string, marker: string): Promise<string> {
+  await generateSampleModel(
+    { location: `gs://${s.bucket}/models/${folder}/`, shards: 1 },
+    { storage: s.storage },
+  );
+  return writeMarker(folder, marker);
+}
+
+async function writeMarker(folder: string, marker: string): Promise<string> {
+  const file = s.storage.bucket(s.bucket).file(`models/${folder}/${MARKER}`);
+  await file.save(marker, { resumable: false, contentType: 'application/yaml' });
+  const [metadata] = await file.getMetadata();
+  return String(metadata.generation);
+}
+
+/** The folder's status object once it records `generation`. */
+function statusOf(folder: string, generation: string): Promise<MarkerStatus> {
+  const marker = markerOf(s.bucket, `models/${folder}/${MARKER}`, eventsConfig({ prefix: 'models/' }))!;
+  return eventually(
+    `the status object of models/${folder} for generation ${generation}`,
+    async () => {
+      const status = await readMarkerStatus(s.storage, marker);
+      return status?.generation === generation ? status : undefined;
+    },
+    E2E_WAIT,
+  );
+}
+
+const count = (outcome: Parameters<EventStack['counts']['get']>[0]) => s.counts.get(outcome) ?? 0;
+
+async function runsOf(workflowId: string): Promise<number> {
+  const { client } = await getTestEnv();
+  let runs = 0;
+  for await (const _ of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs++;
+  return runs;
+}
+
+describe('storage events, end to end', { timeout: 240_000 }, () => {
+  it('a model folder and then its marker deploy it; redelivery and re-upload start nothing new; new weights upgrade it', async () => {
+    const { client } = await getTestEnv();
+    const project = `ev-${randomUUID().slice(0, 8)}`;
+    await fastProject(s.admin, project);
+    const name = uniqueName('ev');
+    const yaml = markerYaml(name, project);
+
+    const generation = await uploadFolder(name, yaml);
+    const status = await statusOf(name, generation);
+    expect(status).toMatchObject({
+      marker: `gs://${s.bucket}/models/${name}/${MARKER}`,
+      outcome: 'started',
+      deployment: { workflowId: `deploy/${project}/us-central1/${name}` },
+      event: { transport: 'pubsub', type: 'OBJECT_FINALIZE' },
+    });
+    const workflowId = status.deployment!.workflowId;
+    const handle = client.workflow.getHandle(workflowId);
+    await eventually(
+      'the deployment to serve',
+      async () => (await handle.query(progressQuery)).stage === 'SERVING',
+      E2E_WAIT,
+    );
+    // The weights and the status object were events too: not markers, ignored.
+    expect(count('ignored')).toBeGreaterThan(0);
+    expect((await s.admin.stats(project)).calls['vertex.deploy']).toBe(1);
+
+    // The same event published again (as a redelivery would bring it): nothing new.
+    const duplicates = count('duplicate');
+    await s.pubsub.topic(TOPIC).publishMessage({
+      json: { kind: 'storage#object', bucket: s.bucket, name: `models/${name}/${MARKER}`, generation },
+      attributes: {
+        eventType: 'OBJECT_FINALIZE',
+        payloadFormat: 'JSON_API_V1',
+        bucketId: s.bucket,
+        objectId: `models/${name}/${MARKER}`,
+        objectGeneration: generation,
+      },
+    });
+    await eventually('the duplicate to be handled', async () => count('duplicate') > duplicates, E2E_WAIT);
+
+    // The same spec uploaded again (a new generation): attaches to the running deployment.
+    const again = await writeMarker(name, yaml);
+    expect(again).not.toBe(generation);
+    expect(await statusOf(name, again)).toMatchObject({ outcome: 'attached', deployment: { workflowId } });
+    expect(await runsOf(workflowId)).toBe(1);
+    expect((await s.admin.stats(project)).calls['vertex.deploy']).toBe(1);
+
+    // The next fine-tune in its own folder, with the same deployment name: an upgrade to revision 2.
+    const next = await uploadFolder(`${name}-v2`, yaml);
+    expect(await statusOf(`${name}-v2`, next)).toMatchObject({
+      outcome: 'upgraded',
+      deployment: { workflowId, upgrade: { revision: 2, from: 1 } },
+    });
+    await eventually(
+      'revision 2 to serve',
+      async () => {
+        const progress = await handle.query(progressQuery);
+        return progress.revisions?.find((r) => r.number === 2)?.state === 'serving';
+      },
+      E2E_WAIT,
+    );
+    expect(await runsOf(workflowId)).toBe(1);
+
+    const teardown = await teardownDeployment(client, workflowId);
+    expect((await teardown.result()).outcome).toBe('torn-down');
+  });
+
+  it('a bad marker starts nothing: its status object lists the issues, the metric and the log count it', async () => {
+    const project = `ev-bad-${randomUUID().slice(0, 8)}`;
+    const folder = uniqueName('bad');
+    const invalid = count('invalid');
+    const generation = await uploadFolder(
+      folder,
+      [`name: Not A Name`, `project: ${project}`, 'region: us-central1', 'replicas: { min: -1 }'].join('\n'),
+    );
+    const status = await statusOf(folder, generation);
+    expect(status).toMatchObject({
+      outcome: 'invalid',
+      message: expect.stringContaining('nothing was started'),
+    });
+    expect(status.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['name', 'replicas.min']));
+    expect(status.deployment).toBe(undefined);
+    expect(count('invalid')).toBe(invalid + 1);
+    const line = s.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.generation === generation);
+    expect(line).toMatchObject({ msg: 'storage event', outcome: 'invalid', object: status.marker });
+
+    // Nothing reached Temporal or Google for it.
+    const { client } = await getTestEnv();
+    let runs = 0;
+    for await (const _ of client.workflow.list({ query: `WorkflowId STARTS_WITH "deploy/${project}/"` }))
+      runs++;
+    expect(runs).toBe(0);
+    expect((await s.admin.stats(project)).calls).toEqual({});
+  });
+});
