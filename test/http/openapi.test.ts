@@ -72,7 +72,7 @@ describe('the OpenAPI document', () => {
     }
   });
 
-  it('asks for credentials everywhere but the document and health, and an Idempotency-Key on every POST', () => {
+  it('asks for credentials everywhere but the document and health, and an Idempotency-Key on every POST to a deployment', () => {
     for (const [p, methods] of Object.entries(document.paths as Record<string, Record<string, Json>>)) {
       for (const [method, operation] of Object.entries(methods)) {
         const open = p === '/openapi.json' || p === '/healthz';
@@ -81,7 +81,9 @@ describe('the OpenAPI document', () => {
         const header = (operation.parameters as Json[] | undefined)?.find(
           (x) => x.name === 'Idempotency-Key',
         );
-        expect(Boolean(header), `${method} ${p}`).toBe(method === 'post');
+        // Storage events (/v1/events/…) are deduped by their object generation instead.
+        if (p.startsWith('/v1/deployments'))
+          expect(Boolean(header), `${method} ${p}`).toBe(method === 'post');
       }
     }
   });
