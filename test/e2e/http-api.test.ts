@@ -192,6 +192,25 @@ describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
       outcome: { outcome: 'rolled-back' },
     });
 
+    // The same key with another reason is another request; a request that does not apply is refused.
+    const otherReason = await call(api, 'POST', `${path}/rollback`, {
+      token: bearer,
+      key: rollbackKey,
+      body: { reason: 'something else' },
+    });
+    expect(otherReason.status).toBe(422);
+    const pause = await call(api, 'POST', `${path}/pause`, { token: bearer, key: randomUUID() });
+    expect(pause.status).toBe(409);
+    expect(pause.body.error).toMatchObject({ code: 'refused', message: expect.stringMatching(/upgrade/) });
+    const scaleKey = randomUUID();
+    const scale = await call(api, 'POST', `${path}/scale?wait=30`, {
+      token: bearer,
+      key: scaleKey,
+      body: { max: 2 },
+    });
+    expect([200, 202]).toContain(scale.status);
+    expect(await settled(bearer, path, `scale:${scaleKey}`)).toMatchObject({ state: 'done' });
+
     // Teardown: nothing left.
     const teardownKey = randomUUID();
     const teardown = await call(api, 'POST', `${path}/teardown?wait=30`, { token: bearer, key: teardownKey });
