@@ -100,9 +100,10 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // Routes are documented one by one: no implicit HEAD twins.
     exposeHeadRoutes: false,
-    // A slow or stuck client cannot hold a connection open.
-    connectionTimeout: 0,
+    // A slow or stuck client cannot hold a connection open: a request (at most a 60 s wait and the
+    // Temporal calls around it) has two minutes, an idle socket one more.
     requestTimeout: 120_000,
+    connectionTimeout: 180_000,
   });
   app.decorateRequest('principal', undefined);
 

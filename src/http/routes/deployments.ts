@@ -2,6 +2,8 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import {
   type ListFilters,
+  type RequestState,
+  RequestNotFoundError,
   getProgress,
   listDeployments,
   requestState,
@@ -11,7 +13,7 @@ import {
 } from '../../client';
 import { canonicalDigest, startedBy } from '../../client/start';
 import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
-import { type ApiOperation, addRoute } from '../api';
+import { type ApiOperation, type RouteAnswer, addRoute } from '../api';
 import { HttpError, IdempotencyKeyReusedError } from '../errors';
 import { answerRequest, sendOnce, waitMsOf } from '../requests';
 import {
@@ -129,65 +131,9 @@ export function workflowIdOf(path: DeploymentPath): string {
 export function register(app: FastifyInstance, deps: ServerDeps): void {
   const { client } = deps;
 
-  addRoute<never, { wait?: number }, unknown>(app, create, async ({ body, query, idempotencyKey }) => {
-    const spec = parseDeploymentSpec(body);
-    const workflowId = deploymentWorkflowId(spec);
-    const requestId = `create:${idempotencyKey}`;
-    const latest = await client.workflow
-      .getHandle(workflowId)
-      .describe()
-      .catch((err: unknown) => (err instanceof WorkflowNotFoundError ? undefined : Promise.reject(err)));
-    if (latest) {
-      const first = startedBy(latest);
-      if (first.requestId === requestId && first.specDigest !== canonicalDigest(spec))
-        throw new IdempotencyKeyReusedError(`creating ${workflowId}`);
-      if (first.requestId === requestId && latest.status.name !== 'RUNNING') {
-        // A retry of a create whose deployment has ended since: its answer, not a new deployment.
-        const state = await requestState(client, workflowId, requestId, 0).catch(() => ({
-          state: 'done' as const,
-        }));
-        return {
-          status: 200,
-          body: {
-            requestId,
-            workflowId,
-            runId: latest.runId,
-            operation: 'create',
-            ...state,
-            started: false,
-            waitingForWorker: false,
-          },
-        };
-      }
-      if (first.requestId !== requestId && latest.status.name === 'RUNNING')
-        throw new HttpError(
-          409,
-          'conflict',
-          `${workflowId} exists already, started by another request; read it with GET ${pathOf(workflowId)}, ` +
-            `change it with POST ${pathOf(workflowId)}/upgrade`,
-        );
-    }
-    const started = await startDeployment(client, spec, {
-      taskQueue: deps.taskQueue,
-      requestId,
-      ...(deps.settings ? { settings: deps.settings } : {}),
-    });
-    const state = started.waitingForWorker
-      ? ({ state: 'running' } as const)
-      : await settleRequest(client, started.result, waitMsOf(query));
-    return {
-      status: started.started ? 201 : 200,
-      body: {
-        requestId,
-        workflowId,
-        runId: started.runId,
-        operation: 'create',
-        ...state,
-        started: started.started,
-        waitingForWorker: started.waitingForWorker,
-      },
-    };
-  });
+  addRoute<never, { wait?: number }, unknown>(app, create, async ({ body, query, idempotencyKey }) =>
+    createOnce(deps, body, idempotencyKey, waitMsOf(query)),
+  );
 
   addRoute<never, ListFilters, unknown>(app, list, async ({ query }) => ({
     status: 200,
@@ -233,6 +179,80 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
       };
     },
   );
+}
+
+/**
+ * A create, once per Idempotency-Key: the key (as the deploy request id) and the spec's digest are
+ * in the run's memo, so a retry finds the run its first call started, even after the deployment
+ * ended, and the name's deployment started by anyone else is a conflict rather than attached to.
+ */
+async function createOnce(
+  deps: ServerDeps,
+  body: unknown,
+  key: string,
+  waitMs: number,
+): Promise<RouteAnswer> {
+  const { client } = deps;
+  const spec = parseDeploymentSpec(body);
+  const workflowId = deploymentWorkflowId(spec);
+  const requestId = `create:${key}`;
+  const answer = (status: number, runId: string, state: RequestState, waitingForWorker = false) => ({
+    status,
+    body: {
+      requestId,
+      workflowId,
+      runId,
+      operation: 'create',
+      ...state,
+      started: status === 201,
+      waitingForWorker,
+    },
+  });
+  const conflict = () =>
+    new HttpError(
+      409,
+      'conflict',
+      `${workflowId} exists already, started by another request; read it with GET ${pathOf(workflowId)}, ` +
+        `change it with POST ${pathOf(workflowId)}/upgrade`,
+    );
+  const latest = await describeLatest(deps, workflowId);
+  if (latest) {
+    const first = startedBy(latest);
+    const ours = first.requestId === requestId;
+    if (ours && first.specDigest !== canonicalDigest(spec))
+      throw new IdempotencyKeyReusedError(`creating ${workflowId}`);
+    if (ours && latest.status.name !== 'RUNNING') {
+      // A retry of a create whose deployment has ended since: its answer, not a new deployment.
+      const state = await requestState(client, workflowId, requestId, 0).catch((err: unknown) =>
+        err instanceof RequestNotFoundError
+          ? { state: 'done' as const, outcome: undefined }
+          : Promise.reject(err),
+      );
+      return answer(200, latest.runId, state);
+    }
+    if (!ours && latest.status.name === 'RUNNING') throw conflict();
+  }
+  const started = await startDeployment(client, spec, {
+    taskQueue: deps.taskQueue,
+    requestId,
+    ...(deps.settings ? { settings: deps.settings } : {}),
+  });
+  // Two creates of one name with different keys at once: the one whose key is not in the memo lost.
+  if (!started.started && startedBy(await started.handle.describe()).requestId !== requestId)
+    throw conflict();
+  const state: RequestState = started.waitingForWorker
+    ? { state: 'running' }
+    : await settleRequest(client, started.result, waitMs);
+  return answer(started.started ? 201 : 200, started.runId, state, started.waitingForWorker);
+}
+
+async function describeLatest(deps: ServerDeps, workflowId: string) {
+  try {
+    return await deps.client.workflow.getHandle(workflowId).describe();
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
 }
 
 /** The API path of a deployment's workflow id. */
