@@ -106,6 +106,8 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
     connectionTimeout: 180_000,
   });
   app.decorateRequest('principal', undefined);
+  // JSON only: a spec sent as text/plain is 415, not a string for the schema to puzzle over.
+  app.removeContentTypeParser('text/plain');
 
   // Before the body is read: an unauthenticated or throttled call costs nothing and starts nothing.
   app.addHook('onRequest', async (request, reply) => {

@@ -137,6 +137,22 @@ describe('refused before anything starts', () => {
     await expectNotStarted(spec);
   });
 
+  it('415 for a body that is not JSON, 400 for malformed JSON', async () => {
+    const spec = freshSpec();
+    const text = await call(api, 'POST', '/v1/deployments', {
+      token,
+      key: randomUUID(),
+      body: JSON.stringify(spec),
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(text.status).toBe(415);
+    expect(text.body.error.code).toBe('unsupported_media_type');
+    const malformed = await create('{"name": ', { token });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.error.code).toBe('bad_request');
+    await expectNotStarted(spec);
+  });
+
   it('404 for a deployment that does not exist, in the one error shape', async () => {
     const spec = freshSpec();
     const path = `/v1/deployments/${spec.project}/${spec.region}/${spec.name}`;
