@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -78,5 +78,13 @@ describe('serve configuration', () => {
     [['--oidc-audience', 'a', '--allow-service-account', 'not-an-email'], /takes email addresses/],
   ])('refuses %j', (args, message) => {
     expect(() => serveConfig(flagsOf(args), quiet)).toThrow(message);
+  });
+
+  it('every option is in the README table, by flag and variable', async () => {
+    const readme = await readFile(path.resolve(__dirname, '../../README.md'), 'utf8');
+    for (const option of Object.values(SERVE_OPTIONS)) {
+      expect(readme, option.flags).toContain(`| \`${option.flags}\``);
+      expect(readme, option.env).toContain(`\`${option.env}\``);
+    }
   });
 });
