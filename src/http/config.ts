@@ -69,6 +69,11 @@ export const SERVE_OPTIONS = {
     help: 'requests a caller may send at once',
     default: '30',
   },
+  metricsAddress: {
+    flags: '--metrics-address <host:port>',
+    env: 'GARDEN_DEPLOY_METRICS_ADDRESS',
+    help: 'serve Prometheus metrics at http://host:port/metrics (storage events; README, Metrics); off when unset',
+  },
 } as const satisfies Record<string, ServeOption>;
 
 /** The commander options of the table, each reading its variable. */
@@ -122,6 +127,7 @@ export const ServeFlagsSchema = z
     bodyLimit: whole('--body-limit', 1024, 64 * 1024 * 1024),
     rateLimit: whole('--rate-limit', 1, 1_000_000),
     rateBurst: whole('--rate-burst', 1, 100_000),
+    metricsAddress: ListenSchema.optional(),
   })
   .refine((flags) => flags.tokenFile || flags.tokens || flags.oidcAudience, {
     message:
@@ -139,6 +145,8 @@ export interface ServeConfig {
   auth: AuthConfig;
   bodyLimit: number;
   rateLimit: RateLimit;
+  /** `host:port` of the Prometheus endpoint; none without it. */
+  metricsAddress?: string;
 }
 
 /** A serve option that cannot be used (the message names the flag and variable). */
@@ -176,5 +184,8 @@ export function serveConfig(raw: unknown, warn: (message: string) => void): Serv
     },
     bodyLimit: flags.bodyLimit,
     rateLimit: { perMinute: flags.rateLimit, burst: flags.rateBurst },
+    ...(flags.metricsAddress
+      ? { metricsAddress: `${flags.metricsAddress.host}:${flags.metricsAddress.port}` }
+      : {}),
   };
 }

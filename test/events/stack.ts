@@ -1,4 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PubSub } from '@google-cloud/pubsub';
@@ -6,14 +8,9 @@ import type { Storage } from '@google-cloud/storage';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { EmulatorAdminClient, startEmulator, writeEmulatorCredentials } from '../../src/emulator';
-import {
-  type EventOutcome,
-  type PullSubscriber,
-  type StorageEventMetrics,
-  eventsConfig,
-  startPullSubscriber,
-} from '../../src/events';
+import type { EventOutcome } from '../../src/events';
 import { createGcpClient, everyApiAt } from '../../src/gcp';
+import { tokenLine } from '../../src/http/auth';
 import { startFakeGcs } from '../../src/local-stack/fake-gcs';
 import { findFreePort } from '../../src/local-stack/process';
 import { startPstest } from '../../src/local-stack/pstest';
@@ -21,14 +18,16 @@ import { requireTool } from '../../src/local-stack/tools';
 import { createStorage } from '../../src/storage';
 import { workerTracingOptions } from '../../src/tracing';
 import { FAST_ACTIVITY_OPTIONS, FAST_TIMING } from '../activities/env';
-import { E2E_SETTINGS } from '../e2e/harness';
+import { cliCommand } from '../harness/built-cli';
 import { createTestBucket, getTestEnv, uniqueTaskQueue, workflowBundle } from '../harness/env';
+import { eventually } from '../harness/eventually';
 
 /**
  * The storage-event stack of one test file, each server on a free port: pstest (Google's Pub/Sub
  * fake) with a topic and a subscription; a fake-gcs-server of its own publishing its object events
  * there (the harness's has no event flags); the Vertex emulator and a worker reading that
- * fake-gcs-server; and the pull subscriber `serve` runs, feeding the storage-event pipeline.
+ * fake-gcs-server; and `garden-deploy serve` (the built CLI) pulling the subscription into the
+ * storage-event pipeline.
  */
 
 export const PUBSUB_PROJECT = 'events-project';
@@ -41,17 +40,17 @@ export interface EventStack {
   admin: EmulatorAdminClient;
   pubsub: PubSub;
   taskQueue: string;
-  /** Storage events handled, by outcome (what the metric counts). */
-  counts: Map<EventOutcome, number>;
-  /** The pipeline's JSON log lines. */
-  logs: string[];
-  /** fake-gcs-server's log file (its publish errors land there). */
-  gcsLog: string;
+  /** The storage events serve logged (one JSON line each). */
+  events(): Array<Record<string, unknown>>;
+  /** How many of them had `outcome`. */
+  count(outcome: EventOutcome): number;
+  /** serve's Prometheus endpoint (GARDEN_DEPLOY_METRICS_ADDRESS). */
+  metricsUrl: string;
   stop(): Promise<void>;
 }
 
 export async function startEventStack(): Promise<EventStack> {
-  const { client, nativeConnection, namespace } = await getTestEnv();
+  const { nativeConnection, namespace, temporalAddress } = await getTestEnv();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'garden-deploy-events-'));
   const stops: Array<() => Promise<unknown>> = [() => rm(dir, { recursive: true, force: true })];
   const stop = async () => {
@@ -70,12 +69,11 @@ export async function startEventStack(): Promise<EventStack> {
     const [topic] = await pubsub.createTopic(TOPIC);
     await topic.createSubscription(SUBSCRIPTION.split('/').pop()!, { ackDeadlineSeconds: 10 });
 
-    const gcsLog = path.join(dir, 'fake-gcs.log');
     const gcs = await startFakeGcs({
       binary: requireTool('fakeGcs'),
       port: await findFreePort(),
       rootDir: path.join(dir, 'gcs'),
-      logFile: gcsLog,
+      logFile: path.join(dir, 'fake-gcs.log'),
       events: { pubsubEmulatorHost: pstest.address, projectId: PUBSUB_PROJECT, topic: TOPIC },
     });
     stops.push(() => gcs.stop());
@@ -102,34 +100,32 @@ export async function startEventStack(): Promise<EventStack> {
       await running;
     });
 
-    const counts = new Map<EventOutcome, number>();
-    const metrics: StorageEventMetrics = {
-      handled: (_transport, outcome) => counts.set(outcome, (counts.get(outcome) ?? 0) + 1),
-    };
-    const logs: string[] = [];
-    const subscriber: PullSubscriber = await startPullSubscriber({
-      subscription: SUBSCRIPTION,
-      apiEndpoint: pstest.address,
-      retryDelayMs: 100,
-      deps: {
-        client,
-        storage,
-        config: eventsConfig({ buckets: [bucket], prefix: 'models/', taskQueue }),
-        settings: E2E_SETTINGS,
-        metrics,
-        log: (line) => logs.push(line),
-      },
+    const metricsUrl = `http://127.0.0.1:${await findFreePort()}/metrics`;
+    const serve = await startServe(dir, {
+      GARDEN_DEPLOY_METRICS_ADDRESS: new URL(metricsUrl).host,
+      TEMPORAL_ADDRESS: temporalAddress,
+      TEMPORAL_NAMESPACE: namespace,
+      GARDEN_DEPLOY_TASK_QUEUE: taskQueue,
+      STORAGE_EMULATOR_HOST: gcs.endpoint,
+      PUBSUB_EMULATOR_HOST: pstest.address,
+      GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: SUBSCRIPTION,
+      GARDEN_DEPLOY_EVENTS_BUCKETS: bucket,
+      GARDEN_DEPLOY_EVENTS_PREFIX: 'models/',
     });
-    stops.push(() => subscriber.stop());
+    stops.push(() => serve.stop());
+    const events = () =>
+      serve.stdout
+        .filter((line) => line.includes('"msg":"storage event"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
     return {
       storage,
       bucket,
       admin: new EmulatorAdminClient(emulator.url),
       pubsub,
       taskQueue,
-      counts,
-      logs,
-      gcsLog,
+      events,
+      count: (outcome) => events().filter((line) => line.outcome === outcome).length,
+      metricsUrl,
       stop,
     };
   } catch (err) {
@@ -141,4 +137,51 @@ export async function startEventStack(): Promise<EventStack> {
 /** The emulator's project timings for a deployment of about a second. */
 export async function fastProject(admin: EmulatorAdminClient, project: string): Promise<void> {
   await admin.setTiming(project, { ...FAST_TIMING, deployModelMs: 300 });
+}
+
+interface Serve {
+  /** Its stdout, line by line. */
+  stdout: string[];
+  stop(): Promise<void>;
+}
+
+/** `garden-deploy serve` with `env` until it listens and pulls; stop() sends SIGTERM and waits. */
+async function startServe(dir: string, env: Record<string, string>): Promise<Serve> {
+  const tokensFile = path.join(dir, 'tokens.txt');
+  await writeFile(tokensFile, `${tokenLine('ci', randomUUID())}\n`, { mode: 0o600 });
+  const cli = cliCommand('serve', '--listen', '127.0.0.1:0');
+  const child: ChildProcess = spawn(cli.command, cli.args, {
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      TEMPORAL_CONFIG_FILE: path.join(dir, 'none.toml'),
+      GARDEN_DEPLOY_SERVE_TOKEN_FILE: tokensFile,
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    stdout.push(...lines.filter(Boolean));
+  });
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const stop = async () => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  try {
+    await eventually('serve pulling the subscription', async () => {
+      if (child.exitCode !== null) throw new Error(`serve exited ${child.exitCode}: ${stderr}`);
+      return stdout.some((line) => line.includes('storage events: pulling'));
+    });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { stdout, stop };
 }

@@ -10,8 +10,8 @@ import { eventually } from '../harness/eventually';
 import { type EventStack, TOPIC, fastProject, startEventStack } from './stack';
 
 /**
- * Storage events end to end: fake-gcs-server publishes its object events to pstest, the pull
- * subscriber `serve` runs feeds them to the pipeline, which starts deployments on the real
+ * Storage events end to end: fake-gcs-server publishes its object events to pstest, which
+ * `garden-deploy serve` pulls into the storage-event pipeline, which starts deployments on the real
  * Temporal dev server, served by the Vertex emulator. Uploading a model folder and then its marker
  * deploys it; the same event again or the same spec re-uploaded starts nothing new; a new marker
  * with other weights upgrades it; a bad marker starts nothing and is reported.
@@ -70,7 +70,17 @@ function statusOf(folder: string, generation: string): Promise<MarkerStatus> {
   );
 }
 
-const count = (outcome: Parameters<EventStack['counts']['get']>[0]) => s.counts.get(outcome) ?? 0;
+/** garden_deploy_storage_events_total{outcome} as serve's Prometheus endpoint reports it. */
+async function storageEventsMetric(outcome: string): Promise<number> {
+  const text = await (await fetch(s.metricsUrl)).text();
+  return text
+    .split('\n')
+    .filter(
+      (line) =>
+        line.startsWith('garden_deploy_storage_events_total{') && line.includes(`outcome="${outcome}"`),
+    )
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
 
 async function runsOf(workflowId: string): Promise<number> {
   const { client } = await getTestEnv();
@@ -103,11 +113,11 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
       E2E_WAIT,
     );
     // The weights and the status object were events too: not markers, ignored.
-    expect(count('ignored')).toBeGreaterThan(0);
+    expect(s.count('ignored')).toBeGreaterThan(0);
     expect((await s.admin.stats(project)).calls['vertex.deploy']).toBe(1);
 
     // The same event published again (as a redelivery would bring it): nothing new.
-    const duplicates = count('duplicate');
+    const duplicates = s.count('duplicate');
     await s.pubsub.topic(TOPIC).publishMessage({
       json: { kind: 'storage#object', bucket: s.bucket, name: `models/${name}/${MARKER}`, generation },
       attributes: {
@@ -118,7 +128,7 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
         objectGeneration: generation,
       },
     });
-    await eventually('the duplicate to be handled', async () => count('duplicate') > duplicates, E2E_WAIT);
+    await eventually('the duplicate to be handled', async () => s.count('duplicate') > duplicates, E2E_WAIT);
 
     // The same spec uploaded again (a new generation): attaches to the running deployment.
     const again = await writeMarker(name, yaml);
@@ -150,7 +160,7 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
   it('a bad marker starts nothing: its status object lists the issues, the metric and the log count it', async () => {
     const project = `ev-bad-${randomUUID().slice(0, 8)}`;
     const folder = uniqueName('bad');
-    const invalid = count('invalid');
+    const invalid = s.count('invalid');
     const generation = await uploadFolder(
       folder,
       [`name: Not A Name`, `project: ${project}`, 'region: us-central1', 'replicas: { min: -1 }'].join('\n'),
@@ -162,10 +172,12 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
     });
     expect(status.issues?.map((i) => i.path)).toEqual(expect.arrayContaining(['name', 'replicas.min']));
     expect(status.deployment).toBe(undefined);
-    expect(count('invalid')).toBe(invalid + 1);
-    const line = s.logs
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .find((l) => l.generation === generation);
+    // serve logs it (and counts it in garden_deploy_storage_events_total) once the status is written.
+    const line = await eventually('serve’s log line of the invalid marker', async () =>
+      s.events().find((l) => l.generation === generation),
+    );
+    expect(s.count('invalid')).toBe(invalid + 1);
+    expect(await storageEventsMetric('invalid')).toBe(invalid + 1);
     expect(line).toMatchObject({ msg: 'storage event', outcome: 'invalid', object: status.marker });
 
     // Nothing reached Temporal or Google for it.

@@ -3,8 +3,12 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { CodecConfigError } from '../../codec';
 import { TokenFileError, tokenLine } from '../../http/auth';
-import { ServeConfigError, serveConfig, serveOptions } from '../../http/config';
-import { createServer } from '../../http/server';
+import { type ServeConfig, ServeConfigError, serveConfig, serveOptions } from '../../http/config';
+import { Runtime } from '@temporalio/worker';
+import { type StorageEventMetrics, storageEventMetrics } from '../../events';
+import type { EventsServerDeps } from '../../http/routes/events';
+import { type ServerDeps, createServer } from '../../http/server';
+import { installRuntime } from '../../worker/main';
 import {
   addConnectionOptions,
   CommandFlagsSchema,
@@ -33,7 +37,7 @@ export function register(program: Command): void {
         'resume, scale, teardown) through the same library as the CLI. Every call but /openapi.json and /healthz ' +
         'needs a bearer token: a static one from --token-file, or a Google OIDC ID token for --oidc-audience of an ' +
         '--allow-service-account. One JSON access log line per request on stdout, never a token or a body. ' +
-        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen; 2 bad options, tokens or Temporal unreachable.',
+        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen (or serve metrics); 2 bad options, tokens or Temporal unreachable.',
     );
   for (const option of serveOptions()) command.addOption(option);
   command.addOption(taskQueueOption());
@@ -69,14 +73,43 @@ async function runServe(raw: Record<string, unknown>): Promise<number> {
     say(err.message);
     return EXIT_BAD_INPUT;
   }
+  let runtime: Runtime | undefined;
+  let metrics: StorageEventMetrics | undefined;
+  if (config.metricsAddress) {
+    try {
+      // The worker's one exporter (Temporal's runtime), here for the storage-event counter.
+      installRuntime('WARN', { metricsAddress: config.metricsAddress });
+    } catch (err) {
+      say(`cannot serve metrics at ${config.metricsAddress}: ${(err as Error).message}`);
+      return 1;
+    }
+    runtime = Runtime.instance();
+    metrics = storageEventMetrics(runtime.metricMeter);
+  }
+  try {
+    return await serveUntilStopped(flags, config, say, metrics);
+  } finally {
+    // Its exporter would keep the process alive.
+    await runtime?.shutdown();
+  }
+}
+
+async function serveUntilStopped(
+  flags: z.output<typeof ServeCommandFlagsSchema>,
+  config: ServeConfig,
+  say: (line: string) => void,
+  metrics: StorageEventMetrics | undefined,
+): Promise<number> {
   return withTemporal('serve', flags, processIo, async (temporal) => {
-    const app = await createServer({
+    const deps: ServerDeps & EventsServerDeps = {
       client: temporal.client,
       taskQueue: flags.taskQueue,
       auth: config.auth,
       bodyLimit: config.bodyLimit,
       rateLimit: config.rateLimit,
-    });
+      ...(metrics ? { events: { metrics } } : {}),
+    };
+    const app = await createServer(deps);
     try {
       await app.listen({ host: config.host, port: config.port });
     } catch (err) {
