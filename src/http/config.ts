@@ -127,7 +127,13 @@ export const ServeFlagsSchema = z
     bodyLimit: whole('--body-limit', 1024, 64 * 1024 * 1024),
     rateLimit: whole('--rate-limit', 1, 1_000_000),
     rateBurst: whole('--rate-burst', 1, 100_000),
-    metricsAddress: ListenSchema.optional(),
+    metricsAddress: z
+      .string()
+      .regex(
+        /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
+        '--metrics-address must be host:port, e.g. 127.0.0.1:9464 (an IPv6 address in brackets)',
+      )
+      .optional(),
   })
   .refine((flags) => flags.tokenFile || flags.tokens || flags.oidcAudience, {
     message:
@@ -184,8 +190,6 @@ export function serveConfig(raw: unknown, warn: (message: string) => void): Serv
     },
     bodyLimit: flags.bodyLimit,
     rateLimit: { perMinute: flags.rateLimit, burst: flags.rateBurst },
-    ...(flags.metricsAddress
-      ? { metricsAddress: `${flags.metricsAddress.host}:${flags.metricsAddress.port}` }
-      : {}),
+    ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}),
   };
 }
