@@ -13,8 +13,15 @@ export type RequestState<R = unknown> =
   { state: 'running' } | { state: 'done'; outcome: R } | { state: 'failed'; error: string };
 
 /**
- * Waits up to `waitMs` for `result` (a `DeploymentRequest.result`): its outcome, its failure (the
- * deployment's reason), or `running` when it takes longer. The long poll behind it is cut then.
+ * A wait shorter than this still gets the server's answer for a request that is done (or unknown):
+ * polling one takes a round trip, so a wait of 0 would always say `running`.
+ */
+export const MIN_REQUEST_WAIT_MS = 500;
+
+/**
+ * Waits up to `waitMs` (at least {@link MIN_REQUEST_WAIT_MS}) for `result` (a
+ * `DeploymentRequest.result`): its outcome, its failure (the deployment's reason), or `running`
+ * when it takes longer. The long poll behind it is cut then.
  */
 export async function settleRequest<R>(
   client: Client,
@@ -22,7 +29,7 @@ export async function settleRequest<R>(
   waitMs: number,
 ): Promise<RequestState<R>> {
   const stop = new AbortController();
-  const timer = setTimeout(() => stop.abort(), waitMs);
+  const timer = setTimeout(() => stop.abort(), Math.max(waitMs, MIN_REQUEST_WAIT_MS));
   try {
     const outcome = await client.withAbortSignal(stop.signal, result);
     return { state: 'done', outcome };

@@ -27,7 +27,8 @@ export const WaitQuerySchema = z.object({
     .pipe(z.number().max(60, 'wait is at most 60 seconds'))
     .optional()
     .describe(
-      'Seconds to wait for the outcome (0-60, default 0); answered 202 `running` when it takes longer',
+      'Seconds to wait for the outcome (0-60, default 0: what the server knows within half a second); ' +
+        'answered 202 `running` when it takes longer',
     ),
 });
 

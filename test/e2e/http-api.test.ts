@@ -112,6 +112,10 @@ describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
     expect(deployed).toMatchObject({ state: 'done', outcome: { outcome: 'serving' } });
     expect(await acceptedCount(workflowId, `create:${key}`)).toBe(1);
 
+    const unknown = await call(api, 'GET', `${path}/requests/cancel:never-sent?wait=5`, { token: bearer });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('not_found');
+
     // Progress and listing by search attribute.
     const progress = await call(api, 'GET', path, { token: bearer });
     expect(progress.status).toBe(200);
