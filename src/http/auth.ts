@@ -22,7 +22,7 @@ export interface Principal {
 }
 
 export type AuthOutcome =
-  { ok: true; principal: Principal } | { ok: false; status: 401 | 403; message: string };
+  { ok: true; principal: Principal } | { ok: false; status: 401 | 403 | 503; message: string };
 
 export interface OidcConfig {
   /** The `aud` the tokens must carry (e.g. the service's URL, as the push subscription sets it). */
@@ -144,6 +144,8 @@ export class Authenticator {
       );
       payload = ticket.getPayload();
     } catch (err) {
+      // Google's keys out of reach says nothing about the token: the caller should retry, not re-auth.
+      if (err instanceof SigningKeysError) return { ok: false, status: 503, message: err.message };
       return unauthenticated(`the ID token is not valid: ${reasonOf(err)}`);
     }
     const email = payload?.email?.toLowerCase();
@@ -165,12 +167,15 @@ export class Authenticator {
     const response = await fetch(oidc.certsUrl ?? GOOGLE_JWKS_URL, {
       signal: AbortSignal.timeout(10_000),
     }).catch((err: unknown) => {
-      throw new Error(`the signing keys could not be fetched (${(err as Error).message})`);
+      throw new SigningKeysError(`the signing keys could not be fetched (${(err as Error).message})`);
     });
-    if (!response.ok) throw new Error(`the signing keys could not be fetched (HTTP ${response.status})`);
+    if (!response.ok)
+      throw new SigningKeysError(`the signing keys could not be fetched (HTTP ${response.status})`);
     const text = await response.text();
-    if (text.length > MAX_JWKS_BYTES) throw new Error('the signing keys document is too large');
-    const jwks = JwksSchema.parse(JSON.parse(text));
+    if (text.length > MAX_JWKS_BYTES) throw new SigningKeysError('the signing keys document is too large');
+    const parsed = JwksSchema.safeParse(safeJson(text));
+    if (!parsed.success) throw new SigningKeysError('the signing keys document is not a JWKS');
+    const jwks = parsed.data;
     const pems: Record<string, string> = {};
     for (const key of jwks.keys) {
       pems[key.kid] = createPublicKey({ key: key as never, format: 'jwk' })
@@ -181,6 +186,19 @@ export class Authenticator {
     const ttl = maxAge ? Number(maxAge) * 1000 : DEFAULT_CERTS_TTL_MS;
     this.certs = { pems, fetchedAt: now, expiresAt: now + ttl };
     return pems;
+  }
+}
+
+/** The ID tokens' signing keys cannot be had: nothing is known about the token. */
+class SigningKeysError extends Error {
+  override readonly name = 'SigningKeysError';
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
   }
 }
 
@@ -208,7 +226,6 @@ function reasonOf(err: unknown): string {
     [/Wrong recipient|audience/i, 'it is for another audience'],
     [/issuer/i, 'it is from another issuer'],
     [/signature|No pem found/i, 'its signature does not verify against the signing keys'],
-    [/signing keys/i, message],
   ];
   return known.find(([pattern]) => pattern.test(message))?.[1] ?? 'it is malformed';
 }

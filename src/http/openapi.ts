@@ -42,7 +42,7 @@ const COMMON_ERRORS: Record<number, string> = {
   403: 'Valid credentials of a caller that is not allowed; nothing was done',
   429: 'Too many requests from this caller; see Retry-After',
   500: 'Unexpected error; the server log has it under the X-Request-Id',
-  503: 'Temporal cannot be reached',
+  503: 'Temporal, or the signing keys of ID tokens, cannot be reached; retry later',
 };
 
 function parametersOf(operation: ApiOperation): JsonSchema[] {

@@ -122,7 +122,7 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
         'retry-after': String(wait),
       });
     if (!outcome.ok) {
-      const code = outcome.status === 401 ? 'unauthenticated' : 'forbidden';
+      const code = { 401: 'unauthenticated', 403: 'forbidden', 503: 'unavailable' }[outcome.status];
       throw new HttpError(
         outcome.status,
         code,

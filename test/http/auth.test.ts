@@ -84,6 +84,21 @@ describe('Google OIDC ID tokens', () => {
     expect(outcome).toMatchObject({ ok: false, status: 401, message: expect.stringMatching(/signature/) });
   });
 
+  it('503 when the signing keys cannot be fetched: nothing is known about the token', async () => {
+    const auth = new Authenticator({
+      tokens: [],
+      oidc: {
+        audience: AUDIENCE,
+        allowedServiceAccounts: [ALLOWED_SA],
+        certsUrl: 'http://127.0.0.1:9/certs',
+      },
+    });
+    const token = issuer.sign();
+    const outcome = await auth.authenticate(`Bearer ${token}`);
+    expect(outcome).toMatchObject({ ok: false, status: 503, message: expect.stringMatching(/signing keys/) });
+    expect(JSON.stringify(outcome)).not.toContain(token.split('.')[2]!.slice(0, 20));
+  });
+
   it('403 for a valid token of a service account not allowed, or without a verified email', async () => {
     const { auth } = authenticator();
     expect(await auth.authenticate(`Bearer ${issuer.sign({ email: OTHER_SA })}`)).toMatchObject({
