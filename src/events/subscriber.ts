@@ -28,6 +28,11 @@ export interface PullSubscriber {
   stop(): Promise<void>;
 }
 
+/** The subscription to pull does not exist (say which, and how to make it). */
+export class SubscriptionNotFoundError extends Error {
+  override readonly name = 'SubscriptionNotFoundError';
+}
+
 const MAX_RETRY_DELAY_MS = 60_000;
 /** Bounds the retry bookkeeping of messages that keep failing. */
 const MAX_TRACKED = 10_000;
@@ -42,11 +47,15 @@ export async function startPullSubscriber(options: PullSubscriberOptions): Promi
   const sub = pubsub.subscription(subscription, {
     flowControl: { maxMessages: options.maxMessages ?? 4, allowExcessMessages: false },
   });
-  // Fails early, naming the subscription, instead of an error event later.
-  const [exists] = await sub.exists();
+  // Fails early, naming the subscription, instead of an error event later. An identity that may pull
+  // but not read the subscription's metadata (no pubsub.subscriptions.get) just starts pulling.
+  const exists = await sub.exists().then(
+    ([found]) => found,
+    () => true,
+  );
   if (!exists) {
     await pubsub.close();
-    throw new Error(
+    throw new SubscriptionNotFoundError(
       `Pub/Sub subscription ${subscription} does not exist; create it on the topic the bucket notifies ` +
         '(see README, Storage events) or fix GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION',
     );

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -12,7 +13,7 @@ import {
 } from '../../src/events';
 import { REQUEST_ID_PATTERN } from '../../src/client';
 import { readObjectGeneration } from '../../src/storage';
-import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
+import { closeTestEnv, createTestBucket, getTestEnv, uniqueTaskQueue } from '../harness/env';
 
 /**
  * The pipeline's answers short of a deployment, on the harness's fake-gcs-server: what is no
@@ -176,6 +177,47 @@ describe('the storage-event pipeline', () => {
       deps,
     );
     expect(answer).toMatchObject({ status: 200, body: { outcome: 'ignored' } });
+  });
+
+  it('a redelivery after the status was lost is still a duplicate: the run records the generation’s request id', async () => {
+    const { client } = await getTestEnv();
+    const project = `pipe-${randomUUID().slice(0, 8)}`;
+    const object = 'models/lost/garden-deploy.yaml';
+    const generation = await put(
+      object,
+      `name: lost\nproject: ${project}\nregion: us-central1\n` +
+        'machine: { type: g2-standard-12, acceleratorType: NVIDIA_L4, acceleratorCount: 1 }',
+    );
+    // No worker polls this queue: the deployment is started and waits, which is all this needs.
+    const d = {
+      ...deps,
+      config: eventsConfig({ prefix: 'models/', taskQueue: uniqueTaskQueue('pipeline') }),
+    };
+    const first = await handleStorageEvent(event(object, generation), d);
+    const workflowId = `deploy/${project}/us-central1/lost`;
+    try {
+      expect(first).toMatchObject({ outcome: 'started', workflowId });
+      // As if the first delivery died before writing its status object.
+      await deps.storage.bucket(bucket).file('models/lost/garden-deploy.status.json').delete();
+      expect(await handleStorageEvent(event(object, generation), d)).toMatchObject({
+        outcome: 'duplicate',
+        workflowId,
+      });
+      const [text] = await deps.storage
+        .bucket(bucket)
+        .file('models/lost/garden-deploy.status.json')
+        .download();
+      expect(JSON.parse(text.toString())).toMatchObject({
+        outcome: 'started',
+        generation,
+        deployment: { workflowId, requestId: markerRequestId(event(object, generation)) },
+      });
+      let runs = 0;
+      for await (const _ of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs++;
+      expect(runs).toBe(1);
+    } finally {
+      await client.workflow.getHandle(workflowId).terminate('test over');
+    }
   });
 
   it('names a marker generation’s deploy request in the form request ids take', () => {

@@ -39,6 +39,8 @@ export interface EventStack {
   bucket: string;
   admin: EmulatorAdminClient;
   pubsub: PubSub;
+  /** pstest's `host:port` (PUBSUB_EMULATOR_HOST). */
+  pubsubAddress: string;
   taskQueue: string;
   /** The storage events serve logged (one JSON line each). */
   events(): Array<Record<string, unknown>>;
@@ -122,6 +124,7 @@ export async function startEventStack(): Promise<EventStack> {
       bucket,
       admin: new EmulatorAdminClient(emulator.url),
       pubsub,
+      pubsubAddress: pstest.address,
       taskQueue,
       events,
       count: (outcome) => events().filter((line) => line.outcome === outcome).length,

@@ -1,13 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardownDeployment } from '../../src/client';
-import { markerOf, eventsConfig, type MarkerStatus, readMarkerStatus } from '../../src/events';
+import {
+  type MarkerStatus,
+  SubscriptionNotFoundError,
+  eventsConfig,
+  markerOf,
+  readMarkerStatus,
+  startPullSubscriber,
+} from '../../src/events';
 import { generateSampleModel } from '../../src/sample-model';
 import { progressQuery } from '../../src/workflows/messages';
 import { E2E_WAIT, uniqueName } from '../e2e/harness';
 import { closeTestEnv, getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
-import { type EventStack, TOPIC, fastProject, startEventStack } from './stack';
+import { type EventStack, PUBSUB_PROJECT, TOPIC, fastProject, startEventStack } from './stack';
 
 /**
  * Storage events end to end: fake-gcs-server publishes its object events to pstest, which
@@ -187,5 +194,17 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
       runs++;
     expect(runs).toBe(0);
     expect((await s.admin.stats(project)).calls).toEqual({});
+  });
+
+  it('the subscriber names a subscription that does not exist', async () => {
+    const { client } = await getTestEnv();
+    const subscription = `projects/${PUBSUB_PROJECT}/subscriptions/missing`;
+    const starting = startPullSubscriber({
+      subscription,
+      apiEndpoint: s.pubsubAddress,
+      deps: { client, storage: s.storage, config: eventsConfig() },
+    });
+    await expect(starting).rejects.toThrow(SubscriptionNotFoundError);
+    await expect(starting).rejects.toThrow(`${subscription} does not exist`);
   });
 });
