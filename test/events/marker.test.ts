@@ -63,6 +63,9 @@ describe('markers', () => {
     expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: 'garden' })).toThrow(
       EventsConfigError,
     );
+    expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_EVENTS_MARKER: 'garden-deploy.status.json' })).toThrow(
+      /GARDEN_DEPLOY_EVENTS_STATUS must differ from the marker name/,
+    );
     expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_EVENTS_MARKER: 'a/b.yaml' })).toThrow(
       /GARDEN_DEPLOY_EVENTS_MARKER must be an object name/,
     );
