@@ -8,6 +8,7 @@ import {
   DeploymentFailedError,
   DeploymentNotFoundError,
   DeploymentStateError,
+  RequestAlreadyDoneError,
   type FallbackTarget,
   InvalidFilterError,
   TemporalConnectionError,
@@ -184,6 +185,7 @@ const BAD_INPUT = [
   DeploymentNotFoundError,
   AmbiguousDeploymentError,
   DeploymentStateError,
+  RequestAlreadyDoneError,
   InvalidFilterError,
 ];
 

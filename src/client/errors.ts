@@ -18,6 +18,26 @@ export class RequestNotFoundError extends Error {
   override readonly name = 'RequestNotFoundError';
 }
 
+/**
+ * A deploy request that started a run which has ended since: retried, it is the same request, so
+ * nothing new starts (a new request id deploys again).
+ */
+export class RequestAlreadyDoneError extends Error {
+  override readonly name = 'RequestAlreadyDoneError';
+  constructor(
+    readonly workflowId: string,
+    readonly runId: string,
+    /** Temporal execution status of that run, e.g. `COMPLETED`. */
+    readonly status: string,
+    readonly requestId: string,
+  ) {
+    super(
+      `request ${requestId} started ${workflowId} (run ${runId}), which has ended (${status}); ` +
+        'nothing new was started: deploy with another request id to start it again',
+    );
+  }
+}
+
 /** A bare deployment name matches deployments in several projects or regions. */
 export class AmbiguousDeploymentError extends Error {
   override readonly name = 'AmbiguousDeploymentError';

@@ -14,7 +14,7 @@ import { type DeploymentSpec, deploymentWorkflowId, formatDuration, parseDeploym
 import type { deployment } from '../workflows/deployment/workflow';
 import { deployUpdate, progressQuery } from '../workflows/messages';
 import type { DeploymentResult, DeploymentSettings } from '../workflows/types';
-import { DeploymentStateError } from './errors';
+import { DeploymentStateError, RequestAlreadyDoneError } from './errors';
 import { hasWorkflowPollers } from './progress';
 import { DEPLOYMENT_WORKFLOW_TYPE, LEGACY_DEPLOY_WORKFLOW_TYPE } from './resolve';
 import { truncateUtf8 } from './text';
@@ -83,6 +83,9 @@ export async function startDeployment(
   const workflowId = deploymentWorkflowId(spec);
   const requestId = idOf(options);
   const previous = await describeLatest(client, workflowId);
+  // A retry of the request that started a run which has ended since: the same request, not a new one.
+  if (previous && previous.status.name !== 'RUNNING' && startedBy(previous).requestId === requestId)
+    throw new RequestAlreadyDoneError(workflowId, previous.runId, previous.status.name, requestId);
   const legacy = previous && (await refuseOrFollowLegacy(client, workflowId, previous, spec, requestId));
   if (legacy) return legacy;
 
@@ -192,7 +195,8 @@ async function upgradeStartedBy(
   return upgrade?.requestId === requestId ? { revision: upgrade.revision, from: upgrade.from } : undefined;
 }
 
-async function describeLatest(
+/** The latest run of a workflow id, or undefined when there is none. */
+export async function describeLatest(
   client: Client,
   workflowId: string,
 ): Promise<WorkflowExecutionDescription | undefined> {

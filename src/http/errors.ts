@@ -3,6 +3,7 @@ import {
   AmbiguousDeploymentError,
   DeploymentNotFoundError,
   DeploymentStateError,
+  RequestAlreadyDoneError,
   InvalidFilterError,
   RequestNotFoundError,
   TemporalConnectionError,
@@ -86,6 +87,7 @@ export function toHttpError(err: unknown): HttpError | undefined {
     return new HttpError(404, 'not_found', err.message);
   if (err instanceof AmbiguousDeploymentError) return new HttpError(409, 'ambiguous', err.message);
   if (err instanceof DeploymentStateError) return new HttpError(409, 'refused', err.message);
+  if (err instanceof RequestAlreadyDoneError) return new HttpError(409, 'conflict', err.message);
   if (err instanceof TemporalConnectionError) return new HttpError(503, 'temporal_unavailable', err.message);
   if (err instanceof CodecConfigError || err instanceof PayloadDecryptionError)
     return new HttpError(500, 'payload_codec', err.message);

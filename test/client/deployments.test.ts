@@ -6,6 +6,7 @@ import {
   DeploymentStateError,
   type DeploymentStatus,
   InvalidFilterError,
+  RequestAlreadyDoneError,
   cancelDeployment,
   getProgress,
   listDeployments,
@@ -197,6 +198,29 @@ describe.concurrent('client library', () => {
     const status = await getProgress(client, workflowId);
     expect(status).toMatchObject({ status: 'FAILED', stage: 'FAILED' });
     expect(status.steps[0]).toMatchObject({ name: 'validate', status: 'failed' });
+  });
+
+  it('starts nothing for a retried request whose run has ended; a new request id deploys again', async () => {
+    const { client } = await getTestEnv();
+    const spec = publicSpec(uniqueName('retried'));
+    worker.script(spec, { fail: { validateWeights: 'tokenizer.json is missing' } });
+    const options = { taskQueue: worker.taskQueue, settings, requestId: 'deploy-once-1' };
+    const first = await startDeployment(client, spec, options);
+    expect(await first.result()).toMatchObject({ outcome: 'failed' });
+    await eventually('the failed run to close', async () =>
+      (await first.handle.describe()).status.name === 'FAILED' ? true : undefined,
+    );
+
+    const retry = await startDeployment(client, spec, options).catch((err: unknown) => err);
+    expect(retry).toBeInstanceOf(RequestAlreadyDoneError);
+    expect(retry).toMatchObject({ workflowId: first.workflowId, runId: first.runId, status: 'FAILED' });
+    expect((await first.handle.describe()).runId).toBe(first.runId);
+
+    worker.script(spec, {});
+    const again = await startDeployment(client, spec, { ...options, requestId: 'deploy-once-2' });
+    expect(again.started).toBe(true);
+    expect(again.runId).not.toBe(first.runId);
+    expect(await again.result()).toMatchObject({ outcome: 'serving' });
   });
 
   it('cancels a running deployment, removing what it created, and refuses a second cancel', async () => {
