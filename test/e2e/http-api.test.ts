@@ -72,6 +72,12 @@ async function acceptedCount(workflowId: string, requestId: string): Promise<num
   ).length;
 }
 
+/** How many events the deployment's latest run has: a request sent again would add some. */
+async function historyLength(workflowId: string): Promise<number> {
+  const { client } = await getTestEnv();
+  return ((await client.workflow.getHandle(workflowId).fetchHistory()).events ?? []).length;
+}
+
 describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
   it.each([
     ['a static bearer token', 'token:pipeline'],
@@ -219,13 +225,20 @@ describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
     const teardownKey = randomUUID();
     const teardown = await call(api, 'POST', `${path}/teardown?wait=30`, { token: bearer, key: teardownKey });
     expect([200, 202]).toContain(teardown.status);
-    expect(await settled(bearer, path, `teardown:${teardownKey}`)).toMatchObject({
-      state: 'done',
-      outcome: { outcome: 'torn-down' },
-    });
+    const tornDown = await settled(bearer, path, `teardown:${teardownKey}`);
+    expect(tornDown).toMatchObject({ state: 'done', outcome: { outcome: 'torn-down' } });
     await expectNothingLeft(project);
     const after = await call(api, 'GET', path, { token: bearer });
     expect(after.body.status).toBe('COMPLETED');
+    // Retried after the deployment completed: the first call's answer, nothing sent again.
+    const eventsBefore = await historyLength(workflowId);
+    const teardownAgain = await call(api, 'POST', `${path}/teardown`, { token: bearer, key: teardownKey });
+    expect(teardownAgain).toMatchObject({
+      status: 200,
+      body: { requestId: `teardown:${teardownKey}`, state: 'done', outcome: tornDown.outcome },
+    });
+    expect(await historyLength(workflowId)).toBe(eventsBefore);
+    expect(await acceptedCount(workflowId, `teardown:${teardownKey}`)).toBe(1);
 
     // The access log knows who did it, never how.
     const mine = api.log.map((line) => JSON.parse(line) as { principal: string | null; route: string });

@@ -14,7 +14,7 @@ import {
   teardownDeployment,
 } from '../../client';
 import { type ApiOperation, addRoute } from '../api';
-import { answerRequest, sendOnce, waitMsOf } from '../requests';
+import { requestOnce, waitMsOf } from '../requests';
 import {
   AbandonCleanupBodySchema,
   ControlBodySchema,
@@ -160,15 +160,15 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
       operationOf(name, control),
       async ({ params, query, body = {}, idempotencyKey }) => {
         const workflowId = workflowIdOf(params);
-        const request = await sendOnce(
+        return requestOnce(
           deps.client,
           workflowId,
           name,
           idempotencyKey,
           control.argument(body),
+          waitMsOf(query),
           (id) => control.send(deps.client, workflowId, body, id, deps),
         );
-        return answerRequest(deps.client, name, request, waitMsOf(query));
       },
     );
   }

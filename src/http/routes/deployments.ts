@@ -15,7 +15,7 @@ import { canonicalDigest, startedBy } from '../../client/start';
 import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
 import { type ApiOperation, type RouteAnswer, addRoute } from '../api';
 import { HttpError, IdempotencyKeyReusedError } from '../errors';
-import { answerRequest, sendOnce, waitMsOf } from '../requests';
+import { requestOnce, waitMsOf } from '../requests';
 import {
   CreatedDeploymentSchema,
   type DeploymentPath,
@@ -151,13 +151,14 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
     async ({ params, query, body, idempotencyKey }) => {
       const workflowId = workflowIdOf(params);
       const spec = parseDeploymentSpec(body);
-      return answerRequest(
+      return requestOnce(
         client,
+        workflowId,
         'upgrade',
-        await sendOnce(client, workflowId, 'upgrade', idempotencyKey, { spec }, (requestId) =>
-          upgradeDeployment(client, spec, { deployment: workflowId, requestId }),
-        ),
+        idempotencyKey,
+        { spec },
         waitMsOf(query),
+        (requestId) => upgradeDeployment(client, spec, { deployment: workflowId, requestId }),
       );
     },
   );
