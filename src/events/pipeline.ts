@@ -42,6 +42,8 @@ export interface StorageEventDeps {
   client: Client;
   storage: Storage;
   config: EventsConfig;
+  /** Task queue deployments are started on. */
+  taskQueue: string;
   /** Tuning handed to the deployments it starts. */
   settings?: DeploymentSettings;
   metrics?: StorageEventMetrics;
@@ -165,7 +167,7 @@ async function handleMarkerEvent(
   const requestId = markerRequestId(event);
   try {
     const started = await startDeployment(deps.client, spec, {
-      taskQueue: deps.config.taskQueue,
+      taskQueue: deps.taskQueue,
       requestId,
       ...(deps.settings ? { settings: deps.settings } : {}),
     });

@@ -57,7 +57,7 @@ export async function startPullSubscriber(options: PullSubscriberOptions): Promi
     await pubsub.close();
     throw new SubscriptionNotFoundError(
       `Pub/Sub subscription ${subscription} does not exist; create it on the topic the bucket notifies ` +
-        '(see README, Storage events) or fix GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION',
+        '(see README, Storage events) or fix --pubsub-subscription (GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION)',
     );
   }
   const failures = new Map<string, number>();

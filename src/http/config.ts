@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { z } from 'zod';
 import { readSecretFile } from '../codec';
+import { DEFAULT_MARKER_NAME, DEFAULT_STATUS_NAME, type EventsConfig, eventsConfig } from '../events/config';
 import { type AuthConfig, GOOGLE_JWKS_URL, type TokenDigest, parseTokenDigests } from './auth';
 import type { RateLimit } from './rate-limit';
 
@@ -74,6 +75,33 @@ export const SERVE_OPTIONS = {
     env: 'GARDEN_DEPLOY_METRICS_ADDRESS',
     help: 'serve Prometheus metrics at http://host:port/metrics (storage events; README, Metrics); off when unset',
   },
+  eventsBuckets: {
+    flags: '--events-buckets <names>',
+    env: 'GARDEN_DEPLOY_EVENTS_BUCKETS',
+    help: 'storage events: buckets whose markers deploy, comma-separated (default: any bucket that notifies)',
+  },
+  eventsPrefix: {
+    flags: '--events-prefix <prefix>',
+    env: 'GARDEN_DEPLOY_EVENTS_PREFIX',
+    help: 'storage events: object-name prefix of the model folders, e.g. models/ (default: the whole bucket)',
+  },
+  eventsMarker: {
+    flags: '--events-marker <name>',
+    env: 'GARDEN_DEPLOY_EVENTS_MARKER',
+    help: 'storage events: the marker object, written last into a model folder',
+    default: DEFAULT_MARKER_NAME,
+  },
+  eventsStatus: {
+    flags: '--events-status <name>',
+    env: 'GARDEN_DEPLOY_EVENTS_STATUS',
+    help: 'storage events: the status object written next to the marker',
+    default: DEFAULT_STATUS_NAME,
+  },
+  pubsubSubscription: {
+    flags: '--pubsub-subscription <name>',
+    env: 'GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION',
+    help: 'storage events: pull projects/PROJECT/subscriptions/NAME while serving (PUBSUB_EMULATOR_HOST for an emulator); off when unset',
+  },
 } as const satisfies Record<string, ServeOption>;
 
 /** The commander options of the table, each reading its variable. */
@@ -82,6 +110,12 @@ export function serveOptions(): Option[] {
     const made = new Option(option.flags, option.help).env(option.env);
     return option.default === undefined ? made : made.default(option.default);
   });
+}
+
+/** `--flag (VARIABLE)`, for messages about an option set either way. */
+function named(key: keyof typeof SERVE_OPTIONS): string {
+  const option: ServeOption = SERVE_OPTIONS[key];
+  return `${option.flags.split(' ')[0]} (${option.env})`;
 }
 
 const whole = (what: string, min: number, max: number) =>
@@ -113,6 +147,37 @@ const EmailsSchema = z
   )
   .pipe(z.array(z.email('--allow-service-account takes email addresses')).max(100));
 
+const BUCKET = /^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/;
+const OBJECT_NAME = /^[^/\r\n\0]{1,255}$/;
+const SUBSCRIPTION = /^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/subscriptions\/[A-Za-z][\w.~+%-]{2,254}$/;
+
+const BucketsSchema = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((bucket) => bucket.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.string().regex(BUCKET, `${named('eventsBuckets')} takes bucket names, comma-separated`))
+      .max(100, `${named('eventsBuckets')}: at most 100 buckets`),
+  );
+
+const PrefixSchema = z
+  .string()
+  .max(512, `${named('eventsPrefix')}: at most 512 characters`)
+  .refine(
+    (prefix) => !prefix.startsWith('/') && !/[\r\n\0]/.test(prefix),
+    `${named('eventsPrefix')} must be an object-name prefix like models/`,
+  )
+  // A folder prefix: models matches models/…, not models-old/….
+  .transform((prefix) => (prefix === '' || prefix.endsWith('/') ? prefix : `${prefix}/`));
+
+const objectName = (key: 'eventsMarker' | 'eventsStatus') =>
+  z.string().regex(OBJECT_NAME, `${named(key)} must be an object name without "/"`);
+
 export const ServeFlagsSchema = z
   .object({
     listen: ListenSchema,
@@ -134,6 +199,17 @@ export const ServeFlagsSchema = z
         '--metrics-address must be host:port, e.g. 127.0.0.1:9464 (an IPv6 address in brackets)',
       )
       .optional(),
+    eventsBuckets: BucketsSchema.optional(),
+    eventsPrefix: PrefixSchema.optional(),
+    eventsMarker: objectName('eventsMarker'),
+    eventsStatus: objectName('eventsStatus'),
+    pubsubSubscription: z
+      .string()
+      .regex(
+        SUBSCRIPTION,
+        `${named('pubsubSubscription')} must be projects/PROJECT/subscriptions/SUBSCRIPTION`,
+      )
+      .optional(),
   })
   .refine((flags) => flags.tokenFile || flags.tokens || flags.oidcAudience, {
     message:
@@ -142,6 +218,10 @@ export const ServeFlagsSchema = z
   })
   .refine((flags) => !flags.oidcAudience || (flags.allowServiceAccount?.length ?? 0) > 0, {
     message: '--oidc-audience needs --allow-service-account: the service accounts that may call',
+  })
+  // The status object must never be taken for a marker.
+  .refine((flags) => flags.eventsMarker !== flags.eventsStatus, {
+    message: `${named('eventsStatus')} must differ from the marker name, ${named('eventsMarker')}`,
   });
 export type ServeFlags = z.output<typeof ServeFlagsSchema>;
 
@@ -153,6 +233,10 @@ export interface ServeConfig {
   rateLimit: RateLimit;
   /** `host:port` of the Prometheus endpoint; none without it. */
   metricsAddress?: string;
+  /** Which storage events deploy. */
+  events: EventsConfig;
+  /** The Pub/Sub subscription to pull storage events from; none without it. */
+  pubsubSubscription?: string;
 }
 
 /** A serve option that cannot be used (the message names the flag and variable). */
@@ -191,5 +275,12 @@ export function serveConfig(raw: unknown, warn: (message: string) => void): Serv
     bodyLimit: flags.bodyLimit,
     rateLimit: { perMinute: flags.rateLimit, burst: flags.rateBurst },
     ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}),
+    events: eventsConfig({
+      ...(flags.eventsBuckets ? { buckets: flags.eventsBuckets } : {}),
+      ...(flags.eventsPrefix ? { prefix: flags.eventsPrefix } : {}),
+      markerName: flags.eventsMarker,
+      statusName: flags.eventsStatus,
+    }),
+    ...(flags.pubsubSubscription ? { pubsubSubscription: flags.pubsubSubscription } : {}),
   };
 }

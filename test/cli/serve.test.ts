@@ -71,6 +71,19 @@ describe('garden-deploy serve', () => {
     expect(plain.stderr).not.toContain('my-plain-secret');
   });
 
+  it('refuses a malformed storage-event option at start (exit 2), naming its flag and variable', async () => {
+    const tokens = tokenLine('ci', randomUUID());
+    const result = await run(['serve', '--listen', '127.0.0.1:0'], {
+      GARDEN_DEPLOY_SERVE_TOKENS: tokens,
+      GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: 'garden-deploy-pull',
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /--pubsub-subscription \(GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION\) must be projects\/PROJECT\/subscriptions\/SUBSCRIPTION/,
+    );
+    expect(result.stderr).not.toMatch(/cannot listen/);
+  });
+
   it('serves the API on Temporal with the CLI’s data converter: payloads encrypted with the keyring', async () => {
     const { temporalAddress, namespace, client } = await getTestEnv();
     const keyFile = path.join(dir, 'keys.json');

@@ -1,16 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import {
-  eventsConfig,
-  eventsConfigFromEnv,
-  EventsConfigError,
-  markerOf,
-  specFromMarker,
-} from '../../src/events';
+import { eventsConfig, markerOf, specFromMarker } from '../../src/events';
 import { InvalidSpecError } from '../../src/spec';
 
 /** The marker contract: which objects trigger, and what their spec becomes. */
 
-const config = eventsConfig({ prefix: 'models', buckets: ['my-models'] });
+const config = eventsConfig({ prefix: 'models/', buckets: ['my-models'] });
 
 describe('markers', () => {
   it('is <prefix><folder>/garden-deploy.yaml in a watched bucket, nothing else', () => {
@@ -44,31 +38,6 @@ describe('markers', () => {
     const custom = eventsConfig({ markerName: 'deploy.json', statusName: 'deploy.status' });
     expect(markerOf('b12', 'm/deploy.json', custom)?.statusObject).toBe('m/deploy.status');
     expect(markerOf('b12', 'm/garden-deploy.yaml', custom)).toBe(undefined);
-  });
-
-  it('reads its configuration from the environment, naming a bad variable', () => {
-    expect(
-      eventsConfigFromEnv({
-        GARDEN_DEPLOY_EVENTS_BUCKETS: 'a-bucket, b-bucket',
-        GARDEN_DEPLOY_EVENTS_PREFIX: 'models/',
-        GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: 'projects/my-project/subscriptions/garden',
-      }),
-    ).toMatchObject({
-      buckets: ['a-bucket', 'b-bucket'],
-      prefix: 'models/',
-      markerName: 'garden-deploy.yaml',
-      subscription: 'projects/my-project/subscriptions/garden',
-      taskQueue: 'garden-deploy',
-    });
-    expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: 'garden' })).toThrow(
-      EventsConfigError,
-    );
-    expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_EVENTS_MARKER: 'garden-deploy.status.json' })).toThrow(
-      /GARDEN_DEPLOY_EVENTS_STATUS must differ from the marker name/,
-    );
-    expect(() => eventsConfigFromEnv({ GARDEN_DEPLOY_EVENTS_MARKER: 'a/b.yaml' })).toThrow(
-      /GARDEN_DEPLOY_EVENTS_MARKER must be an object name/,
-    );
   });
 });
 

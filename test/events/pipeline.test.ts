@@ -33,6 +33,7 @@ beforeAll(async () => {
     client,
     storage,
     config: eventsConfig({ prefix: 'models/', maxMarkerBytes: 1024 }),
+    taskQueue: 'unused-task-queue',
     metrics: { handled: (_t, outcome) => outcomes.push(outcome) },
   };
   // Nothing listens on port 1: every call fails as when Temporal is down.
@@ -191,7 +192,8 @@ describe('the storage-event pipeline', () => {
     // No worker polls this queue: the deployment is started and waits, which is all this needs.
     const d = {
       ...deps,
-      config: eventsConfig({ prefix: 'models/', taskQueue: uniqueTaskQueue('pipeline') }),
+      config: eventsConfig({ prefix: 'models/' }),
+      taskQueue: uniqueTaskQueue('pipeline'),
     };
     const first = await handleStorageEvent(event(object, generation), d);
     const workflowId = `deploy/${project}/us-central1/lost`;

@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { teardownDeployment } from '../../src/client';
 import {
@@ -9,9 +12,11 @@ import {
   readMarkerStatus,
   startPullSubscriber,
 } from '../../src/events';
+import { tokenLine } from '../../src/http/auth';
 import { generateSampleModel } from '../../src/sample-model';
 import { progressQuery } from '../../src/workflows/messages';
 import { E2E_WAIT, uniqueName } from '../e2e/harness';
+import { cliCommand } from '../harness/built-cli';
 import { closeTestEnv, getTestEnv } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import { type EventStack, PUBSUB_PROJECT, TOPIC, fastProject, startEventStack } from './stack';
@@ -202,9 +207,33 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
     const starting = startPullSubscriber({
       subscription,
       apiEndpoint: s.pubsubAddress,
-      deps: { client, storage: s.storage, config: eventsConfig() },
+      deps: { client, storage: s.storage, config: eventsConfig(), taskQueue: s.taskQueue },
     });
     await expect(starting).rejects.toThrow(SubscriptionNotFoundError);
     await expect(starting).rejects.toThrow(`${subscription} does not exist`);
+  });
+
+  it('serve refuses a subscription that does not exist at start (exit 2)', async () => {
+    const { temporalAddress, namespace } = await getTestEnv();
+    const subscription = `projects/${PUBSUB_PROJECT}/subscriptions/missing`;
+    const cli = cliCommand('serve', '--listen', '127.0.0.1:0', '--pubsub-subscription', subscription);
+    const child = spawn(cli.command, cli.args, {
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '',
+        TEMPORAL_ADDRESS: temporalAddress,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_CONFIG_FILE: path.join(os.tmpdir(), `none-${randomUUID()}.toml`),
+        GARDEN_DEPLOY_SERVE_TOKENS: tokenLine('ci', randomUUID()),
+        PUBSUB_EMULATOR_HOST: s.pubsubAddress,
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(2);
+    expect(stderr).toContain(`${subscription} does not exist`);
+    expect(stderr).toContain('--pubsub-subscription (GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION)');
   });
 });

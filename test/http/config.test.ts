@@ -63,6 +63,38 @@ describe('serve configuration', () => {
     expect(config.auth.tokens.map((t) => t.name)).toEqual(['ci', 'ops']);
   });
 
+  it('reads the storage-event options from flags or variables, with the defaults of the table', () => {
+    const tokens = tokenLine('ci', 'w'.repeat(32));
+    expect(serveConfig(flagsOf(['--tokens', tokens]), quiet)).toMatchObject({
+      events: {
+        buckets: [],
+        prefix: '',
+        markerName: 'garden-deploy.yaml',
+        statusName: 'garden-deploy.status.json',
+        maxMarkerBytes: 64 * 1024,
+      },
+    });
+    expect(serveConfig(flagsOf(['--tokens', tokens]), quiet).pubsubSubscription).toBe(undefined);
+    const config = serveConfig(
+      flagsOf(['--tokens', tokens, '--events-prefix', 'models', '--events-marker', 'deploy.json'], {
+        [SERVE_OPTIONS.eventsBuckets.env]: 'a-bucket, b-bucket',
+        [SERVE_OPTIONS.eventsStatus.env]: 'deploy.status',
+        [SERVE_OPTIONS.pubsubSubscription.env]: 'projects/my-project/subscriptions/garden',
+      }),
+      quiet,
+    );
+    expect(config).toMatchObject({
+      // A folder prefix: models/ (not models-old/).
+      events: {
+        buckets: ['a-bucket', 'b-bucket'],
+        prefix: 'models/',
+        markerName: 'deploy.json',
+        statusName: 'deploy.status',
+      },
+      pubsubSubscription: 'projects/my-project/subscriptions/garden',
+    });
+  });
+
   it.each([
     [[], /no credentials/],
     [['--oidc-audience', 'https://x.test'], /needs --allow-service-account/],
@@ -76,6 +108,26 @@ describe('serve configuration', () => {
       /--rate-limit must be a whole number/,
     ],
     [['--oidc-audience', 'a', '--allow-service-account', 'not-an-email'], /takes email addresses/],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--pubsub-subscription', 'garden'],
+      /--pubsub-subscription \(GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION\) must be projects\/PROJECT\/subscriptions\/SUBSCRIPTION/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--events-marker', 'garden-deploy.status.json'],
+      /--events-status \(GARDEN_DEPLOY_EVENTS_STATUS\) must differ from the marker name/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--events-marker', 'a/b.yaml'],
+      /--events-marker \(GARDEN_DEPLOY_EVENTS_MARKER\) must be an object name/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--events-buckets', 'ok-bucket,Not_A_Bucket'],
+      /--events-buckets \(GARDEN_DEPLOY_EVENTS_BUCKETS\) takes bucket names/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--events-prefix', '/models'],
+      /--events-prefix \(GARDEN_DEPLOY_EVENTS_PREFIX\) must be an object-name prefix/,
+    ],
   ])('refuses %j', (args, message) => {
     expect(() => serveConfig(flagsOf(args), quiet)).toThrow(message);
   });

@@ -5,7 +5,7 @@ import { CodecConfigError } from '../../codec';
 import { TokenFileError, tokenLine } from '../../http/auth';
 import { type ServeConfig, ServeConfigError, serveConfig, serveOptions } from '../../http/config';
 import { Runtime } from '@temporalio/worker';
-import { type StorageEventMetrics, storageEventMetrics } from '../../events';
+import { type StorageEventMetrics, SubscriptionNotFoundError, storageEventMetrics } from '../../events';
 import type { EventsServerDeps } from '../../http/routes/events';
 import { type ServerDeps, createServer } from '../../http/server';
 import { installRuntime } from '../../worker/main';
@@ -37,7 +37,10 @@ export function register(program: Command): void {
         'resume, scale, teardown) through the same library as the CLI. Every call but /openapi.json and /healthz ' +
         'needs a bearer token: a static one from --token-file, or a Google OIDC ID token for --oidc-audience of an ' +
         '--allow-service-account. One JSON access log line per request on stdout, never a token or a body. ' +
-        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen (or serve metrics); 2 bad options, tokens or Temporal unreachable.',
+        'Storage events (README, Storage events): a marker object written last into a model folder deploys it, pushed ' +
+        'to /v1/events/pubsub or /v1/events/cloudevents, or pulled from --pubsub-subscription. ' +
+        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen (or serve metrics); 2 bad options (also a ' +
+        'subscription that does not exist), tokens or Temporal unreachable.',
     );
   for (const option of serveOptions()) command.addOption(option);
   command.addOption(taskQueueOption());
@@ -107,12 +110,21 @@ async function serveUntilStopped(
       auth: config.auth,
       bodyLimit: config.bodyLimit,
       rateLimit: config.rateLimit,
-      ...(metrics ? { events: { metrics } } : {}),
+      events: {
+        config: config.events,
+        ...(config.pubsubSubscription ? { subscription: config.pubsubSubscription } : {}),
+        ...(metrics ? { metrics } : {}),
+      },
     };
     const app = await createServer(deps);
     try {
       await app.listen({ host: config.host, port: config.port });
     } catch (err) {
+      // The subscription is pulled from once the server is ready, so it is checked here.
+      if (err instanceof SubscriptionNotFoundError) {
+        say(err.message);
+        return EXIT_BAD_INPUT;
+      }
       say(`cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
       return 1;
     }

@@ -7,7 +7,6 @@ import {
   PushEnvelopeSchema,
   type StorageEventDeps,
   eventsConfig,
-  eventsConfigFromEnv,
   handleCloudEvent,
   handlePubsubPush,
   startPullSubscriber,
@@ -21,14 +20,17 @@ import type { ServerDeps } from '../server';
  * Storage-event triggers (src/events/): a GCS notification pushed by Pub/Sub, or an Eventarc
  * CloudEvent, whose marker object starts or upgrades a deployment at most once per generation.
  * Authenticated like every route (a push subscription's OIDC token: --oidc-audience and
- * --allow-service-account). With GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION set, the server also pulls that
- * subscription into the same pipeline while it runs (where nothing can push to it; locally, with
+ * --allow-service-account). Given a subscription (serve's --pubsub-subscription), the server also
+ * pulls it into the same pipeline while it runs (where nothing can push to it; locally, with
  * PUBSUB_EMULATOR_HOST).
  */
 
-/** What serve may hand these routes; what is not given comes from the environment. */
+/** What serve hands these routes (its options, src/http/config.ts); the defaults otherwise. */
 export interface EventsServerDeps {
-  events?: Partial<Pick<StorageEventDeps, 'storage' | 'config' | 'metrics'>>;
+  events?: Partial<Pick<StorageEventDeps, 'storage' | 'config' | 'metrics'>> & {
+    /** `projects/P/subscriptions/S` to pull while the server runs; none: push and CloudEvents only. */
+    subscription?: string;
+  };
 }
 
 const EventAnswerSchema = z.object({
@@ -88,7 +90,8 @@ export function register(app: FastifyInstance, deps: ServerDeps & EventsServerDe
     (pipeline ??= {
       client: deps.client,
       storage: deps.events?.storage ?? createStorage(),
-      config: deps.events?.config ?? eventsConfig({ ...eventsConfigFromEnv(), taskQueue: deps.taskQueue }),
+      config: deps.events?.config ?? eventsConfig(),
+      taskQueue: deps.taskQueue,
       ...(deps.settings ? { settings: deps.settings } : {}),
       ...(deps.events?.metrics ? { metrics: deps.events.metrics } : {}),
       log,
@@ -108,7 +111,7 @@ export function register(app: FastifyInstance, deps: ServerDeps & EventsServerDe
 
   let subscriber: PullSubscriber | undefined;
   app.addHook('onReady', async () => {
-    const { subscription } = eventDeps().config;
+    const subscription = deps.events?.subscription;
     if (!subscription) return;
     subscriber = await startPullSubscriber({ subscription, deps: eventDeps() });
     log(JSON.stringify({ msg: 'storage events: pulling', subscription }));
