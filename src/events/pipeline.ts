@@ -44,12 +44,27 @@ export interface StorageEventDeps {
   config: EventsConfig;
   /** Task queue deployments are started on. */
   taskQueue: string;
+  /** How long one event's Temporal calls may take (default TEMPORAL_DEADLINE_MS). */
+  temporalDeadlineMs?: number;
   /** Tuning handed to the deployments it starts. */
   settings?: DeploymentSettings;
   metrics?: StorageEventMetrics;
   /** One JSON line per event handled. */
   log?: (line: string) => void;
   now?: () => Date;
+}
+
+/**
+ * The Temporal calls of one event (start or upgrade, and the describe after it) end by then: past it
+ * the event is a `retry` (503, a nack), and Pub/Sub redelivers it later. Without it an unreachable
+ * Temporal held the push open for the client's own gRPC retries (~20 s); Pub/Sub waits up to its ack
+ * deadline (README: 60 s) and the request id keeps a redelivery at most once.
+ */
+export const TEMPORAL_DEADLINE_MS = 10_000;
+
+/** Temporal did not answer within the deadline (transient: the event is retried). */
+export class TemporalDeadlineError extends Error {
+  override readonly name = 'TemporalDeadlineError';
 }
 
 export interface StorageEventResult {
@@ -165,38 +180,75 @@ async function handleMarkerEvent(
   }
 
   const requestId = markerRequestId(event);
+  let started;
+  let startedByThis;
   try {
-    const started = await startDeployment(deps.client, spec, {
-      taskQueue: deps.taskQueue,
-      requestId,
-      ...(deps.settings ? { settings: deps.settings } : {}),
-    });
-    // A redelivery whose first delivery started the run (and died before writing the status).
-    const startedByThis =
-      !started.started &&
-      !started.upgrade &&
-      startedBy(await started.handle.describe()).requestId === requestId;
-    const outcome: RecordedOutcome =
-      started.started || startedByThis ? 'started' : started.upgrade ? 'upgraded' : 'attached';
-    const message = started.upgrade
-      ? `upgrading ${started.workflowId} to revision ${started.upgrade.revision} (from ${started.upgrade.from})`
-      : outcome === 'started'
-        ? `started ${started.workflowId}`
-        : `${started.workflowId} already runs this spec`;
-    const result = await report(event, marker, deps, outcome, message, {
-      deployment: {
-        workflowId: started.workflowId,
-        runId: started.runId,
-        requestId,
-        ...(started.upgrade ? { upgrade: started.upgrade } : {}),
+    ({ started, startedByThis } = await withinDeadline(
+      deps.client,
+      deps.temporalDeadlineMs ?? TEMPORAL_DEADLINE_MS,
+      async () => {
+        const started = await startDeployment(deps.client, spec, {
+          taskQueue: deps.taskQueue,
+          requestId,
+          ...(deps.settings ? { settings: deps.settings } : {}),
+        });
+        // A redelivery whose first delivery started the run (and died before writing the status).
+        const startedByThis =
+          !started.started &&
+          !started.upgrade &&
+          startedBy(await started.handle.describe()).requestId === requestId;
+        return { started, startedByThis };
       },
-    });
-    return startedByThis ? { ...result, outcome: 'duplicate' } : result;
+    ));
   } catch (err) {
     if (err instanceof DeploymentStateError) return report(event, marker, deps, 'refused', err.message, {});
     if (err instanceof InvalidSpecError)
       return report(event, marker, deps, 'invalid', 'invalid deployment spec', { issues: err.issues });
     throw err;
+  }
+  const outcome: RecordedOutcome =
+    started.started || startedByThis ? 'started' : started.upgrade ? 'upgraded' : 'attached';
+  const message = started.upgrade
+    ? `upgrading ${started.workflowId} to revision ${started.upgrade.revision} (from ${started.upgrade.from})`
+    : outcome === 'started'
+      ? `started ${started.workflowId}`
+      : `${started.workflowId} already runs this spec`;
+  const result = await report(event, marker, deps, outcome, message, {
+    deployment: {
+      workflowId: started.workflowId,
+      runId: started.runId,
+      requestId,
+      ...(started.upgrade ? { upgrade: started.upgrade } : {}),
+    },
+  });
+  return startedByThis ? { ...result, outcome: 'duplicate' } : result;
+}
+
+/**
+ * `work`'s Temporal calls under a deadline, answered by then: the client's deadline fails a call in
+ * flight, but its retries pause between attempts (up to seconds) before they notice, so the answer
+ * does not wait for them; what is left of `work` then fails on its own at its next call.
+ */
+async function withinDeadline<T>(client: Client, ms: number, work: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ms;
+  const expired = () => new TemporalDeadlineError(`Temporal did not answer within ${ms / 1000} s`);
+  const running = client.withDeadline(deadline, work).catch((err: unknown) => {
+    // The client's deadline error, or a failure its retries met meanwhile; an answer stays one.
+    const answered = err instanceof DeploymentStateError || err instanceof InvalidSpecError;
+    throw Date.now() >= deadline && !answered ? expired() : err;
+  });
+  // Its failure after the answer is nobody's to handle.
+  running.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      running,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(expired()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

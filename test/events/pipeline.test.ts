@@ -138,7 +138,8 @@ describe('the storage-event pipeline', () => {
       object,
       'name: down\nproject: my-project\nregion: us-central1\nmachine: { type: g2-standard-12, acceleratorType: NVIDIA_L4, acceleratorCount: 1 }',
     );
-    const down = { ...deps, client: new Client({ connection: unreachable }) };
+    // The deadline bounds the client's own retries (~20 s against a closed port).
+    const down = { ...deps, client: new Client({ connection: unreachable }), temporalDeadlineMs: 1_000 };
     const envelope = {
       message: {
         attributes: {
@@ -151,7 +152,10 @@ describe('the storage-event pipeline', () => {
       },
     };
     const answer = await handlePubsubPush(envelope, { id: 'oidc:push@p.iam.gserviceaccount.com' }, down);
-    expect(answer).toMatchObject({ status: 503, body: { outcome: 'retry' } });
+    expect(answer).toMatchObject({
+      status: 503,
+      body: { outcome: 'retry', message: expect.stringContaining('Temporal did not answer within 1 s') },
+    });
     const [status] = await deps.storage.bucket(bucket).file('models/down/garden-deploy.status.json').exists();
     expect(status).toBe(false);
   });

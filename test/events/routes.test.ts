@@ -1,9 +1,11 @@
 import type { AddressInfo } from 'node:net';
+import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EventOutcome, eventsConfig } from '../../src/events';
+import { type EventOutcome, TEMPORAL_DEADLINE_MS, eventsConfig } from '../../src/events';
 import type { EventsServerDeps } from '../../src/http/routes/events';
 import { type ServerDeps, createServer } from '../../src/http/server';
+import { findFreePort } from '../../src/local-stack/process';
 import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
 import {
   ALLOWED_SA,
@@ -114,6 +116,46 @@ describe('POST /v1/events/pubsub', () => {
     const bad = await call(api, 'POST', '/v1/events/pubsub', { token, body: { attributes: {} } });
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('invalid_request');
+  });
+
+  it('answers 503 within its deadline when Temporal cannot be reached, so Pub/Sub redelivers later', async () => {
+    const { storage } = await getTestEnv();
+    // Nothing listens there: every Temporal call fails as when it is down, and the client retries.
+    const connection = Connection.lazy({ address: `127.0.0.1:${await findFreePort()}` });
+    const deps: ServerDeps & EventsServerDeps = {
+      client: new Client({ connection }),
+      taskQueue: 'unused-task-queue',
+      bodyLimit: 64 * 1024,
+      rateLimit: { perMinute: 6_000, burst: 1_000 },
+      auth: { tokens },
+      log: () => undefined,
+      events: { storage, config: eventsConfig({ buckets: [bucket], prefix: 'models/' }) },
+    };
+    const down = await createServer(deps);
+    try {
+      await down.listen({ host: '127.0.0.1', port: 0 });
+      const { port } = down.server.address() as AddressInfo;
+      const generation = await putMarker(
+        'down',
+        'name: down\nproject: my-project\nregion: us-central1\n' +
+          'machine: { type: g2-standard-12, acceleratorType: NVIDIA_L4, acceleratorCount: 1 }',
+      );
+      const answer = await call({ url: `http://127.0.0.1:${port}` } as TestApi, 'POST', '/v1/events/pubsub', {
+        token,
+        body: envelope('models/down/garden-deploy.yaml', generation),
+      });
+      expect(answer.status).toBe(503);
+      expect(answer.body.error).toMatchObject({
+        code: 'unavailable',
+        message: expect.stringContaining(`Temporal did not answer within ${TEMPORAL_DEADLINE_MS / 1000} s`),
+      });
+      // Nothing was recorded: the redelivery handles it afresh.
+      const [recorded] = await storage.bucket(bucket).file('models/down/garden-deploy.status.json').exists();
+      expect(recorded).toBe(false);
+    } finally {
+      await down.close();
+      await connection.close();
+    }
   });
 });
 

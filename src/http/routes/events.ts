@@ -27,7 +27,7 @@ import type { ServerDeps } from '../server';
 
 /** What serve hands these routes (its options, src/http/config.ts); the defaults otherwise. */
 export interface EventsServerDeps {
-  events?: Partial<Pick<StorageEventDeps, 'storage' | 'config' | 'metrics'>> & {
+  events?: Partial<Pick<StorageEventDeps, 'storage' | 'config' | 'metrics' | 'temporalDeadlineMs'>> & {
     /** `projects/P/subscriptions/S` to pull while the server runs; none: push and CloudEvents only. */
     subscription?: string;
   };
@@ -92,6 +92,7 @@ export function register(app: FastifyInstance, deps: ServerDeps & EventsServerDe
       storage: deps.events?.storage ?? createStorage(),
       config: deps.events?.config ?? eventsConfig(),
       taskQueue: deps.taskQueue,
+      ...(deps.events?.temporalDeadlineMs ? { temporalDeadlineMs: deps.events.temporalDeadlineMs } : {}),
       ...(deps.settings ? { settings: deps.settings } : {}),
       ...(deps.events?.metrics ? { metrics: deps.events.metrics } : {}),
       log,
