@@ -1,4 +1,4 @@
-import { type Message, PubSub } from '@google-cloud/pubsub';
+import { type ClientConfig, type Message, PubSub } from '@google-cloud/pubsub';
 import { type StorageEventDeps, handleStorageEvent } from './pipeline';
 import { storageEventFromPubsub } from './storage-event';
 
@@ -33,17 +33,27 @@ export class SubscriptionNotFoundError extends Error {
   override readonly name = 'SubscriptionNotFoundError';
 }
 
+/**
+ * The Pub/Sub client's options for `projectId`, at an emulator when `emulatorHost` is given. There the
+ * universe domain is stated: the client otherwise asks Application Default Credentials for it before
+ * its first call, and without credentials that probes the GCE metadata server and prints a
+ * MetadataLookupWarning (the emulator needs no credentials at all).
+ */
+export function pubsubClientConfig(projectId: string, emulatorHost?: string): ClientConfig {
+  return emulatorHost
+    ? { projectId, apiEndpoint: emulatorHost, emulatorMode: true, universeDomain: 'googleapis.com' }
+    : { projectId };
+}
+
 const MAX_RETRY_DELAY_MS = 60_000;
 /** Bounds the retry bookkeeping of messages that keep failing. */
 const MAX_TRACKED = 10_000;
 
 export async function startPullSubscriber(options: PullSubscriberOptions): Promise<PullSubscriber> {
   const { subscription, deps } = options;
-  const projectId = subscription.split('/')[1];
-  const pubsub = new PubSub({
-    ...(projectId ? { projectId } : {}),
-    ...(options.apiEndpoint ? { apiEndpoint: options.apiEndpoint } : {}),
-  });
+  const pubsub = new PubSub(
+    pubsubClientConfig(subscription.split('/')[1]!, options.apiEndpoint ?? process.env.PUBSUB_EMULATOR_HOST),
+  );
   const sub = pubsub.subscription(subscription, {
     flowControl: { maxMessages: options.maxMessages ?? 4, allowExcessMessages: false },
   });

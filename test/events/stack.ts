@@ -8,7 +8,7 @@ import type { Storage } from '@google-cloud/storage';
 import { Worker } from '@temporalio/worker';
 import { createActivities } from '../../src/activities';
 import { EmulatorAdminClient, startEmulator, writeEmulatorCredentials } from '../../src/emulator';
-import type { EventOutcome } from '../../src/events';
+import { type EventOutcome, pubsubClientConfig } from '../../src/events';
 import { createGcpClient, everyApiAt } from '../../src/gcp';
 import { tokenLine } from '../../src/http/auth';
 import { startFakeGcs } from '../../src/local-stack/fake-gcs';
@@ -65,7 +65,7 @@ export async function startEventStack(): Promise<EventStack> {
       logFile: path.join(dir, 'pstest.log'),
     });
     stops.push(() => pstest.stop());
-    const pubsub = new PubSub({ projectId: PUBSUB_PROJECT, apiEndpoint: pstest.address });
+    const pubsub = new PubSub(pubsubClientConfig(PUBSUB_PROJECT, pstest.address));
     stops.push(() => pubsub.close());
     // fake-gcs-server publishes to an existing topic only.
     const [topic] = await pubsub.createTopic(TOPIC);

@@ -213,7 +213,7 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
     await expect(starting).rejects.toThrow(`${subscription} does not exist`);
   });
 
-  it('serve refuses a subscription that does not exist at start (exit 2)', async () => {
+  it('serve refuses a subscription that does not exist at start (exit 2), without a metadata-server warning', async () => {
     const { temporalAddress, namespace } = await getTestEnv();
     const subscription = `projects/${PUBSUB_PROJECT}/subscriptions/missing`;
     const cli = cliCommand('serve', '--listen', '127.0.0.1:0', '--pubsub-subscription', subscription);
@@ -235,5 +235,6 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
     expect(code).toBe(2);
     expect(stderr).toContain(`${subscription} does not exist`);
     expect(stderr).toContain('--pubsub-subscription (GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION)');
+    expect(stderr).not.toContain('MetadataLookupWarning');
   });
 });
