@@ -6,6 +6,10 @@ import type { ApiOperation } from './api';
 import { type AuthConfig, Authenticator } from './auth';
 import { HttpError, toHttpError } from './errors';
 import { type Clock, type RateLimit, RateLimiter } from './rate-limit';
+import * as control from './routes/control';
+import * as deployments from './routes/deployments';
+import * as events from './routes/events';
+import * as system from './routes/system';
 
 /**
  * `garden-deploy serve`'s HTTP server (Fastify), built from its dependencies so tests start it in
@@ -50,38 +54,12 @@ export interface RouteModuleExports {
   operations: ApiOperation[];
 }
 
-/**
- * Every route module, in one table. `events` (storage-event triggers under /v1/events/…) is
- * built separately and joins when src/http/routes/events.ts exists, exporting `register` and
- * `operations` like the others; its operations then need a place in docs/openapi.json
- * (`npm run contract`).
- */
-const ROUTE_MODULES: Record<string, () => Promise<RouteModuleExports | undefined>> = {
-  system: () => import('./routes/system.js'),
-  deployments: () => import('./routes/deployments.js'),
-  control: () => import('./routes/control.js'),
-  events: () => optionalModule('./routes/events.js'),
-};
+/** Every route module, in one table, in registration order. */
+const ROUTE_MODULES: Record<string, RouteModuleExports> = { system, deployments, control, events };
 
-/** A module that may not exist (yet); any other load failure is an error. */
-async function optionalModule(specifier: string): Promise<RouteModuleExports | undefined> {
-  try {
-    return (await import(specifier)) as RouteModuleExports;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const missing =
-      code === 'MODULE_NOT_FOUND' ||
-      code === 'ERR_MODULE_NOT_FOUND' ||
-      /Failed to load url|Cannot find module/.test((err as Error).message);
-    if (missing && (err as Error).message.includes('routes/events')) return undefined;
-    throw err;
-  }
-}
-
-/** The route modules present, in table order. */
+/** The route modules, in table order. */
 export async function routeModules(): Promise<RouteModuleExports[]> {
-  const loaded = await Promise.all(Object.values(ROUTE_MODULES).map((load) => load()));
-  return loaded.filter((module): module is RouteModuleExports => module !== undefined);
+  return Object.values(ROUTE_MODULES);
 }
 
 /** Every operation the server serves: what the OpenAPI document describes. */
