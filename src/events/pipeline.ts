@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Storage } from '@google-cloud/storage';
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
-import { DeploymentStateError, startDeployment, startedBy } from '../client';
+import { DeploymentStateError, RequestAlreadyDoneError, startDeployment, startedBy } from '../client';
 import { firstLine } from '../client/text';
 import { METRICS } from '../metrics';
 import { type DeploymentSpec, InvalidSpecError, type SpecIssue } from '../spec';
@@ -201,6 +201,15 @@ async function handleMarkerEvent(
       },
     ));
   } catch (err) {
+    // A redelivery whose first delivery started a run that has ended since (and lost its status).
+    if (err instanceof RequestAlreadyDoneError) {
+      const deployment = { workflowId: err.workflowId, runId: err.runId, requestId };
+      const message = `started ${err.workflowId}, which has ended (${err.status})`;
+      return {
+        ...(await report(event, marker, deps, 'started', message, { deployment })),
+        outcome: 'duplicate',
+      };
+    }
     if (err instanceof DeploymentStateError) return report(event, marker, deps, 'refused', err.message, {});
     if (err instanceof InvalidSpecError)
       return report(event, marker, deps, 'invalid', 'invalid deployment spec', { issues: err.issues });
@@ -234,7 +243,10 @@ async function withinDeadline<T>(client: Client, ms: number, work: () => Promise
   const expired = () => new TemporalDeadlineError(`Temporal did not answer within ${ms / 1000} s`);
   const running = client.withDeadline(deadline, work).catch((err: unknown) => {
     // The client's deadline error, or a failure its retries met meanwhile; an answer stays one.
-    const answered = err instanceof DeploymentStateError || err instanceof InvalidSpecError;
+    const answered =
+      err instanceof DeploymentStateError ||
+      err instanceof RequestAlreadyDoneError ||
+      err instanceof InvalidSpecError;
     throw Date.now() >= deadline && !answered ? expired() : err;
   });
   // Its failure after the answer is nobody's to handle.

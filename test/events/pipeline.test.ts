@@ -226,6 +226,37 @@ describe('the storage-event pipeline', () => {
     }
   });
 
+  it('a redelivery after the status was lost and the run ended starts no second deployment', async () => {
+    const { client } = await getTestEnv();
+    const project = `pipe-${randomUUID().slice(0, 8)}`;
+    const object = 'models/ended/garden-deploy.yaml';
+    const generation = await put(
+      object,
+      `name: ended\nproject: ${project}\nregion: us-central1\n` +
+        'machine: { type: g2-standard-12, acceleratorType: NVIDIA_L4, acceleratorCount: 1 }',
+    );
+    const d = {
+      ...deps,
+      config: eventsConfig({ prefix: 'models/' }),
+      taskQueue: uniqueTaskQueue('pipeline'),
+    };
+    const workflowId = `deploy/${project}/us-central1/ended`;
+    expect(await handleStorageEvent(event(object, generation), d)).toMatchObject({
+      outcome: 'started',
+      workflowId,
+    });
+    // The run ends (as a deploy that fails fast would) and the first delivery's status is lost.
+    await client.workflow.getHandle(workflowId).terminate('ended before the redelivery');
+    await deps.storage.bucket(bucket).file('models/ended/garden-deploy.status.json').delete();
+    expect(await handleStorageEvent(event(object, generation), d)).toMatchObject({
+      outcome: 'duplicate',
+      workflowId,
+    });
+    let runs = 0;
+    for await (const _ of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) runs++;
+    expect(runs).toBe(1);
+  });
+
   it('names a marker generation’s deploy request in the form request ids take', () => {
     const id = markerRequestId({
       bucket: 'b',
