@@ -7,7 +7,7 @@ import { z } from 'zod';
  * - static tokens, of which only SHA-256 digests are stored (`<name> sha256:<hex>` per line),
  *   compared in constant time;
  * - Google-signed OIDC ID tokens (a service account's, e.g. a Pub/Sub push subscription's or a
- *   Cloud Scheduler job's), verified by google-auth-library against the configured audience, then
+ *   Cloud Scheduler job's), verified by google-auth-library against the configured audiences, then
  *   allowed when their verified `email` is one of the allowed service accounts.
  * No token is ever logged, echoed or put in an error: google-auth-library's messages quote the
  * token, so they are replaced by ours.
@@ -25,8 +25,12 @@ export type AuthOutcome =
   { ok: true; principal: Principal } | { ok: false; status: 401 | 403 | 503; message: string };
 
 export interface OidcConfig {
-  /** The `aud` the tokens must carry (e.g. the service's URL, as the push subscription sets it). */
-  audience: string;
+  /**
+   * The `aud` values a token may carry, any one of them: the service's URL (Eventarc's default, and
+   * what a push subscription's `--push-auth-token-audience` is usually set to) and a push endpoint's
+   * full URL (Pub/Sub's default when no audience is set, e.g. `https://HOST/v1/events/pubsub`).
+   */
+  audiences: string[];
   /** Service account emails allowed to call. */
   allowedServiceAccounts: string[];
   /** JWKS of the signing keys (default Google's). */
@@ -139,7 +143,7 @@ export class Authenticator {
       const ticket = await this.oidcClient.verifySignedJwtWithCertsAsync(
         token,
         pems,
-        oidc.audience,
+        oidc.audiences,
         GOOGLE_ISSUERS,
       );
       payload = ticket.getPayload();

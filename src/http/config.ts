@@ -37,9 +37,11 @@ export const SERVE_OPTIONS = {
     help: 'the same lines in a variable (e.g. from a secret), newline-separated',
   },
   oidcAudience: {
-    flags: '--oidc-audience <audience>',
+    flags: '--oidc-audience <audiences>',
     env: 'GARDEN_DEPLOY_SERVE_OIDC_AUDIENCE',
-    help: 'accept Google-signed OIDC ID tokens for this audience (e.g. the service URL)',
+    help:
+      'accept Google-signed OIDC ID tokens for these audiences, comma-separated (e.g. the service URL, and ' +
+      'https://HOST/v1/events/pubsub: a push subscription’s default audience is its endpoint)',
   },
   allowServiceAccount: {
     flags: '--allow-service-account <emails>',
@@ -137,6 +139,21 @@ const ListenSchema = z
   })
   .refine(({ port }) => port <= 65_535, '--listen: the port must be at most 65535');
 
+const AudiencesSchema = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((audience) => audience.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(z.string().max(1024, `${named('oidcAudience')}: an audience is at most 1024 characters`))
+      .min(1, `${named('oidcAudience')} takes audiences, comma-separated`)
+      .max(20, `${named('oidcAudience')}: at most 20 audiences`),
+  );
+
 const EmailsSchema = z
   .string()
   .transform((value) =>
@@ -186,7 +203,7 @@ export const ServeFlagsSchema = z
       .string()
       .max(64 * 1024)
       .optional(),
-    oidcAudience: z.string().min(1).max(1024).optional(),
+    oidcAudience: AudiencesSchema.optional(),
     allowServiceAccount: EmailsSchema.optional(),
     oidcCertsUrl: z.url({ protocol: /^https?$/, message: '--oidc-certs-url must be an http(s) URL' }),
     bodyLimit: whole('--body-limit', 1024, 64 * 1024 * 1024),
@@ -265,7 +282,7 @@ export function serveConfig(raw: unknown, warn: (message: string) => void): Serv
       ...(flags.oidcAudience
         ? {
             oidc: {
-              audience: flags.oidcAudience,
+              audiences: flags.oidcAudience,
               allowedServiceAccounts: flags.allowServiceAccount ?? [],
               certsUrl: flags.oidcCertsUrl,
             },

@@ -38,7 +38,7 @@ beforeAll(async () => {
     settings: E2E_SETTINGS,
     auth: {
       tokens: known.tokens,
-      oidc: { audience: AUDIENCE, allowedServiceAccounts: [ALLOWED_SA], certsUrl: issuer.certsUrl },
+      oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [ALLOWED_SA], certsUrl: issuer.certsUrl },
     },
   });
 });

@@ -41,7 +41,7 @@ beforeAll(async () => {
     rateLimit: { perMinute: 6_000, burst: 1_000 },
     auth: {
       tokens,
-      oidc: { audience: AUDIENCE, allowedServiceAccounts: [ALLOWED_SA], certsUrl: issuer.certsUrl },
+      oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [ALLOWED_SA], certsUrl: issuer.certsUrl },
     },
     log: (line) => log.push(line),
     events: {

@@ -14,11 +14,11 @@ beforeAll(async () => {
 });
 afterAll(() => issuer.close());
 
-function authenticator(allowed = [ALLOWED_SA]) {
+function authenticator(allowed = [ALLOWED_SA], audiences = [AUDIENCE]) {
   const { token, tokens } = staticToken('ci');
   const auth = new Authenticator({
     tokens,
-    oidc: { audience: AUDIENCE, allowedServiceAccounts: allowed, certsUrl: issuer.certsUrl },
+    oidc: { audiences, allowedServiceAccounts: allowed, certsUrl: issuer.certsUrl },
   });
   return { auth, token };
 }
@@ -61,6 +61,22 @@ describe('Google OIDC ID tokens', () => {
     });
   });
 
+  it('accepts any of several audiences: the service URL (Eventarc) and a push endpoint (Pub/Sub’s default)', async () => {
+    const url = 'https://deploy.example.test';
+    const { auth } = authenticator([ALLOWED_SA], [url, `${url}/v1/events/pubsub`]);
+    for (const aud of [url, `${url}/v1/events/pubsub`])
+      expect(await auth.authenticate(`Bearer ${issuer.sign({ aud })}`)).toEqual({
+        ok: true,
+        principal: { id: `oidc:${ALLOWED_SA}` },
+      });
+    const other = await auth.authenticate(`Bearer ${issuer.sign({ aud: `${url}/v1/events/cloudevents` })}`);
+    expect(other).toMatchObject({
+      ok: false,
+      status: 401,
+      message: expect.stringMatching(/another audience/),
+    });
+  });
+
   it.each([
     [
       'expired',
@@ -88,7 +104,7 @@ describe('Google OIDC ID tokens', () => {
     const auth = new Authenticator({
       tokens: [],
       oidc: {
-        audience: AUDIENCE,
+        audiences: [AUDIENCE],
         allowedServiceAccounts: [ALLOWED_SA],
         certsUrl: 'http://127.0.0.1:9/certs',
       },

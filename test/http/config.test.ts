@@ -41,7 +41,8 @@ describe('serve configuration', () => {
       flagsOf(['--listen', '[::1]:9090'], {
         [SERVE_OPTIONS.tokenFile.env]: file,
         [SERVE_OPTIONS.tokens.env]: tokenLine('ops', 'y'.repeat(32)),
-        [SERVE_OPTIONS.oidcAudience.env]: 'https://api.example.test',
+        [SERVE_OPTIONS.oidcAudience.env]:
+          'https://api.example.test, https://api.example.test/v1/events/pubsub',
         [SERVE_OPTIONS.allowServiceAccount.env]: 'a@p.iam.gserviceaccount.com, b@p.iam.gserviceaccount.com',
         [SERVE_OPTIONS.rateLimit.env]: '10',
       }),
@@ -54,7 +55,7 @@ describe('serve configuration', () => {
       rateLimit: { perMinute: 10, burst: 30 },
       auth: {
         oidc: {
-          audience: 'https://api.example.test',
+          audiences: ['https://api.example.test', 'https://api.example.test/v1/events/pubsub'],
           allowedServiceAccounts: ['a@p.iam.gserviceaccount.com', 'b@p.iam.gserviceaccount.com'],
           certsUrl: 'https://www.googleapis.com/oauth2/v3/certs',
         },

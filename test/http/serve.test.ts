@@ -36,7 +36,7 @@ beforeAll(async () => {
     taskQueue: uniqueTaskQueue('http'),
     auth: {
       tokens: known.tokens,
-      oidc: { audience: AUDIENCE, allowedServiceAccounts: [], certsUrl: issuer.certsUrl },
+      oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [], certsUrl: issuer.certsUrl },
     },
   });
 });

@@ -133,7 +133,7 @@ async function serveUntilStopped(
     const auth = [
       config.auth.tokens.length ? `${config.auth.tokens.length} static token(s)` : '',
       config.auth.oidc
-        ? `OIDC ID tokens for ${config.auth.oidc.audience} from ${config.auth.oidc.allowedServiceAccounts.join(', ')}`
+        ? `OIDC ID tokens for ${config.auth.oidc.audiences.join(', ')} from ${config.auth.oidc.allowedServiceAccounts.join(', ')}`
         : '',
     ].filter(Boolean);
     say(
