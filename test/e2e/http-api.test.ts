@@ -8,6 +8,7 @@ import {
   ALLOWED_SA,
   AUDIENCE,
   type Issuer,
+  OTHER_SA,
   type TestApi,
   call,
   startApi,
@@ -70,6 +71,14 @@ async function acceptedCount(workflowId: string, requestId: string): Promise<num
     (event) =>
       event.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.meta?.updateId === requestId,
   ).length;
+}
+
+/** How many Updates the deployment's latest run has accepted, of any id. */
+async function updateCount(workflowId: string): Promise<number> {
+  const { client } = await getTestEnv();
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  return (history.events ?? []).filter((event) => event.workflowExecutionUpdateAcceptedEventAttributes)
+    .length;
 }
 
 /** How many events the deployment's latest run has: a request sent again would add some. */
@@ -220,6 +229,26 @@ describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
     });
     expect([200, 202]).toContain(scale.status);
     expect(await settled(bearer, path, `scale:${scaleKey}`)).toMatchObject({ state: 'done' });
+
+    // Without credentials, or as a caller not allowed: refused, and nothing reaches the deployment.
+    const updates = await updateCount(workflowId);
+    const refusedKey = randomUUID();
+    const noToken = await call(api, 'POST', `${path}/teardown`, { key: refusedKey });
+    expect(noToken.status).toBe(401);
+    const notAllowed = issuer.sign({ email: OTHER_SA });
+    for (const [operation, body] of [
+      ['teardown', undefined],
+      ['scale', { max: 3 }],
+    ] as const) {
+      const answer = await call(api, 'POST', `${path}/${operation}`, {
+        token: notAllowed,
+        key: refusedKey,
+        body,
+      });
+      expect(answer).toMatchObject({ status: 403, body: { error: { code: 'forbidden' } } });
+    }
+    expect(await updateCount(workflowId)).toBe(updates);
+    expect(await acceptedCount(workflowId, `teardown:${refusedKey}`)).toBe(0);
 
     // Teardown: nothing left.
     const teardownKey = randomUUID();

@@ -159,6 +159,47 @@ describe('POST /v1/events/pubsub', () => {
   });
 });
 
+describe('the events routes refuse bad credentials before anything runs', () => {
+  it('401 on either route with no token, an untrusted key or another audience: the marker is not read, no status object', async () => {
+    const { storage } = await getTestEnv();
+    // A marker that would be reported (a status object written next to it) once handled.
+    const generation = await putMarker('unauthenticated', 'name: Not Valid');
+    const object = 'models/unauthenticated/garden-deploy.yaml';
+    const before = outcomes.length;
+    const bearers = [
+      undefined,
+      issuer.sign({}, { key: 'untrusted' }),
+      issuer.sign({ aud: 'https://elsewhere' }),
+      'not-a-token-of-ours-0123456789',
+    ];
+    for (const bearer of bearers) {
+      const pushed = await call(api, 'POST', '/v1/events/pubsub', {
+        ...(bearer ? { token: bearer } : {}),
+        body: envelope(object, generation),
+      });
+      expect(pushed.status).toBe(401);
+      const cloudEvent = await call(api, 'POST', '/v1/events/cloudevents', {
+        ...(bearer ? { token: bearer } : {}),
+        headers: {
+          'ce-id': `unauthenticated-${generation}`,
+          'ce-source': `//storage.googleapis.com/projects/_/buckets/${bucket}`,
+          'ce-specversion': '1.0',
+          'ce-type': 'google.cloud.storage.object.v1.finalized',
+          'ce-subject': `objects/${object}`,
+        },
+        body: { bucket, name: object, generation },
+      });
+      expect(cloudEvent.status).toBe(401);
+    }
+    expect(outcomes.length).toBe(before);
+    const [written] = await storage
+      .bucket(bucket)
+      .file('models/unauthenticated/garden-deploy.status.json')
+      .exists();
+    expect(written).toBe(false);
+  });
+});
+
 describe('POST /v1/events/cloudevents', () => {
   const ce = {
     'ce-id': '1234567',
