@@ -118,6 +118,24 @@ describe('refused before anything starts', () => {
     await expectNotStarted(spec);
   });
 
+  it('400 for an upgrade whose spec names another deployment than its path: an issue at each field', async () => {
+    const spec = freshSpec();
+    const upgrade = (path: string) =>
+      call(api, 'POST', `/v1/deployments/${path}/upgrade`, { token, key: randomUUID(), body: spec });
+    const otherName = await upgrade(`${spec.project}/${spec.region}/another-one`);
+    expect(otherName.status).toBe(400);
+    expect(otherName.body.error).toMatchObject({
+      code: 'invalid_spec',
+      issues: [
+        { path: 'name', message: expect.stringMatching(/the spec is for deployment .*, not deploy\//) },
+      ],
+    });
+    const otherRegion = await upgrade(`${spec.project}/europe-west4/${spec.name}`);
+    expect(otherRegion.status).toBe(400);
+    expect(otherRegion.body.error.issues.map((issue: { path: string }) => issue.path)).toEqual(['region']);
+    await expectNotStarted(spec);
+  });
+
   it('400 without an Idempotency-Key, or with a malformed one', async () => {
     const spec = freshSpec();
     const none = await call(api, 'POST', '/v1/deployments', { token, body: spec });

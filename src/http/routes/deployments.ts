@@ -10,6 +10,7 @@ import {
   settleRequest,
   startDeployment,
   upgradeDeployment,
+  checkSpecNames,
 } from '../../client';
 import { canonicalDigest, startedBy } from '../../client/start';
 import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
@@ -151,6 +152,8 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
     async ({ params, query, body, idempotencyKey }) => {
       const workflowId = workflowIdOf(params);
       const spec = parseDeploymentSpec(body);
+      // A spec of another deployment is bad input (400), found before anything is read or sent.
+      checkSpecNames(spec, workflowId);
       return requestOnce(
         client,
         workflowId,
