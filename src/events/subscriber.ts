@@ -20,6 +20,16 @@ export interface PullSubscriberOptions {
   maxMessages?: number;
   /** First pause before a transient failure is nacked (default 1 s, doubling to 60 s). */
   retryDelayMs?: number;
+  /**
+   * How often the subscription is looked up while pulling (default 60 s): a streaming pull is not
+   * told that its subscription was deleted or its permission revoked until it reconnects.
+   */
+  checkIntervalMs?: number;
+  /**
+   * Called once when pulling has stopped for good (the subscription is gone, permission was
+   * revoked, or the client gave up on a non-retryable error), with why; nothing is pulled after.
+   */
+  onFatal?: (reason: string) => void;
 }
 
 export interface PullSubscriber {
@@ -46,8 +56,25 @@ export function pubsubClientConfig(projectId: string, emulatorHost?: string): Cl
 }
 
 const MAX_RETRY_DELAY_MS = 60_000;
+const GRPC_NOT_FOUND = 5;
+const GRPC_PERMISSION_DENIED = 7;
+/** The streaming-pull codes the client retries itself (@google-cloud/pubsub's pull-retry RETRY_CODES). */
+const PULL_RETRY_CODES = new Set([1, 4, 8, 10, 13, 14]);
 /** Bounds the retry bookkeeping of messages that keep failing. */
 const MAX_TRACKED = 10_000;
+
+/** A non-retryable Pub/Sub error, said plainly. */
+function why(err: Error & { code?: unknown }): string {
+  const plain =
+    err.code === GRPC_NOT_FOUND
+      ? 'the subscription no longer exists'
+      : err.code === GRPC_PERMISSION_DENIED
+        ? 'permission to the subscription was revoked'
+        : typeof err.code === 'number'
+          ? `gRPC status ${err.code}`
+          : 'the Pub/Sub client failed';
+  return `${plain} (${err.message})`;
+}
 
 export async function startPullSubscriber(options: PullSubscriberOptions): Promise<PullSubscriber> {
   const { subscription, deps } = options;
@@ -58,12 +85,13 @@ export async function startPullSubscriber(options: PullSubscriberOptions): Promi
     flowControl: { maxMessages: options.maxMessages ?? 4, allowExcessMessages: false },
   });
   // Fails early, naming the subscription, instead of an error event later. An identity that may pull
-  // but not read the subscription's metadata (no pubsub.subscriptions.get) just starts pulling.
+  // but not read the subscription's metadata (no pubsub.subscriptions.get) just starts pulling, and
+  // is then not checked while pulling (a denied lookup would say nothing about the pull).
   const exists = await sub.exists().then(
     ([found]) => found,
-    () => true,
+    () => undefined,
   );
-  if (!exists) {
+  if (exists === false) {
     await pubsub.close();
     throw new SubscriptionNotFoundError(
       `Pub/Sub subscription ${subscription} does not exist; create it on the topic the bucket notifies ` +
@@ -112,13 +140,45 @@ export async function startPullSubscriber(options: PullSubscriberOptions): Promi
     inFlight.add(work);
     void work.finally(() => inFlight.delete(work));
   });
+  let stopping = false;
+  let dead = false;
+  let lastError: Error | undefined;
+  let checkTimer: NodeJS.Timeout | undefined;
+  const fail = (reason: string) => {
+    if (dead || stopping) return;
+    dead = true;
+    clearInterval(checkTimer);
+    deps.log?.(JSON.stringify({ msg: 'pubsub subscriber stopped', subscription, error: reason }));
+    void sub.close().catch(() => undefined);
+    options.onFatal?.(reason);
+  };
   sub.on('error', (err: Error) => {
+    lastError = err;
     deps.log?.(JSON.stringify({ msg: 'pubsub subscriber error', subscription, error: err.message }));
+    // The client retries the transient codes itself; any other ends its streams for good.
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'number' && !PULL_RETRY_CODES.has(code)) fail(why(err));
   });
+  // The client closes the subscription when its streams cannot be reopened.
+  sub.on('close', () => fail(lastError ? why(lastError) : 'the Pub/Sub client stopped pulling'));
+  if (exists) {
+    checkTimer = setInterval(() => {
+      sub.getMetadata().then(
+        () => undefined,
+        (err: Error & { code?: unknown }) => {
+          // Anything else (unreachable, throttled) is checked again next time.
+          if (err.code === GRPC_NOT_FOUND || err.code === GRPC_PERMISSION_DENIED) fail(why(err));
+        },
+      );
+    }, options.checkIntervalMs ?? 60_000);
+    checkTimer.unref();
+  }
 
   return {
     subscription,
     async stop() {
+      stopping = true;
+      clearInterval(checkTimer);
       await sub.close();
       await Promise.allSettled([...inFlight]);
       for (const timer of timers) clearTimeout(timer);

@@ -13,6 +13,8 @@ import {
   startPullSubscriber,
 } from '../../src/events';
 import { tokenLine } from '../../src/http/auth';
+import type { EventsServerDeps } from '../../src/http/routes/events';
+import { type ServerDeps, createServer } from '../../src/http/server';
 import { generateSampleModel } from '../../src/sample-model';
 import { progressQuery } from '../../src/workflows/messages';
 import { E2E_WAIT, uniqueName } from '../e2e/harness';
@@ -211,6 +213,47 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
     });
     await expect(starting).rejects.toThrow(SubscriptionNotFoundError);
     await expect(starting).rejects.toThrow(`${subscription} does not exist`);
+  });
+
+  it('a subscription deleted while the server pulls it turns /healthz into 503, saying why', async () => {
+    const { client, storage } = await getTestEnv();
+    const name = `doomed-${randomUUID().slice(0, 8)}`;
+    const [subscription] = await s.pubsub.topic(TOPIC).createSubscription(name);
+    const log: string[] = [];
+    const deps: ServerDeps & EventsServerDeps = {
+      client,
+      taskQueue: s.taskQueue,
+      bodyLimit: 64 * 1024,
+      rateLimit: { perMinute: 6_000, burst: 1_000 },
+      auth: { tokens: [{ name: 'ci', digest: Buffer.alloc(32) }] },
+      log: (line) => log.push(line),
+      events: {
+        storage,
+        config: eventsConfig({ buckets: [s.bucket], prefix: 'models/' }),
+        subscription: `projects/${PUBSUB_PROJECT}/subscriptions/${name}`,
+        subscriptionCheckMs: 100,
+        pubsubEndpoint: s.pubsubAddress,
+      },
+    };
+    const app = await createServer(deps);
+    try {
+      await app.ready();
+      expect(log.some((line) => line.includes('storage events: pulling'))).toBe(true);
+      expect((await app.inject({ method: 'GET', url: '/healthz' })).json()).toEqual({ status: 'ok' });
+
+      await subscription.delete();
+      const answer = await eventually('/healthz failing', async () => {
+        const reply = await app.inject({ method: 'GET', url: '/healthz' });
+        return reply.statusCode === 503 && reply;
+      });
+      const { error } = answer.json() as { error: { code: string; message: string } };
+      expect(error.code).toBe('unavailable');
+      expect(error.message).toContain(`not pulling projects/${PUBSUB_PROJECT}/subscriptions/${name}`);
+      expect(error.message).toContain('no longer exists');
+      expect(log.some((line) => line.includes('"msg":"pubsub subscriber stopped"'))).toBe(true);
+    } finally {
+      await app.close();
+    }
   });
 
   it('serve refuses a subscription that does not exist at start (exit 2), without a metadata-server warning', async () => {

@@ -14,6 +14,7 @@ import {
 import { createStorage } from '../../storage';
 import { type ApiOperation, addRoute } from '../api';
 import { HttpError } from '../errors';
+import { healthOf } from '../health';
 import type { ServerDeps } from '../server';
 
 /**
@@ -30,6 +31,10 @@ export interface EventsServerDeps {
   events?: Partial<Pick<StorageEventDeps, 'storage' | 'config' | 'metrics' | 'temporalDeadlineMs'>> & {
     /** `projects/P/subscriptions/S` to pull while the server runs; none: push and CloudEvents only. */
     subscription?: string;
+    /** How often the pulled subscription is looked up (default 60 s; startPullSubscriber). */
+    subscriptionCheckMs?: number;
+    /** `host:port` of a Pub/Sub emulator to pull from; default: `PUBSUB_EMULATOR_HOST`, else Google. */
+    pubsubEndpoint?: string;
   };
 }
 
@@ -111,10 +116,18 @@ export function register(app: FastifyInstance, deps: ServerDeps & EventsServerDe
   );
 
   let subscriber: PullSubscriber | undefined;
+  const health = healthOf(app);
   app.addHook('onReady', async () => {
     const subscription = deps.events?.subscription;
     if (!subscription) return;
-    subscriber = await startPullSubscriber({ subscription, deps: eventDeps() });
+    subscriber = await startPullSubscriber({
+      subscription,
+      deps: eventDeps(),
+      ...(deps.events?.subscriptionCheckMs ? { checkIntervalMs: deps.events.subscriptionCheckMs } : {}),
+      ...(deps.events?.pubsubEndpoint ? { apiEndpoint: deps.events.pubsubEndpoint } : {}),
+      // Nothing is pulled any more: /healthz says so, and why, so that the server is restarted.
+      onFatal: (reason) => health.fail(`storage events: not pulling ${subscription}: ${reason}`),
+    });
     log(JSON.stringify({ msg: 'storage events: pulling', subscription }));
   });
   app.addHook('onClose', async () => {

@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { type ApiOperation, addRoute } from '../api';
+import { HttpError } from '../errors';
+import { healthOf } from '../health';
 import { openApiDocument } from '../openapi';
 import { apiOperations } from '../server';
 
@@ -22,10 +24,15 @@ const health: ApiOperation = {
   method: 'GET',
   path: '/healthz',
   summary: 'Liveness',
-  description: 'Answers while the server runs; says nothing about Temporal or the workers.',
+  description:
+    'Answers while the server runs; says nothing about Temporal or the workers. 503 once the server stopped ' +
+    'doing part of its work for good (the storage-event subscription it pulls is gone), with why.',
   tag: 'system',
   public: true,
-  responses: { 200: { description: 'Running', schema: z.object({ status: z.literal('ok') }) } },
+  responses: {
+    200: { description: 'Running', schema: z.object({ status: z.literal('ok') }) },
+    503: { description: 'Failing for good (code unavailable, the message says why): restart it once fixed' },
+  },
 };
 
 export const operations: ApiOperation[] = [openApi, health];
@@ -36,5 +43,9 @@ export function register(app: FastifyInstance): void {
     document ??= apiOperations().then(openApiDocument);
     return { status: 200, body: await document };
   });
-  addRoute(app, health, async () => ({ status: 200, body: { status: 'ok' } }));
+  const state = healthOf(app);
+  addRoute(app, health, async () => {
+    if (state.failing !== undefined) throw new HttpError(503, 'unavailable', state.failing);
+    return { status: 200, body: { status: 'ok' } };
+  });
 }

@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+
+/**
+ * What `/healthz` answers: ok, or why the server no longer does its work (say, the storage-event
+ * subscription it pulls was deleted). Shared by the route modules of one server: one marks it
+ * failing, the system route reports it.
+ */
+export interface Health {
+  /** Why the server is unhealthy; undefined while it is healthy. */
+  readonly failing: string | undefined;
+  /** Marks the server unhealthy for good (the first reason is kept). */
+  fail(reason: string): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    health: Health;
+  }
+}
+
+/** The server's health, made on first use. */
+export function healthOf(app: FastifyInstance): Health {
+  if (!app.hasDecorator('health')) {
+    let failing: string | undefined;
+    app.decorate('health', {
+      get failing() {
+        return failing;
+      },
+      fail(reason: string) {
+        failing ??= reason;
+      },
+    });
+  }
+  return app.health;
+}
