@@ -87,18 +87,23 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
   // JSON only: a spec sent as text/plain is 415, not a string for the schema to puzzle over.
   app.removeContentTypeParser('text/plain');
 
-  // Before the body is read: an unauthenticated or throttled call costs nothing and starts nothing.
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    const operation = request.routeOptions.config?.operation;
-    if (operation?.public) return;
-    const outcome = await authenticator.authenticate(request.headers.authorization);
-    // Failed attempts are rate-limited by address, so guessing tokens is slow too.
-    const wait = limiter.take(outcome.ok ? outcome.principal.id : `address:${request.ip}`);
+  const throttle = (caller: string) => {
+    const wait = limiter.take(caller);
     if (wait > 0)
       throw new HttpError(429, 'rate_limited', `too many requests; retry in ${wait} s`, undefined, {
         'retry-after': String(wait),
       });
+  };
+
+  // Before the body is read: an unauthenticated or throttled call costs nothing and starts nothing.
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    const operation = request.routeOptions.config?.operation;
+    // What needs no credentials is limited by client address.
+    if (operation?.public) return throttle(`public:${request.ip}`);
+    const outcome = await authenticator.authenticate(request.headers.authorization);
+    // Failed attempts are rate-limited by address, so guessing tokens is slow too.
+    throttle(outcome.ok ? outcome.principal.id : `address:${request.ip}`);
     if (!outcome.ok) {
       const code = { 401: 'unauthenticated', 403: 'forbidden', 503: 'unavailable' }[outcome.status];
       throw new HttpError(

@@ -213,6 +213,26 @@ describe('limits and the access log', () => {
     }
   });
 
+  it('429 on the routes without credentials too, by client address', async () => {
+    const { client } = await getTestEnv();
+    const limited = await startApi(client, {
+      auth: { tokens: staticToken('ci').tokens },
+      rateLimit: { perMinute: 1, burst: 2 },
+    });
+    try {
+      const statuses = [];
+      for (const path of ['/openapi.json', '/healthz', '/openapi.json'])
+        statuses.push((await call(limited, 'GET', path)).status);
+      expect(statuses).toEqual([200, 200, 429]);
+      const refused = await call(limited, 'GET', '/healthz');
+      expect(refused.status).toBe(429);
+      expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+      expect(refused.body.error.code).toBe('rate_limited');
+    } finally {
+      await limited.close();
+    }
+  });
+
   it('one JSON line per request: method, route, status, principal, duration, request id; no token, no body', async () => {
     const idToken = issuer.sign({ email: OTHER_SA });
     const marker = `marker-${randomUUID()}`;
