@@ -107,6 +107,8 @@ const REFETCH_AFTER_MS = 30_000;
 export class Authenticator {
   private readonly oidcClient = new OAuth2Client();
   private certs?: { pems: Record<string, string>; fetchedAt: number; expiresAt: number };
+  /** The fetch under way, shared by every request that needs the keys meanwhile (a cold cache). */
+  private fetching?: Promise<Record<string, string>>;
 
   constructor(
     private readonly config: AuthConfig,
@@ -160,7 +162,10 @@ export class Authenticator {
     return { ok: true, principal: { id: `oidc:${email}` } };
   }
 
-  /** The JWKS as PEMs by key id, cached by its max-age; an unknown `kid` refetches it (rotation). */
+  /**
+   * The JWKS as PEMs by key id, cached by its max-age; an unknown `kid` refetches it (rotation). One
+   * fetch at a time: requests arriving while it runs wait for it instead of fetching again.
+   */
   private async signingKeys(oidc: OidcConfig, kid: string | undefined): Promise<Record<string, string>> {
     const now = this.now();
     const cached = this.certs;
@@ -168,6 +173,14 @@ export class Authenticator {
     const rotated =
       cached && kid !== undefined && !(kid in cached.pems) && now - cached.fetchedAt > REFETCH_AFTER_MS;
     if (cached && fresh && !rotated) return cached.pems;
+    this.fetching ??= this.fetchSigningKeys(oidc).finally(() => {
+      this.fetching = undefined;
+    });
+    return this.fetching;
+  }
+
+  private async fetchSigningKeys(oidc: OidcConfig): Promise<Record<string, string>> {
+    const now = this.now();
     const response = await fetch(oidc.certsUrl ?? GOOGLE_JWKS_URL, {
       signal: AbortSignal.timeout(10_000),
     }).catch((err: unknown) => {
@@ -182,10 +195,18 @@ export class Authenticator {
     const jwks = parsed.data;
     const pems: Record<string, string> = {};
     for (const key of jwks.keys) {
-      pems[key.kid] = createPublicKey({ key: key as never, format: 'jwk' })
-        .export({ type: 'spki', format: 'pem' })
-        .toString();
+      // A key Node cannot import (another key type, a field missing) is skipped: a token signed
+      // with it fails as "not signed by the keys", the others still verify.
+      try {
+        pems[key.kid] = createPublicKey({ key: key as never, format: 'jwk' })
+          .export({ type: 'spki', format: 'pem' })
+          .toString();
+      } catch {
+        continue;
+      }
     }
+    if (Object.keys(pems).length === 0)
+      throw new SigningKeysError('the signing keys document holds no key that can be used');
     const maxAge = /max-age=(\d+)/.exec(response.headers.get('cache-control') ?? '')?.[1];
     const ttl = maxAge ? Number(maxAge) * 1000 : DEFAULT_CERTS_TTL_MS;
     this.certs = { pems, fetchedAt: now, expiresAt: now + ttl };

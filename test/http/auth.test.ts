@@ -115,6 +115,61 @@ describe('Google OIDC ID tokens', () => {
     expect(JSON.stringify(outcome)).not.toContain(token.split('.')[2]!.slice(0, 20));
   });
 
+  it('skips signing keys Node cannot import: tokens of the usable key still verify', async () => {
+    const mixed = await startIssuer({
+      extraKeys: [
+        { kid: 'no-modulus', kty: 'RSA', alg: 'RS256' },
+        { kid: 'unknown-type', kty: 'weird' },
+      ],
+    });
+    try {
+      const auth = new Authenticator({
+        tokens: [],
+        oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [ALLOWED_SA], certsUrl: mixed.certsUrl },
+      });
+      expect(await auth.authenticate(`Bearer ${mixed.sign()}`)).toEqual({
+        ok: true,
+        principal: { id: `oidc:${ALLOWED_SA}` },
+      });
+    } finally {
+      await mixed.close();
+    }
+  });
+
+  it('503 when no signing key can be used', async () => {
+    const unusable = await startIssuer({
+      extraKeys: [{ kid: 'no-modulus', kty: 'RSA' }],
+      publishSigningKey: false,
+    });
+    try {
+      const auth = new Authenticator({
+        tokens: [],
+        oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [ALLOWED_SA], certsUrl: unusable.certsUrl },
+      });
+      const outcome = await auth.authenticate(`Bearer ${unusable.sign()}`);
+      expect(outcome).toMatchObject({ ok: false, status: 503, message: expect.stringMatching(/no key/) });
+    } finally {
+      await unusable.close();
+    }
+  });
+
+  it('one fetch of the signing keys for concurrent requests on a cold cache', async () => {
+    const cold = await startIssuer();
+    try {
+      const auth = new Authenticator({
+        tokens: [],
+        oidc: { audiences: [AUDIENCE], allowedServiceAccounts: [ALLOWED_SA], certsUrl: cold.certsUrl },
+      });
+      const outcomes = await Promise.all(
+        Array.from({ length: 8 }, () => auth.authenticate(`Bearer ${cold.sign()}`)),
+      );
+      expect(outcomes.every((outcome) => outcome.ok)).toBe(true);
+      expect(cold.fetches()).toBe(1);
+    } finally {
+      await cold.close();
+    }
+  });
+
   it('403 for a valid token of a service account not allowed, or without a verified email', async () => {
     const { auth } = authenticator();
     expect(await auth.authenticate(`Bearer ${issuer.sign({ email: OTHER_SA })}`)).toMatchObject({

@@ -18,6 +18,8 @@ export const OTHER_SA = 'intruder@proj-test.iam.gserviceaccount.com';
 
 export interface Issuer {
   certsUrl: string;
+  /** How many times its JWKS was fetched. */
+  fetches(): number;
   /** An ID token as Google's OIDC issues them (RS256, kid), with `claims` over the defaults. */
   sign(claims?: Record<string, unknown>, options?: { key?: 'trusted' | 'untrusted' }): string;
   close(): Promise<void>;
@@ -27,12 +29,28 @@ function b64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
 }
 
-export async function startIssuer(): Promise<Issuer> {
+/**
+ * `extraKeys` are published in the JWKS before the signing key (e.g. ones Node cannot import);
+ * `publishSigningKey: false` leaves the signing key out.
+ */
+export async function startIssuer({
+  extraKeys = [],
+  publishSigningKey = true,
+}: { extraKeys?: object[]; publishSigningKey?: boolean } = {}): Promise<Issuer> {
   const trusted = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const untrusted = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const kid = randomBytes(8).toString('hex');
-  const jwks = { keys: [{ ...trusted.publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }] };
+  const jwks = {
+    keys: [
+      ...extraKeys,
+      ...(publishSigningKey
+        ? [{ ...trusted.publicKey.export({ format: 'jwk' }), kid, alg: 'RS256', use: 'sig' }]
+        : []),
+    ],
+  };
+  let fetches = 0;
   const server: Server = createHttpServer((_req, res) => {
+    fetches++;
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=600' });
     res.end(JSON.stringify(jwks));
   });
@@ -40,6 +58,7 @@ export async function startIssuer(): Promise<Issuer> {
   const { port } = server.address() as AddressInfo;
   return {
     certsUrl: `http://127.0.0.1:${port}/oauth2/v3/certs`,
+    fetches: () => fetches,
     sign(claims = {}, { key = 'trusted' } = {}) {
       const now = Math.floor(Date.now() / 1000);
       const payload = {
