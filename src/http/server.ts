@@ -126,6 +126,9 @@ export async function createServer(deps: ServerDeps): Promise<FastifyInstance> {
         route: request.routeOptions.url ?? '(no route)',
         status: reply.statusCode,
         principal: request.principal?.id ?? null,
+        // The TCP peer (behind a load balancer or proxy, its address): not a secret, and what the
+        // rate limit knows unauthenticated callers by.
+        client: request.ip,
         durationMs: Math.round(reply.elapsedTime),
       }),
     );

@@ -233,7 +233,7 @@ describe('limits and the access log', () => {
     }
   });
 
-  it('one JSON line per request: method, route, status, principal, duration, request id; no token, no body', async () => {
+  it('one JSON line per request: method, route, status, principal, client address, duration, request id; no token, no body', async () => {
     const idToken = issuer.sign({ email: OTHER_SA });
     const marker = `marker-${randomUUID()}`;
     const answer = await call(api, 'GET', '/v1/deployments?limit=1', { token });
@@ -245,8 +245,12 @@ describe('limits and the access log', () => {
       route: '/v1/deployments',
       status: 200,
       principal: 'token:ci',
+      client: '127.0.0.1',
       durationMs: expect.any(Number),
     });
+    const unauthenticated = await call(api, 'GET', '/v1/deployments?limit=1');
+    const refusedLine = api.log.find((line) => line.includes(unauthenticated.headers.get('x-request-id')!));
+    expect(JSON.parse(refusedLine!)).toMatchObject({ status: 401, principal: null, client: '127.0.0.1' });
     const text = api.log.join('\n');
     for (const secret of [token, idToken, idToken.split('.')[2]!, 'Bearer', marker])
       expect(text).not.toContain(secret);
