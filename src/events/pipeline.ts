@@ -2,11 +2,18 @@ import { createHash } from 'node:crypto';
 import type { Storage } from '@google-cloud/storage';
 import type { Client } from '@temporalio/client';
 import type { MetricMeter } from '@temporalio/common';
-import { DeploymentStateError, RequestAlreadyDoneError, startDeployment, startedBy } from '../client';
+import {
+  DeploymentStateError,
+  RequestAlreadyDoneError,
+  hasWorkflowPollers,
+  startDeployment,
+  startedBy,
+} from '../client';
 import { firstLine } from '../client/text';
 import { METRICS } from '../metrics';
-import { type DeploymentSpec, InvalidSpecError, type SpecIssue } from '../spec';
+import { type DeploymentSpec, InvalidSpecError, type SpecIssue, deploymentWorkflowId } from '../spec';
 import { StorageAccessError, readObjectGeneration } from '../storage';
+import { progressQuery } from '../workflows/messages';
 import type { DeploymentSettings } from '../workflows/types';
 import type { EventsConfig } from './config';
 import { type Marker, markerOf, specFromMarker } from './marker';
@@ -187,16 +194,19 @@ async function handleMarkerEvent(
       deps.client,
       deps.temporalDeadlineMs ?? TEMPORAL_DEADLINE_MS,
       async () => {
+        // Asked before the Update, after which the run's upgrade carries this request id either way.
+        const upgradedBefore = (await upgradeRequestOf(deps, deploymentWorkflowId(spec))) === requestId;
         const started = await startDeployment(deps.client, spec, {
           taskQueue: deps.taskQueue,
           requestId,
           ...(deps.settings ? { settings: deps.settings } : {}),
         });
         // A redelivery whose first delivery started the run (and died before writing the status).
-        const startedByThis =
-          !started.started &&
-          !started.upgrade &&
-          startedBy(await started.handle.describe()).requestId === requestId;
+        // A redelivery whose first delivery started the run, or the run's current upgrade (and died
+        // before writing the status): reported as that delivery did, answered as a duplicate.
+        const startedByThis = started.upgrade
+          ? upgradedBefore
+          : !started.started && startedBy(await started.handle.describe()).requestId === requestId;
         return { started, startedByThis };
       },
     ));
@@ -215,8 +225,11 @@ async function handleMarkerEvent(
       return report(event, marker, deps, 'invalid', 'invalid deployment spec', { issues: err.issues });
     throw err;
   }
-  const outcome: RecordedOutcome =
-    started.started || startedByThis ? 'started' : started.upgrade ? 'upgraded' : 'attached';
+  const outcome: RecordedOutcome = started.upgrade
+    ? 'upgraded'
+    : started.started || startedByThis
+      ? 'started'
+      : 'attached';
   const message = started.upgrade
     ? `upgrading ${started.workflowId} to revision ${started.upgrade.revision} (from ${started.upgrade.from})`
     : outcome === 'started'
@@ -231,6 +244,19 @@ async function handleMarkerEvent(
     },
   });
   return startedByThis ? { ...result, outcome: 'duplicate' } : result;
+}
+
+/**
+ * The request id of the upgrade the deployment's current run records (running or last), if any.
+ * Without a worker polling, no upgrade can have been accepted, and a query would wait for one.
+ */
+async function upgradeRequestOf(deps: StorageEventDeps, workflowId: string): Promise<string | undefined> {
+  if (!(await hasWorkflowPollers(deps.client, deps.taskQueue))) return undefined;
+  const progress = await deps.client.workflow
+    .getHandle(workflowId)
+    .query(progressQuery)
+    .catch(() => undefined);
+  return progress?.upgrade?.requestId;
 }
 
 /**

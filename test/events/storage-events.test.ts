@@ -96,6 +96,21 @@ async function storageEventsMetric(outcome: string): Promise<number> {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
+/** A marker's OBJECT_FINALIZE published again, as a redelivery would bring it. */
+async function republish(folder: string, generation: string): Promise<void> {
+  const object = `models/${folder}/${MARKER}`;
+  await s.pubsub.topic(TOPIC).publishMessage({
+    json: { kind: 'storage#object', bucket: s.bucket, name: object, generation },
+    attributes: {
+      eventType: 'OBJECT_FINALIZE',
+      payloadFormat: 'JSON_API_V1',
+      bucketId: s.bucket,
+      objectId: object,
+      objectGeneration: generation,
+    },
+  });
+}
+
 async function runsOf(workflowId: string): Promise<number> {
   const { client } = await getTestEnv();
   let runs = 0;
@@ -132,16 +147,7 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
 
     // The same event published again (as a redelivery would bring it): nothing new.
     const duplicates = s.count('duplicate');
-    await s.pubsub.topic(TOPIC).publishMessage({
-      json: { kind: 'storage#object', bucket: s.bucket, name: `models/${name}/${MARKER}`, generation },
-      attributes: {
-        eventType: 'OBJECT_FINALIZE',
-        payloadFormat: 'JSON_API_V1',
-        bucketId: s.bucket,
-        objectId: `models/${name}/${MARKER}`,
-        objectGeneration: generation,
-      },
-    });
+    await republish(name, generation);
     await eventually('the duplicate to be handled', async () => s.count('duplicate') > duplicates, E2E_WAIT);
 
     // The same spec uploaded again (a new generation): attaches to the running deployment.
@@ -153,10 +159,29 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
 
     // The next fine-tune in its own folder, with the same deployment name: an upgrade to revision 2.
     const next = await uploadFolder(`${name}-v2`, yaml);
-    expect(await statusOf(`${name}-v2`, next)).toMatchObject({
+    const upgradedStatus = {
       outcome: 'upgraded',
       deployment: { workflowId, upgrade: { revision: 2, from: 1 } },
-    });
+    };
+    expect(await statusOf(`${name}-v2`, next)).toMatchObject(upgradedStatus);
+    const upgradedMetric = await storageEventsMetric('upgraded');
+    expect(upgradedMetric).toBeGreaterThan(0);
+
+    // Its redelivery after the status object was lost (as if the first delivery died before writing
+    // it): the run's upgrade carries this generation's request id, so it is a duplicate, not a second
+    // upgrade in the metric; the status object is written again as the first delivery would have.
+    const upgradeStatus = s.storage.bucket(s.bucket).file(`models/${name}-v2/garden-deploy.status.json`);
+    await upgradeStatus.delete();
+    const beforeRedelivery = s.count('duplicate');
+    await republish(`${name}-v2`, next);
+    await eventually(
+      'the redelivery to be handled',
+      async () => s.count('duplicate') > beforeRedelivery,
+      E2E_WAIT,
+    );
+    expect(await statusOf(`${name}-v2`, next)).toMatchObject(upgradedStatus);
+    expect(s.events().filter((e) => e.outcome === 'upgraded' && e.generation === next)).toHaveLength(1);
+    expect(await storageEventsMetric('upgraded')).toBe(upgradedMetric);
     await eventually(
       'revision 2 to serve',
       async () => {
