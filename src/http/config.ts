@@ -2,6 +2,7 @@ import { Option } from 'commander';
 import { z } from 'zod';
 import { readSecretFile } from '../codec';
 import { DEFAULT_MARKER_NAME, DEFAULT_STATUS_NAME, type EventsConfig, eventsConfig } from '../events/config';
+import { hostPortSchema, splitHostPort } from '../host-port';
 import { type AuthConfig, GOOGLE_JWKS_URL, type TokenDigest, parseTokenDigests } from './auth';
 import type { RateLimit } from './rate-limit';
 
@@ -127,17 +128,7 @@ const whole = (what: string, min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().min(min, `${what} must be at least ${min}`).max(max, `${what} must be at most ${max}`));
 
-const ListenSchema = z
-  .string()
-  .regex(
-    /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
-    '--listen must be host:port, e.g. 127.0.0.1:8080 (an IPv6 address in brackets)',
-  )
-  .transform((value) => {
-    const colon = value.lastIndexOf(':');
-    return { host: value.slice(0, colon).replace(/^\[|\]$/g, ''), port: Number(value.slice(colon + 1)) };
-  })
-  .refine(({ port }) => port <= 65_535, '--listen: the port must be at most 65535');
+const ListenSchema = hostPortSchema('127.0.0.1:8080', '--listen').transform(splitHostPort);
 
 const AudiencesSchema = z
   .string()
@@ -209,13 +200,7 @@ export const ServeFlagsSchema = z
     bodyLimit: whole('--body-limit', 1024, 64 * 1024 * 1024),
     rateLimit: whole('--rate-limit', 1, 1_000_000),
     rateBurst: whole('--rate-burst', 1, 100_000),
-    metricsAddress: z
-      .string()
-      .regex(
-        /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
-        '--metrics-address must be host:port, e.g. 127.0.0.1:9464 (an IPv6 address in brackets)',
-      )
-      .optional(),
+    metricsAddress: hostPortSchema('127.0.0.1:9464', '--metrics-address').optional(),
     eventsBuckets: BucketsSchema.optional(),
     eventsPrefix: PrefixSchema.optional(),
     eventsMarker: objectName('eventsMarker'),

@@ -5,6 +5,7 @@ import type { ActivityOptionsInput } from '../activities';
 import { TemporalConnectionError, resolveTemporalTarget } from '../client';
 import { CodecConfigError, dataConverterFromEnv, describePayloadEncryption } from '../codec';
 import { DEFAULT_TASK_QUEUE } from '../constants';
+import { hostPortSchema } from '../host-port';
 import type { BaseUrlKey, GcpClientConfigInput } from '../gcp';
 import { parseDuration } from '../spec';
 import type { ApiBudget, BudgetedService } from './rate-limit';
@@ -46,16 +47,7 @@ const flag = z
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
 /** `host:port` to listen on: a name or IPv4 address, or a bracketed IPv6 address. */
-const listenAddress = z
-  .string()
-  .regex(
-    /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/,
-    'must be host:port, e.g. 127.0.0.1:9464 (an IPv6 address in brackets)',
-  )
-  .refine(
-    (value) => Number(value.slice(value.lastIndexOf(':') + 1)) <= 65_535,
-    'the port must be at most 65535',
-  );
+const listenAddress = hostPortSchema('127.0.0.1:9464');
 
 const duration = (max: number) =>
   z

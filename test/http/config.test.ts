@@ -99,7 +99,18 @@ describe('serve configuration', () => {
   it.each([
     [[], /no credentials/],
     [['--oidc-audience', 'https://x.test'], /needs --allow-service-account/],
-    [['--tokens', tokenLine('ci', 'z'.repeat(32)), '--listen', 'nowhere'], /--listen must be host:port/],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--listen', 'nowhere'],
+      /^--listen must be host:port[^;]*$/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--listen', '127.0.0.1:70000'],
+      /--listen: the port must be at most 65535/,
+    ],
+    [
+      ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--metrics-address', '[::1]:99999'],
+      /--metrics-address: the port must be at most 65535/,
+    ],
     [
       ['--tokens', tokenLine('ci', 'z'.repeat(32)), '--body-limit', '10'],
       /--body-limit must be at least 1024/,
