@@ -23,11 +23,13 @@ import { createTestBucket, getTestEnv, uniqueTaskQueue, workflowBundle } from '.
 import { eventually } from '../harness/eventually';
 
 /**
- * The storage-event stack of one test file, each server on a free port: pstest (Google's Pub/Sub
+ * The storage-event stack of one test file, each server on a port of its own: pstest (Google's Pub/Sub
  * fake) with a topic and a subscription; a fake-gcs-server of its own publishing its object events
  * there (the harness's has no event flags); the Vertex emulator and a worker reading that
  * fake-gcs-server; and `garden-deploy serve` (the built CLI) pulling the subscription into the
- * storage-event pipeline.
+ * storage-event pipeline. pstest, the emulator and serve bind port 0 and say which port they got;
+ * fake-gcs-server (its object URLs name its port) and serve's metrics address (the exporter does not
+ * say what it bound) still take a free port picked here, which another process could take first.
  */
 
 export const PUBSUB_PROJECT = 'events-project';
@@ -59,9 +61,9 @@ export async function startEventStack(): Promise<EventStack> {
     for (const step of stops.reverse()) await step().catch(() => undefined);
   };
   try {
+    // Port 0: pstest binds a free port itself and prints it (no port picked here to race for).
     const pstest = await startPstest({
       binary: requireTool('pstest'),
-      port: await findFreePort(),
       logFile: path.join(dir, 'pstest.log'),
     });
     stops.push(() => pstest.stop());
