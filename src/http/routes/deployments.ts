@@ -1,4 +1,3 @@
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import {
   type ListFilters,
@@ -12,7 +11,7 @@ import {
   upgradeDeployment,
   checkSpecNames,
 } from '../../client';
-import { canonicalDigest, startedBy } from '../../client/start';
+import { canonicalDigest, describeLatest, startedBy } from '../../client/start';
 import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
 import { type ApiOperation, type RouteAnswer, addRoute } from '../api';
 import { HttpError, IdempotencyKeyReusedError } from '../errors';
@@ -219,7 +218,7 @@ async function createOnce(
       `${workflowId} exists already, started by another request; read it with GET ${pathOf(workflowId)}, ` +
         `change it with POST ${pathOf(workflowId)}/upgrade`,
     );
-  const latest = await describeLatest(deps, workflowId);
+  const latest = await describeLatest(client, workflowId);
   if (latest) {
     const first = startedBy(latest);
     const ours = first.requestId === requestId;
@@ -248,15 +247,6 @@ async function createOnce(
     ? { state: 'running' }
     : await settleRequest(client, started.result, waitMs);
   return answer(started.started ? 201 : 200, started.runId, state, started.waitingForWorker);
-}
-
-async function describeLatest(deps: ServerDeps, workflowId: string) {
-  try {
-    return await deps.client.workflow.getHandle(workflowId).describe();
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
 }
 
 /** The API path of a deployment's workflow id. */
