@@ -261,20 +261,23 @@ async function upgradeRequestOf(deps: StorageEventDeps, workflowId: string): Pro
 
 /**
  * `work`'s Temporal calls under a deadline, answered by then: the client's deadline fails a call in
- * flight, but its retries pause between attempts (up to seconds) before they notice, so the answer
- * does not wait for them; what is left of `work` then fails on its own at its next call.
+ * flight, but its retries pause between attempts (up to seconds) before they notice, so at the
+ * deadline the calls still running are aborted and the answer does not wait for them.
  */
 async function withinDeadline<T>(client: Client, ms: number, work: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + ms;
+  const abort = new AbortController();
   const expired = () => new TemporalDeadlineError(`Temporal did not answer within ${ms / 1000} s`);
-  const running = client.withDeadline(deadline, work).catch((err: unknown) => {
-    // The client's deadline error, or a failure its retries met meanwhile; an answer stays one.
-    const answered =
-      err instanceof DeploymentStateError ||
-      err instanceof RequestAlreadyDoneError ||
-      err instanceof InvalidSpecError;
-    throw Date.now() >= deadline && !answered ? expired() : err;
-  });
+  const running = client
+    .withAbortSignal(abort.signal, () => client.withDeadline(deadline, work))
+    .catch((err: unknown) => {
+      // The client's deadline error, or a failure its retries met meanwhile; an answer stays one.
+      const answered =
+        err instanceof DeploymentStateError ||
+        err instanceof RequestAlreadyDoneError ||
+        err instanceof InvalidSpecError;
+      throw Date.now() >= deadline && !answered ? expired() : err;
+    });
   // Its failure after the answer is nobody's to handle.
   running.catch(() => undefined);
   let timer: NodeJS.Timeout | undefined;
@@ -282,7 +285,10 @@ async function withinDeadline<T>(client: Client, ms: number, work: () => Promise
     return await Promise.race([
       running,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(expired()), ms);
+        timer = setTimeout(() => {
+          abort.abort();
+          reject(expired());
+        }, ms);
       }),
     ]);
   } finally {
