@@ -10,6 +10,8 @@ export interface Health {
   readonly failing: string | undefined;
   /** Marks the server unhealthy for good (the first reason is kept). */
   fail(reason: string): void;
+  /** Resolves with the reason once the server is marked unhealthy (`serve` then stops, exit 1). */
+  readonly failed: Promise<string>;
 }
 
 declare module 'fastify' {
@@ -22,13 +24,17 @@ declare module 'fastify' {
 export function healthOf(app: FastifyInstance): Health {
   if (!app.hasDecorator('health')) {
     let failing: string | undefined;
+    let settle: (reason: string) => void = () => undefined;
+    const failed = new Promise<string>((resolve) => (settle = resolve));
     app.decorate('health', {
       get failing() {
         return failing;
       },
       fail(reason: string) {
         failing ??= reason;
+        settle(failing);
       },
+      failed,
     });
   }
   return app.health;

@@ -14,6 +14,7 @@ import {
 } from '../../src/events';
 import { tokenLine } from '../../src/http/auth';
 import type { EventsServerDeps } from '../../src/http/routes/events';
+import { healthOf } from '../../src/http/health';
 import { type ServerDeps, createServer } from '../../src/http/server';
 import { generateSampleModel } from '../../src/sample-model';
 import { progressQuery } from '../../src/workflows/messages';
@@ -276,6 +277,8 @@ describe('storage events, end to end', { timeout: 240_000 }, () => {
       expect(error.message).toContain(`not pulling projects/${PUBSUB_PROJECT}/subscriptions/${name}`);
       expect(error.message).toContain('no longer exists');
       expect(log.some((line) => line.includes('"msg":"pubsub subscriber stopped"'))).toBe(true);
+      // What `serve` waits on to stop with exit 1.
+      expect(await healthOf(app).failed).toBe(error.message);
     } finally {
       await app.close();
     }

@@ -7,6 +7,7 @@ import { type ServeConfig, ServeConfigError, serveConfig, serveOptions } from '.
 import { Runtime } from '@temporalio/worker';
 import { type StorageEventMetrics, SubscriptionNotFoundError, storageEventMetrics } from '../../events';
 import type { EventsServerDeps } from '../../http/routes/events';
+import { healthOf } from '../../http/health';
 import { type ServerDeps, createServer } from '../../http/server';
 import { installRuntime } from '../../worker/main';
 import {
@@ -39,7 +40,8 @@ export function register(program: Command): void {
         '--allow-service-account. One JSON access log line per request on stdout, never a token or a body. ' +
         'Storage events (README, Storage events): a marker object written last into a model folder deploys it, pushed ' +
         'to /v1/events/pubsub or /v1/events/cloudevents, or pulled from --pubsub-subscription. ' +
-        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen (or serve metrics); 2 bad options (also a ' +
+        'Exit codes: 0 stopped by Ctrl-C/SIGTERM; 1 cannot listen (or serve metrics), or stopped because it can no ' +
+        'longer do its work (the subscription it pulls was deleted); 2 bad options (also a ' +
         'subscription that does not exist), tokens or Temporal unreachable.',
     );
   for (const option of serveOptions()) command.addOption(option);
@@ -140,12 +142,17 @@ async function serveUntilStopped(
       `listening on http://${host}:${port} (Temporal at ${temporal.address}, namespace ${temporal.namespace}` +
         `${temporal.encrypted ? ', payloads encrypted' : ''}; auth: ${auth.join('; ')}); Ctrl-C to stop`,
     );
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', resolve);
-      process.once('SIGTERM', resolve);
-    });
+    const stopped = await Promise.race([
+      new Promise<undefined>((resolve) => {
+        process.once('SIGINT', () => resolve(undefined));
+        process.once('SIGTERM', () => resolve(undefined));
+      }),
+      // A server that can no longer do its work (its subscription was deleted) stops rather than idles healthy.
+      healthOf(app).failed,
+    ]);
+    if (stopped !== undefined) say(`stopping: ${stopped}`);
     await app.close();
-    return 0;
+    return stopped === undefined ? 0 : 1;
   });
 }
 
