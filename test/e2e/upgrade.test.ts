@@ -179,7 +179,7 @@ describe.concurrent('upgrades, end to end', { timeout: 240_000 }, () => {
     await load.stop();
     expect(result.outcome).toBe('rolled-back');
     expect(result.reason).toMatch(
-      /rolled back automatically at 50 %: gate failed: error ratio \d+\.\d % \(\d+\/\d+ 5xx\) > 5\.00 %/,
+      /rolled back automatically at 50 %: gate failed: error ratio \d+\.\d+ % \(\d+\/\d+ 5xx\) > 5\.00 %/,
     );
     expect(result.failedGate?.checks.find((c) => c.gate === 'errorRatio')?.measured).toBeGreaterThan(0.05);
     expect(result.traffic).toEqual([
