@@ -13,6 +13,7 @@ import {
   scaleDeployment,
   teardownDeployment,
 } from '../../client';
+import { deploymentWorkflowId } from '../../spec';
 import { type ApiOperation, addRoute } from '../api';
 import { requestOnce, waitMsOf } from '../requests';
 import {
@@ -25,7 +26,6 @@ import {
   WaitQuerySchema,
 } from '../schemas';
 import type { ServerDeps } from '../server';
-import { workflowIdOf } from './deployments';
 
 /**
  * The control operations, one table: each is the deployment's Update of the same name, sent by the
@@ -159,7 +159,7 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
       app,
       operationOf(name, control),
       async ({ params, query, body = {}, idempotencyKey }) => {
-        const workflowId = workflowIdOf(params);
+        const workflowId = deploymentWorkflowId(params);
         return requestOnce(
           deps.client,
           workflowId,

@@ -124,10 +124,6 @@ const request: ApiOperation = {
 
 export const operations: ApiOperation[] = [create, list, get, upgrade, request];
 
-export function workflowIdOf(path: DeploymentPath): string {
-  return deploymentWorkflowId(path);
-}
-
 export function register(app: FastifyInstance, deps: ServerDeps): void {
   const { client } = deps;
 
@@ -142,14 +138,14 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
 
   addRoute<DeploymentPath, unknown, unknown>(app, get, async ({ params }) => ({
     status: 200,
-    body: await getProgress(client, workflowIdOf(params)),
+    body: await getProgress(client, deploymentWorkflowId(params)),
   }));
 
   addRoute<DeploymentPath, { wait?: number }, unknown>(
     app,
     upgrade,
     async ({ params, query, body, idempotencyKey }) => {
-      const workflowId = workflowIdOf(params);
+      const workflowId = deploymentWorkflowId(params);
       const spec = parseDeploymentSpec(body);
       // A spec of another deployment is bad input (400), found before anything is read or sent.
       checkSpecNames(spec, workflowId);
@@ -169,7 +165,7 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
     app,
     request,
     async ({ params, query }) => {
-      const workflowId = workflowIdOf(params);
+      const workflowId = deploymentWorkflowId(params);
       const state = await requestState(client, workflowId, params.requestId, waitMsOf(query));
       return {
         status: 200,
