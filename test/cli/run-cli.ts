@@ -7,13 +7,18 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `garden-deploy …` as a child process, as a user would (not a TTY). */
-export function runCli(args: string[], env: Record<string, string>): Promise<CliRun> {
+/** The environment a user's shell gives the CLI, with nothing of this test process's own. */
+export function baseEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1' };
+}
+
+/** Runs `garden-deploy …` as a child process, as a user would (not a TTY), with `input` on stdin. */
+export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const cli = cliCommand(...args);
     const child = spawn(cli.command, cli.args, {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...baseEnv(), ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -21,5 +26,7 @@ export function runCli(args: string[], env: Record<string, string>): Promise<Cli
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // Closed at once without input: the CLI reads end of input, as from /dev/null.
+    child.stdin.end(input);
   });
 }

@@ -11,6 +11,7 @@ import { cliCommand } from '../harness/built-cli';
 import { closeTestEnv, getTestEnv, uniqueTaskQueue } from '../harness/env';
 import { eventually } from '../harness/eventually';
 import { type TestApi, call } from '../http/harness';
+import { baseEnv, runCli } from './run-cli';
 
 /**
  * `garden-deploy serve` as users run it (the built CLI): `hash-token`, the refusal to run without
@@ -27,45 +28,25 @@ afterAll(async () => {
   await closeTestEnv();
 });
 
-function baseEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NO_COLOR: '1' };
-}
-
-/** Runs the CLI to its end with `input` on stdin. */
-function run(args: string[], env: Record<string, string>, input = '') {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    const cli = cliCommand(...args);
-    const child = spawn(cli.command, cli.args, {
-      env: { ...baseEnv(), ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
-
 describe('garden-deploy serve', () => {
   it('hash-token prints the tokens file line of the token on stdin', async () => {
     const token = randomUUID();
-    const result = await run(['serve', 'hash-token', 'ci'], {}, `${token}\n`);
+    const result = await runCli(['serve', 'hash-token', 'ci'], {}, `${token}\n`);
     expect(result).toMatchObject({ code: 0, stdout: `${tokenLine('ci', token)}\n` });
-    const short = await run(['serve', 'hash-token', 'ci'], {}, 'short');
+    const short = await runCli(['serve', 'hash-token', 'ci'], {}, 'short');
     expect(short.code).toBe(2);
     expect(short.stderr).toMatch(/at least 16 printable characters/);
   });
 
   it('refuses to run without credentials, or with a tokens file that holds no digest (exit 2)', async () => {
-    const none = await run(['serve', '--listen', '127.0.0.1:0'], {});
+    const none = await runCli(['serve', '--listen', '127.0.0.1:0'], {});
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/no credentials: give --token-file/);
     const file = path.join(dir, 'plain.txt');
     await writeFile(file, 'ci my-plain-secret-token-value\n', { mode: 0o600 });
-    const plain = await run(['serve', '--listen', '127.0.0.1:0'], { GARDEN_DEPLOY_SERVE_TOKEN_FILE: file });
+    const plain = await runCli(['serve', '--listen', '127.0.0.1:0'], {
+      GARDEN_DEPLOY_SERVE_TOKEN_FILE: file,
+    });
     expect(plain.code).toBe(2);
     expect(plain.stderr).toMatch(/line 1 is not "<name> sha256:<64 hex digits>"/);
     expect(plain.stderr).not.toContain('my-plain-secret');
@@ -73,7 +54,7 @@ describe('garden-deploy serve', () => {
 
   it('refuses a malformed storage-event option at start (exit 2), naming its flag and variable', async () => {
     const tokens = tokenLine('ci', randomUUID());
-    const result = await run(['serve', '--listen', '127.0.0.1:0'], {
+    const result = await runCli(['serve', '--listen', '127.0.0.1:0'], {
       GARDEN_DEPLOY_SERVE_TOKENS: tokens,
       GARDEN_DEPLOY_PUBSUB_SUBSCRIPTION: 'garden-deploy-pull',
     });
