@@ -201,7 +201,6 @@ async function handleMarkerEvent(
           requestId,
           ...(deps.settings ? { settings: deps.settings } : {}),
         });
-        // A redelivery whose first delivery started the run (and died before writing the status).
         // A redelivery whose first delivery started the run, or the run's current upgrade (and died
         // before writing the status): reported as that delivery did, answered as a duplicate.
         const startedByThis = started.upgrade
