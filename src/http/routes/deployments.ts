@@ -12,7 +12,7 @@ import {
   checkSpecNames,
 } from '../../client';
 import { canonicalDigest, describeLatest, startedBy } from '../../client/start';
-import { DeploymentSpecSchema, deploymentWorkflowId, parseDeploymentSpec } from '../../spec';
+import { type DeploymentSpec, DeploymentSpecSchema, deploymentWorkflowId } from '../../spec';
 import { type ApiOperation, type RouteAnswer, addRoute } from '../api';
 import { HttpError, IdempotencyKeyReusedError } from '../errors';
 import { requestOnce, waitMsOf } from '../requests';
@@ -127,7 +127,8 @@ export const operations: ApiOperation[] = [create, list, get, upgrade, request];
 export function register(app: FastifyInstance, deps: ServerDeps): void {
   const { client } = deps;
 
-  addRoute<never, { wait?: number }, unknown>(app, create, async ({ body, query, idempotencyKey }) =>
+  // The spec bodies come checked against DeploymentSpecSchema by addRoute (a bad one is 400 there).
+  addRoute<never, { wait?: number }, DeploymentSpec>(app, create, async ({ body, query, idempotencyKey }) =>
     createOnce(deps, body, idempotencyKey, waitMsOf(query)),
   );
 
@@ -141,12 +142,11 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
     body: await getProgress(client, deploymentWorkflowId(params)),
   }));
 
-  addRoute<DeploymentPath, { wait?: number }, unknown>(
+  addRoute<DeploymentPath, { wait?: number }, DeploymentSpec>(
     app,
     upgrade,
-    async ({ params, query, body, idempotencyKey }) => {
+    async ({ params, query, body: spec, idempotencyKey }) => {
       const workflowId = deploymentWorkflowId(params);
-      const spec = parseDeploymentSpec(body);
       // A spec of another deployment is bad input (400), found before anything is read or sent.
       checkSpecNames(spec, workflowId);
       return requestOnce(
@@ -187,12 +187,11 @@ export function register(app: FastifyInstance, deps: ServerDeps): void {
  */
 async function createOnce(
   deps: ServerDeps,
-  body: unknown,
+  spec: DeploymentSpec,
   key: string,
   waitMs: number,
 ): Promise<RouteAnswer> {
   const { client } = deps;
-  const spec = parseDeploymentSpec(body);
   const workflowId = deploymentWorkflowId(spec);
   const requestId = `create:${key}`;
   const answer = (status: number, runId: string, state: RequestState, waitingForWorker = false) => ({
