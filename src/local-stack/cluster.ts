@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { setUpCluster } from './cluster-setup';
 import { startPostgres, type RunningPostgres } from './postgres';
-import { type ManagedProcess, findFreePort, findFreePorts, spawnService, waitUntilHealthy } from './process';
+import { type ManagedProcess, findFreePort, findFreePorts, spawnService, startService } from './process';
 import { temporalAnswers } from './temporal';
 import { requireTool } from './tools';
 
@@ -180,29 +180,4 @@ async function createSchemas(postgres: RunningPostgres, sqlTool: string, logFile
   if (code !== 0) {
     throw new Error(`creating Temporal's databases failed (exit ${code ?? signal}); see ${logFile}`);
   }
-}
-
-async function startService(options: {
-  name: string;
-  command: string;
-  args: string[];
-  env: NodeJS.ProcessEnv;
-  logFile: string;
-  healthy: () => Promise<boolean>;
-  what: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}): Promise<ManagedProcess> {
-  const child = spawnService(options);
-  try {
-    await waitUntilHealthy(options.what, options.healthy, {
-      timeoutMs: options.timeoutMs,
-      process: child,
-      signal: options.signal,
-    });
-  } catch (err) {
-    await child.stop(1_000);
-    throw err;
-  }
-  return child;
 }

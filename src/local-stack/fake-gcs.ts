@@ -1,4 +1,4 @@
-import { type ManagedProcess, spawnService, waitUntilHealthy } from './process';
+import { type ManagedProcess, startService } from './process';
 
 export interface FakeGcsOptions {
   binary: string;
@@ -73,7 +73,7 @@ export async function startFakeGcs(options: FakeGcsOptions): Promise<FakeGcsServ
     'warn',
     ...eventArgs(options.events),
   ];
-  const child = spawnService({
+  const child = await startService({
     name: 'fake-gcs-server',
     command: options.binary,
     args,
@@ -82,16 +82,10 @@ export async function startFakeGcs(options: FakeGcsOptions): Promise<FakeGcsServ
     ...(options.events
       ? { env: { ...process.env, PUBSUB_EMULATOR_HOST: options.events.pubsubEmulatorHost } }
       : {}),
+    what: 'fake-gcs-server',
+    healthy: async () => (await fetch(`${endpoint}/storage/v1/b?project=local-project`)).ok,
+    timeoutMs: options.startTimeoutMs ?? 30_000,
+    signal: options.signal,
   });
-  try {
-    await waitUntilHealthy(
-      'fake-gcs-server',
-      async () => (await fetch(`${endpoint}/storage/v1/b?project=local-project`)).ok,
-      { timeoutMs: options.startTimeoutMs ?? 30_000, process: child, signal: options.signal },
-    );
-  } catch (err) {
-    await child.stop(1_000);
-    throw err;
-  }
   return { endpoint, process: child, stop: () => child.stop() };
 }

@@ -100,6 +100,29 @@ export async function waitUntilHealthy(
   );
 }
 
+/** Spawns a service and waits until `healthy` says it is; stops it again if it never is. */
+export async function startService(
+  options: SpawnServiceOptions & {
+    healthy: () => Promise<boolean>;
+    what: string;
+    timeoutMs: number;
+    signal?: AbortSignal;
+  },
+): Promise<ManagedProcess> {
+  const child = spawnService(options);
+  try {
+    await waitUntilHealthy(options.what, options.healthy, {
+      timeoutMs: options.timeoutMs,
+      process: child,
+      signal: options.signal,
+    });
+  } catch (err) {
+    await child.stop(1_000);
+    throw err;
+  }
+  return child;
+}
+
 // Below the ephemeral ranges (Linux 32768-60999, macOS/Windows 49152-65535): a port inside them can
 // go to any outbound connection or port-0 listener between our check and the server's bind.
 const FREE_PORT_RANGE = { min: 20_000, max: 32_767 };

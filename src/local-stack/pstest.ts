@@ -1,6 +1,6 @@
 import { open, stat } from 'node:fs/promises';
 import net from 'node:net';
-import { type ManagedProcess, spawnService, waitUntilHealthy } from './process';
+import { type ManagedProcess, startService } from './process';
 
 /**
  * Google's Pub/Sub fake (`pstest`, built from tools/pstest by install-tools.sh): plain gRPC on
@@ -33,26 +33,19 @@ export async function startPstest(options: PstestOptions): Promise<PstestServer>
     (s) => s.size,
     () => 0,
   );
-  const child = spawnService({
+  let address: string | undefined;
+  const child = await startService({
     name: 'pstest',
     command: options.binary,
     args: ['-host', host, '-port', String(port)],
     logFile: options.logFile,
+    what: 'pstest',
+    healthy: async () => {
+      address ??= await listeningAddress(options.logFile, logStart);
+      return address !== undefined && (await accepts(address));
+    },
+    timeoutMs: options.startTimeoutMs ?? 15_000,
   });
-  let address: string | undefined;
-  try {
-    await waitUntilHealthy(
-      'pstest',
-      async () => {
-        address ??= await listeningAddress(options.logFile, logStart);
-        return address !== undefined && (await accepts(address));
-      },
-      { timeoutMs: options.startTimeoutMs ?? 15_000, process: child },
-    );
-  } catch (err) {
-    await child.stop(1_000);
-    throw err;
-  }
   return { address: address!, process: child, stop: () => child.stop() };
 }
 
