@@ -14,6 +14,7 @@ import {
 import { REQUEST_ID_PATTERN } from '../../src/client';
 import { readObjectGeneration } from '../../src/storage';
 import { closeTestEnv, createTestBucket, getTestEnv, uniqueTaskQueue } from '../harness/env';
+import { finalizeAttributes } from './envelope';
 
 /**
  * The pipeline's answers short of a deployment, on the harness's fake-gcs-server: what is no
@@ -142,12 +143,7 @@ describe('the storage-event pipeline', () => {
     const down = { ...deps, client: new Client({ connection: unreachable }), temporalDeadlineMs: 1_000 };
     const envelope = {
       message: {
-        attributes: {
-          eventType: 'OBJECT_FINALIZE',
-          bucketId: bucket,
-          objectId: object,
-          objectGeneration: generation,
-        },
+        attributes: finalizeAttributes(bucket, object, generation),
         messageId: '5',
       },
     };

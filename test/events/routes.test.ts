@@ -7,6 +7,7 @@ import type { EventsServerDeps } from '../../src/http/routes/events';
 import { type ServerDeps, createServer } from '../../src/http/server';
 import { findFreePort } from '../../src/local-stack/process';
 import { closeTestEnv, createTestBucket, getTestEnv } from '../harness/env';
+import { finalizeAttributes } from './envelope';
 import {
   ALLOWED_SA,
   AUDIENCE,
@@ -64,12 +65,7 @@ afterAll(async () => {
 function envelope(object: string, generation: string) {
   return {
     message: {
-      attributes: {
-        eventType: 'OBJECT_FINALIZE',
-        bucketId: bucket,
-        objectId: object,
-        objectGeneration: generation,
-      },
+      attributes: finalizeAttributes(bucket, object, generation),
       messageId: '42',
       publishTime: '2026-12-07T21:04:32.4Z',
     },
