@@ -50,27 +50,22 @@ export async function requestState(
   waitMs: number,
 ): Promise<RequestState> {
   const update = client.workflow.getHandle(workflowId).getUpdateHandle(requestId);
-  try {
-    return await settleRequest(
-      client,
-      () =>
-        update
-          .result()
-          .catch((err: unknown) => Promise.reject(notFound(err) ?? updateError(err, workflowId, 'request'))),
-      waitMs,
-    );
-  } catch (err) {
-    throw notFound(err, workflowId, requestId) ?? err;
-  }
+  return settleRequest(
+    client,
+    () =>
+      update
+        .result()
+        .catch((err: unknown) =>
+          Promise.reject(notFound(err, workflowId, requestId) ?? updateError(err, workflowId, 'request')),
+        ),
+    waitMs,
+  );
 }
 
-function notFound(err: unknown, workflowId?: string, requestId?: string): RequestNotFoundError | undefined {
-  const missing =
-    err instanceof RequestNotFoundError || err instanceof WorkflowNotFoundError || isNotFound(err);
-  if (!missing) return undefined;
-  if (err instanceof RequestNotFoundError) return err;
+function notFound(err: unknown, workflowId: string, requestId: string): RequestNotFoundError | undefined {
+  if (!(err instanceof WorkflowNotFoundError || isNotFound(err))) return undefined;
   return new RequestNotFoundError(
-    `no request ${requestId ?? '(unknown)'} in the latest run of ${workflowId ?? 'the deployment'}; a refused ` +
+    `no request ${requestId} in the latest run of ${workflowId}; a refused ` +
       'request leaves none, and a deployment that continued as new answers only requests sent again',
   );
 }
