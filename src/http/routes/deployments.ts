@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import {
   type ListFilters,
   type RequestState,
+  RequestAlreadyDoneError,
   RequestNotFoundError,
   getProgress,
   listDeployments,
@@ -219,22 +220,25 @@ async function createOnce(
     const ours = first.requestId === requestId;
     if (ours && first.specDigest !== canonicalDigest(spec))
       throw new IdempotencyKeyReusedError(`creating ${workflowId}`);
-    if (ours && latest.status.name !== 'RUNNING') {
-      // A retry of a create whose deployment has ended since: its answer, not a new deployment.
-      const state = await requestState(client, workflowId, requestId, 0).catch((err: unknown) =>
-        err instanceof RequestNotFoundError
-          ? { state: 'done' as const, outcome: undefined }
-          : Promise.reject(err),
-      );
-      return answer(200, latest.runId, state);
-    }
     if (!ours && latest.status.name === 'RUNNING') throw conflict();
   }
-  const started = await startDeployment(client, spec, {
-    taskQueue: deps.taskQueue,
-    requestId,
-    ...(deps.settings ? { settings: deps.settings } : {}),
-  });
+  let started;
+  try {
+    started = await startDeployment(client, spec, {
+      taskQueue: deps.taskQueue,
+      requestId,
+      ...(deps.settings ? { settings: deps.settings } : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof RequestAlreadyDoneError)) throw err;
+    // A retry of a create whose deployment has ended since: its answer, not a new deployment.
+    const state = await requestState(client, workflowId, requestId, 0).catch((notThere: unknown) =>
+      notThere instanceof RequestNotFoundError
+        ? { state: 'done' as const, outcome: undefined }
+        : Promise.reject(notThere),
+    );
+    return answer(200, err.runId, state);
+  }
   // Two creates of one name with different keys at once: the one whose key is not in the memo lost.
   if (!started.started && startedBy(await started.handle.describe()).requestId !== requestId)
     throw conflict();
