@@ -268,6 +268,12 @@ describe.concurrent('the HTTP API, end to end', { timeout: 300_000 }, () => {
     });
     expect(await historyLength(workflowId)).toBe(eventsBefore);
     expect(await acceptedCount(workflowId, `teardown:${teardownKey}`)).toBe(1);
+    // The create retried after its deployment completed: its own answer, no second deployment.
+    const createAgain = await call(api, 'POST', '/v1/deployments', { token: bearer, key, body: spec });
+    expect(createAgain).toMatchObject({
+      status: 200,
+      body: { workflowId, runId: created.body.runId, started: false, state: 'done' },
+    });
 
     // The access log knows who did it, never how.
     const mine = api.log.map((line) => JSON.parse(line) as { principal: string | null; route: string });
